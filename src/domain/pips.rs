@@ -1,0 +1,176 @@
+//! Pip sizes: how a price difference becomes a number of pips.
+//!
+//! Order of precedence (DESIGN.md, "Pips"):
+//! 1. an explicit pip size from configuration (or the broker's `pipSize`);
+//! 2. the symbol's digits: 3 or 5 digits → 10 × point, otherwise the point itself;
+//! 3. the FX-name rule: a six-letter pair of fiat currencies, 0.01 when the quote is JPY,
+//!    0.0001 otherwise.
+//!
+//! Anything else (metals, indices, crypto) must be configured: an unknown pip size is an
+//! error naming the symbol, never a guess.
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+/// What is known about a symbol: any of an explicit pip size, digits and point.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SymbolSpec {
+    /// Explicit pip size; wins over everything else.
+    #[serde(default, with = "crate::domain::decimal_serde::option")]
+    pub pip_size: Option<Decimal>,
+    /// Number of decimal places the broker quotes.
+    #[serde(default)]
+    pub digits: Option<u32>,
+    /// Smallest price step; `10^-digits` when absent.
+    #[serde(default, with = "crate::domain::decimal_serde::option")]
+    pub point: Option<Decimal>,
+}
+
+impl SymbolSpec {
+    /// The pip size this spec alone determines, if any.
+    pub fn pip_size(&self) -> Option<Decimal> {
+        if let Some(pip) = self.pip_size {
+            return Some(pip);
+        }
+        let digits = self.digits?;
+        let point = self.point.unwrap_or_else(|| Decimal::new(1, digits));
+        Some(if digits == 3 || digits == 5 {
+            point * Decimal::TEN
+        } else {
+            point
+        })
+    }
+}
+
+/// The pip size of a symbol could not be determined.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown pip size for symbol {symbol}: configure pip_size or digits for it")]
+pub struct UnknownPipSize {
+    /// The symbol, in canonical (upper-case) form.
+    pub symbol: String,
+}
+
+/// Fiat currencies the FX-name rule recognises. Metals (XAU, XAG …) and crypto are
+/// deliberately absent: their pip size is a convention that must be configured.
+const FIAT: &[&str] = &[
+    "AUD", "BRL", "CAD", "CHF", "CNH", "CNY", "CZK", "DKK", "EUR", "GBP", "HKD", "HUF", "ILS",
+    "INR", "JPY", "KRW", "MXN", "NOK", "NZD", "PLN", "RUB", "SEK", "SGD", "THB", "TRY", "USD",
+    "ZAR",
+];
+
+/// The FX-name rule alone: `Some` for a six-letter pair of fiat currencies.
+pub fn fx_name_pip_size(symbol: &str) -> Option<Decimal> {
+    if symbol.len() != 6 || !symbol.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return None;
+    }
+    let upper = symbol.to_ascii_uppercase();
+    let (base, quote) = upper.split_at(3);
+    if !FIAT.contains(&base) || !FIAT.contains(&quote) {
+        return None;
+    }
+    Some(if quote == "JPY" {
+        Decimal::new(1, 2)
+    } else {
+        Decimal::new(1, 4)
+    })
+}
+
+/// Symbol specifications by canonical symbol, answering pip-size questions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SymbolTable {
+    specs: BTreeMap<String, SymbolSpec>,
+}
+
+impl SymbolTable {
+    /// An empty table: only the FX-name rule applies.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds or replaces the spec of `symbol` (stored upper-case).
+    pub fn insert(&mut self, symbol: &str, spec: SymbolSpec) {
+        self.specs.insert(symbol.to_ascii_uppercase(), spec);
+    }
+
+    /// Merges `other` over `self`: its entries win.
+    pub fn merge(&mut self, other: &SymbolTable) {
+        for (symbol, spec) in &other.specs {
+            self.specs.insert(symbol.clone(), spec.clone());
+        }
+    }
+
+    /// The pip size of `symbol` by the precedence in the module doc.
+    pub fn pip_size(&self, symbol: &str) -> Result<Decimal, UnknownPipSize> {
+        let upper = symbol.to_ascii_uppercase();
+        self.specs
+            .get(&upper)
+            .and_then(SymbolSpec::pip_size)
+            .or_else(|| fx_name_pip_size(&upper))
+            .ok_or(UnknownPipSize { symbol: upper })
+    }
+}
+
+impl FromIterator<(String, SymbolSpec)> for SymbolTable {
+    fn from_iter<I: IntoIterator<Item = (String, SymbolSpec)>>(iter: I) -> Self {
+        let mut table = SymbolTable::new();
+        for (symbol, spec) in iter {
+            table.insert(&symbol, spec);
+        }
+        table
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+    use rust_decimal::dec;
+
+    fn spec(pip_size: Option<Decimal>, digits: Option<u32>, point: Option<Decimal>) -> SymbolSpec {
+        SymbolSpec { pip_size, digits, point }
+    }
+
+    #[rstest]
+    #[case::five_digit_major("EURUSD", dec!(0.0001))]
+    #[case::lowercase("eurusd", dec!(0.0001))]
+    #[case::jpy_quote("USDJPY", dec!(0.01))]
+    #[case::jpy_cross("GBPJPY", dec!(0.01))]
+    #[case::chf("USDCHF", dec!(0.0001))]
+    fn fx_name_rule(#[case] symbol: &str, #[case] pip: Decimal) {
+        assert_eq!(SymbolTable::new().pip_size(symbol), Ok(pip));
+    }
+
+    #[rstest]
+    #[case::gold("XAUUSD")]
+    #[case::silver("XAGUSD")]
+    #[case::index("US30")]
+    #[case::crypto("BTCUSD")]
+    #[case::suffixed("EURUSD.m")]
+    fn unknown_symbols_are_errors_not_guesses(#[case] symbol: &str) {
+        let err = SymbolTable::new().pip_size(symbol).unwrap_err();
+        assert_eq!(err.symbol, symbol.to_ascii_uppercase());
+    }
+
+    #[rstest]
+    #[case::explicit_wins(spec(Some(dec!(1)), Some(5), None), dec!(1))]
+    #[case::five_digits(spec(None, Some(5), None), dec!(0.0001))]
+    #[case::three_digits(spec(None, Some(3), None), dec!(0.01))]
+    #[case::two_digits_is_point(spec(None, Some(2), None), dec!(0.01))]
+    #[case::four_digits_is_point(spec(None, Some(4), None), dec!(0.0001))]
+    #[case::explicit_point(spec(None, Some(5), Some(dec!(0.00001))), dec!(0.0001))]
+    fn configured_specs(#[case] s: SymbolSpec, #[case] pip: Decimal) {
+        let mut table = SymbolTable::new();
+        table.insert("XAUUSD", s);
+        assert_eq!(table.pip_size("xauusd"), Ok(pip));
+    }
+
+    #[test]
+    fn configuration_overrides_the_fx_rule() {
+        let mut table = SymbolTable::new();
+        table.insert("EURUSD", spec(Some(dec!(0.001)), None, None));
+        assert_eq!(table.pip_size("EURUSD"), Ok(dec!(0.001)));
+    }
+}

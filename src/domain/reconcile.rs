@@ -1,0 +1,418 @@
+//! Pairing bot trades with broker positions, and the divergence rules.
+//!
+//! Invariants (checked by the property tests):
+//! - every trade and every position appears in at most one match (one-to-one);
+//! - the result depends on the *sets* given, never on their order;
+//! - a set of positions that mirrors the trades exactly yields no divergence;
+//! - a failed fetch never reaches here: an empty position list means a flat account.
+//!
+//! Matching, in order: ticket (the trade's ticket equals the position's ticket or
+//! identifier), client id (the position's client id or comment equals the trade's client
+//! key), heuristic (same canonical symbol and side, entry within `match_price_pips`,
+//! volume within `match_volume_pct`, closest pair first). Ticket and client-id matches
+//! require the same canonical symbol. The heuristic works per (symbol, side) group on
+//! positions sorted by price, so its cost grows as O((n + m) · log) for realistic data.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
+
+use rust_decimal::Decimal;
+
+use super::divergence::{Divergence, DivergenceKind, Match, MatchMethod, Reconciliation, Unit, Value};
+use super::model::{BotTrade, BrokerPosition};
+use super::rules::{ReconcileRules, Tolerances};
+use super::values::{Price, Side};
+
+/// Why a reconciliation could not be computed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReconcileError {
+    /// Pip sizes are missing for symbols that both sides hold.
+    #[error("unknown pip size for {}: configure pip_size or digits for each", .0.join(", "))]
+    UnknownPipSize(Vec<String>),
+    /// Two trades share an id.
+    #[error("duplicate trade id {0:?}")]
+    DuplicateTradeId(String),
+    /// Two positions share a ticket.
+    #[error("duplicate position ticket {0}")]
+    DuplicateTicket(u64),
+}
+
+/// Decimal places kept in a reported delta.
+const DELTA_DP: u32 = 4;
+
+/// Reconciles the bot's trades against the broker's positions. Pure: no I/O, no clock.
+pub fn reconcile(
+    trades: &[BotTrade],
+    positions: &[BrokerPosition],
+    rules: &ReconcileRules,
+) -> Result<Reconciliation, ReconcileError> {
+    let trade_sym: Vec<String> = trades.iter().map(|t| rules.canonical(&t.symbol)).collect();
+    let pos_sym: Vec<String> = positions.iter().map(|p| rules.canonical(&p.symbol)).collect();
+    check_unique(trades, positions)?;
+    let pips = pip_sizes(&trade_sym, &pos_sym, rules)?;
+
+    // Deterministic orders: trades by id, positions by ticket.
+    let mut t_order: Vec<usize> = (0..trades.len()).collect();
+    t_order.sort_by(|&a, &b| trades[a].id.cmp(&trades[b].id));
+    let mut p_order: Vec<usize> = (0..positions.len()).collect();
+    p_order.sort_by_key(|&i| positions[i].ticket);
+
+    let mut pairs: Vec<(usize, usize, MatchMethod)> = Vec::new();
+    let mut t_done = vec![false; trades.len()];
+    let mut p_done = vec![false; positions.len()];
+    let mut pair = |t: usize, p: usize, m, t_done: &mut [bool], p_done: &mut [bool]| {
+        t_done[t] = true;
+        p_done[p] = true;
+        pairs.push((t, p, m));
+    };
+
+    // 1. Ticket (or identifier, which survives ticket changes).
+    let mut by_ticket: HashMap<u64, usize> = HashMap::with_capacity(positions.len());
+    let mut by_ident: HashMap<u64, usize> = HashMap::with_capacity(positions.len());
+    for &p in &p_order {
+        by_ticket.insert(positions[p].ticket, p);
+        by_ident.entry(positions[p].identifier).or_insert(p);
+    }
+    for &t in &t_order {
+        let Some(ticket) = trades[t].ticket else { continue };
+        let found = by_ticket.get(&ticket).or_else(|| by_ident.get(&ticket));
+        if let Some(&p) = found
+            && !p_done[p]
+            && pos_sym[p] == trade_sym[t]
+        {
+            pair(t, p, MatchMethod::Ticket, &mut t_done, &mut p_done);
+        }
+    }
+
+    // 2. Client id: the position's client id or comment equals the trade's client key.
+    let mut by_client: HashMap<&str, Vec<usize>> = HashMap::new();
+    for &p in &p_order {
+        let pos = &positions[p];
+        let mut keys: Vec<&str> = Vec::with_capacity(2);
+        if let Some(id) = pos.client_id.as_deref().filter(|s| !s.is_empty()) {
+            keys.push(id);
+        }
+        if !pos.comment.is_empty() && !keys.contains(&pos.comment.as_str()) {
+            keys.push(&pos.comment);
+        }
+        for key in keys {
+            by_client.entry(key).or_default().push(p);
+        }
+    }
+    for &t in &t_order {
+        if t_done[t] {
+            continue;
+        }
+        let Some(candidates) = by_client.get(trades[t].client_key()) else { continue };
+        if let Some(&p) = candidates
+            .iter()
+            .find(|&&p| !p_done[p] && pos_sym[p] == trade_sym[t])
+        {
+            pair(t, p, MatchMethod::ClientId, &mut t_done, &mut p_done);
+        }
+    }
+
+    // 3. Heuristic, per (symbol, side) group.
+    let mut groups: BTreeMap<(&str, Side), (Vec<usize>, Vec<usize>)> = BTreeMap::new();
+    for &t in t_order.iter().filter(|&&t| !t_done[t]) {
+        groups.entry((&trade_sym[t], trades[t].side)).or_default().0.push(t);
+    }
+    for &p in p_order.iter().filter(|&&p| !p_done[p]) {
+        if let Some(g) = groups.get_mut(&(pos_sym[p].as_str(), positions[p].side)) {
+            g.1.push(p);
+        }
+    }
+    for ((symbol, _), (ts, ps)) in groups {
+        if ps.is_empty() {
+            continue;
+        }
+        let tol = rules.tolerances(symbol);
+        let window = tol.match_price_pips * pips[symbol];
+        for (t, p) in closest_pairs(trades, positions, &ts, &ps, window, tol.match_volume_pct) {
+            pair(t, p, MatchMethod::Heuristic, &mut t_done, &mut p_done);
+        }
+    }
+
+    // Divergences.
+    let mut out = Reconciliation::default();
+    for &(t, p, method) in &pairs {
+        let (trade, pos) = (&trades[t], &positions[p]);
+        let symbol = &trade_sym[t];
+        compare(trade, pos, symbol, pips[symbol.as_str()], &rules.tolerances(symbol), &mut out.divergences);
+        out.matched.push(Match { trade_id: trade.id.clone(), ticket: pos.ticket, method });
+    }
+    for &t in t_order.iter().filter(|&&t| !t_done[t]) {
+        let trade = &trades[t];
+        out.divergences.push(Divergence::new(
+            DivergenceKind::MissingAtBroker,
+            trade_sym[t].clone(),
+            trade.ticket,
+            Some(trade.id.clone()),
+            Some(Value::Number(trade.volume.get())),
+            None,
+            None,
+        ));
+    }
+    for &p in p_order.iter().filter(|&&p| !p_done[p]) {
+        let pos = &positions[p];
+        out.divergences.push(Divergence::new(
+            DivergenceKind::UnexpectedAtBroker,
+            pos_sym[p].clone(),
+            Some(pos.ticket),
+            None,
+            None,
+            Some(Value::Number(pos.volume.get())),
+            None,
+        ));
+    }
+    out.matched.sort_by(|a, b| a.trade_id.cmp(&b.trade_id));
+    out.divergences.sort_by(|a, b| {
+        (a.trade_id.is_none(), &a.trade_id, a.ticket, a.kind)
+            .cmp(&(b.trade_id.is_none(), &b.trade_id, b.ticket, b.kind))
+    });
+    Ok(out)
+}
+
+fn check_unique(trades: &[BotTrade], positions: &[BrokerPosition]) -> Result<(), ReconcileError> {
+    let mut ids = HashSet::with_capacity(trades.len());
+    if let Some(t) = trades.iter().find(|t| !ids.insert(t.id.as_str())) {
+        return Err(ReconcileError::DuplicateTradeId(t.id.clone()));
+    }
+    let mut tickets = HashSet::with_capacity(positions.len());
+    if let Some(p) = positions.iter().find(|p| !tickets.insert(p.ticket)) {
+        return Err(ReconcileError::DuplicateTicket(p.ticket));
+    }
+    Ok(())
+}
+
+/// Pip sizes of every symbol that both sides hold (only those can be compared).
+fn pip_sizes<'a>(
+    trade_sym: &'a [String],
+    pos_sym: &'a [String],
+    rules: &ReconcileRules,
+) -> Result<HashMap<&'a str, Decimal>, ReconcileError> {
+    let held: HashSet<&str> = pos_sym.iter().map(String::as_str).collect();
+    let both: BTreeSet<&str> = trade_sym
+        .iter()
+        .map(String::as_str)
+        .filter(|s| held.contains(s))
+        .collect();
+    let mut pips = HashMap::with_capacity(both.len());
+    let mut unknown = Vec::new();
+    for symbol in both {
+        match rules.pip_size(symbol) {
+            Ok(pip) => {
+                pips.insert(symbol, pip);
+            }
+            Err(e) => unknown.push(e.symbol),
+        }
+    }
+    if unknown.is_empty() {
+        Ok(pips)
+    } else {
+        Err(ReconcileError::UnknownPipSize(unknown))
+    }
+}
+
+/// `|b − a| / a · 100`, the difference of `b` from `a` in percent of `a`.
+fn pct_diff(a: Decimal, b: Decimal) -> Decimal {
+    ((b - a) / a * Decimal::ONE_HUNDRED).abs()
+}
+
+/// Greedy closest-pair-first matching of one (symbol, side) group.
+///
+/// Each trade walks the price-sorted positions outwards from its entry price, one distance
+/// level at a time (ties broken by volume difference, then ticket); a heap keeps every
+/// trade's next candidate, so the globally closest remaining pair is always taken first.
+fn closest_pairs(
+    trades: &[BotTrade],
+    positions: &[BrokerPosition],
+    ts: &[usize],
+    ps: &[usize],
+    window: Decimal,
+    volume_pct: Decimal,
+) -> Vec<(usize, usize)> {
+    let mut sorted: Vec<usize> = ps.to_vec();
+    sorted.sort_by_key(|&p| (positions[p].open_price, positions[p].ticket));
+    let prices: Vec<Decimal> = sorted.iter().map(|&p| positions[p].open_price.get()).collect();
+    let mut taken = vec![false; sorted.len()];
+
+    let mut cursors: Vec<Cursor> = ts
+        .iter()
+        .map(|&t| {
+            let entry = trades[t].entry_price.get();
+            let split = prices.partition_point(|&x| x < entry);
+            Cursor { left: split, right: split, buffer: Vec::new() }
+        })
+        .collect();
+    let ctx = |ti: usize| Ctx {
+        trade: &trades[ts[ti]],
+        positions,
+        sorted: &sorted,
+        prices: &prices,
+        window,
+        volume_pct,
+    };
+
+    // Heap entries: (distance, volume difference, trade rank, slot in `sorted`, trade slot).
+    let mut heap = BinaryHeap::with_capacity(ts.len());
+    for (ti, cursor) in cursors.iter_mut().enumerate() {
+        if let Some((d, v, slot)) = cursor.next(&ctx(ti), &taken) {
+            heap.push(Reverse((d, v, ti, slot)));
+        }
+    }
+    let mut out = Vec::new();
+    while let Some(Reverse((_, _, ti, slot))) = heap.pop() {
+        if taken[slot] {
+            if let Some((d, v, s)) = cursors[ti].next(&ctx(ti), &taken) {
+                heap.push(Reverse((d, v, ti, s)));
+            }
+            continue;
+        }
+        taken[slot] = true;
+        out.push((ts[ti], sorted[slot]));
+    }
+    out
+}
+
+struct Ctx<'a> {
+    trade: &'a BotTrade,
+    positions: &'a [BrokerPosition],
+    sorted: &'a [usize],
+    prices: &'a [Decimal],
+    window: Decimal,
+    volume_pct: Decimal,
+}
+
+/// One trade's walk outwards through the sorted positions.
+struct Cursor {
+    /// Next slot to look at on the left is `left - 1`.
+    left: usize,
+    /// Next slot to look at on the right.
+    right: usize,
+    /// Candidates of the current distance level, best last.
+    buffer: Vec<(Decimal, Decimal, usize)>,
+}
+
+impl Cursor {
+    /// The next acceptable candidate `(distance, volume difference, slot)`, if any.
+    fn next(&mut self, c: &Ctx<'_>, taken: &[bool]) -> Option<(Decimal, Decimal, usize)> {
+        loop {
+            while let Some(cand) = self.buffer.pop() {
+                if !taken[cand.2] {
+                    return Some(cand);
+                }
+            }
+            self.fill_level(c)?;
+        }
+    }
+
+    /// Loads every slot at the next smallest distance into the buffer.
+    fn fill_level(&mut self, c: &Ctx<'_>) -> Option<()> {
+        let entry = c.trade.entry_price.get();
+        let dl = (self.left > 0).then(|| entry - c.prices[self.left - 1]);
+        let dr = (self.right < c.prices.len()).then(|| c.prices[self.right] - entry);
+        let d = match (dl, dr) {
+            (Some(l), Some(r)) => l.min(r),
+            (Some(l), None) => l,
+            (None, Some(r)) => r,
+            (None, None) => return None,
+        };
+        if d > c.window {
+            return None;
+        }
+        while self.left > 0 && entry - c.prices[self.left - 1] == d {
+            self.left -= 1;
+            self.consider(c, self.left, d);
+        }
+        while self.right < c.prices.len() && c.prices[self.right] - entry == d {
+            self.consider(c, self.right, d);
+            self.right += 1;
+        }
+        // Best (smallest volume difference, then lowest ticket) last, for `pop`.
+        self.buffer.sort_by(|a, b| {
+            (b.1, c.positions[c.sorted[b.2]].ticket).cmp(&(a.1, c.positions[c.sorted[a.2]].ticket))
+        });
+        Some(())
+    }
+
+    fn consider(&mut self, c: &Ctx<'_>, slot: usize, d: Decimal) {
+        let volume = c.positions[c.sorted[slot]].volume.get();
+        let v = pct_diff(c.trade.volume.get(), volume);
+        if v <= c.volume_pct {
+            self.buffer.push((d, v, slot));
+        }
+    }
+}
+
+/// The divergence rules on a matched pair (all "strictly greater than" the tolerance).
+fn compare(
+    trade: &BotTrade,
+    pos: &BrokerPosition,
+    symbol: &str,
+    pip: Decimal,
+    tol: &Tolerances,
+    out: &mut Vec<Divergence>,
+) {
+    let mut push = |kind, expected, actual, delta: Option<(Decimal, Unit)>| {
+        let delta = delta.map(|(d, u)| (d.round_dp(DELTA_DP).normalize(), u));
+        out.push(Divergence::new(
+            kind,
+            symbol.to_owned(),
+            Some(pos.ticket),
+            Some(trade.id.clone()),
+            expected,
+            actual,
+            delta,
+        ));
+    };
+    let num = |p: Price| Some(Value::Number(p.get()));
+
+    if trade.side != pos.side {
+        push(
+            DivergenceKind::SideMismatch,
+            Some(Value::Side(trade.side)),
+            Some(Value::Side(pos.side)),
+            None,
+        );
+    }
+
+    // Positive slippage is worse for the trader: a buy filled higher, a sell filled lower.
+    let raw = (pos.open_price.get() - trade.entry_price.get()) / pip;
+    let slippage = if trade.side == Side::Buy { raw } else { -raw };
+    if slippage.abs() > tol.entry_slippage_pips {
+        push(
+            DivergenceKind::EntrySlippage,
+            num(trade.entry_price),
+            num(pos.open_price),
+            Some((slippage, Unit::Pips)),
+        );
+    }
+
+    let (tv, pv) = (trade.volume.get(), pos.volume.get());
+    let volume_delta = (pv - tv) / tv * Decimal::ONE_HUNDRED;
+    if volume_delta.abs() > tol.volume_pct {
+        push(
+            DivergenceKind::VolumeMismatch,
+            Some(Value::Number(tv)),
+            Some(Value::Number(pv)),
+            Some((volume_delta, Unit::Percent)),
+        );
+    }
+
+    for (kind, expected, actual, limit) in [
+        (DivergenceKind::SlMismatch, trade.sl, pos.sl, tol.sl_pips),
+        (DivergenceKind::TpMismatch, trade.tp, pos.tp, tol.tp_pips),
+    ] {
+        match (expected, actual) {
+            (Some(e), Some(a)) => {
+                let d = (a.get() - e.get()) / pip;
+                if d.abs() > limit {
+                    push(kind, num(e), num(a), Some((d, Unit::Pips)));
+                }
+            }
+            (None, None) => {}
+            (e, a) => push(kind, e.and_then(num), a.and_then(num), None),
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Table tests for every divergence rule and property tests for matching.

@@ -1,0 +1,140 @@
+//! Validated value types: sides, prices and volumes over `rust_decimal::Decimal`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+/// Why a value was refused by a `new_checked` constructor.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    /// The value must be strictly greater than zero.
+    #[error("must be greater than zero, got {0}")]
+    NotPositive(Decimal),
+    /// The value must be zero or greater.
+    #[error("must not be negative, got {0}")]
+    Negative(Decimal),
+    /// The text is not `buy` or `sell`.
+    #[error("unknown side {0:?} (expected \"buy\" or \"sell\")")]
+    UnknownSide(String),
+}
+
+/// Direction of a trade or position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    /// Long.
+    Buy,
+    /// Short.
+    Sell,
+}
+
+impl Side {
+    /// The lowercase name used in files, the database and output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Buy => "buy",
+            Side::Sell => "sell",
+        }
+    }
+}
+
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Side {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "buy" => Ok(Side::Buy),
+            "sell" => Ok(Side::Sell),
+            _ => Err(ValueError::UnknownSide(s.to_owned())),
+        }
+    }
+}
+
+macro_rules! positive_decimal {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "Decimal", into = "Decimal")]
+        pub struct $name(Decimal);
+
+        impl $name {
+            /// Validates that `value` is strictly positive.
+            pub fn new_checked(value: Decimal) -> Result<Self, ValueError> {
+                if value > Decimal::ZERO {
+                    Ok(Self(value))
+                } else {
+                    Err(ValueError::NotPositive(value))
+                }
+            }
+
+            /// Builds from a known-good value; panics if it is not strictly positive.
+            /// Meant for literals and tests, never for outside data.
+            pub fn new(value: Decimal) -> Self {
+                match Self::new_checked(value) {
+                    Ok(v) => v,
+                    Err(e) => panic!("invalid {}: {e}", stringify!($name)),
+                }
+            }
+
+            /// The underlying decimal.
+            pub fn get(self) -> Decimal {
+                self.0
+            }
+        }
+
+        impl TryFrom<Decimal> for $name {
+            type Error = ValueError;
+            fn try_from(value: Decimal) -> Result<Self, Self::Error> {
+                Self::new_checked(value)
+            }
+        }
+
+        impl From<$name> for Decimal {
+            fn from(value: $name) -> Decimal {
+                value.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(&self.0, f)
+            }
+        }
+    };
+}
+
+positive_decimal!(
+    /// A price quoted by the broker; always strictly positive.
+    Price
+);
+positive_decimal!(
+    /// A volume in lots; always strictly positive.
+    Volume
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal::dec;
+
+    #[test]
+    fn zero_and_negative_volumes_are_refused() {
+        assert_eq!(Volume::new_checked(dec!(0)), Err(ValueError::NotPositive(dec!(0))));
+        assert!(Volume::new_checked(dec!(-0.01)).is_err());
+        assert_eq!(Volume::new_checked(dec!(0.01)).map(Volume::get), Ok(dec!(0.01)));
+    }
+
+    #[test]
+    fn side_parses_case_insensitively_and_refuses_others() {
+        assert_eq!("BUY".parse::<Side>(), Ok(Side::Buy));
+        assert_eq!("sell".parse::<Side>(), Ok(Side::Sell));
+        assert!("long".parse::<Side>().is_err());
+    }
+}

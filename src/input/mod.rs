@@ -1,0 +1,1 @@
+//! Readers for position, trade and symbol files.

@@ -1,0 +1,1 @@
+//! Storage: sea-orm entities and the queries the service needs.

@@ -1,0 +1,1 @@
+//! Shared helpers: databases to test against.

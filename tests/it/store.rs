@@ -1,0 +1,1 @@
+//! Storage tests on SQLite, and on PostgreSQL when DATABASE_URL is set.
