@@ -1,1 +1,269 @@
-//! Typed configuration.
+//! Typed configuration, read from `config.toml`. Every section has defaults that run as
+//! they are; unknown keys are refused so that a typo never silently falls back to a default.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use rust_decimal::Decimal;
+use serde::Deserialize;
+
+use crate::domain::decimal_serde;
+use crate::domain::{ReconcileRules, SymbolSpec, SymbolTable, ToleranceOverride, Tolerances};
+
+/// The default database: an SQLite file in the working directory, created on first use.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://mt5-reconciler.db?mode=rwc";
+
+/// The file read when `--config` is not given, if it exists.
+pub const DEFAULT_CONFIG_FILE: &str = "config.toml";
+
+/// A configuration file that could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or does not fit the schema.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with line, column and key.
+        message: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `[database]`.
+    pub database: DatabaseConfig,
+    /// `[reconcile]`: tolerances, match windows, overrides, aliases.
+    pub reconcile: ReconcileConfig,
+    /// `[symbols.NAME]`: pip sizes or digits per symbol.
+    pub symbols: BTreeMap<String, SymbolSpec>,
+}
+
+/// `[database]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// sea-orm connection URL (SQLite or PostgreSQL).
+    pub url: String,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: DEFAULT_DATABASE_URL.to_owned(),
+        }
+    }
+}
+
+/// `[reconcile]`: the default tolerances (each key may be left out), overrides, aliases.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReconcileConfig {
+    /// See [`Tolerances::entry_slippage_pips`].
+    #[serde(with = "decimal_serde::option")]
+    pub entry_slippage_pips: Option<Decimal>,
+    /// See [`Tolerances::volume_pct`].
+    #[serde(with = "decimal_serde::option")]
+    pub volume_pct: Option<Decimal>,
+    /// See [`Tolerances::sl_pips`].
+    #[serde(with = "decimal_serde::option")]
+    pub sl_pips: Option<Decimal>,
+    /// See [`Tolerances::tp_pips`].
+    #[serde(with = "decimal_serde::option")]
+    pub tp_pips: Option<Decimal>,
+    /// See [`Tolerances::match_price_pips`].
+    #[serde(with = "decimal_serde::option")]
+    pub match_price_pips: Option<Decimal>,
+    /// See [`Tolerances::match_volume_pct`].
+    #[serde(with = "decimal_serde::option")]
+    pub match_volume_pct: Option<Decimal>,
+    /// `[reconcile.overrides.SYMBOL]`: per-symbol tolerances.
+    pub overrides: BTreeMap<String, ToleranceOverride>,
+    /// `[reconcile.aliases]`: broker spelling → canonical symbol.
+    pub aliases: BTreeMap<String, String>,
+}
+
+impl ReconcileConfig {
+    /// The default tolerances as a partial set.
+    pub fn tolerances(&self) -> ToleranceOverride {
+        ToleranceOverride {
+            entry_slippage_pips: self.entry_slippage_pips,
+            volume_pct: self.volume_pct,
+            sl_pips: self.sl_pips,
+            tp_pips: self.tp_pips,
+            match_price_pips: self.match_price_pips,
+            match_volume_pct: self.match_volume_pct,
+        }
+    }
+}
+
+impl Config {
+    /// Loads `path`, or `config.toml` in the working directory when it exists, or defaults.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        match path {
+            Some(p) => Self::from_file(p),
+            None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
+                Self::from_file(Path::new(DEFAULT_CONFIG_FILE))
+            }
+            None => Ok(Self::default()),
+        }
+    }
+
+    /// Loads and validates one file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|message| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        })
+    }
+
+    /// Parses and validates TOML text; the error lists every problem found.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let config: Config =
+            toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())?;
+        let problems = config.problems();
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(problems.join("\n"))
+        }
+    }
+
+    /// Every invalid value, each with its key path.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let t = self.reconcile.tolerances();
+        let mut check = |path: String, value: Option<Decimal>| {
+            if let Some(v) = value.filter(|v| v.is_sign_negative()) {
+                out.push(format!("{path} = {v}: must not be negative"));
+            }
+        };
+        check(
+            "reconcile.entry_slippage_pips".into(),
+            t.entry_slippage_pips,
+        );
+        check("reconcile.volume_pct".into(), t.volume_pct);
+        check("reconcile.sl_pips".into(), t.sl_pips);
+        check("reconcile.tp_pips".into(), t.tp_pips);
+        check("reconcile.match_price_pips".into(), t.match_price_pips);
+        check("reconcile.match_volume_pct".into(), t.match_volume_pct);
+        for (symbol, o) in &self.reconcile.overrides {
+            let p = |k: &str| format!("reconcile.overrides.{symbol}.{k}");
+            check(p("entry_slippage_pips"), o.entry_slippage_pips);
+            check(p("volume_pct"), o.volume_pct);
+            check(p("sl_pips"), o.sl_pips);
+            check(p("tp_pips"), o.tp_pips);
+            check(p("match_price_pips"), o.match_price_pips);
+            check(p("match_volume_pct"), o.match_volume_pct);
+        }
+        for (symbol, spec) in &self.symbols {
+            if spec.pip_size.is_some_and(|p| p <= Decimal::ZERO) {
+                out.push(format!(
+                    "symbols.{symbol}.pip_size: must be greater than zero"
+                ));
+            }
+        }
+        out
+    }
+
+    /// The reconcile rules this configuration describes, with `extra` symbols on top.
+    pub fn reconcile_rules(&self, extra: Option<&SymbolTable>) -> ReconcileRules {
+        let defaults = self.reconcile.tolerances().apply(Tolerances::default());
+        let mut symbols: SymbolTable = self.symbols.clone().into_iter().collect();
+        if let Some(extra) = extra {
+            symbols.merge(extra);
+        }
+        ReconcileRules::with_maps(
+            defaults,
+            self.reconcile.overrides.clone(),
+            symbols,
+            self.reconcile.aliases.clone(),
+        )
+    }
+}
+
+/// A database URL fit for output: any password replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            let hidden = if userinfo.contains(':') { ":***" } else { "" };
+            format!("{scheme}://{user}{hidden}@{host}{tail}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_never_reach_output() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/rec?sslmode=require"),
+            "postgres://app:***@db:5432/rec?sslmode=require"
+        );
+        assert_eq!(
+            redact_url("postgres://postgres@127.0.0.1/test"),
+            "postgres://postgres@127.0.0.1/test"
+        );
+        assert_eq!(redact_url(DEFAULT_DATABASE_URL), DEFAULT_DATABASE_URL);
+    }
+
+    use super::*;
+    use rust_decimal::dec;
+
+    #[test]
+    fn the_shipped_config_parses_and_matches_the_defaults() {
+        let text = include_str!("../config.toml");
+        let config = Config::parse(text).expect("config.toml must parse");
+        let rules = config.reconcile_rules(None);
+        assert_eq!(rules.defaults, Tolerances::default());
+        assert_eq!(config.database.url, DEFAULT_DATABASE_URL);
+    }
+
+    #[test]
+    fn seed_windows_are_reachable_and_overrides_apply() {
+        let config = Config::parse(
+            "[reconcile]\nmatch_price_pips = 2\nmatch_volume_pct = 5\n\
+             [reconcile.overrides.xauusd]\nentry_slippage_pips = \"30\"\n\
+             [symbols.XAUUSD]\ndigits = 2\n",
+        )
+        .unwrap();
+        let rules = config.reconcile_rules(None);
+        assert_eq!(rules.defaults.match_price_pips, dec!(2));
+        assert_eq!(rules.defaults.match_volume_pct, dec!(5));
+        assert_eq!(rules.tolerances("XAUUSD").entry_slippage_pips, dec!(30));
+        assert_eq!(rules.tolerances("XAUUSD").sl_pips, dec!(10));
+        assert_eq!(rules.pip_size("XAUUSD"), Ok(dec!(0.01)));
+    }
+
+    #[test]
+    fn typos_and_bad_values_are_reported_with_their_path() {
+        let err = Config::parse("[reconcile]\nslippage_pips = 5\n").unwrap_err();
+        assert!(err.contains("slippage_pips"), "{err}");
+        let err = Config::parse("[reconcile]\nsl_pips = -1\ntp_pips = -2\n").unwrap_err();
+        assert!(err.contains("reconcile.sl_pips = -1"), "{err}");
+        assert!(err.contains("reconcile.tp_pips = -2"), "{err}");
+    }
+}

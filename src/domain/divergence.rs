@@ -179,14 +179,7 @@ impl Divergence {
         actual: Option<Value>,
         delta: Option<(Decimal, Unit)>,
     ) -> Self {
-        let fingerprint = fingerprint(
-            kind,
-            &symbol,
-            ticket,
-            trade_id.as_deref(),
-            expected,
-            actual,
-        );
+        let fingerprint = fingerprint(kind, &symbol, ticket, trade_id.as_deref(), expected, actual);
         Self {
             kind,
             symbol,

@@ -130,7 +130,11 @@ mod tests {
     use rust_decimal::dec;
 
     fn spec(pip_size: Option<Decimal>, digits: Option<u32>, point: Option<Decimal>) -> SymbolSpec {
-        SymbolSpec { pip_size, digits, point }
+        SymbolSpec {
+            pip_size,
+            digits,
+            point,
+        }
     }
 
     #[rstest]

@@ -18,7 +18,9 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
 
 use rust_decimal::Decimal;
 
-use super::divergence::{Divergence, DivergenceKind, Match, MatchMethod, Reconciliation, Unit, Value};
+use super::divergence::{
+    Divergence, DivergenceKind, Match, MatchMethod, Reconciliation, Unit, Value,
+};
 use super::model::{BotTrade, BrokerPosition};
 use super::rules::{ReconcileRules, Tolerances};
 use super::values::{Price, Side};
@@ -47,7 +49,10 @@ pub fn reconcile(
     rules: &ReconcileRules,
 ) -> Result<Reconciliation, ReconcileError> {
     let trade_sym: Vec<String> = trades.iter().map(|t| rules.canonical(&t.symbol)).collect();
-    let pos_sym: Vec<String> = positions.iter().map(|p| rules.canonical(&p.symbol)).collect();
+    let pos_sym: Vec<String> = positions
+        .iter()
+        .map(|p| rules.canonical(&p.symbol))
+        .collect();
     check_unique(trades, positions)?;
     let pips = pip_sizes(&trade_sym, &pos_sym, rules)?;
 
@@ -74,7 +79,9 @@ pub fn reconcile(
         by_ident.entry(positions[p].identifier).or_insert(p);
     }
     for &t in &t_order {
-        let Some(ticket) = trades[t].ticket else { continue };
+        let Some(ticket) = trades[t].ticket else {
+            continue;
+        };
         let found = by_ticket.get(&ticket).or_else(|| by_ident.get(&ticket));
         if let Some(&p) = found
             && !p_done[p]
@@ -103,7 +110,9 @@ pub fn reconcile(
         if t_done[t] {
             continue;
         }
-        let Some(candidates) = by_client.get(trades[t].client_key()) else { continue };
+        let Some(candidates) = by_client.get(trades[t].client_key()) else {
+            continue;
+        };
         if let Some(&p) = candidates
             .iter()
             .find(|&&p| !p_done[p] && pos_sym[p] == trade_sym[t])
@@ -115,7 +124,11 @@ pub fn reconcile(
     // 3. Heuristic, per (symbol, side) group.
     let mut groups: BTreeMap<(&str, Side), (Vec<usize>, Vec<usize>)> = BTreeMap::new();
     for &t in t_order.iter().filter(|&&t| !t_done[t]) {
-        groups.entry((&trade_sym[t], trades[t].side)).or_default().0.push(t);
+        groups
+            .entry((&trade_sym[t], trades[t].side))
+            .or_default()
+            .0
+            .push(t);
     }
     for &p in p_order.iter().filter(|&&p| !p_done[p]) {
         if let Some(g) = groups.get_mut(&(pos_sym[p].as_str(), positions[p].side)) {
@@ -138,8 +151,19 @@ pub fn reconcile(
     for &(t, p, method) in &pairs {
         let (trade, pos) = (&trades[t], &positions[p]);
         let symbol = &trade_sym[t];
-        compare(trade, pos, symbol, pips[symbol.as_str()], &rules.tolerances(symbol), &mut out.divergences);
-        out.matched.push(Match { trade_id: trade.id.clone(), ticket: pos.ticket, method });
+        compare(
+            trade,
+            pos,
+            symbol,
+            pips[symbol.as_str()],
+            &rules.tolerances(symbol),
+            &mut out.divergences,
+        );
+        out.matched.push(Match {
+            trade_id: trade.id.clone(),
+            ticket: pos.ticket,
+            method,
+        });
     }
     for &t in t_order.iter().filter(|&&t| !t_done[t]) {
         let trade = &trades[t];
@@ -167,8 +191,12 @@ pub fn reconcile(
     }
     out.matched.sort_by(|a, b| a.trade_id.cmp(&b.trade_id));
     out.divergences.sort_by(|a, b| {
-        (a.trade_id.is_none(), &a.trade_id, a.ticket, a.kind)
-            .cmp(&(b.trade_id.is_none(), &b.trade_id, b.ticket, b.kind))
+        (a.trade_id.is_none(), &a.trade_id, a.ticket, a.kind).cmp(&(
+            b.trade_id.is_none(),
+            &b.trade_id,
+            b.ticket,
+            b.kind,
+        ))
     });
     Ok(out)
 }
@@ -234,7 +262,10 @@ fn closest_pairs(
 ) -> Vec<(usize, usize)> {
     let mut sorted: Vec<usize> = ps.to_vec();
     sorted.sort_by_key(|&p| (positions[p].open_price, positions[p].ticket));
-    let prices: Vec<Decimal> = sorted.iter().map(|&p| positions[p].open_price.get()).collect();
+    let prices: Vec<Decimal> = sorted
+        .iter()
+        .map(|&p| positions[p].open_price.get())
+        .collect();
     let mut taken = vec![false; sorted.len()];
 
     let mut cursors: Vec<Cursor> = ts
@@ -242,7 +273,11 @@ fn closest_pairs(
         .map(|&t| {
             let entry = trades[t].entry_price.get();
             let split = prices.partition_point(|&x| x < entry);
-            Cursor { left: split, right: split, buffer: Vec::new() }
+            Cursor {
+                left: split,
+                right: split,
+                buffer: Vec::new(),
+            }
         })
         .collect();
     let ctx = |ti: usize| Ctx {

@@ -69,7 +69,8 @@ pub struct ToleranceOverride {
 }
 
 impl ToleranceOverride {
-    fn apply(&self, base: Tolerances) -> Tolerances {
+    /// These values over `base`.
+    pub fn apply(&self, base: Tolerances) -> Tolerances {
         Tolerances {
             entry_slippage_pips: self.entry_slippage_pips.unwrap_or(base.entry_slippage_pips),
             volume_pct: self.volume_pct.unwrap_or(base.volume_pct),

@@ -126,9 +126,15 @@ mod tests {
 
     #[test]
     fn zero_and_negative_volumes_are_refused() {
-        assert_eq!(Volume::new_checked(dec!(0)), Err(ValueError::NotPositive(dec!(0))));
+        assert_eq!(
+            Volume::new_checked(dec!(0)),
+            Err(ValueError::NotPositive(dec!(0)))
+        );
         assert!(Volume::new_checked(dec!(-0.01)).is_err());
-        assert_eq!(Volume::new_checked(dec!(0.01)).map(Volume::get), Ok(dec!(0.01)));
+        assert_eq!(
+            Volume::new_checked(dec!(0.01)).map(Volume::get),
+            Ok(dec!(0.01))
+        );
     }
 
     #[test]

@@ -1,1 +1,37 @@
-//! Readers for position, trade and symbol files.
+//! Readers for position, trade and symbol files: exact decimals, and errors that name the
+//! file, the array index, the field and the bad value.
+
+mod positions;
+mod record;
+mod symbols;
+mod trades;
+
+use std::path::Path;
+
+pub use positions::{PositionFormat, parse_positions};
+pub use record::InputError;
+pub use symbols::parse_symbols;
+pub use trades::parse_trades;
+
+use crate::domain::{BotTrade, BrokerPosition, SymbolTable};
+
+/// Reads a whole file as UTF-8, naming it in the error.
+pub fn read_text(path: &Path) -> Result<String, InputError> {
+    std::fs::read_to_string(path)
+        .map_err(|e| InputError::whole(&path.display().to_string(), format!("cannot read: {e}")))
+}
+
+/// Reads a positions file (format detected per file).
+pub fn read_positions(path: &Path) -> Result<Vec<BrokerPosition>, InputError> {
+    parse_positions(&path.display().to_string(), &read_text(path)?)
+}
+
+/// Reads a trades file for `account`.
+pub fn read_trades(path: &Path, account: &str) -> Result<Vec<BotTrade>, InputError> {
+    parse_trades(&path.display().to_string(), &read_text(path)?, account)
+}
+
+/// Reads a symbols file.
+pub fn read_symbols(path: &Path) -> Result<SymbolTable, InputError> {
+    parse_symbols(&path.display().to_string(), &read_text(path)?)
+}

@@ -1,0 +1,264 @@
+//! A JSON object read field by field, with errors that name source, index, field and value.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde_json::value::RawValue;
+
+use crate::domain::decimal_serde::parse_decimal;
+use crate::domain::{Price, Volume};
+
+/// Bad input: where it is and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct InputError {
+    /// File path, or another label for where the input came from.
+    pub file: String,
+    /// Index of the array element, when the problem is inside one.
+    pub index: Option<usize>,
+    /// Field name, when one field is at fault.
+    pub field: Option<String>,
+    /// The offending value as it appeared in the input (shortened).
+    pub value: Option<String>,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl fmt::Display for InputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(i) = self.index {
+            write!(f, ": element {i}")?;
+        }
+        if let Some(field) = &self.field {
+            write!(f, ", field {field:?}")?;
+        }
+        if let Some(v) = &self.value {
+            write!(f, ", value {v}")?;
+        }
+        write!(f, ": {}", self.reason)
+    }
+}
+
+impl InputError {
+    /// A problem with the whole source (not JSON, not an array …).
+    pub fn whole(source: &str, reason: impl Into<String>) -> Self {
+        Self {
+            file: source.to_owned(),
+            index: None,
+            field: None,
+            value: None,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Shortens a raw value for an error message.
+fn shown(raw: &str) -> String {
+    const MAX: usize = 60;
+    if raw.chars().count() <= MAX {
+        raw.to_owned()
+    } else {
+        format!("{}…", raw.chars().take(MAX).collect::<String>())
+    }
+}
+
+/// Parses `bytes` as a JSON array and returns its elements unparsed.
+pub fn array<'a>(source: &str, text: &'a str) -> Result<Vec<&'a RawValue>, InputError> {
+    let trimmed = text.trim_start();
+    if !trimmed.starts_with('[') {
+        let reason = if trimmed.is_empty() {
+            "empty input: expected a JSON array".to_owned()
+        } else {
+            "expected a JSON array of objects".to_owned()
+        };
+        return Err(InputError::whole(source, reason));
+    }
+    serde_json::from_str(text).map_err(|e| InputError::whole(source, format!("invalid JSON: {e}")))
+}
+
+/// One object of an array.
+pub struct Record<'a> {
+    source: &'a str,
+    index: usize,
+    fields: BTreeMap<&'a str, &'a RawValue>,
+}
+
+impl<'a> Record<'a> {
+    /// Parses element `index` of `source` as an object.
+    pub fn parse(source: &'a str, index: usize, raw: &'a RawValue) -> Result<Self, InputError> {
+        let fields: BTreeMap<&str, &RawValue> =
+            serde_json::from_str(raw.get()).map_err(|_| InputError {
+                file: source.to_owned(),
+                index: Some(index),
+                field: None,
+                value: Some(shown(raw.get())),
+                reason: "expected a JSON object".to_owned(),
+            })?;
+        Ok(Self {
+            source,
+            index,
+            fields,
+        })
+    }
+
+    /// Whether `field` is present and not null.
+    pub fn has(&self, field: &str) -> bool {
+        self.get(field).is_some()
+    }
+
+    /// Field names present.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.fields.keys().copied()
+    }
+
+    /// An error about `field` of this record.
+    pub fn error(&self, field: &str, reason: impl Into<String>) -> InputError {
+        InputError {
+            file: self.source.to_owned(),
+            index: Some(self.index),
+            field: Some(field.to_owned()),
+            value: self.get(field).map(|r| shown(r.get())),
+            reason: reason.into(),
+        }
+    }
+
+    fn get(&self, field: &str) -> Option<&'a RawValue> {
+        self.fields
+            .get(field)
+            .copied()
+            .filter(|r| r.get() != "null")
+    }
+
+    fn required(&self, field: &str) -> Result<&'a RawValue, InputError> {
+        self.get(field)
+            .ok_or_else(|| self.error(field, "missing required field"))
+    }
+
+    /// A decimal given as a JSON number or a string, read exactly.
+    pub fn opt_decimal(&self, field: &str) -> Result<Option<Decimal>, InputError> {
+        let Some(raw) = self.get(field) else {
+            return Ok(None);
+        };
+        let text = raw.get();
+        let parsed = if text.starts_with('"') {
+            let s: String =
+                serde_json::from_str(text).map_err(|e| self.error(field, e.to_string()))?;
+            parse_decimal(&s)
+        } else if text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
+            parse_decimal(text)
+        } else {
+            Err("expected a number".to_owned())
+        };
+        parsed.map(Some).map_err(|reason| self.error(field, reason))
+    }
+
+    /// A required decimal.
+    pub fn decimal(&self, field: &str) -> Result<Decimal, InputError> {
+        self.opt_decimal(field)?
+            .ok_or_else(|| self.error(field, "missing required field"))
+    }
+
+    /// A required strictly positive volume.
+    pub fn volume(&self, field: &str) -> Result<Volume, InputError> {
+        Volume::new_checked(self.decimal(field)?).map_err(|e| self.error(field, e.to_string()))
+    }
+
+    /// A required strictly positive price.
+    pub fn price(&self, field: &str) -> Result<Price, InputError> {
+        Price::new_checked(self.decimal(field)?).map_err(|e| self.error(field, e.to_string()))
+    }
+
+    /// An optional price where absent, null or zero mean "not set"; negative is an error.
+    pub fn optional_price(&self, field: &str) -> Result<Option<Price>, InputError> {
+        match self.opt_decimal(field)? {
+            None => Ok(None),
+            Some(d) if d.is_zero() => Ok(None),
+            Some(d) => Price::new_checked(d)
+                .map(Some)
+                .map_err(|e| self.error(field, e.to_string())),
+        }
+    }
+
+    /// An optional string.
+    pub fn opt_string(&self, field: &str) -> Result<Option<String>, InputError> {
+        let Some(raw) = self.get(field) else {
+            return Ok(None);
+        };
+        serde_json::from_str::<String>(raw.get())
+            .map(Some)
+            .map_err(|_| self.error(field, "expected a string"))
+    }
+
+    /// A required string.
+    pub fn string(&self, field: &str) -> Result<String, InputError> {
+        let s = self
+            .opt_string(field)?
+            .ok_or_else(|| self.error(field, "missing required field"))?;
+        if s.trim().is_empty() {
+            return Err(self.error(field, "must not be empty"));
+        }
+        Ok(s)
+    }
+
+    /// A string, or an integer turned into its decimal text (ids and tickets).
+    pub fn opt_id(&self, field: &str) -> Result<Option<String>, InputError> {
+        let Some(raw) = self.get(field) else {
+            return Ok(None);
+        };
+        let text = raw.get();
+        if text.bytes().all(|b| b.is_ascii_digit()) && !text.is_empty() {
+            return Ok(Some(text.to_owned()));
+        }
+        self.opt_string(field)
+            .map_err(|_| self.error(field, "expected a string or a whole number"))
+    }
+
+    /// A ticket: a non-negative whole number, or a string holding one.
+    pub fn opt_ticket(&self, field: &str) -> Result<Option<u64>, InputError> {
+        let Some(id) = self.opt_id(field)? else {
+            return Ok(None);
+        };
+        id.trim()
+            .parse::<u64>()
+            .map(Some)
+            .map_err(|_| self.error(field, "expected a ticket number"))
+    }
+
+    /// A required ticket.
+    pub fn ticket(&self, field: &str) -> Result<u64, InputError> {
+        self.opt_ticket(field)?
+            .ok_or_else(|| self.error(field, "missing required field"))
+    }
+
+    /// A whole number; absent gives `default`.
+    pub fn int_or(&self, field: &str, default: i64) -> Result<i64, InputError> {
+        let Some(raw) = self.get(field) else {
+            return Ok(default);
+        };
+        raw.get()
+            .parse::<i64>()
+            .map_err(|_| self.error(field, "expected a whole number"))
+    }
+
+    /// An optional ISO 8601 / RFC 3339 time.
+    pub fn opt_time(&self, field: &str) -> Result<Option<DateTime<Utc>>, InputError> {
+        let Some(text) = self.opt_string(field)? else {
+            return Ok(None);
+        };
+        DateTime::parse_from_rfc3339(&text)
+            .map(|t| Some(t.with_timezone(&Utc)))
+            .map_err(|e| self.error(field, format!("expected an ISO 8601 time: {e}")))
+    }
+
+    /// A required time in unix seconds.
+    pub fn unix_time(&self, field: &str) -> Result<DateTime<Utc>, InputError> {
+        let secs: i64 = self
+            .required(field)?
+            .get()
+            .parse()
+            .map_err(|_| self.error(field, "expected unix seconds as a whole number"))?;
+        DateTime::from_timestamp(secs, 0).ok_or_else(|| self.error(field, "time out of range"))
+    }
+}

@@ -1,0 +1,64 @@
+//! Bot trade files: `[{"id", "symbol", "side", "volume", "entry_price", …}]`.
+
+use std::collections::HashSet;
+
+use super::record::{InputError, Record, array};
+use crate::domain::BotTrade;
+
+/// Fields a trade object may carry; anything else is refused (a typo such as
+/// `stop_loss` would otherwise silently drop a stop loss).
+const FIELDS: &[&str] = &[
+    "id",
+    "symbol",
+    "side",
+    "volume",
+    "entry_price",
+    "sl",
+    "tp",
+    "ticket",
+    "client_id",
+    "opened_at",
+];
+
+/// Parses a trades JSON array from `text` for `account`; `source` names it in errors.
+pub fn parse_trades(source: &str, text: &str, account: &str) -> Result<Vec<BotTrade>, InputError> {
+    let items = array(source, text)?;
+    let mut ids = HashSet::with_capacity(items.len());
+    let mut out = Vec::with_capacity(items.len());
+    for (index, raw) in items.into_iter().enumerate() {
+        let r = Record::parse(source, index, raw)?;
+        if let Some(unknown) = r.keys().find(|k| !FIELDS.contains(k)) {
+            return Err(r.error(
+                unknown,
+                format!("unknown field (expected one of {})", FIELDS.join(", ")),
+            ));
+        }
+        let id = r
+            .opt_id("id")?
+            .ok_or_else(|| r.error("id", "missing required field"))?;
+        if id.trim().is_empty() {
+            return Err(r.error("id", "must not be empty"));
+        }
+        if !ids.insert(id.clone()) {
+            return Err(r.error("id", "duplicate trade id"));
+        }
+        let side = r.string("side")?;
+        let side = side
+            .parse()
+            .map_err(|_| r.error("side", "expected \"buy\" or \"sell\""))?;
+        out.push(BotTrade {
+            id,
+            account: account.to_owned(),
+            symbol: r.string("symbol")?,
+            side,
+            volume: r.volume("volume")?,
+            entry_price: r.price("entry_price")?,
+            sl: r.optional_price("sl")?,
+            tp: r.optional_price("tp")?,
+            ticket: r.opt_ticket("ticket")?,
+            client_id: r.opt_string("client_id")?.filter(|s| !s.is_empty()),
+            opened_at: r.opt_time("opened_at")?,
+        });
+    }
+    Ok(out)
+}
