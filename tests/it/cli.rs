@@ -1,1 +1,309 @@
-//! The command-line contract, run as a process.
+//! The command-line contract, run as a process: output shape, exit codes, error messages.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mt5-reconciler");
+
+fn fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(args: &[&str], dir: &Path) -> Out {
+    let out = Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("binary runs");
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn reconcile_files(positions: &str, trades: &str, extra: &[&str]) -> (tempfile::TempDir, Out) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("positions.json"), positions).unwrap();
+    std::fs::write(dir.path().join("trades.json"), trades).unwrap();
+    let mut args = vec![
+        "reconcile",
+        "--positions",
+        "positions.json",
+        "--trades",
+        "trades.json",
+    ];
+    args.extend_from_slice(extra);
+    let out = run(&args, dir.path());
+    (dir, out)
+}
+
+#[test]
+fn metaapi_documented_example_reports_slippage_missing_tp_and_a_missing_trade() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        &[
+            "reconcile",
+            "--positions",
+            fixture("examples/data/metaapi-positions.json")
+                .to_str()
+                .unwrap(),
+            "--trades",
+            fixture("examples/data/metaapi-trades.json")
+                .to_str()
+                .unwrap(),
+            "--format",
+            "json",
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let doc: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        doc,
+        json!({
+            "matched": [{"trade_id": "AS_AUDNZD_46648037", "ticket": 46648037, "method": "ticket"}],
+            "divergences": [
+                {"kind": "entry_slippage", "symbol": "AUDNZD", "ticket": 46648037,
+                 "trade_id": "AS_AUDNZD_46648037", "expected": "1.05712", "actual": "1.05782",
+                 "delta": "7", "unit": "pips"},
+                {"kind": "tp_mismatch", "symbol": "AUDNZD", "ticket": 46648037,
+                 "trade_id": "AS_AUDNZD_46648037", "expected": "1.06500", "actual": null,
+                 "delta": null, "unit": null},
+                {"kind": "missing_at_broker", "symbol": "EURUSD", "ticket": null,
+                 "trade_id": "bot-eurusd-7", "expected": "0.2", "actual": null,
+                 "delta": null, "unit": null}
+            ]
+        })
+    );
+}
+
+#[test]
+fn mt5_records_match_by_ticket_client_id_and_heuristic_with_config_pips() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        &[
+            "reconcile",
+            "--positions",
+            fixture("examples/data/mt5-positions.json")
+                .to_str()
+                .unwrap(),
+            "--trades",
+            fixture("examples/data/mt5-trades.json").to_str().unwrap(),
+            "--config",
+            fixture("config.toml").to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let doc: Value = serde_json::from_str(&out.stdout).unwrap();
+    let methods: Vec<_> = doc["matched"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["trade_id"].as_str().unwrap(),
+                m["method"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        methods,
+        [
+            ("t-gbpjpy", "heuristic"),
+            ("t-gold", "client_id"),
+            ("t-usdchf", "ticket")
+        ]
+    );
+    // Sell GBPJPY expected at 142.450, filled at 142.506: 5.6 pips better for the trader.
+    assert_eq!(doc["divergences"][0]["kind"], "entry_slippage");
+    assert_eq!(doc["divergences"][0]["delta"], "-5.6");
+    assert_eq!(doc["divergences"][1]["kind"], "sl_mismatch");
+    assert_eq!(doc["divergences"].as_array().unwrap().len(), 2);
+}
+
+const ONE_POSITION: &str = r#"[{"ticket": 7, "identifier": 7, "type": 0, "symbol": "EURUSD",
+  "volume": 0.1, "price_open": 1.08512, "sl": 0.0, "tp": 0.0, "magic": 0, "comment": "",
+  "time": 1700000000}]"#;
+
+#[test]
+fn mirrored_books_exit_zero_and_the_table_says_so() {
+    let trades = r#"[{"id": "a", "symbol": "EURUSD", "side": "buy", "volume": "0.1",
+        "entry_price": 1.08512, "ticket": "7"}]"#;
+    let (_d, out) = reconcile_files(ONE_POSITION, trades, &["--format", "table"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("no divergences"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("matched 1 of 1 trades"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn decimals_are_read_exactly_from_numbers_and_strings() {
+    // 1.0851199999999999 would be the f64 reading of a long literal; we keep every digit.
+    let positions = r#"[{"ticket": 7, "type": 0, "symbol": "EURUSD", "volume": 0.1,
+        "price_open": 1.085120000000000001, "time": 1700000000}]"#;
+    let trades = r#"[{"id": "a", "symbol": "EURUSD", "side": "buy", "volume": "0.1",
+        "entry_price": "1.08440", "ticket": 7}]"#;
+    let (_d, out) = reconcile_files(positions, trades, &["--format", "json"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let doc: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(doc["divergences"][0]["actual"], "1.085120000000000001");
+    assert_eq!(doc["divergences"][0]["expected"], "1.08440");
+    assert_eq!(doc["divergences"][0]["delta"], "7.2");
+}
+
+#[test]
+fn a_symbols_file_supplies_pip_sizes() {
+    let positions = r#"[{"id": "9", "type": "POSITION_TYPE_BUY", "symbol": "US30",
+        "openPrice": 39012, "volume": 1, "time": "2024-01-02T03:04:05Z"}]"#;
+    let trades = r#"[{"id": "a", "symbol": "US30", "side": "buy", "volume": 1,
+        "entry_price": 39000, "ticket": 9}]"#;
+    let (dir, out) = reconcile_files(positions, trades, &["--format", "json"]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("unknown pip size for US30"),
+        "{}",
+        out.stderr
+    );
+    std::fs::write(
+        dir.path().join("symbols.json"),
+        r#"{"US30": {"pip_size": "1"}}"#,
+    )
+    .unwrap();
+    let out = run(
+        &[
+            "reconcile",
+            "--positions",
+            "positions.json",
+            "--trades",
+            "trades.json",
+            "--symbols",
+            "symbols.json",
+            "--format",
+            "json",
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let doc: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(doc["divergences"][0]["delta"], "12");
+}
+
+const TRADE_OK: &str =
+    r#"{"id": "a", "symbol": "EURUSD", "side": "buy", "volume": 0.1, "entry_price": 1.1}"#;
+
+/// Each bad input: (positions, trades, words stderr must contain).
+#[test]
+fn bad_input_exits_2_naming_file_index_field_and_value() {
+    let bad_trade = |t: &str| format!("[{TRADE_OK}, {t}]");
+    let cases: Vec<(String, String, Vec<&str>)> = vec![
+        (ONE_POSITION.into(), bad_trade(r#"{"id": "b", "symbol": "EURUSD", "side": "buy", "volume": -0.1, "entry_price": 1.1}"#),
+         vec!["trades.json", "element 1", "\"volume\"", "-0.1", "greater than zero"]),
+        (ONE_POSITION.into(), bad_trade(r#"{"id": "b", "symbol": "EURUSD", "side": "buy", "volume": 0, "entry_price": 1.1}"#),
+         vec!["trades.json", "element 1", "\"volume\"", "value 0"]),
+        (ONE_POSITION.into(), bad_trade(r#"{"id": "b", "symbol": "EURUSD", "side": "buy", "volume": "NaN", "entry_price": 1.1}"#),
+         vec!["element 1", "\"volume\"", "NaN", "not a finite number"]),
+        (ONE_POSITION.into(), bad_trade(r#"{"id": "b", "symbol": "EURUSD", "side": "buy", "volume": 1, "entry_price": "Infinity"}"#),
+         vec!["element 1", "\"entry_price\"", "Infinity"]),
+        (ONE_POSITION.into(), bad_trade(r#"{"id": "b", "symbol": "EURUSD", "side": "long", "volume": 1, "entry_price": 1.1}"#),
+         vec!["element 1", "\"side\"", "long", "\"buy\" or \"sell\""]),
+        (ONE_POSITION.into(), bad_trade(r#"{"id": "a", "symbol": "EURUSD", "side": "buy", "volume": 1, "entry_price": 1.1}"#),
+         vec!["trades.json", "element 1", "\"id\"", "duplicate trade id"]),
+        (ONE_POSITION.into(), bad_trade(r#"{"id": "b", "symbol": "EURUSD", "side": "buy", "volume": 1}"#),
+         vec!["element 1", "\"entry_price\"", "missing required field"]),
+        (ONE_POSITION.into(), bad_trade(r#"{"id": "b", "symbol": "EURUSD", "side": "buy", "volume": 1, "entry_price": 1.1, "stop_loss": 1.0}"#),
+         vec!["element 1", "\"stop_loss\"", "unknown field"]),
+        (ONE_POSITION.into(), r#"{"id": "a"}"#.into(), vec!["trades.json", "JSON array"]),
+        (ONE_POSITION.into(), format!("[{TRADE_OK}, {{\"id\": \"b\", \"sym"), vec!["trades.json", "invalid JSON", "EOF"]),
+        (ONE_POSITION.into(), "".into(), vec!["trades.json", "empty input"]),
+        (r#"[{"ticket": 1, "type": 7, "symbol": "EURUSD", "volume": 1, "price_open": 1.1, "time": 1}]"#.into(),
+         format!("[{TRADE_OK}]"), vec!["positions.json", "element 0", "\"type\"", "7"]),
+        (r#"[{"id": "1", "type": "POSITION_TYPE_BUY", "symbol": "EURUSD", "openPrice": NaN, "volume": 1}]"#.into(),
+         format!("[{TRADE_OK}]"), vec!["positions.json", "invalid JSON"]),
+        (r#"[{"id": "1", "type": "POSITION_TYPE_BUY", "symbol": "EURUSD", "openPrice": 1.1, "volume": 1, "time": "2024-01-01T00:00:00Z"},
+             {"id": "1", "type": "POSITION_TYPE_SELL", "symbol": "EURUSD", "openPrice": 1.1, "volume": 1, "time": "2024-01-01T00:00:00Z"}]"#.into(),
+         format!("[{TRADE_OK}]"), vec!["positions.json", "element 1", "\"id\"", "duplicate position ticket"]),
+        (r#"[{"id": "1", "type": "POSITION_TYPE_BUY", "symbol": "XAUUSD", "openPrice": 2400, "volume": 1, "time": "2024-01-01T00:00:00Z"}]"#.into(),
+         r#"[{"id": "g", "symbol": "XAUUSD", "side": "buy", "volume": 1, "entry_price": 2400}]"#.into(),
+         vec!["unknown pip size for XAUUSD"]),
+        (r#"[1, 2]"#.into(), format!("[{TRADE_OK}]"), vec!["positions.json", "element 0", "expected a JSON object"]),
+    ];
+    for (positions, trades, words) in cases {
+        let (_d, out) = reconcile_files(&positions, &trades, &["--format", "json"]);
+        assert_eq!(
+            out.code, 2,
+            "trades {trades}\npositions {positions}\nstderr {}",
+            out.stderr
+        );
+        assert!(
+            out.stdout.is_empty(),
+            "nothing on stdout on bad input: {}",
+            out.stdout
+        );
+        assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+        for w in words {
+            assert!(
+                out.stderr.contains(w),
+                "missing {w:?} in stderr: {}",
+                out.stderr
+            );
+        }
+    }
+}
+
+#[test]
+fn usage_errors_and_missing_files_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&["reconcile", "--positions", "nope.json"], dir.path());
+    assert_eq!(out.code, 2);
+    let out = run(
+        &[
+            "reconcile",
+            "--positions",
+            "nope.json",
+            "--trades",
+            "nope2.json",
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("nope.json") && out.stderr.contains("cannot read"),
+        "{}",
+        out.stderr
+    );
+    std::fs::write(dir.path().join("bad.toml"), "[reconcile]\nsl_pipz = 3\n").unwrap();
+    std::fs::write(dir.path().join("p.json"), "[]").unwrap();
+    let out = run(
+        &[
+            "reconcile",
+            "--positions",
+            "p.json",
+            "--trades",
+            "p.json",
+            "--config",
+            "bad.toml",
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("bad.toml") && out.stderr.contains("sl_pipz"),
+        "{}",
+        out.stderr
+    );
+}
