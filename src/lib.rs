@@ -7,6 +7,8 @@
 //! - [`config`]: typed `config.toml`.
 //! - [`cli`]: the command-line front end used by `main.rs`.
 
+pub mod actors;
+pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod domain;

@@ -1,1 +1,18 @@
-pub fn x(){}
+//! Database migrations for mt5-reconciler, run at start-up by `Migrator::up`.
+//!
+//! Self-contained: depends on nothing of ours. Never edit a migration that has landed;
+//! add a new one instead.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261124_000001_initial;
+
+/// Every migration, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261124_000001_initial::Migration)]
+    }
+}

@@ -91,8 +91,8 @@ async fn migrate(config: Option<PathBuf>) -> ExitCode {
     let Some(config) = load_config(config.as_deref()) else {
         return ExitCode::from(EXIT_BAD_INPUT);
     };
-    let shown = crate::config::redact_url(&config.database.url);
-    match connect_placeholder(&config.database.url).await {
+    let shown = crate::store::redact_url(&config.database.url);
+    match crate::store::connect(&config.database.url).await {
         Ok(_) => {
             println!("database {shown} is migrated");
             ExitCode::SUCCESS
@@ -102,9 +102,4 @@ async fn migrate(config: Option<PathBuf>) -> ExitCode {
             ExitCode::from(EXIT_RUNTIME)
         }
     }
-}
-
-// Replaced by store::connect once the store lands.
-async fn connect_placeholder(_url: &str) -> Result<(), String> {
-    Err("storage not built yet".into())
 }

@@ -122,7 +122,9 @@ pub fn reconcile(
     }
 
     // 3. Heuristic, per (symbol, side) group.
-    let mut groups: BTreeMap<(&str, Side), (Vec<usize>, Vec<usize>)> = BTreeMap::new();
+    // (symbol, side) → (trade indices, position indices)
+    type Group = (Vec<usize>, Vec<usize>);
+    let mut groups: BTreeMap<(&str, Side), Group> = BTreeMap::new();
     for &t in t_order.iter().filter(|&&t| !t_done[t]) {
         groups
             .entry((&trade_sym[t], trades[t].side))

@@ -1,1 +1,24 @@
 //! Storage: sea-orm entities and the queries the service needs.
+//!
+//! Domain ⇄ row conversion lives only in `convert`. Writes that a persistence batch may
+//! group take any [`sea_orm::ConnectionTrait`] (or [`sea_orm::TransactionTrait`] when they
+//! need atomicity of their own: they then open a savepoint inside a caller's transaction).
+
+mod accounts;
+mod connect;
+mod convert;
+mod divergences;
+pub mod entities;
+mod error;
+mod journal;
+mod trades;
+
+pub use accounts::{Account, StoredAccount, list_accounts, upsert_account};
+pub use connect::{connect, connect_with};
+pub use divergences::{
+    DiffOutcome, DivergenceDiff, DivergenceStatus, StoredDivergence, apply_diff, list_divergences,
+    open_divergences,
+};
+pub use error::{StoreError, redact_url};
+pub use journal::{AuditEvent, SyncRunRecord, append_audit, record_sync_run};
+pub use trades::{import_trades, open_trades};

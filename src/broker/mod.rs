@@ -1,0 +1,106 @@
+//! Brokers: the `Broker` trait that returns domain snapshots, the `TradeSource` trait that
+//! returns the bot's open trades, error classification, and one file per adapter.
+
+pub mod sim;
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use crate::domain::{AccountSnapshot, BotTrade};
+
+/// A boxed, sendable future: keeps the traits object-safe without a macro crate.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// How a failure should be treated by the account's circuit breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ErrorClass {
+    /// The call did not answer in time.
+    Timeout,
+    /// Worth retrying later (5xx, 429, connection refused, stale export …).
+    Retryable,
+    /// Retrying will not help (bad credentials, unknown account, unusable configuration).
+    Permanent,
+    /// The broker answered with data we cannot use.
+    Malformed,
+    /// The sync panicked or its actor died.
+    Crash,
+}
+
+impl ErrorClass {
+    /// The snake_case name used in logs, the database and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::Retryable => "retryable",
+            Self::Permanent => "permanent",
+            Self::Malformed => "malformed",
+            Self::Crash => "crash",
+        }
+    }
+}
+
+impl fmt::Display for ErrorClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A classified broker failure. Messages never contain credentials.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BrokerError {
+    /// The call timed out.
+    #[error("timed out: {0}")]
+    Timeout(String),
+    /// A passing failure; `retry_after` is the broker's own recommendation, if it gave one.
+    #[error("retryable: {reason}")]
+    Retryable {
+        /// What happened.
+        reason: String,
+        /// When the broker asked us to come back.
+        retry_after: Option<Duration>,
+    },
+    /// A failure that retrying will not fix.
+    #[error("permanent: {0}")]
+    Permanent(String),
+    /// The broker's data could not be used; `field` names the offending field.
+    #[error("malformed data in {field}: {reason}")]
+    Malformed {
+        /// The offending field (or a path to it).
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+impl BrokerError {
+    /// The breaker class of this error.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Self::Timeout(_) => ErrorClass::Timeout,
+            Self::Retryable { .. } => ErrorClass::Retryable,
+            Self::Permanent(_) => ErrorClass::Permanent,
+            Self::Malformed { .. } => ErrorClass::Malformed,
+        }
+    }
+}
+
+/// Reads an account's state at its broker. Implementations return domain types, never
+/// wire types, and must never turn a failed read into an empty account.
+pub trait Broker: Send + Sync + 'static {
+    /// The account's balance, equity and open positions.
+    fn snapshot<'a>(
+        &'a self,
+        account: &'a str,
+    ) -> BoxFuture<'a, Result<AccountSnapshot, BrokerError>>;
+}
+
+/// Where the bot's open trades come from (the `bot_trades` table, or a host's own source).
+pub trait TradeSource: Send + Sync + 'static {
+    /// The trades the bot believes are open on `account`.
+    fn open_trades<'a>(
+        &'a self,
+        account: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<BotTrade>, BrokerError>>;
+}

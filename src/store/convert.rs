@@ -1,0 +1,250 @@
+//! Domain ⇄ row conversion: the only place that knows how domain values are stored.
+//!
+//! Decimals are stored as their exact text (`Decimal`'s `Display`, which keeps the scale)
+//! and parsed back with `Decimal::from_str`, so `1.08500` comes back as `1.08500`. Tickets
+//! are `u64` in the domain and `BIGINT` in the database: a ticket beyond `i64::MAX` is
+//! refused on the way in, a negative one on the way out. Times are truncated to whole
+//! microseconds on the way in, so SQLite and PostgreSQL store the same instant.
+
+use std::str::FromStr;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use rust_decimal::Decimal;
+use sea_orm::ActiveValue::{NotSet, Set};
+
+use super::entities::{bot_trade, divergence};
+use super::error::StoreError;
+use crate::domain::{BotTrade, Divergence, DivergenceKind, Price, Side, Unit, Value, Volume};
+
+/// Status text of an open trade or divergence.
+pub(super) const OPEN: &str = "open";
+/// Status text of a resolved divergence.
+pub(super) const RESOLVED: &str = "resolved";
+
+/// A time as the database keeps it: whole microseconds (PostgreSQL's precision).
+pub(super) fn db_time(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.trunc_subsecs(6)
+}
+
+/// A broker ticket as `BIGINT`; refuses tickets beyond `i64::MAX`.
+pub(super) fn ticket_to_db(field: &'static str, ticket: u64) -> Result<i64, StoreError> {
+    i64::try_from(ticket).map_err(|_| StoreError::Unstorable {
+        field,
+        value: ticket.to_string(),
+        reason: format!("tickets above {} do not fit in BIGINT", i64::MAX),
+    })
+}
+
+/// A count as `INTEGER`; refuses counts beyond `i32::MAX`.
+pub(super) fn count_to_db(field: &'static str, count: usize) -> Result<i32, StoreError> {
+    i32::try_from(count).map_err(|_| StoreError::Unstorable {
+        field,
+        value: count.to_string(),
+        reason: format!("counts above {} do not fit in INTEGER", i32::MAX),
+    })
+}
+
+/// Where a stored value came from, for error messages.
+#[derive(Clone, Copy)]
+struct Cell<'a> {
+    table: &'static str,
+    row: &'a str,
+}
+
+impl Cell<'_> {
+    fn bad(self, column: &'static str, value: &str, reason: impl Into<String>) -> StoreError {
+        StoreError::BadData {
+            table: self.table,
+            column,
+            row: self.row.to_owned(),
+            value: value.to_owned(),
+            reason: reason.into(),
+        }
+    }
+
+    fn decimal(self, column: &'static str, text: &str) -> Result<Decimal, StoreError> {
+        Decimal::from_str(text).map_err(|e| self.bad(column, text, e.to_string()))
+    }
+
+    fn price(self, column: &'static str, text: &str) -> Result<Price, StoreError> {
+        Price::new_checked(self.decimal(column, text)?)
+            .map_err(|e| self.bad(column, text, e.to_string()))
+    }
+
+    fn opt_price(
+        self,
+        column: &'static str,
+        text: Option<&str>,
+    ) -> Result<Option<Price>, StoreError> {
+        text.map(|t| self.price(column, t)).transpose()
+    }
+
+    fn ticket(self, column: &'static str, value: Option<i64>) -> Result<Option<u64>, StoreError> {
+        value
+            .map(|v| {
+                u64::try_from(v).map_err(|_| self.bad(column, &v.to_string(), "negative ticket"))
+            })
+            .transpose()
+    }
+
+    fn parse<T: FromStr>(self, column: &'static str, text: &str) -> Result<T, StoreError>
+    where
+        T::Err: ToString,
+    {
+        text.parse()
+            .map_err(|e: T::Err| self.bad(column, text, e.to_string()))
+    }
+}
+
+/// The row for `trade` in `account_id`, status open. `pk` is left to the database.
+pub(super) fn trade_row(
+    account_id: &str,
+    trade: &BotTrade,
+) -> Result<bot_trade::ActiveModel, StoreError> {
+    if trade.account != account_id {
+        return Err(StoreError::Unstorable {
+            field: "bot_trades.account_id",
+            value: trade.account.clone(),
+            reason: format!(
+                "trade {} belongs to another account than {account_id}",
+                trade.id
+            ),
+        });
+    }
+    let ticket = trade
+        .ticket
+        .map(|t| ticket_to_db("bot_trades.ticket", t))
+        .transpose()?;
+    Ok(bot_trade::ActiveModel {
+        pk: NotSet,
+        account_id: Set(account_id.to_owned()),
+        trade_id: Set(trade.id.clone()),
+        symbol: Set(trade.symbol.clone()),
+        side: Set(trade.side.as_str().to_owned()),
+        volume: Set(trade.volume.to_string()),
+        entry_price: Set(trade.entry_price.to_string()),
+        sl: Set(trade.sl.map(|p| p.to_string())),
+        tp: Set(trade.tp.map(|p| p.to_string())),
+        ticket: Set(ticket),
+        client_id: Set(trade.client_id.clone()),
+        opened_at: Set(trade.opened_at.map(db_time)),
+        status: Set(OPEN.to_owned()),
+        closed_at: Set(None),
+    })
+}
+
+/// The domain trade stored in `row`.
+pub(super) fn trade_from_row(row: bot_trade::Model) -> Result<BotTrade, StoreError> {
+    let key = row.pk.to_string();
+    let cell = Cell {
+        table: "bot_trades",
+        row: &key,
+    };
+    let volume = cell.decimal("volume", &row.volume)?;
+    Ok(BotTrade {
+        side: cell.parse::<Side>("side", &row.side)?,
+        volume: Volume::new_checked(volume)
+            .map_err(|e| cell.bad("volume", &row.volume, e.to_string()))?,
+        entry_price: cell.price("entry_price", &row.entry_price)?,
+        sl: cell.opt_price("sl", row.sl.as_deref())?,
+        tp: cell.opt_price("tp", row.tp.as_deref())?,
+        ticket: cell.ticket("ticket", row.ticket)?,
+        id: row.trade_id,
+        account: row.account_id,
+        symbol: row.symbol,
+        client_id: row.client_id,
+        opened_at: row.opened_at,
+    })
+}
+
+/// The row for a newly opened `divergence` in `account_id`, first and last seen `at`.
+pub(super) fn divergence_row(
+    account_id: &str,
+    divergence: &Divergence,
+    at: DateTime<Utc>,
+) -> Result<divergence::ActiveModel, StoreError> {
+    let ticket = divergence
+        .ticket
+        .map(|t| ticket_to_db("divergences.ticket", t))
+        .transpose()?;
+    let at = db_time(at);
+    Ok(divergence::ActiveModel {
+        id: NotSet,
+        account_id: Set(account_id.to_owned()),
+        fingerprint: Set(divergence.fingerprint.clone()),
+        kind: Set(divergence.kind.as_str().to_owned()),
+        symbol: Set(divergence.symbol.clone()),
+        ticket: Set(ticket),
+        trade_id: Set(divergence.trade_id.clone()),
+        expected: Set(divergence.expected.map(|v| v.to_string())),
+        actual: Set(divergence.actual.map(|v| v.to_string())),
+        delta: Set(divergence.delta.map(|d| d.to_string())),
+        unit: Set(divergence.unit.map(|u| u.as_str().to_owned())),
+        status: Set(OPEN.to_owned()),
+        first_seen: Set(at),
+        last_seen: Set(at),
+        resolved_at: Set(None),
+    })
+}
+
+/// The domain divergence stored in `row` (its stored fingerprint is kept as is).
+pub(super) fn divergence_from_row(row: &divergence::Model) -> Result<Divergence, StoreError> {
+    let key = row.id.to_string();
+    let cell = Cell {
+        table: "divergences",
+        row: &key,
+    };
+    let value = |column, text: Option<&str>| -> Result<Option<Value>, StoreError> {
+        text.map(|t| cell.parse::<Value>(column, t)).transpose()
+    };
+    Ok(Divergence {
+        kind: cell.parse::<DivergenceKind>("kind", &row.kind)?,
+        symbol: row.symbol.clone(),
+        ticket: cell.ticket("ticket", row.ticket)?,
+        trade_id: row.trade_id.clone(),
+        expected: value("expected", row.expected.as_deref())?,
+        actual: value("actual", row.actual.as_deref())?,
+        delta: row
+            .delta
+            .as_deref()
+            .map(|t| cell.decimal("delta", t))
+            .transpose()?,
+        unit: row
+            .unit
+            .as_deref()
+            .map(|t| cell.parse::<Unit>("unit", t))
+            .transpose()?,
+        fingerprint: row.fingerprint.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal::dec;
+
+    #[test]
+    fn tickets_beyond_bigint_are_refused_not_wrapped() {
+        assert_eq!(ticket_to_db("t", 42).ok(), Some(42));
+        assert!(ticket_to_db("t", u64::MAX).is_err());
+        let cell = Cell {
+            table: "bot_trades",
+            row: "1",
+        };
+        assert!(cell.ticket("ticket", Some(-1)).is_err());
+    }
+
+    #[test]
+    fn bad_stored_decimal_names_table_column_row_and_value() {
+        let cell = Cell {
+            table: "bot_trades",
+            row: "7",
+        };
+        let err = cell.price("entry_price", "1,0851").map(|_| ()).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("bot_trades.entry_price"), "{text}");
+        assert!(text.contains("row 7") && text.contains("1,0851"), "{text}");
+        assert!(cell.price("sl", "0").is_err());
+        assert_eq!(cell.decimal("x", "1.08500").ok(), Some(dec!(1.08500)));
+    }
+}

@@ -1,0 +1,45 @@
+//! The `bot_trades` table: the trades the bot believes it has, open or closed.
+
+use sea_orm::entity::prelude::*;
+
+/// A row of `bot_trades`. Decimals are exact text; `ticket` is the broker's `u64` as `i64`.
+#[sea_orm::model]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "bot_trades")]
+pub struct Model {
+    /// Surrogate key.
+    #[sea_orm(primary_key)]
+    pub pk: i64,
+    /// Owning account (`accounts.id`).
+    pub account_id: String,
+    /// The bot's trade id, unique within the account.
+    pub trade_id: String,
+    /// Symbol as the bot spells it.
+    pub symbol: String,
+    /// `buy` or `sell`.
+    pub side: String,
+    /// Volume in lots, exact decimal text.
+    #[sea_orm(column_type = "Text")]
+    pub volume: String,
+    /// Expected entry price, exact decimal text.
+    #[sea_orm(column_type = "Text")]
+    pub entry_price: String,
+    /// Stop loss, exact decimal text.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub sl: Option<String>,
+    /// Take profit, exact decimal text.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub tp: Option<String>,
+    /// Broker ticket, once known.
+    pub ticket: Option<i64>,
+    /// Client id sent with the order.
+    pub client_id: Option<String>,
+    /// When the bot opened the trade.
+    pub opened_at: Option<DateTimeUtc>,
+    /// `open` or `closed`.
+    pub status: String,
+    /// When the trade was closed.
+    pub closed_at: Option<DateTimeUtc>,
+}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,46 @@
+//! The `divergences` table: every divergence ever seen, open until resolved.
+
+use sea_orm::entity::prelude::*;
+
+/// A row of `divergences`. At most one open row per (account, fingerprint).
+#[sea_orm::model]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "divergences")]
+pub struct Model {
+    /// Surrogate key.
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    /// Account the divergence was found on.
+    pub account_id: String,
+    /// Stable identity of the divergence (see `domain::divergence::fingerprint`).
+    pub fingerprint: String,
+    /// Kind, snake_case.
+    pub kind: String,
+    /// Canonical symbol.
+    pub symbol: String,
+    /// Broker ticket, when a position is involved.
+    pub ticket: Option<i64>,
+    /// Bot trade id, when a trade is involved.
+    pub trade_id: Option<String>,
+    /// The bot's value: exact decimal text or a side.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub expected: Option<String>,
+    /// The broker's value: exact decimal text or a side.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub actual: Option<String>,
+    /// Signed difference, exact decimal text.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub delta: Option<String>,
+    /// Unit of `delta`: `pips` or `percent`.
+    pub unit: Option<String>,
+    /// `open` or `resolved`.
+    pub status: String,
+    /// When the divergence was first seen.
+    pub first_seen: DateTimeUtc,
+    /// When the divergence was last seen.
+    pub last_seen: DateTimeUtc,
+    /// When the divergence went away.
+    pub resolved_at: Option<DateTimeUtc>,
+}
+
+impl ActiveModelBehavior for ActiveModel {}

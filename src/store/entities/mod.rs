@@ -1,0 +1,7 @@
+//! sea-orm entities, one per table. Rows only: conversion to domain types is in `convert`.
+
+pub mod account;
+pub mod audit_event;
+pub mod bot_trade;
+pub mod divergence;
+pub mod sync_run;

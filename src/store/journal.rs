@@ -1,0 +1,100 @@
+//! Append-only records: one row per sync run, and the audit trail.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sea_orm::ActiveValue::{NotSet, Set};
+use sea_orm::{ConnectionTrait, EntityTrait};
+
+use super::convert::{count_to_db, db_time};
+use super::entities::{audit_event, sync_run};
+use super::error::StoreError;
+
+/// The outcome of one sync of one account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncRunRecord {
+    /// Account that was synced.
+    pub account_id: String,
+    /// When the sync started.
+    pub started_at: DateTime<Utc>,
+    /// When the sync finished.
+    pub finished_at: DateTime<Utc>,
+    /// Wall time, measured with a monotonic clock.
+    pub duration: Duration,
+    /// Positions the broker reported.
+    pub positions: usize,
+    /// Open bot trades compared.
+    pub trades: usize,
+    /// Divergences this sync opened.
+    pub divergences_opened: usize,
+    /// Divergences this sync resolved.
+    pub divergences_resolved: usize,
+    /// Error class when the sync failed, e.g. `timeout`.
+    pub error_class: Option<String>,
+    /// Error message when the sync failed.
+    pub error_message: Option<String>,
+}
+
+/// One entry of the audit trail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEvent {
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// Account concerned, if any.
+    pub account_id: Option<String>,
+    /// What happened, e.g. `circuit_opened`.
+    pub kind: String,
+    /// Details, stored as JSON text.
+    pub detail: serde_json::Value,
+}
+
+/// Stores `run`; returns its row id. Works inside a caller's transaction.
+pub async fn record_sync_run<C: ConnectionTrait>(
+    db: &C,
+    run: &SyncRunRecord,
+) -> Result<i64, StoreError> {
+    let duration_ms =
+        i64::try_from(run.duration.as_millis()).map_err(|_| StoreError::Unstorable {
+            field: "sync_runs.duration_ms",
+            value: format!("{:?}", run.duration),
+            reason: "does not fit in BIGINT milliseconds".to_owned(),
+        })?;
+    let row = sync_run::ActiveModel {
+        id: NotSet,
+        account_id: Set(run.account_id.clone()),
+        started_at: Set(db_time(run.started_at)),
+        finished_at: Set(db_time(run.finished_at)),
+        duration_ms: Set(duration_ms),
+        positions: Set(count_to_db("sync_runs.positions", run.positions)?),
+        trades: Set(count_to_db("sync_runs.trades", run.trades)?),
+        divergences_opened: Set(count_to_db(
+            "sync_runs.divergences_opened",
+            run.divergences_opened,
+        )?),
+        divergences_resolved: Set(count_to_db(
+            "sync_runs.divergences_resolved",
+            run.divergences_resolved,
+        )?),
+        error_class: Set(run.error_class.clone()),
+        error_message: Set(run.error_message.clone()),
+    };
+    let result = sync_run::Entity::insert(row).exec(db).await?;
+    Ok(result.last_insert_id)
+}
+
+/// Appends `event` to the audit trail; returns its row id. Works inside a caller's
+/// transaction.
+pub async fn append_audit<C: ConnectionTrait>(
+    db: &C,
+    event: &AuditEvent,
+) -> Result<i64, StoreError> {
+    let row = audit_event::ActiveModel {
+        id: NotSet,
+        at: Set(db_time(event.at)),
+        account_id: Set(event.account_id.clone()),
+        kind: Set(event.kind.clone()),
+        detail: Set(event.detail.to_string()),
+    };
+    let result = audit_event::Entity::insert(row).exec(db).await?;
+    Ok(result.last_insert_id)
+}
