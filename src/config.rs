@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
+use crate::actors::{PersistenceConfig, SchedulerConfig, SupervisionConfig};
+use crate::broker::sim::SimConfig;
 use crate::domain::decimal_serde;
 use crate::domain::{ReconcileRules, SymbolSpec, SymbolTable, ToleranceOverride, Tolerances};
 
@@ -47,6 +49,53 @@ pub struct Config {
     pub reconcile: ReconcileConfig,
     /// `[symbols.NAME]`: pip sizes or digits per symbol.
     pub symbols: BTreeMap<String, SymbolSpec>,
+    /// `[scheduler]`: interval, spreading, the cap on broker calls, timeouts.
+    pub scheduler: SchedulerConfig,
+    /// `[supervision]`: the per-account circuit breaker.
+    pub supervision: SupervisionConfig,
+    /// `[persistence]`: batching and retries of database writes.
+    pub persistence: PersistenceConfig,
+    /// `[broker]`: which connectors run, and their settings.
+    pub broker: BrokerConfig,
+    /// `[[accounts]]`: accounts to supervise besides those of the `accounts` table.
+    pub accounts: Vec<AccountConfig>,
+}
+
+/// `[broker]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrokerConfig {
+    /// Connectors to start. The simulated broker (`sim`) supervises its own accounts.
+    pub enabled: Vec<String>,
+    /// `[broker.sim]`: the simulated broker.
+    pub sim: SimConfig,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self {
+            enabled: vec!["sim".to_owned()],
+            sim: SimConfig::default(),
+        }
+    }
+}
+
+/// Connector names the service knows.
+pub const KNOWN_BROKERS: &[&str] = &["sim"];
+
+/// One `[[accounts]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountConfig {
+    /// Account id, as the broker knows it.
+    pub id: String,
+    /// Connector: one of `[broker] enabled`.
+    #[serde(default = "default_broker")]
+    pub broker: String,
+}
+
+fn default_broker() -> String {
+    "sim".to_owned()
 }
 
 /// `[database]`.
@@ -169,6 +218,35 @@ impl Config {
             check(p("tp_pips"), o.tp_pips);
             check(p("match_price_pips"), o.match_price_pips);
             check(p("match_volume_pct"), o.match_volume_pct);
+        }
+        out.extend(self.scheduler.problems());
+        out.extend(self.supervision.problems());
+        out.extend(self.broker.sim.problems());
+        if self.persistence.batch_size == 0 {
+            out.push("persistence.batch_size: must be at least 1".into());
+        }
+        for name in &self.broker.enabled {
+            if !KNOWN_BROKERS.contains(&name.as_str()) {
+                out.push(format!(
+                    "broker.enabled: unknown broker {name:?} (known: {})",
+                    KNOWN_BROKERS.join(", ")
+                ));
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, a) in self.accounts.iter().enumerate() {
+            if a.id.trim().is_empty() {
+                out.push(format!("accounts[{i}].id: must not be empty"));
+            }
+            if !seen.insert(a.id.as_str()) {
+                out.push(format!("accounts[{i}].id = {:?}: listed twice", a.id));
+            }
+            if !self.broker.enabled.contains(&a.broker) {
+                out.push(format!(
+                    "accounts[{i}].broker = {:?}: not in broker.enabled",
+                    a.broker
+                ));
+            }
         }
         for (symbol, spec) in &self.symbols {
             if spec.pip_size.is_some_and(|p| p <= Decimal::ZERO) {

@@ -13,4 +13,5 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod input;
+pub mod service;
 pub mod store;

@@ -1,3 +1,22 @@
-//! The actor tree: supervisor, scheduler, per-account sync actors, persistence.
+//! The actor tree: a supervisor that owns one circuit breaker per account, a scheduler,
+//! one sync actor per account and a persistence actor. See DESIGN.md, "Shape".
 
 pub mod breaker;
+pub mod persistence;
+pub mod scheduler;
+pub mod status;
+pub mod supervisor;
+pub mod user_sync;
+
+pub use breaker::{Breaker, BreakerState, SupervisionConfig};
+pub use persistence::{PersistMsg, PersistenceConfig, ReconcilerEvent};
+pub use scheduler::SchedulerConfig;
+pub use status::{AccountStatus, SchedulerStatus, Status};
+pub use supervisor::{
+    AccountSpec, PersistenceHandle, ReconcilerSupervisor, SupervisorArgs, SupervisorMsg,
+    SyncOutcome, SyncStats, TreeConfig,
+};
+pub use user_sync::UserSyncMsg;
+
+#[cfg(feature = "cluster")]
+impl ractor::Message for ReconcilerEvent {}

@@ -1,6 +1,7 @@
 //! Brokers: the `Broker` trait that returns domain snapshots, the `TradeSource` trait that
 //! returns the bot's open trades, error classification, and one file per adapter.
 
+pub mod db_trades;
 pub mod sim;
 
 use std::fmt;
@@ -103,4 +104,19 @@ pub trait TradeSource: Send + Sync + 'static {
         &'a self,
         account: &'a str,
     ) -> BoxFuture<'a, Result<Vec<BotTrade>, BrokerError>>;
+}
+
+/// An account's way to the world: its broker and the source of its bot trades.
+#[derive(Clone)]
+pub struct Connector {
+    /// Reads positions and equity.
+    pub broker: std::sync::Arc<dyn Broker>,
+    /// Reads the bot's open trades.
+    pub trades: std::sync::Arc<dyn TradeSource>,
+}
+
+impl fmt::Debug for Connector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Connector")
+    }
 }

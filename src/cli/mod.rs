@@ -3,6 +3,7 @@
 //! Exit codes: 0 success (for `reconcile`: no divergence), 1 divergences found,
 //! 2 bad input, bad configuration or usage, 3 a runtime failure (database unreachable …).
 
+mod demo;
 mod reconcile;
 
 use std::path::PathBuf;
@@ -26,6 +27,14 @@ pub struct Cli {
 pub enum Command {
     /// Reconcile one positions file against one trades file, offline (no database).
     Reconcile(ReconcileArgs),
+    /// A few rounds against the simulated broker on SQLite, then a summary.
+    Demo(demo::DemoArgs),
+    /// Run the service until SIGINT or SIGTERM.
+    Run {
+        /// Configuration file (default: ./config.toml when present, else built-in defaults).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
     /// Apply the database migrations to the configured database.
     Migrate {
         /// Configuration file (default: ./config.toml when present, else built-in defaults).
@@ -73,6 +82,8 @@ pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Reconcile(args) => reconcile::run(&args),
         Command::Migrate { config } => migrate(config).await,
+        Command::Demo(args) => demo::run(&args).await,
+        Command::Run { config } => run_service(config).await,
     }
 }
 
@@ -101,5 +112,59 @@ async fn migrate(config: Option<PathBuf>) -> ExitCode {
             eprintln!("error: database {shown}: {e}");
             ExitCode::from(EXIT_RUNTIME)
         }
+    }
+}
+
+async fn run_service(config: Option<PathBuf>) -> ExitCode {
+    let Some(config) = load_config(config.as_deref()) else {
+        return ExitCode::from(EXIT_BAD_INPUT);
+    };
+    let shown = crate::store::redact_url(&config.database.url);
+    let db = match crate::store::connect(&config.database.url).await {
+        Ok(db) => db,
+        Err(e) => {
+            eprintln!("error: database {shown}: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    tracing::info!(database = %shown, "starting");
+    match crate::service::run(&config, db, shutdown_signal()).await {
+        Ok(report) if report.flushed => {
+            tracing::info!(abandoned_syncs = report.abandoned_syncs, "stopped");
+            ExitCode::SUCCESS
+        }
+        Ok(report) => {
+            eprintln!(
+                "error: stopped, but the final flush failed ({} syncs abandoned)",
+                report.abandoned_syncs
+            );
+            ExitCode::from(EXIT_RUNTIME)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
     }
 }

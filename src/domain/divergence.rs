@@ -253,7 +253,7 @@ pub struct Match {
     pub method: MatchMethod,
 }
 
-/// The outcome of [`super::reconcile`]: every pairing and every divergence, sorted.
+/// The outcome of [`super::reconcile()`]: every pairing and every divergence, sorted.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reconciliation {
     /// Pairs, sorted by trade id.

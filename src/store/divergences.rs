@@ -177,6 +177,62 @@ pub async fn apply_diff<C: TransactionTrait>(
     Ok(outcome)
 }
 
+/// What [`converge`] changed: the divergences it opened and the fingerprints it resolved.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Converged {
+    /// Newly opened divergences.
+    pub opened: Vec<Divergence>,
+    /// Fingerprints of divergences resolved.
+    pub resolved: Vec<String>,
+}
+
+/// Brings the account's open divergences to exactly `desired`: opens what is new, resolves
+/// what is gone, leaves the rest untouched (no write for an unchanged divergence).
+///
+/// Idempotent by construction, so a sender may re-send its latest state after a crash or a
+/// lost acknowledgement without duplicating or losing anything. Pass a transaction to make
+/// it part of a batch.
+pub async fn converge<C: TransactionTrait + ConnectionTrait>(
+    db: &C,
+    account_id: &str,
+    at: DateTime<Utc>,
+    desired: &[Divergence],
+) -> Result<Converged, StoreError> {
+    let open: HashSet<String> = divergence::Entity::find()
+        .filter(divergence::Column::AccountId.eq(account_id))
+        .filter(divergence::Column::Status.eq(OPEN))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|row| row.fingerprint)
+        .collect();
+    let mut wanted: HashSet<&str> = HashSet::with_capacity(desired.len());
+    let opened: Vec<Divergence> = desired
+        .iter()
+        .filter(|d| wanted.insert(d.fingerprint.as_str()) && !open.contains(&d.fingerprint))
+        .cloned()
+        .collect();
+    let mut resolved: Vec<String> = open
+        .into_iter()
+        .filter(|fp| !wanted.contains(fp.as_str()))
+        .collect();
+    resolved.sort();
+    if opened.is_empty() && resolved.is_empty() {
+        return Ok(Converged::default());
+    }
+    let diff = DivergenceDiff {
+        account_id: account_id.to_owned(),
+        at,
+        opened,
+        resolved,
+    };
+    apply_diff(db, &diff).await?;
+    Ok(Converged {
+        opened: diff.opened,
+        resolved: diff.resolved,
+    })
+}
+
 /// `ON CONFLICT (account_id, fingerprint) WHERE status = 'open' DO NOTHING`: targets the
 /// partial unique index, on SQLite and PostgreSQL alike. The literal must be inline SQL,
 /// not a bound parameter, or neither database can match the index's predicate.

@@ -98,3 +98,37 @@ pub async fn append_audit<C: ConnectionTrait>(
     let result = audit_event::Entity::insert(row).exec(db).await?;
     Ok(result.last_insert_id)
 }
+
+/// The audit trail, oldest first; only `account`'s entries when given.
+pub async fn list_audit<C: ConnectionTrait>(
+    db: &C,
+    account: Option<&str>,
+) -> Result<Vec<AuditEvent>, StoreError> {
+    use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
+    let mut query = audit_event::Entity::find();
+    if let Some(account) = account {
+        query = query.filter(audit_event::Column::AccountId.eq(account));
+    }
+    let rows = query
+        .order_by_asc(audit_event::Column::At)
+        .order_by_asc(audit_event::Column::Id)
+        .all(db)
+        .await?;
+    rows.into_iter()
+        .map(|row| {
+            let detail = serde_json::from_str(&row.detail).map_err(|e| StoreError::BadData {
+                table: "audit_events",
+                column: "detail",
+                row: row.id.to_string(),
+                value: row.detail.clone(),
+                reason: e.to_string(),
+            })?;
+            Ok(AuditEvent {
+                at: row.at,
+                account_id: row.account_id,
+                kind: row.kind,
+                detail,
+            })
+        })
+        .collect()
+}

@@ -14,11 +14,11 @@ mod journal;
 mod trades;
 
 pub use accounts::{Account, StoredAccount, list_accounts, upsert_account};
-pub use connect::{connect, connect_with};
+pub use connect::{LockWait, connect, connect_waiting, connect_with};
 pub use divergences::{
-    DiffOutcome, DivergenceDiff, DivergenceStatus, StoredDivergence, apply_diff, list_divergences,
-    open_divergences,
+    Converged, DiffOutcome, DivergenceDiff, DivergenceStatus, StoredDivergence, apply_diff,
+    converge, list_divergences, open_divergences,
 };
 pub use error::{StoreError, redact_url};
-pub use journal::{AuditEvent, SyncRunRecord, append_audit, record_sync_run};
+pub use journal::{AuditEvent, SyncRunRecord, append_audit, list_audit, record_sync_run};
 pub use trades::{import_trades, open_trades};

@@ -1,0 +1,284 @@
+//! PersistenceActor: owns the writes. Batches divergence states, sync reports and audit
+//! events into one transaction; retries with backoff while the database is away; and
+//! acknowledges a state only once it is durable, so a sender re-sends what was not.
+//!
+//! Divergences arrive as the account's whole desired open set (a [`Converge`]), not as
+//! deltas: applying a state twice, or an older state after a crash, cannot duplicate or
+//! lose a row. Several states of one account waiting in the buffer collapse to the latest.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use ractor::{Actor, ActorProcessingErr, ActorRef, OutputPort, RpcReplyPort};
+use sea_orm::{DatabaseConnection, TransactionTrait};
+use serde::Deserialize;
+
+use super::user_sync::UserSyncMsg;
+use crate::domain::Divergence;
+use crate::store::{self, AuditEvent, StoreError, SyncRunRecord};
+
+/// `[persistence]`: batching and retry settings.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PersistenceConfig {
+    /// Flush as soon as this many items are buffered.
+    pub batch_size: usize,
+    /// Otherwise flush this long after the first buffered item, in milliseconds.
+    pub flush_interval_ms: u64,
+    /// First retry delay while the database is away, in milliseconds (doubles).
+    pub retry_min_ms: u64,
+    /// Largest retry delay, in milliseconds.
+    pub retry_max_ms: u64,
+}
+
+impl Default for PersistenceConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 1_000,
+            flush_interval_ms: 50,
+            retry_min_ms: 100,
+            retry_max_ms: 5_000,
+        }
+    }
+}
+
+/// Something the service reports to a host: durable changes only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReconcilerEvent {
+    /// A divergence was opened (committed to the database).
+    DivergenceOpened {
+        /// Account.
+        account_id: String,
+        /// The divergence.
+        divergence: Divergence,
+    },
+    /// A divergence was resolved (committed to the database).
+    DivergenceResolved {
+        /// Account.
+        account_id: String,
+        /// Its fingerprint.
+        fingerprint: String,
+    },
+}
+
+/// An account's whole desired set of open divergences, with the report of the sync that
+/// observed it.
+#[derive(Debug, Clone)]
+pub struct Converge {
+    /// Account.
+    pub account_id: String,
+    /// When the sync observed it.
+    pub at: DateTime<Utc>,
+    /// Every divergence that should be open now.
+    pub desired: Vec<Divergence>,
+    /// The sender's sequence number, echoed in the acknowledgement.
+    pub seq: u64,
+    /// Where the acknowledgement goes.
+    pub ack_to: Option<ActorRef<UserSyncMsg>>,
+    /// The sync's report; its opened/resolved counts are filled in here.
+    pub report: SyncRunRecord,
+}
+
+/// Messages of the PersistenceActor.
+pub enum PersistMsg {
+    /// Store an account's divergence state and its sync report.
+    Converge(Box<Converge>),
+    /// Store a sync report (a sync that changed nothing, or failed).
+    Report(SyncRunRecord),
+    /// Append to the audit trail.
+    Audit(AuditEvent),
+    /// Write everything buffered now; reply once durable (or with the error).
+    Flush(RpcReplyPort<Result<(), String>>),
+    /// Items buffered, and whether the last flush failed.
+    QueueDepth(RpcReplyPort<(usize, bool)>),
+    /// Internal: the flush timer fired.
+    FlushTick,
+}
+
+#[cfg(feature = "cluster")]
+impl ractor::Message for PersistMsg {}
+
+/// Dependencies of the PersistenceActor.
+pub struct PersistenceArgs {
+    /// The database.
+    pub db: DatabaseConnection,
+    /// Settings.
+    pub config: PersistenceConfig,
+    /// Where durable divergence changes are published.
+    pub events: Arc<OutputPort<ReconcilerEvent>>,
+}
+
+/// The actor (empty: everything lives in its state).
+pub struct PersistenceActor;
+
+/// Its state: the buffer and the retry schedule.
+pub struct PersistenceState {
+    db: DatabaseConnection,
+    config: PersistenceConfig,
+    events: Arc<OutputPort<ReconcilerEvent>>,
+    converges: HashMap<String, Converge>,
+    reports: Vec<SyncRunRecord>,
+    audits: Vec<AuditEvent>,
+    timer_set: bool,
+    retry: Option<Duration>,
+}
+
+impl PersistenceState {
+    fn depth(&self) -> usize {
+        self.converges.len() + self.reports.len() + self.audits.len()
+    }
+}
+
+#[cfg_attr(feature = "async-trait", ractor::async_trait)]
+impl Actor for PersistenceActor {
+    type Msg = PersistMsg;
+    type State = PersistenceState;
+    type Arguments = PersistenceArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: PersistenceArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(PersistenceState {
+            db: args.db,
+            config: args.config,
+            events: args.events,
+            converges: HashMap::new(),
+            reports: Vec::new(),
+            audits: Vec::new(),
+            timer_set: false,
+            retry: None,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: PersistMsg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            PersistMsg::Converge(c) => {
+                let c = *c;
+                if let Some(old) = state.converges.insert(c.account_id.clone(), c) {
+                    // Superseded before it was written: its sync still gets its report.
+                    state.reports.push(old.report);
+                }
+            }
+            PersistMsg::Report(r) => state.reports.push(r),
+            PersistMsg::Audit(a) => state.audits.push(a),
+            PersistMsg::Flush(reply) => {
+                let result = flush(state).await.map_err(|e| e.to_string());
+                let _ = reply.send(result);
+                return Ok(());
+            }
+            PersistMsg::QueueDepth(reply) => {
+                let _ = reply.send((state.depth(), state.retry.is_some()));
+                return Ok(());
+            }
+            PersistMsg::FlushTick => {
+                state.timer_set = false;
+                if let Err(e) = flush(state).await {
+                    let delay = next_retry(state);
+                    tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, queued = state.depth(), "database write failed, will retry");
+                    arm(&myself, state, delay);
+                }
+                return Ok(());
+            }
+        }
+        if state.retry.is_none() && state.depth() >= state.config.batch_size {
+            if let Err(e) = flush(state).await {
+                let delay = next_retry(state);
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "database write failed, will retry");
+                arm(&myself, state, delay);
+            }
+        } else if state.depth() > 0 {
+            let delay = Duration::from_millis(state.config.flush_interval_ms);
+            arm(&myself, state, delay);
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        if state.depth() > 0
+            && let Err(e) = flush(state).await
+        {
+            tracing::error!(error = %e, lost = state.depth(), "final flush failed");
+        }
+        Ok(())
+    }
+}
+
+/// Schedules a FlushTick unless one is pending.
+fn arm(myself: &ActorRef<PersistMsg>, state: &mut PersistenceState, delay: Duration) {
+    if !state.timer_set {
+        state.timer_set = true;
+        myself.send_after(delay, || PersistMsg::FlushTick);
+    }
+}
+
+fn next_retry(state: &mut PersistenceState) -> Duration {
+    let min = Duration::from_millis(state.config.retry_min_ms);
+    let max = Duration::from_millis(state.config.retry_max_ms);
+    let next = state.retry.map_or(min, |d| (d * 2).min(max));
+    state.retry = Some(next);
+    next
+}
+
+/// Writes the whole buffer in one transaction. On success clears it, acknowledges the
+/// states and publishes events; on failure keeps everything for the next attempt.
+async fn flush(state: &mut PersistenceState) -> Result<(), StoreError> {
+    if state.depth() == 0 {
+        return Ok(());
+    }
+    let txn = state.db.begin().await?;
+    let mut changes = Vec::with_capacity(state.converges.len());
+    for c in state.converges.values() {
+        let done = store::converge(&txn, &c.account_id, c.at, &c.desired).await?;
+        let mut report = c.report.clone();
+        report.divergences_opened = done.opened.len();
+        report.divergences_resolved = done.resolved.len();
+        store::record_sync_run(&txn, &report).await?;
+        changes.push(done);
+    }
+    for r in &state.reports {
+        store::record_sync_run(&txn, r).await?;
+    }
+    for a in &state.audits {
+        store::append_audit(&txn, a).await?;
+    }
+    txn.commit().await?;
+
+    for (c, done) in state.converges.values().zip(changes) {
+        if let Some(to) = &c.ack_to {
+            // The sender may have been replaced meanwhile: then nobody waits for this.
+            let _ = to.cast(UserSyncMsg::Acked { seq: c.seq });
+        }
+        for divergence in done.opened {
+            state.events.send(ReconcilerEvent::DivergenceOpened {
+                account_id: c.account_id.clone(),
+                divergence,
+            });
+        }
+        for fingerprint in done.resolved {
+            state.events.send(ReconcilerEvent::DivergenceResolved {
+                account_id: c.account_id.clone(),
+                fingerprint,
+            });
+        }
+    }
+    if state.retry.take().is_some() {
+        tracing::info!("database writes resumed");
+    }
+    state.converges.clear();
+    state.reports.clear();
+    state.audits.clear();
+    Ok(())
+}

@@ -1,0 +1,727 @@
+//! ReconcilerSupervisor: the root of the tree. Starts persistence, the scheduler and one
+//! UserSyncActor per account; owns each account's circuit breaker (its restart policy);
+//! answers `AddAccount`, `RemoveAccount`, `EnableAccount`, `SyncNow` and `GetStatus`.
+//!
+//! One account's failures never stop, delay or slow another account, and never stop the
+//! supervisor: every child exit is handled here, none escalates.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use chrono::Utc;
+use ractor::{
+    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, OutputPort, RpcReplyPort,
+    SupervisionEvent,
+};
+use rust_decimal::Decimal;
+use sea_orm::DatabaseConnection;
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::breaker::{Action, Breaker, SupervisionConfig, Transition};
+use super::persistence::{
+    PersistMsg, PersistenceActor, PersistenceArgs, PersistenceConfig, ReconcilerEvent,
+};
+use super::scheduler::{Scheduler, SchedulerArgs, SchedulerConfig};
+use super::status::{AccountStatus, SchedulerStatus, Status};
+use super::user_sync::{UserSyncActor, UserSyncArgs, UserSyncMsg};
+use crate::broker::{Connector, ErrorClass};
+use crate::domain::ReconcileRules;
+use crate::store::{self, AuditEvent, StoredAccount};
+
+/// An account to supervise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountSpec {
+    /// Account id.
+    pub id: String,
+    /// Name of its connector (a key of [`SupervisorArgs::connectors`]).
+    pub broker: String,
+}
+
+/// What a sync ended with.
+#[derive(Debug, Clone)]
+pub enum SyncOutcome {
+    /// The account was reconciled.
+    Ok(SyncStats),
+    /// It was not; `class` decides what the breaker does.
+    Failed {
+        /// Error class.
+        class: ErrorClass,
+        /// What happened (no secrets).
+        message: String,
+    },
+}
+
+/// Figures of a successful sync.
+#[derive(Debug, Clone)]
+pub struct SyncStats {
+    /// Positions at the broker.
+    pub positions: usize,
+    /// Divergences found.
+    pub open_divergences: usize,
+    /// Wall time.
+    pub duration: Duration,
+    /// Account equity.
+    pub equity: Decimal,
+}
+
+/// Messages of the supervisor.
+pub enum SupervisorMsg {
+    /// From the scheduler: sync the accounts of `slot`.
+    Tick {
+        /// Slot index.
+        slot: u32,
+    },
+    /// From a UserSyncActor.
+    SyncFinished {
+        /// Account.
+        account_id: String,
+        /// The reporting actor (stale reports are ignored).
+        actor: ActorId,
+        /// Outcome.
+        outcome: SyncOutcome,
+    },
+    /// A breaker timer fired.
+    Timer {
+        /// Account.
+        account_id: String,
+        /// The breaker generation the timer was set in.
+        generation: u64,
+    },
+    /// Supervise another account (an existing id is left as it is).
+    AddAccount(AccountSpec),
+    /// Stop supervising an account.
+    RemoveAccount(String),
+    /// Re-enable a disabled account, or reset a tripped breaker.
+    EnableAccount(String),
+    /// Sync one account now (if its breaker lets it and it is not already syncing).
+    SyncNow(String),
+    /// The status of every account and of the scheduler.
+    GetStatus(RpcReplyPort<Status>),
+    /// Stop dispatching ticks (shutdown); replies with the syncs still in flight.
+    PauseTicks(RpcReplyPort<usize>),
+    /// Re-read the `accounts` table.
+    RefreshAccounts,
+    /// The `accounts` table, read.
+    AccountsLoaded(Vec<StoredAccount>),
+    /// Write everything buffered; replies once durable.
+    Flush(RpcReplyPort<Result<(), String>>),
+}
+
+#[cfg(feature = "cluster")]
+impl ractor::Message for SupervisorMsg {}
+
+/// A reference to the current PersistenceActor, swapped when it is restarted, so senders
+/// never hold a stale `ActorRef`.
+#[derive(Clone)]
+pub struct PersistenceHandle(Arc<RwLock<ActorRef<PersistMsg>>>);
+
+impl PersistenceHandle {
+    /// Sends `msg` to the current persistence actor.
+    pub fn send(&self, msg: PersistMsg) {
+        let actor = match self.0.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        if actor.cast(msg).is_err() {
+            tracing::warn!("persistence is not running; the sender will re-send its state");
+        }
+    }
+
+    /// The current actor.
+    pub fn get(&self) -> ActorRef<PersistMsg> {
+        match self.0.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn swap(&self, actor: ActorRef<PersistMsg>) {
+        match self.0.write() {
+            Ok(mut guard) => *guard = actor,
+            Err(poisoned) => *poisoned.into_inner() = actor,
+        }
+    }
+}
+
+/// Settings of the whole tree.
+#[derive(Debug, Clone, Default)]
+pub struct TreeConfig {
+    /// `[scheduler]`.
+    pub scheduler: SchedulerConfig,
+    /// `[supervision]`.
+    pub supervision: SupervisionConfig,
+    /// `[persistence]`.
+    pub persistence: PersistenceConfig,
+}
+
+/// Dependencies of the supervisor.
+pub struct SupervisorArgs {
+    /// The database.
+    pub db: DatabaseConnection,
+    /// Settings.
+    pub config: TreeConfig,
+    /// Tolerances and pip sizes.
+    pub rules: Arc<ReconcileRules>,
+    /// Connectors by name; each account names one.
+    pub connectors: HashMap<String, Connector>,
+    /// Accounts to start with.
+    pub accounts: Vec<AccountSpec>,
+    /// Where durable divergence changes are published.
+    pub events: Arc<OutputPort<ReconcilerEvent>>,
+    /// Whether to follow the `accounts` table (the `run` command does).
+    pub follow_accounts_table: bool,
+}
+
+/// The actor.
+pub struct ReconcilerSupervisor;
+
+/// Where an account came from: the refresh only adds and removes table accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    Configured,
+    Table,
+}
+
+struct Entry {
+    spec: AccountSpec,
+    origin: Origin,
+    breaker: Breaker,
+    actor: Option<ActorRef<UserSyncMsg>>,
+    timer: Option<JoinHandle<Result<(), ractor::MessagingErr<SupervisorMsg>>>>,
+    slot: u32,
+    status: AccountStatus,
+}
+
+/// The supervisor's state.
+pub struct SupervisorState {
+    args: SupervisorArgs,
+    persistence: Option<PersistenceHandle>,
+    scheduler: Option<ActorRef<super::scheduler::SchedulerMsg>>,
+    limiter: Arc<Semaphore>,
+    accounts: BTreeMap<String, Entry>,
+    ticking: bool,
+    ticks: u64,
+    skipped: u64,
+}
+
+/// A stable 64-bit hash (FNV-1a) for slots and jitter seeds.
+fn stable_hash(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+#[cfg_attr(feature = "async-trait", ractor::async_trait)]
+impl Actor for ReconcilerSupervisor {
+    type Msg = SupervisorMsg;
+    type State = SupervisorState;
+    type Arguments = SupervisorArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: SupervisorArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let limiter = Arc::new(Semaphore::new(args.config.scheduler.max_in_flight));
+        Ok(SupervisorState {
+            args,
+            persistence: None,
+            scheduler: None,
+            limiter,
+            accounts: BTreeMap::new(),
+            ticking: true,
+            ticks: 0,
+            skipped: 0,
+        })
+    }
+
+    async fn post_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let persistence = spawn_persistence(&myself, &state.args).await?;
+        state.persistence = Some(PersistenceHandle(Arc::new(RwLock::new(persistence))));
+        for spec in state.args.accounts.clone() {
+            add_account(&myself, state, spec, Origin::Configured).await;
+        }
+        state.scheduler = Some(spawn_scheduler(&myself, &state.args).await?);
+        if state.args.follow_accounts_table {
+            refresh_accounts(&myself, state);
+        }
+        tracing::info!(accounts = state.accounts.len(), "reconciler started");
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        for entry in state.accounts.values_mut() {
+            if let Some(t) = entry.timer.take() {
+                t.abort();
+            }
+        }
+        // Children get their post_stop (persistence flushes) only when stopped explicitly.
+        myself
+            .stop_children_and_wait(
+                Some("supervisor stopping".into()),
+                Some(Duration::from_secs(30)),
+            )
+            .await;
+        tracing::info!("reconciler stopped");
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: SupervisorMsg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            SupervisorMsg::Tick { slot } => on_tick(state, slot),
+            SupervisorMsg::SyncFinished {
+                account_id,
+                actor,
+                outcome,
+            } => {
+                let current = state
+                    .accounts
+                    .get(&account_id)
+                    .and_then(|e| e.actor.as_ref())
+                    .map(|a| a.get_id());
+                if current == Some(actor) {
+                    on_outcome(&myself, state, &account_id, outcome).await;
+                }
+            }
+            SupervisorMsg::Timer {
+                account_id,
+                generation,
+            } => {
+                if let Some(entry) = state.accounts.get_mut(&account_id) {
+                    entry.timer = None;
+                    let step = entry.breaker.on_timer(generation);
+                    apply(&myself, state, &account_id, step, None).await;
+                }
+            }
+            SupervisorMsg::AddAccount(spec) => {
+                add_account(&myself, state, spec, Origin::Configured).await
+            }
+            SupervisorMsg::RemoveAccount(id) => remove_account(state, &id),
+            SupervisorMsg::EnableAccount(id) => {
+                if let Some(entry) = state.accounts.get_mut(&id) {
+                    let step = entry.breaker.enable();
+                    apply(&myself, state, &id, step, None).await;
+                }
+            }
+            SupervisorMsg::SyncNow(id) => {
+                if let Some(entry) = state.accounts.get_mut(&id) {
+                    dispatch(entry, &mut state.skipped);
+                }
+            }
+            SupervisorMsg::GetStatus(reply) => {
+                let _ = reply.send(status(state));
+            }
+            SupervisorMsg::PauseTicks(reply) => {
+                state.ticking = false;
+                let _ = reply.send(state.accounts.values().filter(|e| e.status.syncing).count());
+            }
+            SupervisorMsg::RefreshAccounts => {
+                if state.args.follow_accounts_table {
+                    refresh_accounts(&myself, state);
+                }
+            }
+            SupervisorMsg::AccountsLoaded(rows) => on_accounts_loaded(&myself, state, rows).await,
+            SupervisorMsg::Flush(reply) => {
+                if let Some(p) = &state.persistence {
+                    let _ = p.get().cast(PersistMsg::Flush(reply));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        event: SupervisionEvent,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        // Overridden on purpose: the default would stop the supervisor with any child.
+        let (cell, reason) = match event {
+            SupervisionEvent::ActorFailed(cell, err) => (cell, Some(err.to_string())),
+            SupervisionEvent::ActorTerminated(cell, _, _) => (cell, None),
+            _ => return Ok(()),
+        };
+        on_child_exit(&myself, state, cell, reason).await
+    }
+}
+
+async fn spawn_persistence(
+    myself: &ActorRef<SupervisorMsg>,
+    args: &SupervisorArgs,
+) -> Result<ActorRef<PersistMsg>, ActorProcessingErr> {
+    let pargs = PersistenceArgs {
+        db: args.db.clone(),
+        config: args.config.persistence.clone(),
+        events: args.events.clone(),
+    };
+    let (actor, _) = Actor::spawn_linked(None, PersistenceActor, pargs, myself.get_cell()).await?;
+    Ok(actor)
+}
+
+async fn spawn_scheduler(
+    myself: &ActorRef<SupervisorMsg>,
+    args: &SupervisorArgs,
+) -> Result<ActorRef<super::scheduler::SchedulerMsg>, ActorProcessingErr> {
+    let sargs = SchedulerArgs {
+        supervisor: myself.clone(),
+        config: args.config.scheduler.clone(),
+    };
+    let (actor, _) = Actor::spawn_linked(None, Scheduler, sargs, myself.get_cell()).await?;
+    Ok(actor)
+}
+
+/// A child stopped. A failed account actor is a failed sync for its breaker; persistence
+/// and the scheduler are restarted at once.
+async fn on_child_exit(
+    myself: &ActorRef<SupervisorMsg>,
+    state: &mut SupervisorState,
+    cell: ActorCell,
+    failure: Option<String>,
+) -> Result<(), ActorProcessingErr> {
+    let id = cell.get_id();
+    let owner = state
+        .accounts
+        .iter()
+        .find(|(_, e)| e.actor.as_ref().is_some_and(|a| a.get_id() == id))
+        .map(|(k, _)| k.clone());
+    if let Some(account_id) = owner {
+        // The current actor of an account died: a crash, whatever the reason.
+        let message = failure.unwrap_or_else(|| "actor stopped unexpectedly".into());
+        if let Some(entry) = state.accounts.get_mut(&account_id) {
+            entry.actor = None;
+        }
+        let outcome = SyncOutcome::Failed {
+            class: ErrorClass::Crash,
+            message,
+        };
+        on_outcome(myself, state, &account_id, outcome).await;
+        return Ok(());
+    }
+    if state
+        .persistence
+        .as_ref()
+        .is_some_and(|p| p.get().get_id() == id)
+    {
+        tracing::error!(reason = ?failure, "persistence stopped; restarting it");
+        let actor = spawn_persistence(myself, &state.args).await?;
+        if let Some(handle) = &state.persistence {
+            handle.swap(actor);
+        }
+    } else if state.scheduler.as_ref().is_some_and(|s| s.get_id() == id) {
+        tracing::error!(reason = ?failure, "scheduler stopped; restarting it");
+        state.scheduler = Some(spawn_scheduler(myself, &state.args).await?);
+    }
+    Ok(())
+}
+
+async fn add_account(
+    myself: &ActorRef<SupervisorMsg>,
+    state: &mut SupervisorState,
+    spec: AccountSpec,
+    origin: Origin,
+) {
+    if state.accounts.contains_key(&spec.id) {
+        return;
+    }
+    let slots = state.args.config.scheduler.spread_slots.max(1);
+    let hash = stable_hash(&spec.id);
+    let id = spec.id.clone();
+    let entry = Entry {
+        status: AccountStatus {
+            id: id.clone(),
+            broker: spec.broker.clone(),
+            ..Default::default()
+        },
+        breaker: Breaker::new(state.args.config.supervision.clone(), hash),
+        spec,
+        origin,
+        actor: None,
+        timer: None,
+        slot: (hash % u64::from(slots)) as u32,
+    };
+    state.accounts.insert(id.clone(), entry);
+    audit(state, Some(&id), "account_added", serde_json::json!({}));
+    if let Err(reason) = start_actor(myself, state, &id).await {
+        let entry = state
+            .accounts
+            .get_mut(&id)
+            .map(|e| e.breaker.on_permanent(reason.clone()));
+        if let Some(step) = entry {
+            apply(myself, state, &id, step, Some(reason)).await;
+        }
+    }
+}
+
+fn remove_account(state: &mut SupervisorState, id: &str) {
+    if let Some(mut entry) = state.accounts.remove(id) {
+        if let Some(t) = entry.timer.take() {
+            t.abort();
+        }
+        if let Some(actor) = entry.actor.take() {
+            actor.stop(Some("account removed".into()));
+        }
+        audit(state, Some(id), "account_removed", serde_json::json!({}));
+        tracing::info!(account = %id, "account removed");
+    }
+}
+
+/// Spawns the account's actor; `Err` (a missing connector) is permanent.
+async fn start_actor(
+    myself: &ActorRef<SupervisorMsg>,
+    state: &mut SupervisorState,
+    id: &str,
+) -> Result<(), String> {
+    let Some(entry) = state.accounts.get(id) else {
+        return Ok(());
+    };
+    let connector = state
+        .args
+        .connectors
+        .get(&entry.spec.broker)
+        .cloned()
+        .ok_or_else(|| format!("no broker named {:?} is configured", entry.spec.broker))?;
+    let Some(persistence) = state.persistence.clone() else {
+        return Err("persistence is not running".into());
+    };
+    let args = UserSyncArgs {
+        account_id: id.to_owned(),
+        connector,
+        rules: state.args.rules.clone(),
+        persistence,
+        supervisor: myself.clone(),
+        limiter: state.limiter.clone(),
+        timeout: Duration::from_millis(state.args.config.scheduler.sync_timeout_ms),
+    };
+    let spawned = Actor::spawn_linked(None, UserSyncActor, args, myself.get_cell())
+        .await
+        .map_err(|e| format!("cannot start the sync actor: {e}"))?;
+    if let Some(entry) = state.accounts.get_mut(id) {
+        entry.actor = Some(spawned.0);
+        entry.status.syncing = false;
+    }
+    Ok(())
+}
+
+fn on_tick(state: &mut SupervisorState, slot: u32) {
+    state.ticks += 1;
+    if !state.ticking {
+        return;
+    }
+    for entry in state.accounts.values_mut().filter(|e| e.slot == slot) {
+        dispatch(entry, &mut state.skipped);
+    }
+}
+
+/// Sends one `Sync` if the breaker allows it and none is running; a busy account skips.
+fn dispatch(entry: &mut Entry, skipped: &mut u64) {
+    if entry.breaker.takes_ticks() {
+        send_sync(entry, skipped);
+    }
+}
+
+/// Sends one `Sync` unless one is running (then the tick is counted as skipped).
+fn send_sync(entry: &mut Entry, skipped: &mut u64) {
+    let Some(actor) = &entry.actor else { return };
+    if entry.status.syncing {
+        entry.status.skipped_ticks += 1;
+        *skipped += 1;
+        return;
+    }
+    if actor.cast(UserSyncMsg::Sync).is_ok() {
+        entry.status.syncing = true;
+    }
+}
+
+async fn on_outcome(
+    myself: &ActorRef<SupervisorMsg>,
+    state: &mut SupervisorState,
+    account_id: &str,
+    outcome: SyncOutcome,
+) {
+    let Some(entry) = state.accounts.get_mut(account_id) else {
+        return;
+    };
+    entry.status.syncing = false;
+    let (step, reason) = match outcome {
+        SyncOutcome::Ok(stats) => {
+            let s = &mut entry.status;
+            s.syncs_ok += 1;
+            s.last_sync_at = Some(Utc::now());
+            s.last_sync_duration = Some(stats.duration);
+            s.positions = stats.positions;
+            s.open_divergences = stats.open_divergences;
+            s.equity = Some(stats.equity);
+            (entry.breaker.on_success(), None)
+        }
+        SyncOutcome::Failed { class, message } => {
+            entry.status.syncs_failed += 1;
+            entry.status.last_sync_duration = None;
+            entry.status.last_error = Some(format!("{class}: {message}"));
+            let step = if class == ErrorClass::Permanent {
+                entry.breaker.on_permanent(message.clone())
+            } else {
+                entry.breaker.on_failure(Instant::now())
+            };
+            (step, Some(format!("{class}: {message}")))
+        }
+    };
+    apply(myself, state, account_id, step, reason).await;
+}
+
+/// Carries out what the breaker decided, and records the transition.
+async fn apply(
+    myself: &ActorRef<SupervisorMsg>,
+    state: &mut SupervisorState,
+    id: &str,
+    (action, transition): (Action, Option<Transition>),
+    reason: Option<String>,
+) {
+    if let Some(t) = &transition {
+        tracing::info!(account = %id, from = t.from, to = t.to, reason = reason.as_deref().unwrap_or(""), "{}", t.event.replace('_', " "));
+        audit(
+            state,
+            Some(id),
+            t.event,
+            serde_json::json!({"from": t.from, "to": t.to, "reason": reason}),
+        );
+    }
+    let Some(entry) = state.accounts.get_mut(id) else {
+        return;
+    };
+    if transition.is_some() {
+        entry.status.transitions += 1;
+    }
+    entry.status.state = entry.breaker.state().name().to_owned();
+    entry.status.consecutive_failures = entry.breaker.consecutive_failures();
+    entry.status.disabled_reason = match entry.breaker.state() {
+        super::breaker::BreakerState::Disabled { reason } => Some(reason.clone()),
+        _ => None,
+    };
+    match action {
+        Action::None => {}
+        Action::Schedule { delay, generation } => {
+            stop_actor(entry, "backing off");
+            let account_id = id.to_owned();
+            if let Some(old) = entry.timer.take() {
+                old.abort();
+            }
+            entry.timer = Some(myself.send_after(delay, move || SupervisorMsg::Timer {
+                account_id,
+                generation,
+            }));
+        }
+        Action::Stop => stop_actor(entry, "disabled"),
+        Action::Start | Action::Probe => {
+            entry.status.restarts += 1;
+            stop_actor(entry, "replaced");
+            if let Err(e) = start_actor(myself, state, id).await {
+                tracing::error!(account = %id, error = %e, "cannot start the sync actor");
+                return;
+            }
+            // The probe: one sync, outside the ticks.
+            if matches!(action, Action::Probe)
+                && let Some(entry) = state.accounts.get_mut(id)
+            {
+                send_sync(entry, &mut state.skipped);
+            }
+        }
+    }
+}
+
+fn stop_actor(entry: &mut Entry, why: &str) {
+    if let Some(actor) = entry.actor.take() {
+        actor.stop(Some(why.into()));
+    }
+    entry.status.syncing = false;
+}
+
+fn audit(state: &SupervisorState, account: Option<&str>, kind: &str, detail: serde_json::Value) {
+    if let Some(p) = &state.persistence {
+        p.send(PersistMsg::Audit(AuditEvent {
+            at: Utc::now(),
+            account_id: account.map(str::to_owned),
+            kind: kind.to_owned(),
+            detail,
+        }));
+    }
+}
+
+fn refresh_accounts(myself: &ActorRef<SupervisorMsg>, state: &SupervisorState) {
+    let db = state.args.db.clone();
+    let me = myself.clone();
+    tokio::spawn(async move {
+        match store::list_accounts(&db).await {
+            Ok(rows) => {
+                let _ = me.cast(SupervisorMsg::AccountsLoaded(rows));
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the accounts table"),
+        }
+    });
+}
+
+async fn on_accounts_loaded(
+    myself: &ActorRef<SupervisorMsg>,
+    state: &mut SupervisorState,
+    rows: Vec<StoredAccount>,
+) {
+    let wanted: BTreeMap<String, String> = rows
+        .into_iter()
+        .filter(|r| r.account.enabled)
+        .map(|r| (r.account.id, r.account.broker))
+        .collect();
+    let gone: Vec<String> = state
+        .accounts
+        .iter()
+        .filter(|(id, e)| e.origin == Origin::Table && !wanted.contains_key(*id))
+        .map(|(id, _)| id.clone())
+        .collect();
+    for id in gone {
+        remove_account(state, &id);
+    }
+    for (id, broker) in wanted {
+        if !state.accounts.contains_key(&id) {
+            add_account(myself, state, AccountSpec { id, broker }, Origin::Table).await;
+        }
+    }
+}
+
+fn status(state: &SupervisorState) -> Status {
+    let accounts: Vec<AccountStatus> = state
+        .accounts
+        .values()
+        .map(|e| {
+            let mut s = e.status.clone();
+            s.state = e.breaker.state().name().to_owned();
+            s
+        })
+        .collect();
+    let max = state.args.config.scheduler.max_in_flight;
+    Status {
+        scheduler: SchedulerStatus {
+            interval: state.args.config.scheduler.interval(),
+            ticks: state.ticks,
+            skipped_ticks: state.skipped,
+            syncs_in_flight: accounts.iter().filter(|a| a.syncing).count(),
+            broker_calls_in_flight: max.saturating_sub(state.limiter.available_permits()),
+            ticking: state.ticking,
+        },
+        accounts,
+    }
+}

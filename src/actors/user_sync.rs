@@ -1,0 +1,212 @@
+//! UserSyncActor: one per account. On each `Sync` it fetches the broker snapshot (with a
+//! timeout, under the global cap on broker calls), loads the bot's open trades, runs the
+//! pure `reconcile`, and sends the account's divergence state to persistence when it
+//! differs from what persistence last acknowledged. It reports every outcome to the
+//! supervisor, whose circuit breaker decides what a failure means.
+//!
+//! A failed snapshot is never read as "flat": the sync fails and nothing is resolved.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use super::persistence::{Converge, PersistMsg};
+use super::supervisor::{PersistenceHandle, SupervisorMsg, SyncOutcome, SyncStats};
+use crate::broker::{BrokerError, Connector, ErrorClass};
+use crate::domain::{ReconcileRules, reconcile};
+use crate::store::SyncRunRecord;
+
+/// Messages of a UserSyncActor.
+#[derive(Debug)]
+pub enum UserSyncMsg {
+    /// Run one sync now.
+    Sync,
+    /// Persistence made the state sent with `seq` durable.
+    Acked {
+        /// The sequence number of the acknowledged state.
+        seq: u64,
+    },
+}
+
+#[cfg(feature = "cluster")]
+impl ractor::Message for UserSyncMsg {}
+
+/// Dependencies of a UserSyncActor.
+pub struct UserSyncArgs {
+    /// The account.
+    pub account_id: String,
+    /// Its broker and trade source.
+    pub connector: Connector,
+    /// Tolerances and pip sizes.
+    pub rules: Arc<ReconcileRules>,
+    /// Where writes go (survives persistence restarts).
+    pub persistence: PersistenceHandle,
+    /// Where outcomes go.
+    pub supervisor: ActorRef<SupervisorMsg>,
+    /// The global cap on broker calls in flight.
+    pub limiter: Arc<Semaphore>,
+    /// Timeout of one broker call.
+    pub timeout: Duration,
+}
+
+/// The actor (empty: everything lives in its state).
+pub struct UserSyncActor;
+
+/// Its state: dependencies, and what persistence has acknowledged.
+pub struct UserSyncState {
+    args: UserSyncArgs,
+    /// Fingerprints persistence acknowledged as the open set; `None` until the first ack.
+    durable: Option<HashSet<String>>,
+    /// The last state sent and not yet acknowledged.
+    pending: Option<(u64, HashSet<String>)>,
+    seq: u64,
+}
+
+#[cfg_attr(feature = "async-trait", ractor::async_trait)]
+impl Actor for UserSyncActor {
+    type Msg = UserSyncMsg;
+    type State = UserSyncState;
+    type Arguments = UserSyncArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: UserSyncArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(UserSyncState {
+            args,
+            durable: None,
+            pending: None,
+            seq: 0,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: UserSyncMsg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            UserSyncMsg::Sync => {
+                let span = tracing::info_span!("sync", account = %state.args.account_id);
+                let outcome = sync(&myself, state).instrument(span).await;
+                let _ = state.args.supervisor.cast(SupervisorMsg::SyncFinished {
+                    account_id: state.args.account_id.clone(),
+                    actor: myself.get_id(),
+                    outcome,
+                });
+            }
+            UserSyncMsg::Acked { seq } => {
+                if let Some((pending_seq, _)) = &state.pending
+                    && *pending_seq == seq
+                {
+                    state.durable = state.pending.take().map(|(_, set)| set);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One sync. Expected failures are returned, not raised: the supervisor decides.
+async fn sync(myself: &ActorRef<UserSyncMsg>, state: &mut UserSyncState) -> SyncOutcome {
+    let args = &state.args;
+    let account = args.account_id.as_str();
+    let started_at = Utc::now();
+    let clock = Instant::now();
+
+    let fetched = async {
+        let snapshot = {
+            let _permit = args
+                .limiter
+                .acquire()
+                .await
+                .map_err(|_| BrokerError::Retryable {
+                    reason: "shutting down".into(),
+                    retry_after: None,
+                })?;
+            tokio::time::timeout(args.timeout, args.connector.broker.snapshot(account))
+                .await
+                .map_err(|_| {
+                    BrokerError::Timeout(format!("no snapshot within {:?}", args.timeout))
+                })??
+        };
+        let trades = args.connector.trades.open_trades(account).await?;
+        Ok::<_, BrokerError>((snapshot, trades))
+    }
+    .await;
+
+    let mut report = SyncRunRecord {
+        account_id: account.to_owned(),
+        started_at,
+        finished_at: started_at,
+        duration: Duration::ZERO,
+        positions: 0,
+        trades: 0,
+        divergences_opened: 0,
+        divergences_resolved: 0,
+        error_class: None,
+        error_message: None,
+    };
+    let fail = |mut report: SyncRunRecord, class: ErrorClass, message: String| {
+        report.finished_at = Utc::now();
+        report.duration = clock.elapsed();
+        report.error_class = Some(class.as_str().to_owned());
+        report.error_message = Some(message.clone());
+        tracing::warn!(class = %class, error = %message, "sync failed");
+        args.persistence.send(PersistMsg::Report(report));
+        SyncOutcome::Failed { class, message }
+    };
+
+    let (snapshot, trades) = match fetched {
+        Ok(v) => v,
+        Err(e) => return fail(report, e.class(), e.to_string()),
+    };
+    report.positions = snapshot.positions.len();
+    report.trades = trades.len();
+    let result = match reconcile(&trades, &snapshot.positions, &args.rules) {
+        Ok(r) => r,
+        // Unknown pip sizes or duplicate keys: retrying cannot fix the configuration.
+        Err(e) => return fail(report, ErrorClass::Permanent, e.to_string()),
+    };
+    report.finished_at = Utc::now();
+    report.duration = clock.elapsed();
+
+    let fingerprints: HashSet<String> = result
+        .divergences
+        .iter()
+        .map(|d| d.fingerprint.clone())
+        .collect();
+    let open = fingerprints.len();
+    let changed = state.pending.is_some() || state.durable.as_ref() != Some(&fingerprints);
+    if changed {
+        state.seq += 1;
+        let seq = state.seq;
+        args.persistence
+            .send(PersistMsg::Converge(Box::new(Converge {
+                account_id: account.to_owned(),
+                at: snapshot.taken_at,
+                desired: result.divergences,
+                seq,
+                ack_to: Some(myself.clone()),
+                report,
+            })));
+        state.pending = Some((seq, fingerprints));
+    } else {
+        args.persistence.send(PersistMsg::Report(report));
+    }
+    tracing::debug!(positions = snapshot.positions.len(), open, "sync finished");
+    SyncOutcome::Ok(SyncStats {
+        positions: snapshot.positions.len(),
+        open_divergences: open,
+        duration: clock.elapsed(),
+        equity: snapshot.equity,
+    })
+}

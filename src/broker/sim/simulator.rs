@@ -1,0 +1,282 @@
+//! The simulated broker: generated accounts, a scripting API for tests, and the
+//! [`Broker`] / [`TradeSource`] implementations with latency and faults.
+//!
+//! All state sits behind one `std::sync::Mutex` that is only ever held by synchronous
+//! code, never across an `.await`. Latency is slept with `tokio::time::sleep`, so tests
+//! with paused tokio time run instantly.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use chrono::Utc;
+use rust_decimal::Decimal;
+
+use super::config::{MAX_ACCOUNTS, SimConfig};
+use super::generate::{Injected, account_id, generate};
+use super::market;
+use super::rng::SplitMix64;
+use crate::broker::{BoxFuture, Broker, BrokerError, TradeSource};
+use crate::domain::{AccountSnapshot, BotTrade, BrokerPosition};
+
+/// How long a [`Fault::Timeout`] call sleeps: far longer than any sync timeout.
+pub const NEVER_ANSWERS: Duration = Duration::from_secs(3600);
+
+/// A scripted failure of one snapshot call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Never answers in practice: sleeps [`NEVER_ANSWERS`], so the caller's timeout fires.
+    Timeout,
+    /// Answers with this error after the usual latency.
+    Error(BrokerError),
+    /// Answers with `BrokerError::Malformed` naming a field, after the usual latency.
+    Malformed,
+    /// Panics inside `snapshot`, after the usual latency.
+    Panic,
+    /// Answers normally, but after this latency instead of the usual one.
+    Latency(Duration),
+}
+
+/// One account at the simulated broker.
+#[derive(Debug, Clone, Default)]
+struct Account {
+    balance: Decimal,
+    trades: Vec<BotTrade>,
+    positions: Vec<BrokerPosition>,
+    injected: Vec<Injected>,
+    latency: Option<Duration>,
+    faults: VecDeque<Fault>,
+    fault: Option<Fault>,
+    calls: u64,
+}
+
+#[derive(Debug)]
+struct Inner {
+    accounts: BTreeMap<String, Account>,
+    /// Draws the per-call latency.
+    rng: SplitMix64,
+}
+
+/// A deterministic, scriptable broker for the demo, integration tests and benchmarks.
+/// `Send + Sync`: share it as `Arc<SimBroker>` and hand clones out as `Arc<dyn Broker>`.
+#[derive(Debug)]
+pub struct SimBroker {
+    inner: Mutex<Inner>,
+    latency_ms: (u64, u64),
+    balance: Decimal,
+}
+
+fn unknown(account: &str) -> BrokerError {
+    BrokerError::Permanent(format!(
+        "unknown account {account:?} at the simulated broker"
+    ))
+}
+
+impl SimBroker {
+    /// Generates `config.accounts` accounts (`sim-001`, …) from `config.seed`. Invalid
+    /// values are tolerated (call [`SimConfig::problems`] first): latency bounds are
+    /// ordered, probabilities above 100 mean "always".
+    pub fn new(config: &SimConfig) -> Self {
+        let accounts = (1..=config.accounts.min(MAX_ACCOUNTS))
+            .map(|n| {
+                let g = generate(config, n);
+                let account = Account {
+                    balance: config.balance,
+                    trades: g.trades,
+                    positions: g.positions,
+                    injected: g.injected,
+                    ..Account::default()
+                };
+                (account_id(n), account)
+            })
+            .collect();
+        let (a, b) = (config.latency_ms_min, config.latency_ms_max);
+        Self {
+            inner: Mutex::new(Inner {
+                accounts,
+                rng: SplitMix64::stream(config.seed, 0),
+            }),
+            latency_ms: (a.min(b), a.max(b)),
+            balance: config.balance,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic never happens while the lock is held, but stay usable if one did.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` on the account, `None` when it is unknown.
+    fn with<R>(&self, id: &str, f: impl FnOnce(&mut Account) -> R) -> Option<R> {
+        self.lock().accounts.get_mut(id).map(f)
+    }
+
+    /// Every account id, sorted.
+    pub fn account_ids(&self) -> Vec<String> {
+        self.lock().accounts.keys().cloned().collect()
+    }
+
+    /// The noise the generator applied to `account` (empty for scripted or unknown
+    /// accounts; later scripted changes are not tracked).
+    pub fn injected(&self, account: &str) -> Vec<Injected> {
+        self.with(account, |a| a.injected.clone())
+            .unwrap_or_default()
+    }
+
+    /// Adds an account, or replaces one with the same id (clearing its faults and counters).
+    pub fn add_account(&self, id: &str, trades: Vec<BotTrade>, positions: Vec<BrokerPosition>) {
+        let account = Account {
+            balance: self.balance,
+            trades,
+            positions,
+            ..Account::default()
+        };
+        self.lock().accounts.insert(id.to_owned(), account);
+    }
+
+    /// Removes an account; later calls for it fail as permanent. False when unknown.
+    pub fn remove_account(&self, id: &str) -> bool {
+        self.lock().accounts.remove(id).is_some()
+    }
+
+    /// Replaces the broker positions of an account. False when unknown.
+    pub fn set_positions(&self, id: &str, positions: Vec<BrokerPosition>) -> bool {
+        self.with(id, |a| a.positions = positions).is_some()
+    }
+
+    /// Replaces the bot trades of an account. False when unknown.
+    pub fn set_trades(&self, id: &str, trades: Vec<BotTrade>) -> bool {
+        self.with(id, |a| a.trades = trades).is_some()
+    }
+
+    /// Changes the position with `ticket` in place. False when account or ticket is unknown.
+    pub fn update_position(
+        &self,
+        id: &str,
+        ticket: u64,
+        f: impl FnOnce(&mut BrokerPosition),
+    ) -> bool {
+        self.with(id, |a| {
+            a.positions.iter_mut().find(|p| p.ticket == ticket).map(f)
+        })
+        .flatten()
+        .is_some()
+    }
+
+    /// Removes the position with `ticket`. False when account or ticket is unknown.
+    pub fn remove_position(&self, id: &str, ticket: u64) -> bool {
+        self.with(id, |a| {
+            let before = a.positions.len();
+            a.positions.retain(|p| p.ticket != ticket);
+            a.positions.len() < before
+        })
+        .unwrap_or(false)
+    }
+
+    /// The broker positions of an account (empty when unknown).
+    pub fn positions(&self, id: &str) -> Vec<BrokerPosition> {
+        self.with(id, |a| a.positions.clone()).unwrap_or_default()
+    }
+
+    /// The bot trades of an account (empty when unknown).
+    pub fn trades(&self, id: &str) -> Vec<BotTrade> {
+        self.with(id, |a| a.trades.clone()).unwrap_or_default()
+    }
+
+    /// Fixes the latency of every snapshot of an account. False when unknown.
+    pub fn set_latency(&self, id: &str, latency: Duration) -> bool {
+        self.with(id, |a| a.latency = Some(latency)).is_some()
+    }
+
+    /// Queues faults: each snapshot call consumes one, in order, before any persistent
+    /// fault applies. False when the account is unknown.
+    pub fn push_faults(&self, id: &str, faults: impl IntoIterator<Item = Fault>) -> bool {
+        self.with(id, |a| a.faults.extend(faults)).is_some()
+    }
+
+    /// Sets (or with `None` clears) a fault applied to every call while no queued fault
+    /// is left. False when the account is unknown.
+    pub fn set_fault(&self, id: &str, fault: Option<Fault>) -> bool {
+        self.with(id, |a| a.fault = fault).is_some()
+    }
+
+    /// How many snapshot calls an account has received (0 when unknown).
+    pub fn snapshot_calls(&self, id: &str) -> u64 {
+        self.with(id, |a| a.calls).unwrap_or(0)
+    }
+
+    /// Counts the call and picks its fault and latency.
+    fn begin(&self, id: &str) -> Result<(Option<Fault>, Duration), BrokerError> {
+        let (lo, hi) = self.latency_ms;
+        let mut guard = self.lock();
+        let Inner { accounts, rng } = &mut *guard;
+        let account = accounts.get_mut(id).ok_or_else(|| unknown(id))?;
+        account.calls += 1;
+        let fault = account.faults.pop_front().or_else(|| account.fault.clone());
+        let latency = account
+            .latency
+            .unwrap_or_else(|| Duration::from_millis(rng.between(lo, hi)));
+        Ok((fault, latency))
+    }
+
+    /// The account as it is now.
+    fn read(&self, id: &str) -> Result<AccountSnapshot, BrokerError> {
+        let (balance, positions) = self
+            .with(id, |a| (a.balance, a.positions.clone()))
+            .ok_or_else(|| unknown(id))?;
+        let floating: Decimal = positions.iter().map(|p| p.profit + p.swap).sum();
+        let equity = balance + floating;
+        let margin = market::margin(&positions);
+        Ok(AccountSnapshot {
+            balance,
+            equity,
+            margin,
+            free_margin: equity - margin,
+            positions,
+            taken_at: Utc::now(),
+        })
+    }
+}
+
+impl Broker for SimBroker {
+    fn snapshot<'a>(
+        &'a self,
+        account: &'a str,
+    ) -> BoxFuture<'a, Result<AccountSnapshot, BrokerError>> {
+        Box::pin(async move {
+            let (fault, latency) = self.begin(account)?;
+            let delay = match &fault {
+                Some(Fault::Timeout) => NEVER_ANSWERS,
+                Some(Fault::Latency(d)) => *d,
+                _ => latency,
+            };
+            tokio::time::sleep(delay).await;
+            match fault {
+                None | Some(Fault::Latency(_)) => self.read(account),
+                Some(Fault::Timeout) => Err(BrokerError::Timeout(format!(
+                    "simulated broker did not answer for account {account}"
+                ))),
+                Some(Fault::Error(e)) => Err(e),
+                Some(Fault::Malformed) => Err(BrokerError::Malformed {
+                    field: "positions[0].volume".to_owned(),
+                    reason: "simulated: \"abc\" is not a number".to_owned(),
+                }),
+                Some(Fault::Panic) => {
+                    panic!("simulated broker panic in snapshot of account {account}")
+                }
+            }
+        })
+    }
+}
+
+impl TradeSource for SimBroker {
+    fn open_trades<'a>(
+        &'a self,
+        account: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<BotTrade>, BrokerError>> {
+        Box::pin(async move {
+            self.with(account, |a| a.trades.clone())
+                .ok_or_else(|| unknown(account))
+        })
+    }
+}

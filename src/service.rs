@@ -1,0 +1,223 @@
+//! The service: builds the actor tree from configuration, runs it until a shutdown signal,
+//! and stops it gracefully (no new ticks, in-flight syncs finish, everything flushed).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorCell, ActorRef, OutputPort};
+use sea_orm::DatabaseConnection;
+use tokio::task::JoinHandle;
+
+use crate::actors::{
+    AccountSpec, ReconcilerEvent, ReconcilerSupervisor, Status, SupervisorArgs, SupervisorMsg,
+    TreeConfig,
+};
+use crate::broker::Connector;
+use crate::broker::sim::SimBroker;
+use crate::config::Config;
+
+/// How long one call into the tree may take before it is given up.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the service could not start or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The supervisor could not be spawned.
+    #[error("cannot start the actor tree: {0}")]
+    Spawn(String),
+    /// A call into the tree failed or timed out.
+    #[error("the actor tree did not answer: {0}")]
+    Call(String),
+}
+
+/// A running actor tree.
+pub struct Reconciler {
+    supervisor: ActorRef<SupervisorMsg>,
+    handle: JoinHandle<()>,
+    events: Arc<OutputPort<ReconcilerEvent>>,
+}
+
+/// What a graceful stop achieved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StopReport {
+    /// Syncs still running when the grace period ended (0 when all finished).
+    pub abandoned_syncs: usize,
+    /// Whether everything buffered reached the database.
+    pub flushed: bool,
+}
+
+impl Reconciler {
+    /// Spawns the tree as a root (for `run`, `demo` and tests).
+    pub async fn start(args: SupervisorArgs) -> Result<Self, ServiceError> {
+        let events = args.events.clone();
+        let (supervisor, handle) = Actor::spawn(None, ReconcilerSupervisor, args)
+            .await
+            .map_err(|e| ServiceError::Spawn(e.to_string()))?;
+        Ok(Self {
+            supervisor,
+            handle,
+            events,
+        })
+    }
+
+    /// The supervisor, to send messages to.
+    pub fn actor(&self) -> &ActorRef<SupervisorMsg> {
+        &self.supervisor
+    }
+
+    /// Durable divergence changes; subscribe an actor with [`OutputPort::subscribe`].
+    pub fn events(&self) -> &Arc<OutputPort<ReconcilerEvent>> {
+        &self.events
+    }
+
+    /// The tree's status.
+    pub async fn status(&self) -> Result<Status, ServiceError> {
+        status(&self.supervisor).await
+    }
+
+    /// Writes everything buffered; returns once it is durable.
+    pub async fn flush(&self) -> Result<(), ServiceError> {
+        ractor::call_t!(
+            self.supervisor,
+            SupervisorMsg::Flush,
+            CALL_TIMEOUT.as_millis() as u64
+        )
+        .map_err(|e| ServiceError::Call(e.to_string()))?
+        .map_err(ServiceError::Call)
+    }
+
+    /// Stops gracefully: no new ticks, in-flight syncs may finish within `grace`, the
+    /// buffer is flushed (retrying while the database is away, within `grace`), then the
+    /// tree stops.
+    pub async fn shutdown(self, grace: Duration) -> StopReport {
+        let deadline = tokio::time::Instant::now() + grace;
+        let _ = ractor::call_t!(
+            self.supervisor,
+            SupervisorMsg::PauseTicks,
+            CALL_TIMEOUT.as_millis() as u64
+        );
+        let mut abandoned = 0;
+        loop {
+            match status(&self.supervisor).await {
+                Ok(s) if s.scheduler.syncs_in_flight == 0 => {
+                    abandoned = 0;
+                    break;
+                }
+                Ok(s) => abandoned = s.scheduler.syncs_in_flight,
+                Err(_) => break,
+            }
+            if tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let mut flushed = false;
+        while !flushed {
+            flushed = self.flush().await.is_ok();
+            if flushed || tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.supervisor.stop(Some("shutdown".into()));
+        let _ = self.handle.await;
+        StopReport {
+            abandoned_syncs: abandoned,
+            flushed,
+        }
+    }
+}
+
+/// Spawns the tree linked under a host's actor: the host receives its supervision events.
+pub async fn spawn_linked(
+    args: SupervisorArgs,
+    parent: ActorCell,
+) -> Result<(ActorRef<SupervisorMsg>, JoinHandle<()>), ServiceError> {
+    Actor::spawn_linked(None, ReconcilerSupervisor, args, parent)
+        .await
+        .map_err(|e| ServiceError::Spawn(e.to_string()))
+}
+
+/// Asks `supervisor` for its status.
+pub async fn status(supervisor: &ActorRef<SupervisorMsg>) -> Result<Status, ServiceError> {
+    ractor::call_t!(
+        supervisor,
+        SupervisorMsg::GetStatus,
+        CALL_TIMEOUT.as_millis() as u64
+    )
+    .map_err(|e| ServiceError::Call(e.to_string()))
+}
+
+/// The connectors and accounts a configuration describes. Returns the simulated broker
+/// too, when enabled, so callers (the demo, tests) can script it.
+pub fn from_config(
+    config: &Config,
+) -> (
+    HashMap<String, Connector>,
+    Vec<AccountSpec>,
+    Option<Arc<SimBroker>>,
+) {
+    let mut connectors = HashMap::new();
+    let mut accounts: Vec<AccountSpec> = Vec::new();
+    let mut sim = None;
+    for name in &config.broker.enabled {
+        if name == "sim" {
+            let broker = Arc::new(SimBroker::new(&config.broker.sim));
+            accounts.extend(broker.account_ids().into_iter().map(|id| AccountSpec {
+                id,
+                broker: "sim".into(),
+            }));
+            connectors.insert(
+                name.clone(),
+                Connector {
+                    broker: broker.clone(),
+                    trades: broker.clone(),
+                },
+            );
+            sim = Some(broker);
+        }
+    }
+    for a in &config.accounts {
+        if !accounts.iter().any(|x| x.id == a.id) {
+            accounts.push(AccountSpec {
+                id: a.id.clone(),
+                broker: a.broker.clone(),
+            });
+        }
+    }
+    (connectors, accounts, sim)
+}
+
+/// The tree settings of a configuration.
+pub fn tree_config(config: &Config) -> TreeConfig {
+    TreeConfig {
+        scheduler: config.scheduler.clone(),
+        supervision: config.supervision.clone(),
+        persistence: config.persistence.clone(),
+    }
+}
+
+/// Runs the service until `shutdown` resolves, then stops it gracefully.
+pub async fn run(
+    config: &Config,
+    db: DatabaseConnection,
+    shutdown: impl Future<Output = ()>,
+) -> Result<StopReport, ServiceError> {
+    let (connectors, accounts, _sim) = from_config(config);
+    let args = SupervisorArgs {
+        db,
+        config: tree_config(config),
+        rules: Arc::new(config.reconcile_rules(None)),
+        connectors,
+        accounts,
+        events: Arc::new(OutputPort::default()),
+        follow_accounts_table: true,
+    };
+    let reconciler = Reconciler::start(args).await?;
+    shutdown.await;
+    tracing::info!("shutting down: no new syncs, flushing");
+    let grace = Duration::from_millis(config.scheduler.sync_timeout_ms) + Duration::from_secs(5);
+    Ok(reconciler.shutdown(grace).await)
+}
