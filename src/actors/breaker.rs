@@ -235,8 +235,13 @@ impl Breaker {
         }
     }
 
-    /// A failed sync or a dead actor (anything but a permanent error).
-    pub fn on_failure(&mut self, now: Instant) -> (Action, Option<Transition>) {
+    /// A failed sync or a dead actor (anything but a permanent error). `at_least` is a
+    /// delay the broker asked for (HTTP 429 `Retry-After`): the restart never comes sooner.
+    pub fn on_failure(
+        &mut self,
+        now: Instant,
+        at_least: Option<Duration>,
+    ) -> (Action, Option<Transition>) {
         match self.state {
             BreakerState::Running | BreakerState::HalfOpen => {}
             // Already handled (e.g. a late report from an actor being replaced).
@@ -259,7 +264,8 @@ impl Breaker {
             let factor = 2u32.saturating_pow(self.consecutive_trips.min(20));
             let open_for = base
                 .saturating_mul(factor)
-                .min(Duration::from_secs(self.config.max_open_for_secs));
+                .min(Duration::from_secs(self.config.max_open_for_secs))
+                .max(at_least.unwrap_or_default());
             self.consecutive_trips += 1;
             let t = self.go(
                 BreakerState::Open {
@@ -277,7 +283,7 @@ impl Breaker {
         let backoff = Duration::from_millis(self.config.min_backoff_ms)
             .saturating_mul(2u32.saturating_pow(exp))
             .min(Duration::from_millis(self.config.max_backoff_ms));
-        let delay = self.jitter(backoff);
+        let delay = self.jitter(backoff).max(at_least.unwrap_or_default());
         let t = self.go(
             BreakerState::BackingOff { until: now + delay },
             "backoff_started",
@@ -362,14 +368,14 @@ mod tests {
     fn backoff_grows_exponentially_then_trips_open() {
         let now = Instant::now();
         let mut b = Breaker::new(config(), 7);
-        let (a, t) = b.on_failure(now);
+        let (a, t) = b.on_failure(now, None);
         assert_eq!(delay(&a), Duration::from_millis(100));
         assert_eq!(t.unwrap().event, "backoff_started");
         assert_eq!(b.on_timer(b.generation()).0, Action::Start);
-        let (a, _) = b.on_failure(now);
+        let (a, _) = b.on_failure(now, None);
         assert_eq!(delay(&a), Duration::from_millis(200));
         b.on_timer(b.generation());
-        let (a, t) = b.on_failure(now);
+        let (a, t) = b.on_failure(now, None);
         assert_eq!(t.unwrap().event, "circuit_opened");
         assert_eq!(delay(&a), Duration::from_secs(10));
         assert!(matches!(b.state(), BreakerState::Open { .. }));
@@ -380,14 +386,14 @@ mod tests {
         let now = Instant::now();
         let mut b = Breaker::new(config(), 7);
         for _ in 0..2 {
-            b.on_failure(now);
+            b.on_failure(now, None);
             b.on_timer(b.generation());
         }
-        assert_eq!(delay(&b.on_failure(now).0), Duration::from_secs(10));
+        assert_eq!(delay(&b.on_failure(now, None).0), Duration::from_secs(10));
         let mut expected = [20, 25, 25].into_iter();
         for _ in 0..3 {
             assert_eq!(b.on_timer(b.generation()).0, Action::Probe);
-            let (a, t) = b.on_failure(now);
+            let (a, t) = b.on_failure(now, None);
             assert_eq!(t.unwrap().from, "half_open");
             assert_eq!(delay(&a), Duration::from_secs(expected.next().unwrap()));
         }
@@ -395,7 +401,10 @@ mod tests {
         let (_, t) = b.on_success();
         assert_eq!(t.unwrap().event, "circuit_closed");
         // Counters reset: the next failure is a first backoff again.
-        assert_eq!(delay(&b.on_failure(now).0), Duration::from_millis(100));
+        assert_eq!(
+            delay(&b.on_failure(now, None).0),
+            Duration::from_millis(100)
+        );
     }
 
     #[test]
@@ -403,7 +412,7 @@ mod tests {
         let start = Instant::now();
         let mut b = Breaker::new(config(), 7);
         for i in 0..5u64 {
-            let (_, t) = b.on_failure(start + Duration::from_secs(61 * i));
+            let (_, t) = b.on_failure(start + Duration::from_secs(61 * i), None);
             assert_eq!(t.unwrap().event, "backoff_started", "failure {i}");
             b.on_timer(b.generation());
         }
@@ -413,7 +422,7 @@ mod tests {
     fn stale_timers_do_nothing() {
         let now = Instant::now();
         let mut b = Breaker::new(config(), 7);
-        b.on_failure(now);
+        b.on_failure(now, None);
         let stale = b.generation();
         b.on_permanent("gone".into());
         assert_eq!(b.on_timer(stale), (Action::None, None));
@@ -425,12 +434,23 @@ mod tests {
     }
 
     #[test]
+    fn a_delay_the_broker_asked_for_is_respected() {
+        let mut b = Breaker::new(config(), 7);
+        let (a, _) = b.on_failure(Instant::now(), Some(Duration::from_secs(42)));
+        assert_eq!(delay(&a), Duration::from_secs(42));
+        b.on_timer(b.generation());
+        // A shorter request does not shorten the backoff.
+        let (a, _) = b.on_failure(Instant::now(), Some(Duration::from_millis(1)));
+        assert_eq!(delay(&a), Duration::from_millis(200));
+    }
+
+    #[test]
     fn permanent_errors_disable_without_restart() {
         let mut b = Breaker::new(config(), 7);
         let (a, t) = b.on_permanent("401 unauthorized".into());
         assert_eq!(a, Action::Stop);
         assert_eq!(t.unwrap().to, "disabled");
-        assert_eq!(b.on_failure(Instant::now()), (Action::None, None));
+        assert_eq!(b.on_failure(Instant::now(), None), (Action::None, None));
     }
 
     #[test]
@@ -442,7 +462,10 @@ mod tests {
         let mut a = Breaker::new(cfg.clone(), 99);
         let mut b = Breaker::new(cfg, 99);
         let now = Instant::now();
-        let (da, db) = (delay(&a.on_failure(now).0), delay(&b.on_failure(now).0));
+        let (da, db) = (
+            delay(&a.on_failure(now, None).0),
+            delay(&b.on_failure(now, None).0),
+        );
         assert_eq!(da, db);
         assert!(
             da >= Duration::from_millis(100) && da <= Duration::from_millis(120),

@@ -51,6 +51,8 @@ pub enum SyncOutcome {
         class: ErrorClass,
         /// What happened (no secrets).
         message: String,
+        /// How long the broker asked us to wait, if it did.
+        retry_after: Option<Duration>,
     },
 }
 
@@ -410,6 +412,7 @@ async fn on_child_exit(
         let outcome = SyncOutcome::Failed {
             class: ErrorClass::Crash,
             message,
+            retry_after: None,
         };
         on_outcome(myself, state, &account_id, outcome).await;
         return Ok(());
@@ -570,14 +573,18 @@ async fn on_outcome(
             s.equity = Some(stats.equity);
             (entry.breaker.on_success(), None)
         }
-        SyncOutcome::Failed { class, message } => {
+        SyncOutcome::Failed {
+            class,
+            message,
+            retry_after,
+        } => {
             entry.status.syncs_failed += 1;
             entry.status.last_sync_duration = None;
             entry.status.last_error = Some(format!("{class}: {message}"));
             let step = if class == ErrorClass::Permanent {
                 entry.breaker.on_permanent(message.clone())
             } else {
-                entry.breaker.on_failure(Instant::now())
+                entry.breaker.on_failure(Instant::now(), retry_after)
             };
             (step, Some(format!("{class}: {message}")))
         }

@@ -155,26 +155,30 @@ async fn sync(myself: &ActorRef<UserSyncMsg>, state: &mut UserSyncState) -> Sync
         error_class: None,
         error_message: None,
     };
-    let fail = |mut report: SyncRunRecord, class: ErrorClass, message: String| {
+    let fail = |mut report: SyncRunRecord, class: ErrorClass, message: String, retry_after| {
         report.finished_at = Utc::now();
         report.duration = clock.elapsed();
         report.error_class = Some(class.as_str().to_owned());
         report.error_message = Some(message.clone());
         tracing::warn!(class = %class, error = %message, "sync failed");
         args.persistence.send(PersistMsg::Report(report));
-        SyncOutcome::Failed { class, message }
+        SyncOutcome::Failed {
+            class,
+            message,
+            retry_after,
+        }
     };
 
     let (snapshot, trades) = match fetched {
         Ok(v) => v,
-        Err(e) => return fail(report, e.class(), e.to_string()),
+        Err(e) => return fail(report, e.class(), e.to_string(), e.retry_after()),
     };
     report.positions = snapshot.positions.len();
     report.trades = trades.len();
     let result = match reconcile(&trades, &snapshot.positions, &args.rules) {
         Ok(r) => r,
         // Unknown pip sizes or duplicate keys: retrying cannot fix the configuration.
-        Err(e) => return fail(report, ErrorClass::Permanent, e.to_string()),
+        Err(e) => return fail(report, ErrorClass::Permanent, e.to_string(), None),
     };
     report.finished_at = Utc::now();
     report.duration = clock.elapsed();

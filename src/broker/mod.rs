@@ -76,6 +76,14 @@ pub enum BrokerError {
 }
 
 impl BrokerError {
+    /// The delay the broker asked for, if any.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Retryable { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
     /// The breaker class of this error.
     pub fn class(&self) -> ErrorClass {
         match self {
