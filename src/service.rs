@@ -79,13 +79,13 @@ impl Reconciler {
 
     /// Writes everything buffered; returns once it is durable.
     pub async fn flush(&self) -> Result<(), ServiceError> {
-        ractor::call_t!(
-            self.supervisor,
-            SupervisorMsg::Flush,
-            CALL_TIMEOUT.as_millis() as u64
-        )
-        .map_err(|e| ServiceError::Call(e.to_string()))?
-        .map_err(ServiceError::Call)
+        flush(&self.supervisor, Some(CALL_TIMEOUT)).await
+    }
+
+    /// Stops at once, without flushing: what a crash or `kill -9` leaves behind.
+    pub async fn abort(self) {
+        self.supervisor.kill();
+        let _ = self.handle.await;
     }
 
     /// Stops gracefully: no new ticks, in-flight syncs may finish within `grace`, the
@@ -115,7 +115,10 @@ impl Reconciler {
         }
         let mut flushed = false;
         while !flushed {
-            flushed = self.flush().await.is_ok();
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            flushed = flush(&self.supervisor, Some(left.max(Duration::from_millis(100))))
+                .await
+                .is_ok();
             if flushed || tokio::time::Instant::now() >= deadline {
                 break;
             }
@@ -138,6 +141,21 @@ pub async fn spawn_linked(
     Actor::spawn_linked(None, ReconcilerSupervisor, args, parent)
         .await
         .map_err(|e| ServiceError::Spawn(e.to_string()))
+}
+
+/// Asks the tree to write everything buffered and waits until it is durable, or until
+/// `timeout` (`None`: no limit; for tests under paused time, where the clock may jump
+/// while a real database call runs).
+pub async fn flush(
+    supervisor: &ActorRef<SupervisorMsg>,
+    timeout: Option<Duration>,
+) -> Result<(), ServiceError> {
+    supervisor
+        .call(SupervisorMsg::Flush, timeout)
+        .await
+        .map_err(|e| ServiceError::Call(e.to_string()))?
+        .success_or(ServiceError::Call("flush timed out".into()))?
+        .map_err(ServiceError::Call)
 }
 
 /// Asks `supervisor` for its status.

@@ -43,6 +43,7 @@ async fn sqlite_memory() -> DatabaseConnection {
     options
         .max_connections(1)
         .min_connections(1)
+        .acquire_timeout(PATIENT)
         .idle_timeout(None)
         .max_lifetime(None)
         .sqlx_logging(false);
@@ -54,6 +55,11 @@ async fn sqlite_memory() -> DatabaseConnection {
 
 /// A PostgreSQL database isolated in a new schema, migrated.
 async fn postgres(url: &str) -> DatabaseConnection {
+    postgres_with(url, store::LockWait::default()).await.0
+}
+
+/// Like [`postgres`], with explicit lock waits; also returns the schema name.
+async fn postgres_with(url: &str, wait: store::LockWait) -> (DatabaseConnection, String) {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
@@ -81,12 +87,113 @@ async fn postgres(url: &str) -> DatabaseConnection {
     let mut options = ConnectOptions::new(url);
     options
         .max_connections(4)
+        .min_connections(1)
+        .acquire_timeout(PATIENT)
+        .idle_timeout(None)
+        .max_lifetime(None)
         .set_schema_search_path(schema.clone())
         .sqlx_logging(false);
-    match store::connect_with(options).await {
-        Ok(db) => db,
+    match store::connect_waiting(options, wait).await {
+        Ok(db) => (db, schema),
         Err(e) => panic!("cannot open postgres schema {schema}: {e}"),
     }
+}
+
+/// Pool acquire timeout for tests: under paused tokio time the clock may jump while a
+/// real database call is running, so a short timeout would fire spuriously.
+const PATIENT: Duration = Duration::from_secs(86_400);
+
+/// A database another connection can lock, to take it away for a while.
+pub struct Lockable {
+    /// Backend label.
+    pub label: String,
+    /// The database under test (short lock waits, so writes fail fast while locked).
+    pub db: DatabaseConnection,
+    holder: DatabaseConnection,
+    lock_sql: &'static str,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Lockable {
+    /// Takes every table away from other connections until [`Lockable::unlock`].
+    pub async fn lock(&self) {
+        if let Err(e) = self.holder.execute_unprepared(self.lock_sql).await {
+            panic!("cannot lock the {} database: {e}", self.label);
+        }
+    }
+
+    /// Gives the tables back.
+    pub async fn unlock(&self) {
+        if let Err(e) = self.holder.execute_unprepared("COMMIT").await {
+            panic!("cannot unlock the {} database: {e}", self.label);
+        }
+    }
+}
+
+/// Lockable databases: an SQLite file always, PostgreSQL when `DATABASE_URL` is set.
+pub async fn lockable_databases() -> Vec<Lockable> {
+    let wait = store::LockWait {
+        sqlite_busy: Duration::from_millis(20),
+        postgres_lock: Some(Duration::from_millis(20)),
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("locked.db").display()
+    );
+    let mut options = ConnectOptions::new(url.clone());
+    options
+        .max_connections(1)
+        .min_connections(1)
+        .acquire_timeout(PATIENT)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .sqlx_logging(false);
+    let db = store::connect_waiting(options, wait)
+        .await
+        .expect("sqlite file");
+    let holder = single(&url, None).await;
+    let mut out = vec![Lockable {
+        label: "sqlite".into(),
+        db,
+        holder,
+        lock_sql: "BEGIN EXCLUSIVE",
+        _dir: Some(dir),
+    }];
+    match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.is_empty() => {
+            let (db, schema) = postgres_with(&url, wait).await;
+            let holder = single(&url, Some(schema)).await;
+            out.push(Lockable {
+                label: "postgres".into(),
+                db,
+                holder,
+                lock_sql: "BEGIN; LOCK TABLE divergences, sync_runs, audit_events IN ACCESS EXCLUSIVE MODE",
+                _dir: None,
+            });
+        }
+        _ => SKIP_NOTICE.call_once(|| {
+            let _ = writeln!(
+                std::io::stderr(),
+                "postgres tests skipped: DATABASE_URL not set"
+            );
+        }),
+    }
+    out
+}
+
+/// A one-connection pool (a lock must be taken and released on the same connection).
+async fn single(url: &str, schema: Option<String>) -> DatabaseConnection {
+    let mut options = ConnectOptions::new(url);
+    options
+        .max_connections(1)
+        .min_connections(1)
+        .acquire_timeout(PATIENT)
+        .sqlx_logging(false);
+    if let Some(schema) = schema {
+        options.set_schema_search_path(schema);
+    }
+    Database::connect(options).await.expect("holder connection")
 }
 
 /// Drops test schemas left by runs that ended more than [`STALE_AFTER`] ago.
