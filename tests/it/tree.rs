@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mt5_reconciler::actors::{
-    AccountStatus, PersistenceConfig, SchedulerConfig, Status, SupervisionConfig, SupervisorArgs,
-    SupervisorMsg, TreeConfig,
+    AccountStatus, PersistenceConfig, ReconcilerEvent, SchedulerConfig, Status, SupervisionConfig,
+    SupervisorArgs, SupervisorMsg, TreeConfig,
 };
 use mt5_reconciler::broker::sim::{Fault, SimBroker, SimConfig};
 use mt5_reconciler::broker::{BrokerError, Connector};
@@ -635,5 +635,182 @@ async fn a_graceful_stop_flushes_everything_queued() {
                 "{label}: {id}"
             );
         }
+    }
+}
+
+/// A host platform's actor: forwards durable divergence events into a shared list.
+struct Host;
+
+struct HostArgs {
+    tree: SupervisorArgs,
+    seen: Arc<std::sync::Mutex<Vec<ReconcilerEvent>>>,
+}
+
+#[cfg_attr(feature = "async-trait", ractor::async_trait)]
+impl ractor::Actor for Host {
+    type Msg = ReconcilerEvent;
+    type State = (
+        Arc<std::sync::Mutex<Vec<ReconcilerEvent>>>,
+        ractor::ActorRef<SupervisorMsg>,
+    );
+    type Arguments = HostArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ractor::ActorRef<ReconcilerEvent>,
+        args: HostArgs,
+    ) -> Result<Self::State, ractor::ActorProcessingErr> {
+        args.tree.events.subscribe(myself.clone(), Some);
+        let (tree, _) = service::spawn_linked(args.tree, myself.get_cell()).await?;
+        Ok((args.seen, tree))
+    }
+
+    async fn handle(
+        &self,
+        _myself: ractor::ActorRef<ReconcilerEvent>,
+        event: ReconcilerEvent,
+        state: &mut Self::State,
+    ) -> Result<(), ractor::ActorProcessingErr> {
+        state.0.lock().unwrap().push(event);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_host_embeds_the_tree_drives_it_with_messages_and_receives_durable_events() {
+    for (label, db) in common::databases().await {
+        let sim = sim(3, 10, true, 19);
+        let mut tree = args(&db, &sim, tree_config());
+        // The host starts with one account and adds another at run time.
+        tree.accounts.truncate(1);
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        tokio::time::pause();
+        let (host, handle) = ractor::Actor::spawn(
+            None,
+            Host,
+            HostArgs {
+                tree,
+                seen: seen.clone(),
+            },
+        )
+        .await
+        .unwrap();
+        let supervisor = host
+            .get_children()
+            .into_iter()
+            .next()
+            .map(ractor::ActorRef::<SupervisorMsg>::from)
+            .expect("the tree is linked under the host");
+        let added = "sim-002".to_owned();
+        supervisor
+            .cast(SupervisorMsg::AddAccount(
+                mt5_reconciler::actors::AccountSpec {
+                    id: added.clone(),
+                    broker: "sim".into(),
+                },
+            ))
+            .unwrap();
+        supervisor
+            .cast(SupervisorMsg::SyncNow(added.clone()))
+            .unwrap();
+        let mut status = service::status(&supervisor).await.unwrap();
+        for _ in 0..10_000 {
+            if status.accounts.len() == 2 && status.accounts.iter().all(|a| a.syncs_ok >= 1) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            status = service::status(&supervisor).await.unwrap();
+        }
+        service::flush(&supervisor, None).await.unwrap();
+        let opened: BTreeSet<Key> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|e| match e {
+                ReconcilerEvent::DivergenceOpened {
+                    account_id,
+                    divergence,
+                } if *account_id == added => Some((
+                    divergence.kind.to_string(),
+                    divergence.trade_id.clone(),
+                    divergence.ticket,
+                )),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            opened,
+            expected_keys(&sim, &added),
+            "{label}: one event per durable divergence"
+        );
+        assert!(!opened.is_empty(), "{label}");
+
+        supervisor
+            .cast(SupervisorMsg::RemoveAccount(added.clone()))
+            .unwrap();
+        let status = service::status(&supervisor).await.unwrap();
+        assert_eq!(
+            status
+                .accounts
+                .iter()
+                .map(|a| a.id.as_str())
+                .collect::<Vec<_>>(),
+            ["sim-001"]
+        );
+        host.stop(None);
+        handle.await.unwrap();
+        tokio::time::resume();
+    }
+}
+
+#[tokio::test]
+async fn the_service_follows_the_accounts_table_without_a_restart() {
+    for (label, db) in common::databases().await {
+        let sim = sim(3, 4, false, 23);
+        let mut tree = args(&db, &sim, tree_config());
+        tree.accounts.truncate(1);
+        tree.follow_accounts_table = true;
+        tokio::time::pause();
+        let reconciler = Reconciler::start(tree).await.unwrap();
+        let row = |id: &str, enabled| store::Account {
+            id: id.into(),
+            name: id.into(),
+            broker: "sim".into(),
+            enabled,
+            disabled_reason: None,
+        };
+        store::upsert_account(&db, &row("sim-003", true), chrono::Utc::now())
+            .await
+            .unwrap();
+        reconciler
+            .actor()
+            .cast(SupervisorMsg::RefreshAccounts)
+            .unwrap();
+        wait_for(&reconciler, "the new account syncing", |s| {
+            s.accounts
+                .iter()
+                .any(|a| a.id == "sim-003" && a.syncs_ok >= 1)
+        })
+        .await;
+
+        store::upsert_account(&db, &row("sim-003", false), chrono::Utc::now())
+            .await
+            .unwrap();
+        reconciler
+            .actor()
+            .cast(SupervisorMsg::RefreshAccounts)
+            .unwrap();
+        let s = wait_for(&reconciler, "the disabled account gone", |s| {
+            s.accounts.iter().all(|a| a.id != "sim-003")
+        })
+        .await;
+        // A configured account is not touched by the table.
+        assert_eq!(
+            s.accounts.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
+            ["sim-001"],
+            "{label}"
+        );
+        reconciler.abort().await;
+        tokio::time::resume();
     }
 }
