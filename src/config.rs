@@ -286,6 +286,12 @@ mod tests {
         let rules = config.reconcile_rules(None);
         assert_eq!(rules.defaults, Tolerances::default());
         assert_eq!(config.database.url, DEFAULT_DATABASE_URL);
+        // The file documents the defaults: it must not drift from them.
+        assert_eq!(config.scheduler, SchedulerConfig::default());
+        assert_eq!(config.supervision, SupervisionConfig::default());
+        assert_eq!(config.persistence, PersistenceConfig::default());
+        assert_eq!(config.broker.sim, SimConfig::default());
+        assert_eq!(config.broker.enabled, ["sim"]);
     }
 
     #[test]
