@@ -31,6 +31,9 @@ pub struct SchedulerStatus {
     pub broker_calls_in_flight: usize,
     /// Whether ticks are being dispatched (false while shutting down).
     pub ticking: bool,
+    /// From the last completed tick to the end of the last sync it started, in ms.
+    #[serde(with = "opt_millis")]
+    pub last_tick_duration: Option<Duration>,
 }
 
 /// One account's health.

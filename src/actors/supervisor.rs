@@ -194,6 +194,8 @@ struct Entry {
     actor: Option<ActorRef<UserSyncMsg>>,
     timer: Option<JoinHandle<Result<(), ractor::MessagingErr<SupervisorMsg>>>>,
     slot: u32,
+    /// The tick round the running sync belongs to, if a tick started it.
+    round: Option<u64>,
     status: AccountStatus,
 }
 
@@ -207,6 +209,10 @@ pub struct SupervisorState {
     ticking: bool,
     ticks: u64,
     skipped: u64,
+    /// Open tick rounds: id → (dispatched at, syncs still running).
+    rounds: HashMap<u64, (Instant, usize)>,
+    /// Time from a tick to the end of the last of the syncs it started.
+    last_tick_duration: Option<Duration>,
 }
 
 /// A stable 64-bit hash (FNV-1a) for slots and jitter seeds.
@@ -237,6 +243,8 @@ impl Actor for ReconcilerSupervisor {
             ticking: true,
             ticks: 0,
             skipped: 0,
+            rounds: HashMap::new(),
+            last_tick_duration: None,
         })
     }
 
@@ -458,6 +466,7 @@ async fn add_account(
         actor: None,
         timer: None,
         slot: (hash % u64::from(slots)) as u32,
+        round: None,
     };
     state.accounts.insert(id.clone(), entry);
     audit(state, Some(&id), "account_added", serde_json::json!({}));
@@ -474,6 +483,7 @@ async fn add_account(
 
 fn remove_account(state: &mut SupervisorState, id: &str) {
     if let Some(mut entry) = state.accounts.remove(id) {
+        end_round(state, entry.round.take());
         if let Some(t) = entry.timer.take() {
             t.abort();
         }
@@ -527,29 +537,51 @@ fn on_tick(state: &mut SupervisorState, slot: u32) {
     if !state.ticking {
         return;
     }
+    let round = state.ticks;
+    let mut started = 0;
     for entry in state.accounts.values_mut().filter(|e| e.slot == slot) {
-        dispatch(entry, &mut state.skipped);
+        if dispatch(entry, &mut state.skipped) {
+            entry.round = Some(round);
+            started += 1;
+        }
+    }
+    if started > 0 {
+        state.rounds.insert(round, (Instant::now(), started));
+    }
+}
+
+/// A sync of `round` ended (or will never end): closes the round with its last sync.
+fn end_round(state: &mut SupervisorState, round: Option<u64>) {
+    let Some(round) = round else { return };
+    if let Some((at, left)) = state.rounds.get_mut(&round) {
+        *left -= 1;
+        if *left == 0 {
+            state.last_tick_duration = Some(at.elapsed());
+            state.rounds.remove(&round);
+        }
     }
 }
 
 /// Sends one `Sync` if the breaker allows it and none is running; a busy account skips.
-fn dispatch(entry: &mut Entry, skipped: &mut u64) {
-    if entry.breaker.takes_ticks() {
-        send_sync(entry, skipped);
-    }
+/// Returns whether a sync was started.
+fn dispatch(entry: &mut Entry, skipped: &mut u64) -> bool {
+    entry.breaker.takes_ticks() && send_sync(entry, skipped)
 }
 
 /// Sends one `Sync` unless one is running (then the tick is counted as skipped).
-fn send_sync(entry: &mut Entry, skipped: &mut u64) {
-    let Some(actor) = &entry.actor else { return };
+fn send_sync(entry: &mut Entry, skipped: &mut u64) -> bool {
+    let Some(actor) = &entry.actor else { return false };
     if entry.status.syncing {
         entry.status.skipped_ticks += 1;
         *skipped += 1;
-        return;
+        return false;
     }
     if actor.cast(UserSyncMsg::Sync).is_ok() {
         entry.status.syncing = true;
+        entry.round = None;
+        return true;
     }
+    false
 }
 
 async fn on_outcome(
@@ -562,6 +594,7 @@ async fn on_outcome(
         return;
     };
     entry.status.syncing = false;
+    let round = entry.round.take();
     let (step, reason) = match outcome {
         SyncOutcome::Ok(stats) => {
             let s = &mut entry.status;
@@ -589,6 +622,7 @@ async fn on_outcome(
             (step, Some(format!("{class}: {message}")))
         }
     };
+    end_round(state, round);
     apply(myself, state, account_id, step, reason).await;
 }
 
@@ -728,6 +762,7 @@ fn status(state: &SupervisorState) -> Status {
             syncs_in_flight: accounts.iter().filter(|a| a.syncing).count(),
             broker_calls_in_flight: max.saturating_sub(state.limiter.available_permits()),
             ticking: state.ticking,
+            last_tick_duration: state.last_tick_duration,
         },
         accounts,
     }
