@@ -1,0 +1,71 @@
+//! The load harness: runs the real actor tree against the simulated broker and prints one
+//! line per figure. Targets are those of the performance issue; a line ends in `ok` or
+//! `MISS`.
+//!
+//! Run all scenarios (numbers in BENCHMARKS.md): `cargo run --release --example load`
+//! One scenario: `cargo run --release --example load -- --only tick`
+//! Smoke run with tiny sizes (CI): `cargo run --example load -- --smoke`
+
+mod measure;
+mod scenarios;
+
+use clap::Parser;
+
+/// Command line of the harness.
+#[derive(Debug, Parser)]
+#[command(about = "Load harness for mt5-reconciler")]
+pub struct Args {
+    /// Tiny sizes and short waits: checks that the harness works, measures nothing.
+    #[arg(long)]
+    pub smoke: bool,
+    /// Run one scenario: tick, cpu, memory, persistence, latency, seed.
+    #[arg(long)]
+    pub only: Option<String>,
+    /// Accounts for the scale scenarios (default 10,000; smoke 50).
+    #[arg(long)]
+    pub accounts: Option<usize>,
+    /// PostgreSQL URL for the persistence scenario (default: DATABASE_URL, else
+    /// postgres://postgres@127.0.0.1:5432/test when it answers).
+    #[arg(long)]
+    pub postgres: Option<String>,
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let all = ["tick", "cpu", "memory", "persistence", "latency", "seed"];
+    let run: Vec<&str> = match &args.only {
+        Some(one) if all.contains(&one.as_str()) => vec![one.as_str()],
+        Some(other) => {
+            eprintln!(
+                "error: unknown scenario {other:?} (one of {})",
+                all.join(", ")
+            );
+            std::process::exit(2);
+        }
+        None => all.to_vec(),
+    };
+    println!(
+        "# mt5-reconciler load harness{}",
+        if args.smoke {
+            " (smoke: tiny sizes, numbers mean nothing)"
+        } else {
+            ""
+        }
+    );
+    println!("# {}", measure::machine());
+    for name in run {
+        let result = match name {
+            "tick" => scenarios::tick_at_scale(&args).await,
+            "cpu" => scenarios::cpu_per_sync(&args).await,
+            "memory" => scenarios::memory_per_account(&args).await,
+            "persistence" => scenarios::persistence_rate(&args).await,
+            "latency" => scenarios::detection_latency(&args).await,
+            _ => scenarios::seed_comparison(&args).await,
+        };
+        if let Err(e) = result {
+            eprintln!("error: scenario {name}: {e}");
+            std::process::exit(1);
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! Measuring tools: a timing broker wrapper, process CPU time and resident memory.
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use mt5_reconciler::broker::{BoxFuture, Broker, BrokerError};
+use mt5_reconciler::domain::AccountSnapshot;
+
+/// Wraps a broker and records how long each snapshot took.
+pub struct Timed {
+    inner: Arc<dyn Broker>,
+    stats: Mutex<FetchStats>,
+}
+
+/// Snapshot durations seen so far.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FetchStats {
+    /// Calls.
+    pub count: u64,
+    /// Sum of durations.
+    pub total: Duration,
+    /// Longest.
+    pub max: Duration,
+}
+
+impl FetchStats {
+    /// Mean duration.
+    pub fn mean(&self) -> Duration {
+        if self.count == 0 {
+            Duration::ZERO
+        } else {
+            self.total / self.count as u32
+        }
+    }
+}
+
+impl Timed {
+    /// Wraps `inner`.
+    pub fn new(inner: Arc<dyn Broker>) -> Self {
+        Self {
+            inner,
+            stats: Mutex::new(FetchStats::default()),
+        }
+    }
+
+    /// The durations so far, and resets them.
+    pub fn take(&self) -> FetchStats {
+        std::mem::take(&mut *self.stats.lock().expect("stats"))
+    }
+}
+
+impl Broker for Timed {
+    fn snapshot<'a>(
+        &'a self,
+        account: &'a str,
+    ) -> BoxFuture<'a, Result<AccountSnapshot, BrokerError>> {
+        Box::pin(async move {
+            let t = Instant::now();
+            let r = self.inner.snapshot(account).await;
+            let d = t.elapsed();
+            let mut s = self.stats.lock().expect("stats");
+            s.count += 1;
+            s.total += d;
+            s.max = s.max.max(d);
+            r
+        })
+    }
+}
+
+/// CPU time (user + system) this process has used so far.
+pub fn cpu_time() -> Duration {
+    // /proc/self/stat fields 14 and 15 (utime, stime) in clock ticks; the command name
+    // (field 2) may hold spaces, so count from its closing parenthesis.
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // After ')' the fields start at number 3: utime is 14 → index 11, stime 15 → index 12.
+    let hz = 100; // USER_HZ on Linux
+    Duration::from_millis((ticks(11) + ticks(12)) * 1000 / hz)
+}
+
+/// Resident set size of this process, in bytes.
+pub fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// A one-line description of the machine.
+pub fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_else(|| "unknown cpu".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!(
+        "{cores} cores, {cpu}, {}",
+        if cfg!(debug_assertions) {
+            "DEBUG build"
+        } else {
+            "release build"
+        }
+    )
+}
+
+/// The `q` quantile of `samples` (sorted in place).
+pub fn quantile(samples: &mut [Duration], q: f64) -> Duration {
+    if samples.is_empty() {
+        return Duration::ZERO;
+    }
+    samples.sort_unstable();
+    let i = ((samples.len() as f64 - 1.0) * q).round() as usize;
+    samples[i.min(samples.len() - 1)]
+}
+
+/// `ok` or `MISS`.
+pub fn verdict(ok: bool) -> &'static str {
+    if ok { "ok" } else { "MISS" }
+}
