@@ -8,6 +8,8 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 
 use crate::actors::{PersistenceConfig, SchedulerConfig, SupervisionConfig};
+use crate::broker::metaapi::MetaApiConfig;
+use crate::broker::mt5_export::{Mt5ExportConfig, is_safe_account_dir};
 use crate::broker::sim::SimConfig;
 use crate::domain::decimal_serde;
 use crate::domain::{ReconcileRules, SymbolSpec, SymbolTable, ToleranceOverride, Tolerances};
@@ -59,6 +61,8 @@ pub struct Config {
     pub broker: BrokerConfig,
     /// `[[accounts]]`: accounts to supervise besides those of the `accounts` table.
     pub accounts: Vec<AccountConfig>,
+    /// `[http]`: the status API, metrics and dashboard, and their bearer token.
+    pub http: crate::http::HttpConfig,
 }
 
 /// `[broker]`.
@@ -69,6 +73,10 @@ pub struct BrokerConfig {
     pub enabled: Vec<String>,
     /// `[broker.sim]`: the simulated broker.
     pub sim: SimConfig,
+    /// `[broker.metaapi]`: the MetaApi REST adapter.
+    pub metaapi: MetaApiConfig,
+    /// `[broker.mt5_export]`: the files written by `bridge/mt5_export.py`.
+    pub mt5_export: Mt5ExportConfig,
 }
 
 impl Default for BrokerConfig {
@@ -76,22 +84,27 @@ impl Default for BrokerConfig {
         Self {
             enabled: vec!["sim".to_owned()],
             sim: SimConfig::default(),
+            metaapi: MetaApiConfig::default(),
+            mt5_export: Mt5ExportConfig::default(),
         }
     }
 }
 
 /// Connector names the service knows.
-pub const KNOWN_BROKERS: &[&str] = &["sim"];
+pub const KNOWN_BROKERS: &[&str] = &["sim", "metaapi", "mt5_export"];
 
 /// One `[[accounts]]` entry.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccountConfig {
-    /// Account id, as the broker knows it.
+    /// Our account id (for `mt5_export`, also the name of its export directory).
     pub id: String,
     /// Connector: one of `[broker] enabled`.
     #[serde(default = "default_broker")]
     pub broker: String,
+    /// MetaApi's id of the account, when it differs from `id` (`broker = "metaapi"` only).
+    #[serde(default)]
+    pub metaapi_account_id: Option<String>,
 }
 
 fn default_broker() -> String {
@@ -164,20 +177,18 @@ impl Config {
             None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
                 Self::from_file(Path::new(DEFAULT_CONFIG_FILE))
             }
-            None => Ok(Self::default()),
+            None => crate::config_env::load(Path::new("(built-in defaults)"), ""),
         }
     }
 
-    /// Loads and validates one file.
+    /// Loads and validates one file, with the `MT5R_…` environment overrides applied
+    /// (see [`crate::config_env`]).
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
-        Self::parse(&text).map_err(|message| ConfigError::Invalid {
-            path: path.to_owned(),
-            message,
-        })
+        crate::config_env::load(path, &text)
     }
 
     /// Parses and validates TOML text; the error lists every problem found.
@@ -222,6 +233,9 @@ impl Config {
         out.extend(self.scheduler.problems());
         out.extend(self.supervision.problems());
         out.extend(self.broker.sim.problems());
+        out.extend(self.broker.metaapi.problems());
+        out.extend(self.broker.mt5_export.problems());
+        out.extend(self.http.problems());
         if self.persistence.batch_size == 0 {
             out.push("persistence.batch_size: must be at least 1".into());
         }
@@ -245,6 +259,22 @@ impl Config {
                 out.push(format!(
                     "accounts[{i}].broker = {:?}: not in broker.enabled",
                     a.broker
+                ));
+            }
+            match &a.metaapi_account_id {
+                Some(_) if a.broker != "metaapi" => out.push(format!(
+                    "accounts[{i}].metaapi_account_id: only for broker = \"metaapi\""
+                )),
+                Some(m) if m.trim().is_empty() => out.push(format!(
+                    "accounts[{i}].metaapi_account_id: must not be empty"
+                )),
+                _ => {}
+            }
+            if a.broker == "mt5_export" && !is_safe_account_dir(&a.id) {
+                out.push(format!(
+                    "accounts[{i}].id = {:?}: an mt5_export account id names its export \
+                     directory (letters, digits, - _ . only)",
+                    a.id
                 ));
             }
         }

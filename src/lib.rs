@@ -4,14 +4,19 @@
 //! - [`domain`]: pure types and the `reconcile` function (no I/O, no clock).
 //! - [`input`]: reads position, trade and symbol files into domain types, exactly.
 //! - [`store`]: sea-orm entities and the queries the service needs.
-//! - [`config`]: typed `config.toml`.
+//! - [`config`]: typed `config.toml`; [`config_env`]: `MT5R_…` environment overrides.
+//! - [`http`]: the status API, Prometheus metrics and the dashboard that `run` serves.
+//! - [`telemetry`]: log output (pretty or JSON) and sync run ids.
 //! - [`cli`]: the command-line front end used by `main.rs`.
 
 pub mod actors;
 pub mod broker;
 pub mod cli;
 pub mod config;
+pub mod config_env;
 pub mod domain;
+pub mod http;
 pub mod input;
 pub mod service;
 pub mod store;
+pub mod telemetry;

@@ -3,7 +3,6 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -13,11 +12,6 @@ async fn main() -> ExitCode {
         mt5_reconciler::cli::Command::Run { .. } => "info",
         _ => "error",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    mt5_reconciler::telemetry::init(cli.log_format, default);
     mt5_reconciler::cli::run(cli).await
 }

@@ -30,6 +30,9 @@ pub enum ServiceError {
     /// A call into the tree failed or timed out.
     #[error("the actor tree did not answer: {0}")]
     Call(String),
+    /// The HTTP server could not start (bad address, missing token, port taken).
+    #[error(transparent)]
+    Http(#[from] crate::http::HttpError),
 }
 
 /// A running actor tree.
@@ -169,9 +172,11 @@ pub async fn status(supervisor: &ActorRef<SupervisorMsg>) -> Result<Status, Serv
 }
 
 /// The connectors and accounts a configuration describes. Returns the simulated broker
-/// too, when enabled, so callers (the demo, tests) can script it.
+/// too, when enabled, so callers (the demo, tests) can script it. Real brokers (`metaapi`,
+/// `mt5_export`) read the bot's trades from `db`.
 pub fn from_config(
     config: &Config,
+    db: &DatabaseConnection,
 ) -> (
     HashMap<String, Connector>,
     Vec<AccountSpec>,
@@ -195,6 +200,16 @@ pub fn from_config(
                 },
             );
             sim = Some(broker);
+        } else if name == "metaapi" || name == "mt5_export" {
+            let broker: Arc<dyn crate::broker::Broker> = if name == "metaapi" {
+                crate::broker::metaapi::from_config(&config.broker.metaapi, &config.accounts)
+            } else {
+                Arc::new(crate::broker::mt5_export::Mt5ExportBroker::new(
+                    &config.broker.mt5_export,
+                ))
+            };
+            let trades = Arc::new(crate::broker::db_trades::DbTrades::new(db.clone()));
+            connectors.insert(name.clone(), Connector { broker, trades });
         }
     }
     for a in &config.accounts {
@@ -223,7 +238,11 @@ pub async fn run(
     db: DatabaseConnection,
     shutdown: impl Future<Output = ()>,
 ) -> Result<StopReport, ServiceError> {
-    let (connectors, accounts, _sim) = from_config(config);
+    let (connectors, accounts, _sim) = from_config(config, &db);
+    // Bound before the tree starts: a missing token or a taken port fails fast.
+    let token = crate::http::resolve_token(&config.http)?;
+    let listener = crate::http::bind(&config.http, token).await?;
+    let http_db = db.clone();
     let args = SupervisorArgs {
         db,
         config: tree_config(config),
@@ -234,8 +253,13 @@ pub async fn run(
         follow_accounts_table: true,
     };
     let reconciler = Reconciler::start(args).await?;
+    let slots = config.scheduler.spread_slots;
+    let http = listener.map(|l| l.serve(reconciler.actor().clone(), http_db, slots));
     shutdown.await;
     tracing::info!("shutting down: no new syncs, flushing");
+    if let Some(http) = http {
+        http.stop().await;
+    }
     let grace = Duration::from_millis(config.scheduler.sync_timeout_ms) + Duration::from_secs(5);
     Ok(reconciler.shutdown(grace).await)
 }

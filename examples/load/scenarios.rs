@@ -13,7 +13,7 @@ use mt5_reconciler::actors::{
 use mt5_reconciler::broker::Connector;
 use mt5_reconciler::broker::sim::{SimBroker, SimConfig};
 use mt5_reconciler::domain::{Divergence, DivergenceKind, ReconcileRules, Value};
-use mt5_reconciler::service::Reconciler;
+use mt5_reconciler::service::{self, Reconciler};
 use mt5_reconciler::store::{self, SyncRunRecord};
 use ractor::{Actor, ActorProcessingErr, ActorRef, OutputPort};
 use rust_decimal::Decimal;
@@ -183,7 +183,9 @@ pub async fn cpu_per_sync(args: &Args) -> Res {
         s.accounts.iter().all(|a| a.syncs_ok >= 1)
     })
     .await?;
-    run.tree.flush().await.map_err(|e| e.to_string())?;
+    service::flush(run.tree.actor(), None)
+        .await
+        .map_err(|e| e.to_string())?;
     let s0 = run.tree.status().await.map_err(|e| e.to_string())?;
     let cpu0 = cpu_time();
     tokio::time::sleep(Duration::from_millis(
@@ -191,7 +193,9 @@ pub async fn cpu_per_sync(args: &Args) -> Res {
     ))
     .await;
     let s1 = run.tree.status().await.map_err(|e| e.to_string())?;
-    run.tree.flush().await.map_err(|e| e.to_string())?;
+    service::flush(run.tree.actor(), None)
+        .await
+        .map_err(|e| e.to_string())?;
     let cpu = cpu_time() - cpu0;
     let syncs = synced(&s1) - synced(&s0);
     let per = cpu.as_secs_f64() * 1e6 / syncs.max(1) as f64;
@@ -219,7 +223,9 @@ pub async fn memory_per_account(args: &Args) -> Res {
         s.accounts.iter().all(|a| a.syncs_ok >= 1)
     })
     .await?;
-    run.tree.flush().await.map_err(|e| e.to_string())?;
+    service::flush(run.tree.actor(), None)
+        .await
+        .map_err(|e| e.to_string())?;
     let rss1 = rss_bytes();
     let per = rss1.saturating_sub(rss0) as f64 / n as f64;
     println!(

@@ -15,6 +15,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, OutputPort, RpcReplyPort};
 use sea_orm::{DatabaseConnection, TransactionTrait};
 use serde::Deserialize;
 
+use super::status::{DurationHistogram, PersistenceStats};
 use super::user_sync::UserSyncMsg;
 use crate::domain::Divergence;
 use crate::store::{self, AuditEvent, StoreError, SyncRunRecord};
@@ -93,6 +94,8 @@ pub enum PersistMsg {
     Flush(RpcReplyPort<Result<(), String>>),
     /// Items buffered, and whether the last flush failed.
     QueueDepth(RpcReplyPort<(usize, bool)>),
+    /// Queue depth, retry state and flush durations.
+    Stats(RpcReplyPort<PersistenceStats>),
     /// Internal: the flush timer fired.
     FlushTick,
 }
@@ -123,6 +126,7 @@ pub struct PersistenceState {
     audits: Vec<AuditEvent>,
     timer_set: bool,
     retry: Option<Duration>,
+    flush_duration: DurationHistogram,
 }
 
 impl PersistenceState {
@@ -151,6 +155,7 @@ impl Actor for PersistenceActor {
             audits: Vec::new(),
             timer_set: false,
             retry: None,
+            flush_duration: DurationHistogram::default(),
         })
     }
 
@@ -177,6 +182,14 @@ impl Actor for PersistenceActor {
             }
             PersistMsg::QueueDepth(reply) => {
                 let _ = reply.send((state.depth(), state.retry.is_some()));
+                return Ok(());
+            }
+            PersistMsg::Stats(reply) => {
+                let _ = reply.send(PersistenceStats {
+                    queued: state.depth(),
+                    retrying: state.retry.is_some(),
+                    flush_duration: state.flush_duration.clone(),
+                });
                 return Ok(());
             }
             PersistMsg::FlushTick => {
@@ -238,23 +251,30 @@ async fn flush(state: &mut PersistenceState) -> Result<(), StoreError> {
     if state.depth() == 0 {
         return Ok(());
     }
+    let started = std::time::Instant::now();
     let txn = state.db.begin().await?;
-    let mut changes = Vec::with_capacity(state.converges.len());
-    for c in state.converges.values() {
-        let done = store::converge(&txn, &c.account_id, c.at, &c.desired).await?;
+    let wanted: Vec<store::Wanted<'_>> = state
+        .converges
+        .values()
+        .map(|c| store::Wanted {
+            account_id: &c.account_id,
+            at: c.at,
+            desired: &c.desired,
+        })
+        .collect();
+    let changes = store::converge_many(&txn, &wanted).await?;
+    let mut reports: Vec<SyncRunRecord> = Vec::with_capacity(changes.len() + state.reports.len());
+    for (c, done) in state.converges.values().zip(&changes) {
         let mut report = c.report.clone();
         report.divergences_opened = done.opened.len();
         report.divergences_resolved = done.resolved.len();
-        store::record_sync_run(&txn, &report).await?;
-        changes.push(done);
+        reports.push(report);
     }
-    for r in &state.reports {
-        store::record_sync_run(&txn, r).await?;
-    }
-    for a in &state.audits {
-        store::append_audit(&txn, a).await?;
-    }
+    reports.extend(state.reports.iter().cloned());
+    store::record_sync_runs(&txn, &reports).await?;
+    store::append_audits(&txn, &state.audits).await?;
     txn.commit().await?;
+    state.flush_duration.observe(started.elapsed());
 
     for (c, done) in state.converges.values().zip(changes) {
         if let Some(to) = &c.ack_to {

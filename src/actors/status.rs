@@ -1,5 +1,6 @@
 //! What the supervisor reports about itself: per-account health and scheduler counters.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -34,6 +35,8 @@ pub struct SchedulerStatus {
     /// From the last completed tick to the end of the last sync it started, in ms.
     #[serde(with = "opt_millis")]
     pub last_tick_duration: Option<Duration>,
+    /// Every tick duration so far (the same measure as `last_tick_duration`).
+    pub tick_duration: DurationHistogram,
 }
 
 /// One account's health.
@@ -74,6 +77,86 @@ pub struct AccountStatus {
     pub last_error: Option<String>,
     /// Whether a sync is running now.
     pub syncing: bool,
+    /// Failed syncs by error class (`timeout`, `retryable`, `permanent` …).
+    pub failures_by_class: BTreeMap<String, u64>,
+    /// Breaker transitions by audit event (`circuit_opened`, `backoff_started` …).
+    pub transitions_by_kind: BTreeMap<String, u64>,
+    /// Durations of the successful syncs (for metrics; not in the JSON status).
+    #[serde(skip)]
+    pub sync_duration: DurationHistogram,
+}
+
+/// Upper bounds of the duration histograms' buckets, in seconds (Prometheus `le`).
+pub const DURATION_BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// A histogram of durations over [`DURATION_BUCKETS`], plus the last observation.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DurationHistogram {
+    /// Observations per bucket, not cumulative; those above the last bound are only in
+    /// `count`.
+    #[serde(skip)]
+    pub buckets: [u64; DURATION_BUCKETS.len()],
+    /// Observations.
+    pub count: u64,
+    /// Sum of the observations, in milliseconds.
+    #[serde(rename = "sum_ms", with = "fractional_millis")]
+    pub sum: Duration,
+    /// The last observation, in milliseconds.
+    #[serde(rename = "last_ms", with = "opt_fractional_millis")]
+    pub last: Option<Duration>,
+}
+
+impl DurationHistogram {
+    /// Records one duration.
+    pub fn observe(&mut self, d: Duration) {
+        let secs = d.as_secs_f64();
+        if let Some(i) = DURATION_BUCKETS.iter().position(|le| secs <= *le) {
+            self.buckets[i] += 1;
+        }
+        self.count += 1;
+        self.sum += d;
+        self.last = Some(d);
+    }
+
+    /// Adds `other`'s observations to this one (its `last` wins when it has one).
+    pub fn merge(&mut self, other: &DurationHistogram) {
+        for (a, b) in self.buckets.iter_mut().zip(other.buckets) {
+            *a += b;
+        }
+        self.count += other.count;
+        self.sum += other.sum;
+        self.last = other.last.or(self.last);
+    }
+}
+
+/// What the persistence actor reports about itself.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PersistenceStats {
+    /// Items buffered, not yet durable.
+    pub queued: usize,
+    /// Whether the last flush failed and a retry is scheduled.
+    pub retrying: bool,
+    /// Durations of the successful flushes (one transaction each).
+    pub flush_duration: DurationHistogram,
+}
+
+mod fractional_millis {
+    use std::time::Duration;
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64() * 1000.0)
+    }
+}
+
+mod opt_fractional_millis {
+    use std::time::Duration;
+    pub fn serialize<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&(d.as_secs_f64() * 1000.0)),
+            None => s.serialize_none(),
+        }
+    }
 }
 
 mod millis {

@@ -25,7 +25,7 @@ use super::persistence::{
     PersistMsg, PersistenceActor, PersistenceArgs, PersistenceConfig, ReconcilerEvent,
 };
 use super::scheduler::{Scheduler, SchedulerArgs, SchedulerConfig};
-use super::status::{AccountStatus, SchedulerStatus, Status};
+use super::status::{AccountStatus, DurationHistogram, PersistenceStats, SchedulerStatus, Status};
 use super::user_sync::{UserSyncActor, UserSyncArgs, UserSyncMsg};
 use crate::broker::{Connector, ErrorClass};
 use crate::domain::ReconcileRules;
@@ -110,6 +110,8 @@ pub enum SupervisorMsg {
     AccountsLoaded(Vec<StoredAccount>),
     /// Write everything buffered; replies once durable.
     Flush(RpcReplyPort<Result<(), String>>),
+    /// The persistence actor's queue and flush figures (forwarded to it).
+    PersistenceStats(RpcReplyPort<PersistenceStats>),
 }
 
 #[cfg(feature = "cluster")]
@@ -213,6 +215,8 @@ pub struct SupervisorState {
     rounds: HashMap<u64, (Instant, usize)>,
     /// Time from a tick to the end of the last of the syncs it started.
     last_tick_duration: Option<Duration>,
+    /// Every such time, for metrics.
+    tick_duration: DurationHistogram,
 }
 
 /// A stable 64-bit hash (FNV-1a) for slots and jitter seeds.
@@ -245,6 +249,7 @@ impl Actor for ReconcilerSupervisor {
             skipped: 0,
             rounds: HashMap::new(),
             last_tick_duration: None,
+            tick_duration: DurationHistogram::default(),
         })
     }
 
@@ -350,6 +355,11 @@ impl Actor for ReconcilerSupervisor {
             SupervisorMsg::Flush(reply) => {
                 if let Some(p) = &state.persistence {
                     let _ = p.get().cast(PersistMsg::Flush(reply));
+                }
+            }
+            SupervisorMsg::PersistenceStats(reply) => {
+                if let Some(p) = &state.persistence {
+                    let _ = p.get().cast(PersistMsg::Stats(reply));
                 }
             }
         }
@@ -557,6 +567,7 @@ fn end_round(state: &mut SupervisorState, round: Option<u64>) {
         *left -= 1;
         if *left == 0 {
             state.last_tick_duration = Some(at.elapsed());
+            state.tick_duration.observe(at.elapsed());
             state.rounds.remove(&round);
         }
     }
@@ -570,7 +581,9 @@ fn dispatch(entry: &mut Entry, skipped: &mut u64) -> bool {
 
 /// Sends one `Sync` unless one is running (then the tick is counted as skipped).
 fn send_sync(entry: &mut Entry, skipped: &mut u64) -> bool {
-    let Some(actor) = &entry.actor else { return false };
+    let Some(actor) = &entry.actor else {
+        return false;
+    };
     if entry.status.syncing {
         entry.status.skipped_ticks += 1;
         *skipped += 1;
@@ -601,6 +614,7 @@ async fn on_outcome(
             s.syncs_ok += 1;
             s.last_sync_at = Some(Utc::now());
             s.last_sync_duration = Some(stats.duration);
+            s.sync_duration.observe(stats.duration);
             s.positions = stats.positions;
             s.open_divergences = stats.open_divergences;
             s.equity = Some(stats.equity);
@@ -612,6 +626,8 @@ async fn on_outcome(
             retry_after,
         } => {
             entry.status.syncs_failed += 1;
+            let by_class = &mut entry.status.failures_by_class;
+            *by_class.entry(class.as_str().to_owned()).or_default() += 1;
             entry.status.last_sync_duration = None;
             entry.status.last_error = Some(format!("{class}: {message}"));
             let step = if class == ErrorClass::Permanent {
@@ -646,8 +662,10 @@ async fn apply(
     let Some(entry) = state.accounts.get_mut(id) else {
         return;
     };
-    if transition.is_some() {
+    if let Some(t) = &transition {
         entry.status.transitions += 1;
+        let by_kind = &mut entry.status.transitions_by_kind;
+        *by_kind.entry(t.event.to_owned()).or_default() += 1;
     }
     entry.status.state = entry.breaker.state().name().to_owned();
     entry.status.consecutive_failures = entry.breaker.consecutive_failures();
@@ -763,6 +781,7 @@ fn status(state: &SupervisorState) -> Status {
             broker_calls_in_flight: max.saturating_sub(state.limiter.available_permits()),
             ticking: state.ticking,
             last_tick_duration: state.last_tick_duration,
+            tick_duration: state.tick_duration.clone(),
         },
         accounts,
     }

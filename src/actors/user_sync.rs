@@ -95,7 +95,11 @@ impl Actor for UserSyncActor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             UserSyncMsg::Sync => {
-                let span = tracing::info_span!("sync", account = %state.args.account_id);
+                let span = tracing::info_span!(
+                    "sync",
+                    account = %state.args.account_id,
+                    run_id = %crate::telemetry::next_run_id()
+                );
                 let outcome = sync(&myself, state).instrument(span).await;
                 let _ = state.args.supervisor.cast(SupervisorMsg::SyncFinished {
                     account_id: state.args.account_id.clone(),

@@ -2,7 +2,11 @@
 //! returns the bot's open trades, error classification, and one file per adapter.
 
 pub mod db_trades;
+pub mod metaapi;
+pub mod mt5_export;
 pub mod sim;
+pub mod unavailable;
+pub mod wire;
 
 use std::fmt;
 use std::future::Future;

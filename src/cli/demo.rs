@@ -73,7 +73,7 @@ pub async fn run(args: &DemoArgs) -> ExitCode {
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
-    let (connectors, accounts, sim) = service::from_config(&config);
+    let (connectors, accounts, sim) = service::from_config(&config, &db);
     let Some(sim) = sim else {
         return ExitCode::from(EXIT_RUNTIME);
     };

@@ -3,8 +3,12 @@
 //! Exit codes: 0 success (for `reconcile`: no divergence), 1 divergences found,
 //! 2 bad input, bad configuration or usage, 3 a runtime failure (database unreachable …).
 
+mod accounts;
 mod demo;
+mod divergences;
+mod ops;
 mod reconcile;
+mod trades;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,6 +24,10 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// Log lines on standard error: pretty (for people) or json (for a log collector).
+    /// RUST_LOG filters them, e.g. RUST_LOG=mt5_reconciler=debug.
+    #[arg(long, value_enum, global = true, default_value = "pretty")]
+    pub log_format: crate::telemetry::LogFormat,
 }
 
 /// The commands.
@@ -41,6 +49,12 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// List the stored divergences, newest first (configured database).
+    Divergences(divergences::DivergencesArgs),
+    /// List, add, remove or enable accounts (the accounts table the service follows).
+    Accounts(accounts::AccountsArgs),
+    /// Import the bot's trades into the configured database.
+    Trades(trades::TradesArgs),
 }
 
 /// Arguments of `reconcile`.
@@ -84,6 +98,9 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Migrate { config } => migrate(config).await,
         Command::Demo(args) => demo::run(&args).await,
         Command::Run { config } => run_service(config).await,
+        Command::Divergences(args) => divergences::run(&args).await,
+        Command::Accounts(args) => accounts::run(&args).await,
+        Command::Trades(args) => trades::run(&args).await,
     }
 }
 
@@ -119,6 +136,11 @@ async fn run_service(config: Option<PathBuf>) -> ExitCode {
     let Some(config) = load_config(config.as_deref()) else {
         return ExitCode::from(EXIT_BAD_INPUT);
     };
+    // Beyond loopback the API needs a token: refuse before touching anything else.
+    if let Err(e) = crate::http::resolve_token(&config.http) {
+        eprintln!("error: {e}");
+        return ExitCode::from(EXIT_BAD_INPUT);
+    }
     let shown = crate::store::redact_url(&config.database.url);
     let db = match crate::store::connect(&config.database.url).await {
         Ok(db) => db,

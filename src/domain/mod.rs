@@ -13,7 +13,7 @@ pub mod values;
 mod tests;
 
 pub use divergence::{Divergence, DivergenceKind, Match, MatchMethod, Reconciliation, Unit, Value};
-pub use model::{AccountSnapshot, BotTrade, BrokerPosition};
+pub use model::{AccountSnapshot, BotTrade, BrokerPosition, Quote};
 pub use pips::{SymbolSpec, SymbolTable, UnknownPipSize};
 pub use reconcile::{ReconcileError, reconcile};
 pub use rules::{ReconcileRules, ToleranceOverride, Tolerances};

@@ -75,6 +75,19 @@ impl BotTrade {
     }
 }
 
+/// A price quote for a symbol.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quote {
+    /// Symbol as the broker spells it.
+    pub symbol: String,
+    /// Best bid.
+    pub bid: Decimal,
+    /// Best ask.
+    pub ask: Decimal,
+    /// When the broker last updated it.
+    pub time: DateTime<Utc>,
+}
+
 /// One read of an account at the broker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountSnapshot {

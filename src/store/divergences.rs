@@ -236,7 +236,7 @@ pub async fn converge<C: TransactionTrait + ConnectionTrait>(
 /// `ON CONFLICT (account_id, fingerprint) WHERE status = 'open' DO NOTHING`: targets the
 /// partial unique index, on SQLite and PostgreSQL alike. The literal must be inline SQL,
 /// not a bound parameter, or neither database can match the index's predicate.
-fn open_fingerprint_conflict() -> OnConflict {
+pub(super) fn open_fingerprint_conflict() -> OnConflict {
     OnConflict::columns([
         divergence::Column::AccountId,
         divergence::Column::Fingerprint,

@@ -53,13 +53,54 @@ pub async fn record_sync_run<C: ConnectionTrait>(
     db: &C,
     run: &SyncRunRecord,
 ) -> Result<i64, StoreError> {
+    let result = sync_run::Entity::insert(sync_run_row(run)?)
+        .exec(db)
+        .await?;
+    Ok(result.last_insert_id)
+}
+
+/// Stores many runs with one statement per chunk. Works inside a caller's transaction.
+pub async fn record_sync_runs<C: ConnectionTrait>(
+    db: &C,
+    runs: &[SyncRunRecord],
+) -> Result<(), StoreError> {
+    for chunk in runs.chunks(CHUNK) {
+        let rows = chunk
+            .iter()
+            .map(sync_run_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        sync_run::Entity::insert_many(rows)
+            .exec_without_returning(db)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Appends many events with one statement per chunk. Works inside a caller's transaction.
+pub async fn append_audits<C: ConnectionTrait>(
+    db: &C,
+    events: &[AuditEvent],
+) -> Result<(), StoreError> {
+    for chunk in events.chunks(CHUNK) {
+        let rows: Vec<_> = chunk.iter().map(audit_row).collect();
+        audit_event::Entity::insert_many(rows)
+            .exec_without_returning(db)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Rows per statement: well under the bind-parameter limits of SQLite and PostgreSQL.
+const CHUNK: usize = 500;
+
+fn sync_run_row(run: &SyncRunRecord) -> Result<sync_run::ActiveModel, StoreError> {
     let duration_ms =
         i64::try_from(run.duration.as_millis()).map_err(|_| StoreError::Unstorable {
             field: "sync_runs.duration_ms",
             value: format!("{:?}", run.duration),
             reason: "does not fit in BIGINT milliseconds".to_owned(),
         })?;
-    let row = sync_run::ActiveModel {
+    Ok(sync_run::ActiveModel {
         id: NotSet,
         account_id: Set(run.account_id.clone()),
         started_at: Set(db_time(run.started_at)),
@@ -77,9 +118,17 @@ pub async fn record_sync_run<C: ConnectionTrait>(
         )?),
         error_class: Set(run.error_class.clone()),
         error_message: Set(run.error_message.clone()),
-    };
-    let result = sync_run::Entity::insert(row).exec(db).await?;
-    Ok(result.last_insert_id)
+    })
+}
+
+fn audit_row(event: &AuditEvent) -> audit_event::ActiveModel {
+    audit_event::ActiveModel {
+        id: NotSet,
+        at: Set(db_time(event.at)),
+        account_id: Set(event.account_id.clone()),
+        kind: Set(event.kind.clone()),
+        detail: Set(event.detail.to_string()),
+    }
 }
 
 /// Appends `event` to the audit trail; returns its row id. Works inside a caller's
@@ -88,14 +137,9 @@ pub async fn append_audit<C: ConnectionTrait>(
     db: &C,
     event: &AuditEvent,
 ) -> Result<i64, StoreError> {
-    let row = audit_event::ActiveModel {
-        id: NotSet,
-        at: Set(db_time(event.at)),
-        account_id: Set(event.account_id.clone()),
-        kind: Set(event.kind.clone()),
-        detail: Set(event.detail.to_string()),
-    };
-    let result = audit_event::Entity::insert(row).exec(db).await?;
+    let result = audit_event::Entity::insert(audit_row(event))
+        .exec(db)
+        .await?;
     Ok(result.last_insert_id)
 }
 

@@ -5,8 +5,10 @@
 //! need atomicity of their own: they then open a savepoint inside a caller's transaction).
 
 mod accounts;
+mod batch;
 mod connect;
 mod convert;
+mod divergence_query;
 mod divergences;
 pub mod entities;
 mod error;
@@ -14,11 +16,19 @@ mod journal;
 mod trades;
 
 pub use accounts::{Account, StoredAccount, list_accounts, upsert_account};
+pub use batch::{Wanted, converge_many};
 pub use connect::{LockWait, connect, connect_waiting, connect_with};
+pub use divergence_query::{
+    DivergenceFilter, DivergencePage, MAX_PAGE, OpenCount, open_divergence_counts,
+    query_divergences,
+};
 pub use divergences::{
     Converged, DiffOutcome, DivergenceDiff, DivergenceStatus, StoredDivergence, apply_diff,
     converge, list_divergences, open_divergences,
 };
 pub use error::{StoreError, redact_url};
-pub use journal::{AuditEvent, SyncRunRecord, append_audit, list_audit, record_sync_run};
+pub use journal::{
+    AuditEvent, SyncRunRecord, append_audit, append_audits, list_audit, record_sync_run,
+    record_sync_runs,
+};
 pub use trades::{import_trades, open_trades};

@@ -321,7 +321,8 @@ async fn run_stops_gracefully_on_sigterm_with_everything_flushed() {
         "[database]\nurl = \"sqlite://{}?mode=rwc\"\n\
          [scheduler]\ninterval_ms = 200\nspread_slots = 2\n\
          [persistence]\nflush_interval_ms = 60000\nbatch_size = 100000\n\
-         [broker.sim]\naccounts = 3\nseed = 5\nlatency_ms_min = 1\nlatency_ms_max = 5\n",
+         [broker.sim]\naccounts = 3\nseed = 5\nlatency_ms_min = 1\nlatency_ms_max = 5\n\
+         [http]\nlisten = \"127.0.0.1:0\"\n",
         db_path.display()
     );
     std::fs::write(dir.path().join("config.toml"), config).unwrap();

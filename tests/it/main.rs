@@ -1,6 +1,12 @@
 //! The integration-test binary: one binary, one module per area.
 
+mod browser;
 mod cli;
 mod common;
+mod http_api;
+mod logs;
+mod metaapi;
+mod ops;
+mod service_proc;
 mod store;
 mod tree;

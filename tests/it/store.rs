@@ -606,3 +606,79 @@ fn store_futures_are_send(db: &DatabaseConnection, txn: &sea_orm::DatabaseTransa
     send(store::open_divergences(txn, "acc-1"));
     send(store::open_trades(txn, "acc-1"));
 }
+
+#[tokio::test]
+async fn converging_many_accounts_in_one_batch_opens_and_resolves_exactly_once() {
+    for (label, db) in databases().await {
+        let (a, b) = (
+            missing("a1", dec!(0.1)),
+            slippage(7, "1.08140", "1.08200", "6"),
+        );
+        let c = missing("c1", dec!(0.3));
+        let first = [
+            store::Wanted {
+                account_id: "acc-a",
+                at: t(100),
+                desired: &[a.clone(), b.clone()],
+            },
+            store::Wanted {
+                account_id: "acc-b",
+                at: t(101),
+                desired: &[c.clone(), c.clone()],
+            },
+        ];
+        let txn = db.begin().await.unwrap();
+        let done = store::converge_many(&txn, &first).await.unwrap();
+        txn.commit().await.unwrap();
+        assert_eq!(
+            (done[0].opened.len(), done[1].opened.len()),
+            (2, 1),
+            "{label}: duplicates collapse"
+        );
+
+        // The same batch again changes nothing.
+        let again = store::converge_many(&db, &first).await.unwrap();
+        assert!(
+            again
+                .iter()
+                .all(|d| d.opened.is_empty() && d.resolved.is_empty()),
+            "{label}"
+        );
+
+        // acc-a loses b, acc-b is unchanged: one resolve, no new row.
+        let second = [
+            store::Wanted {
+                account_id: "acc-a",
+                at: t(200),
+                desired: std::slice::from_ref(&a),
+            },
+            store::Wanted {
+                account_id: "acc-b",
+                at: t(201),
+                desired: std::slice::from_ref(&c),
+            },
+        ];
+        let done = store::converge_many(&db, &second).await.unwrap();
+        assert_eq!(done[0].resolved, vec![b.fingerprint.clone()], "{label}");
+        assert!(
+            done[1].opened.is_empty() && done[1].resolved.is_empty(),
+            "{label}"
+        );
+        let rows = store::list_divergences(&db, "acc-a", None).await.unwrap();
+        assert_eq!(rows.len(), 2, "{label}");
+        let resolved = rows
+            .iter()
+            .find(|r| r.divergence.fingerprint == b.fingerprint)
+            .unwrap();
+        assert_eq!(
+            (resolved.status, resolved.resolved_at),
+            (DivergenceStatus::Resolved, Some(t(200).trunc_subsecs(6))),
+            "{label}"
+        );
+        assert_eq!(
+            store::open_divergences(&db, "acc-b").await.unwrap().len(),
+            1,
+            "{label}"
+        );
+    }
+}

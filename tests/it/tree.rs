@@ -322,7 +322,10 @@ async fn a_failing_account_backs_off_trips_probes_and_recovers_while_50_others_s
             "{label}: probes, not hammering: {probes}"
         );
         assert_ne!(acc(&s, &flaky).state, "running", "{label}");
-        assert!(s.scheduler.last_tick_duration.is_some(), "{label}: tick rounds complete");
+        assert!(
+            s.scheduler.last_tick_duration.is_some(),
+            "{label}: tick rounds complete"
+        );
         for a in s.accounts.iter().filter(|a| a.id != flaky) {
             assert_eq!(a.syncs_failed, 0, "{label}: {}", a.id);
             assert_eq!(a.skipped_ticks, 0, "{label}: {}", a.id);

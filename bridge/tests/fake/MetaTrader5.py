@@ -1,0 +1,110 @@
+"""A stand-in for the MetaTrader5 package, for testing mt5_export.py without a terminal.
+
+Answers like the real package: positions_get() returns a tuple of TradePosition named
+tuples (or None on error), account_info() an AccountInfo named tuple (or None). What it
+returns is set by the module globals below, or, for a script run as a process, by
+environment variables:
+
+    FAKE_MT5_POSITIONS  "error" (None), "empty" (()), or a JSON file of position records
+                        (default: examples/data/mt5-positions.json of this repository)
+    FAKE_MT5_ACCOUNT    "error" (None), or a JSON file of one account record
+"""
+
+import collections
+import json
+import os
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_DEFAULT_POSITIONS = os.path.join(_HERE, "..", "..", "..", "examples", "data", "mt5-positions.json")
+
+# Field order of the real package's TradePosition and AccountInfo.
+TradePosition = collections.namedtuple(
+    "TradePosition",
+    "ticket time time_msc time_update time_update_msc type magic identifier reason volume "
+    "price_open sl tp price_current swap profit symbol comment external_id",
+)
+AccountInfo = collections.namedtuple(
+    "AccountInfo",
+    "login trade_mode leverage limit_orders margin_so_mode trade_allowed trade_expert "
+    "margin_mode currency_digits fifo_close balance credit profit equity margin margin_free "
+    "margin_level margin_so_call margin_so_so margin_initial margin_maintenance assets "
+    "liabilities commission_blocked name server currency company",
+)
+
+DEFAULT_ACCOUNT = {
+    "login": 25115284, "trade_mode": 0, "leverage": 100, "limit_orders": 200,
+    "margin_so_mode": 0, "trade_allowed": True, "trade_expert": True, "margin_mode": 2,
+    "currency_digits": 2, "fifo_close": False, "balance": 99511.4, "credit": 0.0,
+    "profit": 6.01, "equity": 99517.41, "margin": 24.16, "margin_free": 99493.25,
+    "margin_level": 411909.8, "margin_so_call": 50.0, "margin_so_so": 30.0,
+    "margin_initial": 0.0, "margin_maintenance": 0.0, "assets": 0.0, "liabilities": 0.0,
+    "commission_blocked": 0.0, "name": "Test", "server": "MetaQuotes-Demo",
+    "currency": "USD", "company": "MetaQuotes Software Corp.",
+}
+
+# None: read from the environment / defaults; set by tests to script the terminal.
+POSITIONS = None
+ACCOUNT = None
+INITIALIZE_OK = True
+calls = []
+_last_error = (1, "Success")
+
+
+def _load(var, default):
+    source = os.environ.get(var)
+    if source == "error":
+        return "error"
+    if source == "empty":
+        return []
+    if source:
+        with open(source, encoding="utf-8") as f:
+            return json.load(f)
+    return default() if callable(default) else default
+
+
+def _positions():
+    if POSITIONS is not None:
+        return POSITIONS
+    def default():
+        with open(_DEFAULT_POSITIONS, encoding="utf-8") as f:
+            return json.load(f)
+    return _load("FAKE_MT5_POSITIONS", default)
+
+
+def _account():
+    if ACCOUNT is not None:
+        return ACCOUNT
+    return _load("FAKE_MT5_ACCOUNT", DEFAULT_ACCOUNT)
+
+
+def initialize(*args, **kwargs):
+    calls.append(("initialize", kwargs))
+    return INITIALIZE_OK
+
+
+def shutdown():
+    calls.append(("shutdown", {}))
+
+
+def last_error():
+    return _last_error
+
+
+def positions_get(*args, **kwargs):
+    global _last_error
+    calls.append(("positions_get", kwargs))
+    data = _positions()
+    if data == "error":
+        _last_error = (-10004, "No IPC connection")
+        return None
+    return tuple(TradePosition(**record) for record in data)
+
+
+def account_info():
+    global _last_error
+    calls.append(("account_info", {}))
+    data = _account()
+    if data == "error":
+        _last_error = (-10004, "No IPC connection")
+        return None
+    return AccountInfo(**data)

@@ -1,0 +1,127 @@
+"""Tests of mt5_export.py against the stand-in MetaTrader5 module in tests/fake.
+
+Run from the repository root:
+    PYTHONPATH=bridge/tests/fake python3 -m unittest discover -s bridge/tests -v
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BRIDGE = os.path.dirname(HERE)
+FAKE = os.path.join(HERE, "fake")
+sys.path[:0] = [BRIDGE, FAKE]
+
+import MetaTrader5  # noqa: E402  (the stand-in, from FAKE)
+import mt5_export  # noqa: E402
+
+FIXTURE = os.path.join(BRIDGE, "..", "examples", "data", "mt5-positions.json")
+
+
+def read(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+class ExportTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory()
+        self.out = os.path.join(self.dir.name, "acc-1")
+        MetaTrader5.POSITIONS = None
+        MetaTrader5.ACCOUNT = None
+        MetaTrader5.INITIALIZE_OK = True
+        self.assertEqual(MetaTrader5.__file__, os.path.join(FAKE, "MetaTrader5.py"))
+
+    def tearDown(self):
+        self.dir.cleanup()
+
+    def test_writes_positions_get_and_account_info_as_records(self):
+        self.assertTrue(mt5_export.export_once(self.out))
+        self.assertEqual(read(os.path.join(self.out, "positions.json")), read(FIXTURE))
+        account = read(os.path.join(self.out, "account.json"))
+        self.assertEqual(account["equity"], 99517.41)
+        self.assertEqual(account["margin_free"], 99493.25)
+        self.assertEqual(sorted(os.listdir(self.out)), ["account.json", "positions.json"])
+
+    def test_no_positions_is_an_empty_array(self):
+        MetaTrader5.POSITIONS = []
+        self.assertTrue(mt5_export.export_once(self.out))
+        self.assertEqual(read(os.path.join(self.out, "positions.json")), [])
+
+    def test_a_terminal_error_writes_nothing_and_keeps_the_old_files(self):
+        self.assertTrue(mt5_export.export_once(self.out))
+        before = read(os.path.join(self.out, "positions.json"))
+        MetaTrader5.POSITIONS = "error"
+        with self.assertLogs("mt5_export", level="ERROR") as logs:
+            self.assertFalse(mt5_export.export_once(self.out))
+        self.assertIn("No IPC connection", "\n".join(logs.output))
+        self.assertEqual(read(os.path.join(self.out, "positions.json")), before)
+        MetaTrader5.POSITIONS = None
+        MetaTrader5.ACCOUNT = "error"
+        with self.assertLogs("mt5_export", level="ERROR"):
+            self.assertFalse(mt5_export.export_once(self.out))
+
+    def test_nan_is_refused_and_leaves_both_files_alone(self):
+        self.assertTrue(mt5_export.export_once(self.out))
+        records = read(FIXTURE)
+        records[0]["price_open"] = float("nan")
+        MetaTrader5.POSITIONS = records
+        with self.assertLogs("mt5_export", level="ERROR"):
+            self.assertFalse(mt5_export.export_once(self.out))
+        self.assertEqual(read(os.path.join(self.out, "positions.json")), read(FIXTURE))
+        self.assertEqual(sorted(os.listdir(self.out)), ["account.json", "positions.json"])
+
+    def test_replacement_is_atomic_and_leaves_no_temp_files(self):
+        os.makedirs(self.out)
+        target = os.path.join(self.out, "positions.json")
+        mt5_export.write_atomic(target, [1])
+        with open(target, encoding="utf-8") as held:  # a reader holding the old file
+            mt5_export.write_atomic(target, [2])
+            self.assertEqual(json.load(held), [1])
+        self.assertEqual(read(target), [2])
+        self.assertEqual(os.listdir(self.out), ["positions.json"])
+
+    def test_failed_write_removes_its_temp_file(self):
+        os.makedirs(self.out)
+        with self.assertRaises(ValueError):
+            mt5_export.write_atomic(os.path.join(self.out, "x.json"), [float("inf")])
+        self.assertEqual(os.listdir(self.out), [])
+
+    def test_account_ids_must_name_a_directory(self):
+        for bad in ["", ".", "..", "a/b", "a\\b", "x y"]:
+            self.assertFalse(mt5_export.safe_account_dir(bad), bad)
+        self.assertTrue(mt5_export.safe_account_dir("acc-1.demo_2"))
+
+    def test_the_password_comes_from_the_environment(self):
+        MetaTrader5.calls.clear()
+        args = mt5_export.parse_args(
+            ["--out", self.dir.name, "--account", "a", "--login", "42", "--password-env", "T_PW"])
+        os.environ["T_PW"] = "pw"
+        try:
+            self.assertTrue(mt5_export.connect(args))
+        finally:
+            del os.environ["T_PW"]
+        self.assertEqual(MetaTrader5.calls[0], ("initialize", {"login": 42, "password": "pw"}))
+
+    def test_the_script_runs_once_as_a_process(self):
+        env = dict(os.environ, PYTHONPATH=FAKE)
+        script = os.path.join(BRIDGE, "mt5_export.py")
+        run = subprocess.run(
+            [sys.executable, script, "--out", self.dir.name, "--account", "acc-1", "--once"],
+            env=env, capture_output=True, text=True, timeout=60)
+        self.assertEqual(run.returncode, 0, run.stderr)
+        self.assertEqual(read(os.path.join(self.out, "positions.json")), read(FIXTURE))
+        env["FAKE_MT5_POSITIONS"] = "error"
+        run = subprocess.run(
+            [sys.executable, script, "--out", self.dir.name, "--account", "acc-1", "--once"],
+            env=env, capture_output=True, text=True, timeout=60)
+        self.assertEqual(run.returncode, 1)
+        self.assertIn("positions_get failed", run.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,217 @@
+//! `MetaApiBroker`: an account's snapshot from MetaApi (positions and account information,
+//! fetched together), and its symbols' specifications, fetched in the background once per
+//! symbol and cached per account.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chrono::Utc;
+
+use super::classify::Subject;
+use super::config::{MetaApiConfig, Token};
+use super::http::{Http, SetupError};
+use super::payload;
+use crate::broker::unavailable::Unavailable;
+use crate::broker::{BoxFuture, Broker, BrokerError, ErrorClass};
+use crate::config::AccountConfig;
+use crate::domain::{AccountSnapshot, SymbolSpec, SymbolTable};
+
+/// A symbol's specification as far as it is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Cached {
+    Known(SymbolSpec),
+    /// MetaApi answered, but not with a usable specification (unknown symbol,
+    /// malformed): not asked again.
+    Unusable(String),
+}
+
+type Specs = HashMap<String, BTreeMap<String, Cached>>;
+
+/// Reads accounts from MetaApi's REST API. One instance serves every account of the
+/// `metaapi` connector, over one connection pool.
+#[derive(Debug, Clone)]
+pub struct MetaApiBroker {
+    http: Http,
+    /// Our account id → MetaApi's account id, where they differ.
+    ids: Arc<HashMap<String, String>>,
+    specs: Arc<Mutex<Specs>>,
+    /// (account, symbol) pairs whose specification is being fetched.
+    fetching: Arc<Mutex<HashSet<(String, String)>>>,
+}
+
+impl MetaApiBroker {
+    /// A broker for `config`, authenticating with `token`; `ids` maps our account ids to
+    /// MetaApi account ids where they differ (others are used as they are).
+    pub fn new(
+        config: &MetaApiConfig,
+        token: Token,
+        ids: HashMap<String, String>,
+    ) -> Result<Self, SetupError> {
+        Ok(Self {
+            http: Http::new(config, token)?,
+            ids: Arc::new(ids),
+            specs: Arc::new(Mutex::new(HashMap::new())),
+            fetching: Arc::new(Mutex::new(HashSet::new())),
+        })
+    }
+
+    /// MetaApi's id of our `account`.
+    pub fn metaapi_id<'a>(&'a self, account: &'a str) -> &'a str {
+        self.ids.get(account).map_or(account, String::as_str)
+    }
+
+    /// The specifications fetched so far for `account`, keyed by the broker's spelling of
+    /// each symbol: what the pip rules can use besides the configured symbols.
+    pub fn symbol_table(&self, account: &str) -> SymbolTable {
+        self.cache()
+            .get(account)
+            .into_iter()
+            .flatten()
+            .filter_map(|(symbol, c)| match c {
+                Cached::Known(spec) => Some((symbol.clone(), spec.clone())),
+                Cached::Unusable(_) => None,
+            })
+            .collect()
+    }
+
+    /// The specification of `symbol` on `account`: from the cache, or fetched (and then
+    /// cached). An unknown or malformed specification is cached as such and its error
+    /// returned again without asking; a passing failure is not cached.
+    pub async fn symbol_spec(
+        &self,
+        account: &str,
+        symbol: &str,
+    ) -> Result<SymbolSpec, BrokerError> {
+        if let Some(c) = self.cache().get(account).and_then(|m| m.get(symbol)) {
+            return match c {
+                Cached::Known(spec) => Ok(spec.clone()),
+                Cached::Unusable(reason) => Err(BrokerError::Permanent(reason.clone())),
+            };
+        }
+        let url = self.http.url(
+            self.metaapi_id(account),
+            &["symbols", symbol, "specification"],
+        );
+        let fetched = async {
+            let text = self.http.get(url, "specification", Subject::Symbol).await?;
+            payload::symbol_specification(symbol, &text)
+        }
+        .await;
+        let entry = match &fetched {
+            Ok(spec) => Cached::Known(spec.clone()),
+            Err(e) if matches!(e.class(), ErrorClass::Permanent | ErrorClass::Malformed) => {
+                Cached::Unusable(e.to_string())
+            }
+            Err(_) => return fetched,
+        };
+        self.cache()
+            .entry(account.to_owned())
+            .or_default()
+            .insert(symbol.to_owned(), entry);
+        fetched
+    }
+
+    /// Starts fetching, in the background, the specifications of `symbols` that are
+    /// neither cached nor being fetched. The snapshot does not wait for them: a slow
+    /// specification endpoint must not make syncs time out. Failures are logged; pip sizes
+    /// also come from the configuration and the FX-name rule.
+    fn prefetch_specs(&self, account: &str, symbols: impl IntoIterator<Item = String>) {
+        let missing: Vec<String> = {
+            let cache = self.cache();
+            let known = cache.get(account);
+            let mut fetching = self.fetching.lock().unwrap_or_else(|p| p.into_inner());
+            let mut v: Vec<String> = symbols
+                .into_iter()
+                .filter(|s| known.is_none_or(|m| !m.contains_key(s)))
+                .filter(|s| fetching.insert((account.to_owned(), s.clone())))
+                .collect();
+            v.sort();
+            v.dedup();
+            v
+        };
+        if missing.is_empty() || tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        let (me, account) = (self.clone(), account.to_owned());
+        tokio::spawn(async move {
+            for symbol in missing {
+                if let Err(e) = me.symbol_spec(&account, &symbol).await {
+                    tracing::warn!(account = %account, symbol = %symbol, class = %e.class(), error = %e, "symbol specification unavailable");
+                }
+                let mut fetching = me.fetching.lock().unwrap_or_else(|p| p.into_inner());
+                fetching.remove(&(account.clone(), symbol));
+            }
+        });
+    }
+
+    fn cache(&self) -> MutexGuard<'_, Specs> {
+        // A poisoned cache is still a valid cache: entries are inserted whole.
+        self.specs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Broker for MetaApiBroker {
+    fn snapshot<'a>(
+        &'a self,
+        account: &'a str,
+    ) -> BoxFuture<'a, Result<AccountSnapshot, BrokerError>> {
+        Box::pin(async move {
+            let id = self.metaapi_id(account);
+            let positions = async {
+                let text = self
+                    .http
+                    .get(
+                        self.http.url(id, &["positions"]),
+                        "positions",
+                        Subject::Account,
+                    )
+                    .await?;
+                payload::positions(&text)
+            };
+            let info = async {
+                let url = self.http.url(id, &["account-information"]);
+                let text = self
+                    .http
+                    .get(url, "account_information", Subject::Account)
+                    .await?;
+                payload::account_information(&text)
+            };
+            let (positions, balances) = tokio::try_join!(positions, info)?;
+            self.prefetch_specs(account, positions.iter().map(|p| p.symbol.clone()));
+            Ok(AccountSnapshot {
+                balance: balances.balance,
+                equity: balances.equity,
+                margin: balances.margin,
+                free_margin: balances.free_margin,
+                positions,
+                taken_at: Utc::now(),
+            })
+        })
+    }
+}
+
+/// The MetaApi broker a configuration describes, for the accounts of `accounts` whose
+/// broker is `metaapi` (their `metaapi_account_id`s). The token is read from the
+/// configured variable; when that or the client setup fails, the result is an
+/// [`Unavailable`] broker, so these accounts are disabled with the reason while the
+/// others run.
+pub fn from_config(config: &MetaApiConfig, accounts: &[AccountConfig]) -> Arc<dyn Broker> {
+    let ids: HashMap<String, String> = accounts
+        .iter()
+        .filter(|a| a.broker == "metaapi")
+        .filter_map(|a| Some((a.id.clone(), a.metaapi_account_id.clone()?)))
+        .collect();
+    let built = Token::from_env(&config.token_env)
+        .map_err(|e| e.to_string())
+        .and_then(|token| MetaApiBroker::new(config, token, ids).map_err(|e| e.to_string()));
+    match built {
+        Ok(broker) => {
+            tracing::info!(base_url = %config.base_url, token_env = %config.token_env, "metaapi connector ready");
+            Arc::new(broker)
+        }
+        Err(reason) => {
+            tracing::error!(error = %reason, "metaapi connector unavailable; its accounts will be disabled");
+            Arc::new(Unavailable::new(format!("metaapi: {reason}")))
+        }
+    }
+}

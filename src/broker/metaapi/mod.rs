@@ -1,0 +1,25 @@
+//! The MetaApi adapter: reads MT5 accounts through MetaApi's REST API, the usual way to
+//! reach MetaTrader 5 from Linux.
+//!
+//! - positions: `GET {base}/users/current/accounts/{accountId}/positions`;
+//! - account information: `GET {base}/users/current/accounts/{accountId}/account-information`;
+//! - symbol specification: `GET {base}/users/current/accounts/{accountId}/symbols/{symbol}/specification`,
+//!   fetched once per symbol and cached per account ([`MetaApiBroker::symbol_table`]).
+//!
+//! The token travels in the `auth-token` header and comes from an environment variable
+//! named in the configuration; it never appears in a log line, an error or the database.
+//! Failures are classified as described in [`http`] and [`classify`].
+
+mod broker;
+pub mod classify;
+mod config;
+pub mod http;
+mod payload;
+
+#[cfg(test)]
+mod tests;
+
+pub use broker::{MetaApiBroker, from_config};
+pub use config::{DEFAULT_BASE_URL, DEFAULT_TOKEN_ENV, MetaApiConfig, Token, TokenError};
+pub use http::SetupError;
+pub use payload::{Balances, account_information, positions, symbol_specification};

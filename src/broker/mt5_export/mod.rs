@@ -1,0 +1,194 @@
+//! The MT5 export adapter: reads the JSON files that `bridge/mt5_export.py` writes next to
+//! a MetaTrader 5 terminal (MetaTrader5 Python package).
+//!
+//! Layout, one directory per account (our account id):
+//!
+//! ```text
+//! <dir>/<account>/positions.json   positions_get() as records: [{"ticket": …, "price_open": …}]
+//! <dir>/<account>/account.json     account_info() as a record: {"balance": …, "equity": …}
+//! ```
+//!
+//! The bridge replaces each file atomically (temp file + rename) every few seconds. A file
+//! older than `max_age_secs` is stale: the bridge or the terminal has stopped, and the
+//! account's read fails as retryable. A missing or stale export is never read as an empty
+//! account.
+
+#[cfg(test)]
+mod tests;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use chrono::Utc;
+use serde::Deserialize;
+
+use super::wire::{self, MAX_PAYLOAD_BYTES, Object};
+use super::{BoxFuture, Broker, BrokerError};
+use crate::domain::AccountSnapshot;
+
+/// The positions file of an account's export directory.
+pub const POSITIONS_FILE: &str = "positions.json";
+/// The account-information file of an account's export directory.
+pub const ACCOUNT_FILE: &str = "account.json";
+
+/// `[broker.mt5_export]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Mt5ExportConfig {
+    /// The directory the bridge writes to (one sub-directory per account).
+    pub dir: PathBuf,
+    /// An export file older than this, in seconds, is stale.
+    pub max_age_secs: u64,
+}
+
+impl Default for Mt5ExportConfig {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("mt5-export"),
+            max_age_secs: 30,
+        }
+    }
+}
+
+impl Mt5ExportConfig {
+    /// Every invalid value, each named by its key (`broker.mt5_export.<key>`).
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.dir.as_os_str().is_empty() {
+            out.push("broker.mt5_export.dir: must not be empty".into());
+        }
+        if self.max_age_secs == 0 {
+            out.push("broker.mt5_export.max_age_secs: must be greater than 0".into());
+        }
+        out
+    }
+}
+
+/// Whether `account` can name a directory under the export directory: letters, digits,
+/// `-`, `_` and `.`, and not `.` or `..`.
+pub fn is_safe_account_dir(account: &str) -> bool {
+    !account.is_empty()
+        && account != "."
+        && account != ".."
+        && account
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// Reads accounts from the bridge's export directory.
+#[derive(Debug, Clone)]
+pub struct Mt5ExportBroker {
+    dir: PathBuf,
+    max_age: Duration,
+}
+
+impl Mt5ExportBroker {
+    /// A broker over `config.dir`.
+    pub fn new(config: &Mt5ExportConfig) -> Self {
+        Self {
+            dir: config.dir.clone(),
+            max_age: Duration::from_secs(config.max_age_secs),
+        }
+    }
+
+    /// Reads one account's export now (blocking file I/O: call off the async runtime).
+    pub fn read(&self, account: &str) -> Result<AccountSnapshot, BrokerError> {
+        if !is_safe_account_dir(account) {
+            return Err(BrokerError::Permanent(format!(
+                "account id {account:?} cannot name an export directory (letters, digits, - _ . only)"
+            )));
+        }
+        let dir = self.dir.join(account);
+        let now = SystemTime::now();
+        let positions = read_fresh(&dir.join(POSITIONS_FILE), self.max_age, now)?;
+        let info = read_fresh(&dir.join(ACCOUNT_FILE), self.max_age, now)?;
+        parse(account, &positions, &info)
+    }
+}
+
+/// An account's snapshot from the texts of its two export files: `positions` holds
+/// `positions_get()` records, `account` the `account_info()` record (balance, equity,
+/// margin and margin_free are required). Errors name `<account>/<file>` and the field.
+pub fn parse(account: &str, positions: &str, info: &str) -> Result<AccountSnapshot, BrokerError> {
+    let positions = wire::positions(&format!("{account}/{POSITIONS_FILE}"), positions)?;
+    let label = format!("{account}/{ACCOUNT_FILE}");
+    let info = Object::parse(&label, info)?;
+    Ok(AccountSnapshot {
+        balance: info.decimal("balance")?,
+        equity: info.decimal("equity")?,
+        margin: info.decimal("margin")?,
+        free_margin: info.decimal("margin_free")?,
+        positions,
+        taken_at: Utc::now(),
+    })
+}
+
+impl Broker for Mt5ExportBroker {
+    fn snapshot<'a>(
+        &'a self,
+        account: &'a str,
+    ) -> BoxFuture<'a, Result<AccountSnapshot, BrokerError>> {
+        Box::pin(async move {
+            let (me, id) = (self.clone(), account.to_owned());
+            tokio::task::spawn_blocking(move || me.read(&id))
+                .await
+                .map_err(|e| BrokerError::Retryable {
+                    reason: format!("reading the export failed: {e}"),
+                    retry_after: None,
+                })?
+        })
+    }
+}
+
+/// Reads `path` if it was written within `max_age` of `now`, up to the payload limit.
+/// The age is taken from the opened file, so a rename in between cannot mix versions.
+fn read_fresh(path: &Path, max_age: Duration, now: SystemTime) -> Result<String, BrokerError> {
+    let shown = path.display();
+    let retry = |reason: String| BrokerError::Retryable {
+        reason,
+        retry_after: None,
+    };
+    let file = std::fs::File::open(path).map_err(|e| {
+        retry(if e.kind() == std::io::ErrorKind::NotFound {
+            format!("{shown}: no export yet (is the bridge running?)")
+        } else {
+            format!("{shown}: cannot open: {e}")
+        })
+    })?;
+    let meta = file
+        .metadata()
+        .map_err(|e| retry(format!("{shown}: cannot stat: {e}")))?;
+    let written = meta
+        .modified()
+        .map_err(|e| retry(format!("{shown}: no modification time: {e}")))?;
+    // A time in the future (clocks of two machines) counts as fresh.
+    let age = now.duration_since(written).unwrap_or(Duration::ZERO);
+    if age > max_age {
+        return Err(retry(format!(
+            "{shown}: stale export, last written {}s ago (max_age_secs = {})",
+            age.as_secs(),
+            max_age.as_secs()
+        )));
+    }
+    if meta.len() > MAX_PAYLOAD_BYTES as u64 {
+        return Err(wire::malformed(
+            shown.to_string(),
+            format!(
+                "{} bytes exceed the limit of {MAX_PAYLOAD_BYTES} bytes",
+                meta.len()
+            ),
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_PAYLOAD_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| retry(format!("{shown}: cannot read: {e}")))?;
+    if bytes.len() > MAX_PAYLOAD_BYTES {
+        return Err(wire::malformed(
+            shown.to_string(),
+            format!("more than {MAX_PAYLOAD_BYTES} bytes"),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| wire::malformed(shown.to_string(), "not UTF-8"))
+}

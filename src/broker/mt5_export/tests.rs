@@ -1,0 +1,272 @@
+//! Tests of the MT5 export adapter: fresh, stale, missing, oversized and hostile exports,
+//! the bridge script's own tests (with the stand-in MetaTrader5 module), and the bridge's
+//! output read back by the adapter.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, SystemTime};
+
+use proptest::prelude::*;
+use rust_decimal::dec;
+
+use super::*;
+use crate::broker::wire::mutate;
+use crate::broker::{Broker, ErrorClass};
+
+const POSITIONS: &str = include_str!("../../../examples/data/mt5-positions.json");
+const ACCOUNT: &str = r#"{"login": 25115284, "trade_mode": 0, "leverage": 100,
+  "balance": 99511.4, "credit": 0.0, "profit": 6.01, "equity": 99517.41, "margin": 24.16,
+  "margin_free": 99493.25, "margin_level": 411909.8, "currency": "USD"}"#;
+
+fn export(dir: &Path, account: &str, positions: &str, info: &str) {
+    let d = dir.join(account);
+    std::fs::create_dir_all(&d).expect("export dir");
+    std::fs::write(d.join(POSITIONS_FILE), positions).expect("positions");
+    std::fs::write(d.join(ACCOUNT_FILE), info).expect("account");
+}
+
+fn broker(dir: &Path, max_age_secs: u64) -> Mt5ExportBroker {
+    Mt5ExportBroker::new(&Mt5ExportConfig {
+        dir: dir.to_owned(),
+        max_age_secs,
+    })
+}
+
+fn age(path: &Path, by: Duration) {
+    let file = std::fs::File::options()
+        .write(true)
+        .open(path)
+        .expect("open to age");
+    file.set_modified(SystemTime::now() - by)
+        .expect("set mtime");
+}
+
+#[tokio::test]
+async fn a_fresh_export_is_read_exactly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    export(dir.path(), "acc-1", POSITIONS, ACCOUNT);
+    let s = broker(dir.path(), 30)
+        .snapshot("acc-1")
+        .await
+        .expect("snapshot");
+    assert_eq!(s.positions.len(), 3);
+    assert_eq!(
+        s.positions.iter().map(|p| p.ticket).collect::<Vec<_>>(),
+        [1468454363, 658189343, 189164460]
+    );
+    assert_eq!(s.positions[1].sl.map(|p| p.get()), Some(dec!(2418.07)));
+    assert_eq!(s.positions[0].sl, None, "sl 0.0 means not set");
+    assert_eq!(
+        (s.balance, s.equity, s.margin, s.free_margin),
+        (dec!(99511.4), dec!(99517.41), dec!(24.16), dec!(99493.25))
+    );
+}
+
+#[tokio::test]
+async fn no_positions_is_an_empty_account_only_when_exported_as_such() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    export(dir.path(), "flat", "[]", ACCOUNT);
+    let s = broker(dir.path(), 30)
+        .snapshot("flat")
+        .await
+        .expect("snapshot");
+    assert!(s.positions.is_empty());
+    let e = broker(dir.path(), 30)
+        .snapshot("never-exported")
+        .await
+        .expect_err("a missing export is not an empty account");
+    assert_eq!(e.class(), ErrorClass::Retryable);
+    assert!(e.to_string().contains("no export yet"), "{e}");
+}
+
+#[tokio::test]
+async fn a_stale_file_is_retryable_never_empty() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    export(dir.path(), "acc-1", POSITIONS, ACCOUNT);
+    for file in [POSITIONS_FILE, ACCOUNT_FILE] {
+        export(dir.path(), "acc-1", POSITIONS, ACCOUNT);
+        age(
+            &dir.path().join("acc-1").join(file),
+            Duration::from_secs(120),
+        );
+        let e = broker(dir.path(), 30)
+            .snapshot("acc-1")
+            .await
+            .expect_err("stale");
+        assert_eq!(e.class(), ErrorClass::Retryable, "{e}");
+        let text = e.to_string();
+        assert!(text.contains("stale") && text.contains(file), "{text}");
+        assert!(text.contains("max_age_secs = 30"), "{text}");
+    }
+    // A longer max age accepts the same files.
+    assert!(broker(dir.path(), 600).snapshot("acc-1").await.is_ok());
+}
+
+#[tokio::test]
+async fn unsafe_account_ids_are_permanent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for id in ["..", "a/b", "", "x y"] {
+        let e = broker(dir.path(), 30).snapshot(id).await.expect_err(id);
+        assert_eq!(e.class(), ErrorClass::Permanent, "{id:?}: {e}");
+    }
+}
+
+#[tokio::test]
+async fn an_oversized_file_is_malformed_and_not_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let big = format!("[{}]", " ".repeat(crate::broker::wire::MAX_PAYLOAD_BYTES));
+    export(dir.path(), "big", &big, ACCOUNT);
+    let e = broker(dir.path(), 30)
+        .snapshot("big")
+        .await
+        .expect_err("too big");
+    assert_eq!(e.class(), ErrorClass::Malformed, "{e}");
+    assert!(e.to_string().contains("exceed the limit"), "{e}");
+}
+
+#[rstest::rstest]
+#[case::negative_volume(POSITIONS.replacen("\"volume\": 0.01", "\"volume\": -0.01", 1), ACCOUNT, "acc/positions.json[0].volume")]
+#[case::nan(POSITIONS.replacen("\"price_open\": 0.99145", "\"price_open\": \"NaN\"", 1), ACCOUNT, "acc/positions.json[0].price_open")]
+#[case::duplicate(POSITIONS.replace("658189343", "1468454363"), ACCOUNT, "acc/positions.json[1].ticket")]
+#[case::truncated(POSITIONS[..200].to_owned(), ACCOUNT, "acc/positions.json")]
+#[case::missing_equity(POSITIONS.to_owned(), r#"{"balance": 1, "margin": 0, "margin_free": 1}"#, "acc/account.json.equity")]
+#[case::infinity(POSITIONS.to_owned(), r#"{"balance": 1, "equity": "Infinity", "margin": 0, "margin_free": 1}"#, "acc/account.json.equity")]
+fn hostile_records_name_the_field(
+    #[case] positions: String,
+    #[case] info: &str,
+    #[case] field: &str,
+) {
+    match parse("acc", &positions, info) {
+        Err(BrokerError::Malformed { field: f, .. }) => assert_eq!(f, field),
+        other => panic!("expected malformed {field}, got {other:?}"),
+    }
+}
+
+#[test]
+fn config_problems_name_their_keys() {
+    assert!(Mt5ExportConfig::default().problems().is_empty());
+    let bad = Mt5ExportConfig {
+        dir: PathBuf::new(),
+        max_age_secs: 0,
+    };
+    let p = bad.problems().join("\n");
+    assert!(
+        p.contains("broker.mt5_export.dir") && p.contains("broker.mt5_export.max_age_secs"),
+        "{p}"
+    );
+}
+
+/// `python3`, or `None` (with a note on stderr) when it is not installed.
+fn python() -> Option<&'static str> {
+    let ok = Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "bridge tests skipped: python3 not found (run: PYTHONPATH=bridge/tests/fake python3 -m unittest discover -s bridge/tests)"
+        );
+    }
+    ok.then_some("python3")
+}
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn the_bridge_script_passes_its_own_tests() {
+    let Some(python) = python() else { return };
+    let out = Command::new(python)
+        .args(["-m", "unittest", "discover", "-s", "bridge/tests"])
+        .current_dir(repo())
+        .env("PYTHONPATH", repo().join("bridge/tests/fake"))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .expect("python runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "bridge tests failed:\n{stderr}");
+    assert!(stderr.contains("Ran ") && stderr.contains("OK"), "{stderr}");
+}
+
+#[tokio::test]
+async fn what_the_bridge_writes_the_adapter_reads() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(python)
+        .arg(repo().join("bridge/mt5_export.py"))
+        .args(["--account", "acc-7", "--once", "--out"])
+        .arg(dir.path())
+        .env("PYTHONPATH", repo().join("bridge/tests/fake"))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = broker(dir.path(), 30)
+        .snapshot("acc-7")
+        .await
+        .expect("bridge output reads");
+    let expected = crate::input::parse_positions("fixture", POSITIONS).expect("fixture");
+    assert_eq!(s.positions, expected);
+    assert_eq!(s.equity, dec!(99517.41));
+
+    // The terminal fails: the script writes nothing, and once the files age the adapter
+    // reports the account as stale instead of empty.
+    let failed = Command::new(python)
+        .arg(repo().join("bridge/mt5_export.py"))
+        .args(["--account", "acc-7", "--once", "--out"])
+        .arg(dir.path())
+        .env("PYTHONPATH", repo().join("bridge/tests/fake"))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("FAKE_MT5_POSITIONS", "error")
+        .output()
+        .expect("python runs");
+    assert_eq!(failed.status.code(), Some(1));
+    age(
+        &dir.path().join("acc-7").join(POSITIONS_FILE),
+        Duration::from_secs(60),
+    );
+    let e = broker(dir.path(), 30)
+        .snapshot("acc-7")
+        .await
+        .expect_err("stale");
+    assert_eq!(e.class(), ErrorClass::Retryable, "{e}");
+}
+
+static POSITION_SEEDS: &[&str] = &[POSITIONS];
+static ACCOUNT_SEEDS: &[&str] = &[ACCOUNT];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(512)
+    ))]
+
+    /// Hostile `positions_get()` records never panic; accepted ones are sound.
+    #[test]
+    fn export_records_never_panic(text in mutate::mutated(POSITION_SEEDS)) {
+        match parse("acc", &text, ACCOUNT) {
+            Ok(s) => {
+                let mut tickets = std::collections::HashSet::new();
+                for p in &s.positions {
+                    prop_assert!(p.volume.get() > rust_decimal::Decimal::ZERO);
+                    prop_assert!(tickets.insert(p.ticket));
+                }
+            }
+            Err(e) => prop_assert_eq!(e.class(), ErrorClass::Malformed),
+        }
+    }
+
+    /// A hostile `account_info()` record never panics.
+    #[test]
+    fn export_account_record_never_panics(text in mutate::mutated(ACCOUNT_SEEDS)) {
+        if let Err(e) = parse("acc", POSITIONS, &text) {
+            prop_assert_eq!(e.class(), ErrorClass::Malformed);
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! The server: binds early (so `run` fails fast on a taken port or a missing token), serves
+//! once the actor tree is up, and stops with the service.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use ractor::ActorRef;
+use sea_orm::DatabaseConnection;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use super::config::{HttpConfig, HttpError, Token};
+use super::{api, metrics};
+use crate::actors::SupervisorMsg;
+
+/// How long a stopping server waits for open requests.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// What the handlers share.
+#[derive(Clone)]
+pub(super) struct AppState(pub(super) Arc<Shared>);
+
+/// The handlers' dependencies.
+pub(super) struct Shared {
+    pub(super) supervisor: ActorRef<SupervisorMsg>,
+    pub(super) db: DatabaseConnection,
+    pub(super) token: Option<Token>,
+    /// Slots per interval: a first round is done once that many ticks went by.
+    pub(super) slots: u32,
+    /// Latched once the first sync round is done, so readiness does not flap when an
+    /// account is added later.
+    pub(super) first_round_done: AtomicBool,
+}
+
+/// A bound listener, not serving yet.
+pub struct Bound {
+    listener: TcpListener,
+    addr: SocketAddr,
+    token: Option<Token>,
+}
+
+/// Binds `config.listen`; `None` when `[http] enabled = false`. `token` comes from
+/// [`super::resolve_token`] (or a test).
+pub async fn bind(config: &HttpConfig, token: Option<Token>) -> Result<Option<Bound>, HttpError> {
+    if !config.enabled {
+        return Ok(None);
+    }
+    let token = super::check_token(config, token)?;
+    let addr = config.addr()?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| HttpError::Bind { addr, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| HttpError::Bind { addr, source })?;
+    Ok(Some(Bound {
+        listener,
+        addr,
+        token,
+    }))
+}
+
+impl Bound {
+    /// The address actually bound (the port is chosen by the system for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Starts serving the tree behind `supervisor`, whose scheduler has `slots` slots.
+    pub fn serve(
+        self,
+        supervisor: ActorRef<SupervisorMsg>,
+        db: DatabaseConnection,
+        slots: u32,
+    ) -> HttpServer {
+        let state = AppState(Arc::new(Shared {
+            supervisor,
+            db,
+            token: self.token,
+            slots: slots.max(1),
+            first_round_done: AtomicBool::new(false),
+        }));
+        let auth = state.0.token.is_some();
+        let app = router(state);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let addr = self.addr;
+        let task = tokio::spawn(async move {
+            let served = axum::serve(self.listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "http server failed");
+            }
+        });
+        tracing::info!(%addr, auth, "http server listening");
+        HttpServer {
+            addr,
+            stop: Some(stop),
+            task,
+        }
+    }
+}
+
+/// A running server.
+pub struct HttpServer {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl HttpServer {
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, lets open requests finish (a few seconds at most), then returns.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if tokio::time::timeout(STOP_GRACE, &mut self.task)
+            .await
+            .is_err()
+        {
+            self.task.abort();
+        }
+        tracing::info!("http server stopped");
+    }
+}
+
+/// Every route; the token guards all but `/healthz` and the static dashboard page.
+fn router(state: AppState) -> Router {
+    let guarded = Router::new()
+        .route("/readyz", get(api::readyz))
+        .route("/api/status", get(api::status))
+        .route("/api/divergences", get(api::divergences))
+        .route("/metrics", get(metrics::handler))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .route("/healthz", get(api::healthz))
+        .route("/", get(api::dashboard))
+        .merge(guarded)
+        .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
+        .with_state(state)
+}
+
+/// Refuses a request without the right bearer token (when one is configured).
+async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if let Some(token) = &state.0.token {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !token.accepts(given) {
+            tracing::debug!(path = %req.uri().path(), "request without a valid token refused");
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "a bearer token is required: Authorization: Bearer <token>\n",
+            )
+                .into_response();
+        }
+    }
+    next.run(req).await
+}

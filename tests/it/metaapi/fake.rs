@@ -1,0 +1,322 @@
+//! A fake MetaApi on 127.0.0.1: MetaApi's documented paths and payload shapes, scripted per
+//! account, with every request recorded (account, endpoint, time, status, token seen).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, Response, StatusCode, Uri};
+use chrono::{DateTime, SecondsFormat, Utc};
+
+/// MetaApi's documented example positions (a copy of the shared fixture).
+pub const POSITIONS: &str = include_str!("../../../examples/data/metaapi-positions.json");
+
+/// MetaApi's documented example account information.
+pub const ACCOUNT: &str = r#"{"broker": "True ECN Trading Ltd", "currency": "USD",
+  "server": "ICMarketsSC-Demo", "balance": 7319.9, "equity": 7306.649913200001,
+  "margin": 184.1, "freeMargin": 7120.22, "leverage": 100, "marginLevel": 3967.58283542,
+  "tradeAllowed": true, "marginMode": "ACCOUNT_MARGIN_MODE_RETAIL_HEDGING",
+  "name": "Will Turner", "login": 367906877, "credit": 0,
+  "accountCurrencyExchangeRate": 1, "type": "ACCOUNT_TRADE_MODE_DEMO"}"#;
+
+/// What one account answers.
+#[derive(Debug, Clone)]
+pub enum Script {
+    /// The documented positions and account information.
+    Ok,
+    /// This positions body (status 200), documented account information.
+    Positions(String),
+    /// This account-information body (status 200), documented positions.
+    Account(String),
+    /// Every request: this status and body; `{token}` in the body is replaced by the
+    /// token the request carried (a server that echoes secrets).
+    Status(u16, String),
+    /// The first positions request answers 429 with `metadata.recommendedRetryTime` this
+    /// far ahead; until then positions requests keep getting 429 (and count as early);
+    /// afterwards [`Script::Ok`].
+    RateLimited(Duration),
+    /// Like [`Script::RateLimited`], with a `Retry-After: <seconds>` header and no
+    /// metadata in the body.
+    RetryAfterHeader(u64),
+    /// Every request waits this long, then answers as [`Script::Ok`].
+    Slow(Duration),
+}
+
+/// One request the fake received.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// MetaApi account id in the path.
+    pub account: String,
+    /// `positions`, `account-information` or `specification/<symbol>`.
+    pub endpoint: String,
+    /// Status answered.
+    pub status: u16,
+    /// Whether the `auth-token` header carried the expected token.
+    pub authorised: bool,
+}
+
+#[derive(Default)]
+struct Inner {
+    token: String,
+    scripts: HashMap<String, Script>,
+    seen: Vec<Seen>,
+    not_before: HashMap<String, SystemTime>,
+    early: HashMap<String, usize>,
+}
+
+/// A running fake; stops when dropped.
+pub struct FakeMetaApi {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    inner: Arc<Mutex<Inner>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeMetaApi {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FakeMetaApi {
+    /// Starts a fake that accepts `token`, answering per `scripts` (MetaApi account id →
+    /// script; unknown accounts get 404).
+    pub async fn start(token: &str, scripts: &[(&str, Script)]) -> Self {
+        let inner = Arc::new(Mutex::new(Inner {
+            token: token.to_owned(),
+            scripts: scripts
+                .iter()
+                .map(|(a, s)| ((*a).to_owned(), s.clone()))
+                .collect(),
+            ..Inner::default()
+        }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1");
+        let addr = listener.local_addr().expect("local addr");
+        let app = Router::new().fallback(handle).with_state(inner.clone());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { addr, inner, task }
+    }
+
+    /// The base URL to configure.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Every request received so far for `account`.
+    pub fn seen(&self, account: &str) -> Vec<Seen> {
+        self.lock()
+            .seen
+            .iter()
+            .filter(|s| s.account == account)
+            .cloned()
+            .collect()
+    }
+
+    /// Requests received so far for `account` on `endpoint`.
+    pub fn count(&self, account: &str, endpoint: &str) -> usize {
+        self.seen(account)
+            .iter()
+            .filter(|s| s.endpoint == endpoint)
+            .count()
+    }
+
+    /// Positions requests of a rate-limited `account` that came before the time it was
+    /// told to wait for.
+    pub fn early(&self, account: &str) -> usize {
+        self.lock().early.get(account).copied().unwrap_or(0)
+    }
+
+    /// Whether any request so far lacked the expected token.
+    pub fn unauthorised_requests(&self) -> usize {
+        self.lock().seen.iter().filter(|s| !s.authorised).count()
+    }
+}
+
+fn iso(t: SystemTime) -> String {
+    DateTime::<Utc>::from(t).to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn json(status: u16, body: impl Into<Body>) -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        .header("content-type", "application/json")
+        .body(body.into())
+        .unwrap_or_default()
+}
+
+fn specification(symbol: &str) -> Response<Body> {
+    // AUDNZD with an unusual explicit pip size, so a test can tell it from the FX rule.
+    let body = match symbol {
+        "AUDNZD" => r#"{"symbol": "AUDNZD", "tickSize": 0.00001, "minVolume": 0.01,
+            "maxVolume": 100, "volumeStep": 0.01, "contractSize": 100000, "digits": 5,
+            "point": 0.00001, "pipSize": 0.001}"#
+            .to_owned(),
+        _ => {
+            return json(
+                404,
+                format!(
+                    r#"{{"id": 4, "error": "NotFoundError", "message": "Symbol {symbol} not found"}}"#
+                ),
+            );
+        }
+    };
+    json(200, body)
+}
+
+async fn handle(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response<Body> {
+    let path: Vec<&str> = uri.path().trim_start_matches('/').split('/').collect();
+    let (account, endpoint) = match path.as_slice() {
+        ["users", "current", "accounts", a, "positions"] => (*a, "positions".to_owned()),
+        ["users", "current", "accounts", a, "account-information"] => {
+            (*a, "account-information".to_owned())
+        }
+        [
+            "users",
+            "current",
+            "accounts",
+            a,
+            "symbols",
+            s,
+            "specification",
+        ] => (*a, format!("specification/{s}")),
+        _ => {
+            return json(
+                404,
+                r#"{"id": 4, "error": "NotFoundError", "message": "no route"}"#,
+            );
+        }
+    };
+    let token = headers
+        .get("auth-token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let now = SystemTime::now();
+    let (authorised, script, response) = {
+        let mut g = inner.lock().unwrap_or_else(|p| p.into_inner());
+        let authorised = token == g.token;
+        let script = g.scripts.get(account).cloned();
+        let response = decide(
+            &mut g,
+            account,
+            &endpoint,
+            script.as_ref(),
+            &token,
+            now,
+            authorised,
+        );
+        (authorised, script, response)
+    };
+    if let Some(Script::Slow(d)) = script {
+        tokio::time::sleep(d).await;
+    }
+    let mut g = inner.lock().unwrap_or_else(|p| p.into_inner());
+    g.seen.push(Seen {
+        account: account.to_owned(),
+        endpoint,
+        status: response.status().as_u16(),
+        authorised,
+    });
+    response
+}
+
+/// The answer to one request (the state lock is held: decisions and records agree).
+fn decide(
+    g: &mut Inner,
+    account: &str,
+    endpoint: &str,
+    script: Option<&Script>,
+    token: &str,
+    now: SystemTime,
+    authorised: bool,
+) -> Response<Body> {
+    if !authorised {
+        return json(
+            401,
+            r#"{"id": 1, "error": "UnauthorizedError", "message": "bad token"}"#,
+        );
+    }
+    let Some(script) = script else {
+        return json(
+            404,
+            format!(
+                r#"{{"id": 4, "error": "NotFoundError", "message": "Trading account with id {account} not found"}}"#
+            ),
+        );
+    };
+    if let Some(symbol) = endpoint.strip_prefix("specification/") {
+        return specification(symbol);
+    }
+    let positions = endpoint == "positions";
+    match script {
+        Script::Status(code, body) => json(*code, body.replace("{token}", token)),
+        Script::Positions(body) if positions => json(200, body.clone()),
+        Script::Account(body) if !positions => json(200, body.clone()),
+        Script::RateLimited(wait) if positions => {
+            let until = *g
+                .not_before
+                .entry(account.to_owned())
+                .or_insert(now + *wait);
+            if now >= until {
+                return json(200, POSITIONS);
+            }
+            if g.seen
+                .iter()
+                .any(|s| s.account == account && s.endpoint == "positions")
+            {
+                *g.early.entry(account.to_owned()).or_default() += 1;
+            }
+            let body = format!(
+                r#"{{"id": 1, "error": "TooManyRequestsError", "message": "The getPositions API allows 25 requests per 1 minutes", "metadata": {{"periodInMinutes": 1, "requestsPerPeriodAllowed": 25, "recommendedRetryTime": "{}"}}}}"#,
+                iso(until)
+            );
+            json(429, body)
+        }
+        Script::RetryAfterHeader(secs) if positions => {
+            let until = *g
+                .not_before
+                .entry(account.to_owned())
+                .or_insert(now + Duration::from_secs(*secs));
+            if now >= until {
+                return json(200, POSITIONS);
+            }
+            if g.seen
+                .iter()
+                .any(|s| s.account == account && s.endpoint == "positions")
+            {
+                *g.early.entry(account.to_owned()).or_default() += 1;
+            }
+            let mut r = json(
+                429,
+                r#"{"id": 1, "error": "TooManyRequestsError", "message": "slow down"}"#,
+            );
+            let left = until
+                .duration_since(now)
+                .unwrap_or_default()
+                .as_secs()
+                .max(1);
+            if let Ok(v) = left.to_string().parse() {
+                r.headers_mut().insert("retry-after", v);
+            }
+            r
+        }
+        _ if positions => json(200, POSITIONS),
+        _ => json(200, ACCOUNT),
+    }
+}
