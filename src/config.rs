@@ -13,6 +13,7 @@ use crate::broker::mt5_export::{Mt5ExportConfig, is_safe_account_dir};
 use crate::broker::sim::SimConfig;
 use crate::domain::decimal_serde;
 use crate::domain::{ReconcileRules, SymbolSpec, SymbolTable, ToleranceOverride, Tolerances};
+use crate::guards::GuardsConfig;
 
 /// The default database: an SQLite file in the working directory, created on first use.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://mt5-reconciler.db?mode=rwc";
@@ -61,6 +62,8 @@ pub struct Config {
     pub broker: BrokerConfig,
     /// `[[accounts]]`: accounts to supervise besides those of the `accounts` table.
     pub accounts: Vec<AccountConfig>,
+    /// `[guards]`: drawdown and market guards, alerts, automatic closes.
+    pub guards: GuardsConfig,
     /// `[http]`: the status API, metrics and dashboard, and their bearer token.
     pub http: crate::http::HttpConfig,
 }
@@ -231,6 +234,7 @@ impl Config {
             check(p("match_volume_pct"), o.match_volume_pct);
         }
         out.extend(self.scheduler.problems());
+        out.extend(self.guards.problems());
         out.extend(self.supervision.problems());
         out.extend(self.broker.sim.problems());
         out.extend(self.broker.metaapi.problems());

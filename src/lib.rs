@@ -3,6 +3,8 @@
 //! Module map:
 //! - [`domain`]: pure types and the `reconcile` function (no I/O, no clock).
 //! - [`input`]: reads position, trade and symbol files into domain types, exactly.
+//! - [`actors`]: the supervised actor tree; [`broker`]: brokers and trade sources.
+//! - [`guards`]: drawdown and market guards, alerts, automatic closes.
 //! - [`store`]: sea-orm entities and the queries the service needs.
 //! - [`config`]: typed `config.toml`; [`config_env`]: `MT5R_…` environment overrides.
 //! - [`http`]: the status API, Prometheus metrics and the dashboard that `run` serves.
@@ -15,6 +17,7 @@ pub mod cli;
 pub mod config;
 pub mod config_env;
 pub mod domain;
+pub mod guards;
 pub mod http;
 pub mod input;
 pub mod service;

@@ -229,6 +229,7 @@ pub fn tree_config(config: &Config) -> TreeConfig {
         scheduler: config.scheduler.clone(),
         supervision: config.supervision.clone(),
         persistence: config.persistence.clone(),
+        guards: config.guards.clone(),
     }
 }
 

@@ -50,6 +50,7 @@ fn tree_config(interval_ms: u64, slots: u32, cap: usize) -> TreeConfig {
         },
         supervision: SupervisionConfig::default(),
         persistence: PersistenceConfig::default(),
+        guards: Default::default(),
     }
 }
 

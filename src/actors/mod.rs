@@ -2,6 +2,7 @@
 //! one sync actor per account and a persistence actor. See DESIGN.md, "Shape".
 
 pub mod breaker;
+pub mod guarding;
 pub mod persistence;
 pub mod scheduler;
 pub mod status;

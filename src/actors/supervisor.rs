@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::breaker::{Action, Breaker, SupervisionConfig, Transition};
+use super::guarding::{GuardState, Guarding};
 use super::persistence::{
     PersistMsg, PersistenceActor, PersistenceArgs, PersistenceConfig, ReconcilerEvent,
 };
@@ -29,6 +30,7 @@ use super::status::{AccountStatus, DurationHistogram, PersistenceStats, Schedule
 use super::user_sync::{UserSyncActor, UserSyncArgs, UserSyncMsg};
 use crate::broker::{Connector, ErrorClass};
 use crate::domain::ReconcileRules;
+use crate::guards::{GuardSet, GuardsConfig, Sinks};
 use crate::store::{self, AuditEvent, StoredAccount};
 
 /// An account to supervise.
@@ -159,6 +161,8 @@ pub struct TreeConfig {
     pub supervision: SupervisionConfig,
     /// `[persistence]`.
     pub persistence: PersistenceConfig,
+    /// `[guards]`: risk guards (none by default).
+    pub guards: GuardsConfig,
 }
 
 /// Dependencies of the supervisor.
@@ -199,6 +203,8 @@ struct Entry {
     /// The tick round the running sync belongs to, if a tick started it.
     round: Option<u64>,
     status: AccountStatus,
+    /// The account's guards, kept here so they outlive its actor.
+    guard: Option<Arc<std::sync::Mutex<GuardState>>>,
 }
 
 /// The supervisor's state.
@@ -207,6 +213,8 @@ pub struct SupervisorState {
     persistence: Option<PersistenceHandle>,
     scheduler: Option<ActorRef<super::scheduler::SchedulerMsg>>,
     limiter: Arc<Semaphore>,
+    guards: Arc<GuardsConfig>,
+    sinks: Sinks,
     accounts: BTreeMap<String, Entry>,
     ticking: bool,
     ticks: u64,
@@ -238,7 +246,11 @@ impl Actor for ReconcilerSupervisor {
         args: SupervisorArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
         let limiter = Arc::new(Semaphore::new(args.config.scheduler.max_in_flight));
+        let guards = Arc::new(args.config.guards.clone());
+        let sinks = Sinks::new(&guards.webhook, &guards.nats);
         Ok(SupervisorState {
+            guards,
+            sinks,
             args,
             persistence: None,
             scheduler: None,
@@ -477,6 +489,12 @@ async fn add_account(
         timer: None,
         slot: (hash % u64::from(slots)) as u32,
         round: None,
+        guard: state.args.config.guards.any().then(|| {
+            Arc::new(std::sync::Mutex::new(GuardState {
+                set: GuardSet::new(&state.args.config.guards, &id),
+                pending: None,
+            }))
+        }),
     };
     state.accounts.insert(id.clone(), entry);
     audit(state, Some(&id), "account_added", serde_json::json!({}));
@@ -531,6 +549,12 @@ async fn start_actor(
         supervisor: myself.clone(),
         limiter: state.limiter.clone(),
         timeout: Duration::from_millis(state.args.config.scheduler.sync_timeout_ms),
+        guarding: entry.guard.clone().map(|g| Guarding {
+            state: g,
+            config: state.guards.clone(),
+            sinks: state.sinks.clone(),
+            db: state.args.db.clone(),
+        }),
     };
     let spawned = Actor::spawn_linked(None, UserSyncActor, args, myself.get_cell())
         .await

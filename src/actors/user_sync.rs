@@ -32,6 +32,11 @@ pub enum UserSyncMsg {
         /// The sequence number of the acknowledged state.
         seq: u64,
     },
+    /// A breach's close is due (see [`super::guarding`]).
+    CloseDue {
+        /// The breach alert.
+        alert_id: String,
+    },
 }
 
 #[cfg(feature = "cluster")]
@@ -53,6 +58,8 @@ pub struct UserSyncArgs {
     pub limiter: Arc<Semaphore>,
     /// Timeout of one broker call.
     pub timeout: Duration,
+    /// The account's risk guards, when any are configured.
+    pub guarding: Option<super::guarding::Guarding>,
 }
 
 /// The actor (empty: everything lives in its state).
@@ -106,6 +113,11 @@ impl Actor for UserSyncActor {
                     actor: myself.get_id(),
                     outcome,
                 });
+            }
+            UserSyncMsg::CloseDue { alert_id } => {
+                if let Some(g) = &state.args.guarding {
+                    super::guarding::close_due(&state.args, g, &alert_id).await;
+                }
             }
             UserSyncMsg::Acked { seq } => {
                 if let Some((pending_seq, _)) = &state.pending
@@ -209,6 +221,9 @@ async fn sync(myself: &ActorRef<UserSyncMsg>, state: &mut UserSyncState) -> Sync
         state.pending = Some((seq, fingerprints));
     } else {
         args.persistence.send(PersistMsg::Report(report));
+    }
+    if let Some(g) = &args.guarding {
+        super::guarding::after_sync(myself, args, g, &snapshot).await;
     }
     tracing::debug!(positions = snapshot.positions.len(), open, "sync finished");
     SyncOutcome::Ok(SyncStats {

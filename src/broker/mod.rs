@@ -107,6 +107,21 @@ pub trait Broker: Send + Sync + 'static {
         &'a self,
         account: &'a str,
     ) -> BoxFuture<'a, Result<AccountSnapshot, BrokerError>>;
+
+    /// Closes one whole position by ticket. A broker that cannot close positions answers
+    /// `Permanent`. Callers check the account before retrying a close that timed out, so
+    /// an implementation need not be idempotent itself.
+    fn close_position<'a>(
+        &'a self,
+        account: &'a str,
+        ticket: u64,
+    ) -> BoxFuture<'a, Result<(), BrokerError>> {
+        Box::pin(async move {
+            Err(BrokerError::Permanent(format!(
+                "this broker cannot close positions (account {account}, ticket {ticket})"
+            )))
+        })
+    }
 }
 
 /// Where the bot's open trades come from (the `bot_trades` table, or a host's own source).

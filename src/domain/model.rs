@@ -101,6 +101,10 @@ pub struct AccountSnapshot {
     pub free_margin: Decimal,
     /// Open positions.
     pub positions: Vec<BrokerPosition>,
+    /// Quotes of the symbols the broker reported prices for (may be empty: guards then
+    /// fall back to the positions' current prices).
+    #[serde(default)]
+    pub quotes: Vec<Quote>,
     /// When the snapshot was taken.
     pub taken_at: DateTime<Utc>,
 }

@@ -5,6 +5,7 @@
 //! need atomicity of their own: they then open a savepoint inside a caller's transaction).
 
 mod accounts;
+mod alerts;
 mod batch;
 mod connect;
 mod convert;
@@ -16,6 +17,10 @@ mod journal;
 mod trades;
 
 pub use accounts::{Account, StoredAccount, list_accounts, upsert_account};
+pub use alerts::{
+    ALERTED, AlertRecord, CANCELLED, CLOSING, PENDING_CLOSE, alert_status, cancel_alert,
+    insert_alert, list_alerts, transition_alert,
+};
 pub use batch::{Wanted, converge_many};
 pub use connect::{LockWait, connect, connect_waiting, connect_with};
 pub use divergence_query::{

@@ -3,6 +3,7 @@
 mod browser;
 mod cli;
 mod common;
+mod guards;
 mod http_api;
 mod logs;
 mod metaapi;

@@ -75,6 +75,7 @@ fn tree_config() -> TreeConfig {
             retry_max_ms: 200,
             ..PersistenceConfig::default()
         },
+        guards: Default::default(),
     }
 }
 

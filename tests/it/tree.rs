@@ -24,7 +24,7 @@ use sea_orm::{DatabaseConnection, EntityTrait, PaginatorTrait};
 use crate::common;
 
 /// Ten-second ticks, every account in one slot, a touchy breaker.
-fn tree_config() -> TreeConfig {
+pub(crate) fn tree_config() -> TreeConfig {
     TreeConfig {
         scheduler: SchedulerConfig {
             interval_ms: 10_000,
@@ -48,6 +48,7 @@ fn tree_config() -> TreeConfig {
             retry_min_ms: 100,
             retry_max_ms: 1_000,
         },
+        guards: Default::default(),
     }
 }
 
@@ -96,7 +97,11 @@ async fn start(db: &DatabaseConnection, sim: &Arc<SimBroker>, config: TreeConfig
 }
 
 /// Polls the status (in tokio time) until `cond` holds.
-async fn wait_for(tree: &Reconciler, what: &str, cond: impl Fn(&Status) -> bool) -> Status {
+pub(crate) async fn wait_for(
+    tree: &Reconciler,
+    what: &str,
+    cond: impl Fn(&Status) -> bool,
+) -> Status {
     let mut last = None;
     for _ in 0..20_000 {
         let s = tree.status().await.expect("status");
@@ -109,14 +114,14 @@ async fn wait_for(tree: &Reconciler, what: &str, cond: impl Fn(&Status) -> bool)
     panic!("gave up waiting for {what}: {last:#?}");
 }
 
-fn acc<'a>(s: &'a Status, id: &str) -> &'a AccountStatus {
+pub(crate) fn acc<'a>(s: &'a Status, id: &str) -> &'a AccountStatus {
     s.accounts
         .iter()
         .find(|a| a.id == id)
         .unwrap_or_else(|| panic!("no account {id} in {s:#?}"))
 }
 
-async fn flush(tree: &Reconciler) {
+pub(crate) async fn flush(tree: &Reconciler) {
     service::flush(tree.actor(), None).await.expect("flush");
 }
 

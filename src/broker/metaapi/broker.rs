@@ -184,6 +184,7 @@ impl Broker for MetaApiBroker {
                 margin: balances.margin,
                 free_margin: balances.free_margin,
                 positions,
+                quotes: Vec::new(),
                 taken_at: Utc::now(),
             })
         })

@@ -120,6 +120,7 @@ pub fn parse(account: &str, positions: &str, info: &str) -> Result<AccountSnapsh
         margin: info.decimal("margin")?,
         free_margin: info.decimal("margin_free")?,
         positions,
+        quotes: Vec::new(),
         taken_at: Utc::now(),
     })
 }

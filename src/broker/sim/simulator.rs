@@ -17,7 +17,7 @@ use super::generate::{Injected, account_id, generate};
 use super::market;
 use super::rng::SplitMix64;
 use crate::broker::{BoxFuture, Broker, BrokerError, TradeSource};
-use crate::domain::{AccountSnapshot, BotTrade, BrokerPosition};
+use crate::domain::{AccountSnapshot, BotTrade, BrokerPosition, Quote};
 
 /// How long a [`Fault::Timeout`] call sleeps: far longer than any sync timeout.
 pub const NEVER_ANSWERS: Duration = Duration::from_secs(3600);
@@ -48,6 +48,9 @@ struct Account {
     faults: VecDeque<Fault>,
     fault: Option<Fault>,
     calls: u64,
+    quotes: Vec<Quote>,
+    close_faults: VecDeque<Fault>,
+    closes: u64,
 }
 
 #[derive(Debug)]
@@ -205,6 +208,23 @@ impl SimBroker {
         self.with(id, |a| a.calls).unwrap_or(0)
     }
 
+    /// Sets the quotes every snapshot of the account reports. False when unknown.
+    pub fn set_quotes(&self, id: &str, quotes: Vec<Quote>) -> bool {
+        self.with(id, |a| a.quotes = quotes).is_some()
+    }
+
+    /// Queues faults for the account's next close calls. `Fault::Timeout` closes the
+    /// position but never answers (a close whose answer was lost); `Fault::Error` refuses
+    /// the close. False when unknown.
+    pub fn push_close_faults(&self, id: &str, faults: impl IntoIterator<Item = Fault>) -> bool {
+        self.with(id, |a| a.close_faults.extend(faults)).is_some()
+    }
+
+    /// Close calls made for the account so far.
+    pub fn close_calls(&self, id: &str) -> u64 {
+        self.with(id, |a| a.closes).unwrap_or(0)
+    }
+
     /// Counts the call and picks its fault and latency.
     fn begin(&self, id: &str) -> Result<(Option<Fault>, Duration), BrokerError> {
         let (lo, hi) = self.latency_ms;
@@ -221,8 +241,8 @@ impl SimBroker {
 
     /// The account as it is now.
     fn read(&self, id: &str) -> Result<AccountSnapshot, BrokerError> {
-        let (balance, positions) = self
-            .with(id, |a| (a.balance, a.positions.clone()))
+        let (balance, positions, quotes) = self
+            .with(id, |a| (a.balance, a.positions.clone(), a.quotes.clone()))
             .ok_or_else(|| unknown(id))?;
         let floating: Decimal = positions.iter().map(|p| p.profit + p.swap).sum();
         let equity = balance + floating;
@@ -233,6 +253,7 @@ impl SimBroker {
             margin,
             free_margin: equity - margin,
             positions,
+            quotes,
             taken_at: Utc::now(),
         })
     }
@@ -266,6 +287,45 @@ impl Broker for SimBroker {
                 }
             }
         })
+    }
+
+    fn close_position<'a>(
+        &'a self,
+        account: &'a str,
+        ticket: u64,
+    ) -> BoxFuture<'a, Result<(), BrokerError>> {
+        Box::pin(self.close(account, ticket))
+    }
+}
+
+impl SimBroker {
+    /// A close: counts it, applies its fault, removes the position.
+    async fn close(&self, account: &str, ticket: u64) -> Result<(), BrokerError> {
+        let (lo, _) = self.latency_ms;
+        let fault = {
+            let mut guard = self.lock();
+            let a = guard
+                .accounts
+                .get_mut(account)
+                .ok_or_else(|| unknown(account))?;
+            a.closes += 1;
+            a.close_faults.pop_front()
+        };
+        tokio::time::sleep(Duration::from_millis(lo)).await;
+        if let Some(Fault::Error(e)) = fault {
+            return Err(e);
+        }
+        let removed = self.remove_position(account, ticket);
+        if let Some(Fault::Timeout) = fault {
+            tokio::time::sleep(NEVER_ANSWERS).await;
+        }
+        if removed {
+            Ok(())
+        } else {
+            Err(BrokerError::Permanent(format!(
+                "position {ticket} not found"
+            )))
+        }
     }
 }
 

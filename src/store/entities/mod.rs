@@ -1,6 +1,7 @@
 //! sea-orm entities, one per table. Rows only: conversion to domain types is in `convert`.
 
 pub mod account;
+pub mod alert;
 pub mod audit_event;
 pub mod bot_trade;
 pub mod divergence;

@@ -1,0 +1,169 @@
+//! Alerts and their sinks: the log always; a webhook (JSON POST) and NATS (one subject per
+//! account) when configured. Sending never blocks a sync: each delivery runs in its own
+//! task and retries with backoff. Webhook URLs are never logged (they may carry a token).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+use super::config::{NatsConfig, WebhookConfig};
+
+/// Something an operator must know: a warning, a breach, a close and its outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Alert {
+    /// Stable id (used to cancel a scheduled close).
+    pub id: String,
+    /// Account.
+    pub account_id: String,
+    /// What happened: `warn`, `breach`, `close_cancelled`, `close_postponed`,
+    /// `close_confirmed`, `close_failed`.
+    pub kind: String,
+    /// The rule involved.
+    pub rule: String,
+    /// Loss measured, when a rule fired.
+    pub loss: Option<Decimal>,
+    /// Reference the loss is measured from.
+    pub reference: Option<Decimal>,
+    /// When positions will be closed, if they will.
+    pub close_at: Option<DateTime<Utc>>,
+    /// A sentence for people.
+    pub message: String,
+    /// When it was raised.
+    pub at: DateTime<Utc>,
+}
+
+/// Where alerts go.
+#[derive(Debug, Clone, Default)]
+pub struct Sinks {
+    webhook: Option<(reqwest::Client, WebhookConfig)>,
+    nats: Option<NatsConfig>,
+}
+
+impl Sinks {
+    /// Sinks as configured (empty URL / address = off).
+    pub fn new(webhook: &WebhookConfig, nats: &NatsConfig) -> Self {
+        let webhook = (!webhook.url.is_empty()).then(|| {
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap_or_default();
+            (client, webhook.clone())
+        });
+        let nats = (!nats.address.is_empty()).then(|| nats.clone());
+        Self { webhook, nats }
+    }
+
+    /// Logs the alert and starts its deliveries.
+    pub fn send(&self, alert: &Alert) {
+        tracing::warn!(
+            account = %alert.account_id, alert = %alert.id, kind = %alert.kind, rule = %alert.rule,
+            loss = ?alert.loss, close_at = ?alert.close_at, "{}", alert.message
+        );
+        let Ok(body) = serde_json::to_vec(alert) else {
+            return;
+        };
+        if let Some((client, config)) = &self.webhook {
+            let (client, config, body, id) = (
+                client.clone(),
+                config.clone(),
+                body.clone(),
+                alert.id.clone(),
+            );
+            tokio::spawn(async move {
+                let mut delay = Duration::from_millis(config.backoff_ms);
+                for attempt in 1..=config.max_attempts.max(1) {
+                    let sent = client
+                        .post(&config.url)
+                        .header("content-type", "application/json")
+                        .body(body.clone())
+                        .send()
+                        .await
+                        .map(|r| r.status().is_success());
+                    match sent {
+                        Ok(true) => return,
+                        Ok(false) | Err(_) => {
+                            tracing::warn!(alert = %id, attempt, "webhook delivery failed, will retry");
+                        }
+                    }
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                tracing::error!(alert = %id, "webhook delivery gave up");
+            });
+        }
+        if let Some(config) = &self.nats {
+            let subject = format!("{}.{}", config.subject_prefix, alert.account_id);
+            let (config, id) = (config.clone(), alert.id.clone());
+            tokio::spawn(async move {
+                let mut delay = Duration::from_millis(200);
+                for attempt in 1..=config.max_attempts.max(1) {
+                    match publish(&config.address, &subject, &body).await {
+                        Ok(()) => return,
+                        Err(e) => {
+                            tracing::warn!(alert = %id, attempt, error = %e, "nats delivery failed, will retry")
+                        }
+                    }
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                tracing::error!(alert = %id, "nats delivery gave up");
+            });
+        }
+    }
+}
+
+/// Publishes one message with the NATS text protocol and waits for the server's PONG, so
+/// a success means the server accepted it.
+pub async fn publish(address: &str, subject: &str, payload: &[u8]) -> Result<(), String> {
+    let io = async {
+        let stream = TcpStream::connect(address)
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        let (read, mut write) = stream.into_split();
+        let mut lines = BufReader::new(read).lines();
+        let info = lines
+            .next_line()
+            .await
+            .map_err(|e| e.to_string())?
+            .unwrap_or_default();
+        if !info.starts_with("INFO") {
+            return Err(format!(
+                "not a NATS server (said {:?})",
+                info.chars().take(40).collect::<String>()
+            ));
+        }
+        let mut msg = format!(
+            "CONNECT {{\"verbose\":false,\"pedantic\":false,\"name\":\"mt5-reconciler\"}}\r\nPUB {subject} {}\r\n",
+            payload.len()
+        )
+        .into_bytes();
+        msg.extend_from_slice(payload);
+        msg.extend_from_slice(b"\r\nPING\r\n");
+        write.write_all(&msg).await.map_err(|e| e.to_string())?;
+        while let Some(line) = lines.next_line().await.map_err(|e| e.to_string())? {
+            if line.starts_with("PONG") {
+                return Ok(());
+            }
+            if line.starts_with("-ERR") {
+                return Err(line);
+            }
+        }
+        Err("connection closed before PONG".into())
+    };
+    tokio::time::timeout(Duration::from_secs(5), io)
+        .await
+        .map_err(|_| "timed out".to_owned())?
+}
+
+/// A short stable id for an alert.
+pub fn alert_id(account: &str, rule: &str, at: DateTime<Utc>) -> String {
+    let key = format!("{account}\u{1f}{rule}\u{1f}{}", at.timestamp_micros());
+    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    format!("al-{hash:016x}")
+}

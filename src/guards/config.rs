@@ -1,0 +1,392 @@
+//! `[guards]`: drawdown rules, market guards, alert sinks and which accounts auto-close.
+
+use std::str::FromStr;
+
+use chrono::NaiveTime;
+use chrono_tz::Tz;
+use rust_decimal::Decimal;
+use serde::Deserialize;
+
+use super::drawdown::{DailyReference, DrawdownRule, Limit, RuleKind, TrailingBasis};
+use super::market::{MarketRule, Session};
+
+/// `[guards]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GuardsConfig {
+    /// Seconds between a breach alert and the automatic close (the operator's window).
+    pub alert_lead_secs: u64,
+    /// Accounts whose breaches close positions (`"*"` = all). Default: none, detect-only.
+    pub auto_close: Vec<String>,
+    /// `[guards.webhook]`.
+    pub webhook: WebhookConfig,
+    /// `[guards.nats]`.
+    pub nats: NatsConfig,
+    /// `[[guards.drawdown]]`.
+    pub drawdown: Vec<DrawdownConfig>,
+    /// `[[guards.market]]`.
+    pub market: Vec<MarketConfig>,
+}
+
+impl Default for GuardsConfig {
+    fn default() -> Self {
+        Self {
+            alert_lead_secs: 10,
+            auto_close: Vec::new(),
+            webhook: WebhookConfig::default(),
+            nats: NatsConfig::default(),
+            drawdown: Vec::new(),
+            market: Vec::new(),
+        }
+    }
+}
+
+/// `[guards.webhook]`: a JSON POST per alert, retried with backoff.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookConfig {
+    /// Where to POST; empty = off. Never logged (it may carry a token).
+    pub url: String,
+    /// Attempts at most.
+    pub max_attempts: u32,
+    /// First retry delay in milliseconds (doubles).
+    pub backoff_ms: u64,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            max_attempts: 5,
+            backoff_ms: 500,
+        }
+    }
+}
+
+/// `[guards.nats]`: one subject per account, `<subject_prefix>.<account>`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NatsConfig {
+    /// Server address `host:port`; empty = off.
+    pub address: String,
+    /// Subject prefix.
+    pub subject_prefix: String,
+    /// Attempts at most.
+    pub max_attempts: u32,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        Self {
+            address: String::new(),
+            subject_prefix: "mt5r.alerts".into(),
+            max_attempts: 5,
+        }
+    }
+}
+
+/// One `[[guards.drawdown]]` rule.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrawdownConfig {
+    /// Name, in alerts and the audit trail.
+    pub name: String,
+    /// Accounts it applies to (`"*"` = all).
+    #[serde(default = "all")]
+    pub accounts: Vec<String>,
+    /// `daily_loss`, `max_loss` or `trailing_max_loss`.
+    pub kind: String,
+    /// Daily loss: `balance` or `higher_of_balance_and_equity`.
+    #[serde(default)]
+    pub reference: Option<String>,
+    /// Daily loss / trailing: local time the day starts, `HH:MM`.
+    #[serde(default)]
+    pub reset_at: Option<String>,
+    /// IANA time zone of `reset_at` (default UTC).
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    /// Max loss / trailing: the initial balance.
+    #[serde(default, with = "crate::domain::decimal_serde::option")]
+    pub initial_balance: Option<Decimal>,
+    /// Trailing: `balance` or `equity`.
+    #[serde(default)]
+    pub basis: Option<String>,
+    /// Warn level: `"400"` or `"4%"`.
+    pub warn: String,
+    /// Breach level: `"500"` or `"5%"`.
+    pub breach: String,
+}
+
+/// One `[[guards.market]]` guard.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarketConfig {
+    /// Symbols it applies to.
+    pub symbols: Vec<String>,
+    /// Largest move between two snapshots, in pips.
+    #[serde(default, with = "crate::domain::decimal_serde::option")]
+    pub max_gap_pips: Option<Decimal>,
+    /// Calm snapshots after a gap before the guard clears (default 2).
+    #[serde(default = "two")]
+    pub gap_clear_after_snapshots: u32,
+    /// Widest spread, in pips.
+    #[serde(default, with = "crate::domain::decimal_serde::option")]
+    pub max_spread_pips: Option<Decimal>,
+    /// Oldest acceptable quote, in seconds.
+    #[serde(default)]
+    pub stale_secs: Option<u64>,
+    /// Sessions such as `"Mon-Fri 00:05-23:55"` (empty: always open).
+    #[serde(default)]
+    pub sessions: Vec<String>,
+    /// IANA time zone of the sessions (default UTC).
+    #[serde(default)]
+    pub time_zone: Option<String>,
+}
+
+fn two() -> u32 {
+    2
+}
+
+fn all() -> Vec<String> {
+    vec!["*".into()]
+}
+
+fn zone(path: &str, name: &Option<String>) -> Result<Tz, String> {
+    let name = name.as_deref().unwrap_or("UTC");
+    Tz::from_str(name).map_err(|_| format!("{path}.time_zone = {name:?}: not an IANA time zone"))
+}
+
+fn time(path: &str, text: &Option<String>) -> Result<NaiveTime, String> {
+    let text = text.as_deref().unwrap_or("00:00");
+    NaiveTime::parse_from_str(text, "%H:%M")
+        .map_err(|_| format!("{path}.reset_at = {text:?}: expected HH:MM"))
+}
+
+impl DrawdownConfig {
+    /// The rule, or every problem with its key path.
+    pub fn rule(&self, path: &str) -> Result<DrawdownRule, Vec<String>> {
+        let mut problems = Vec::new();
+        let limit = |key: &str, v: &str, problems: &mut Vec<String>| {
+            Limit::parse(v)
+                .map_err(|e| problems.push(format!("{path}.{key}: {e}")))
+                .ok()
+        };
+        let warn = limit("warn", &self.warn, &mut problems);
+        let breach = limit("breach", &self.breach, &mut problems);
+        let initial = || {
+            self.initial_balance
+                .filter(|b| *b > Decimal::ZERO)
+                .ok_or_else(|| {
+                    format!("{path}.initial_balance: required for {} and > 0", self.kind)
+                })
+        };
+        let kind = match self.kind.as_str() {
+            "daily_loss" => {
+                let reference = match self.reference.as_deref().unwrap_or("balance") {
+                    "balance" => Ok(DailyReference::Balance),
+                    "higher_of_balance_and_equity" => Ok(DailyReference::HigherOfBalanceAndEquity),
+                    other => Err(format!(
+                        "{path}.reference = {other:?}: expected balance or higher_of_balance_and_equity"
+                    )),
+                };
+                match (
+                    reference,
+                    time(path, &self.reset_at),
+                    zone(path, &self.time_zone),
+                ) {
+                    (Ok(reference), Ok(reset_at), Ok(zone)) => Some(RuleKind::DailyLoss {
+                        reference,
+                        reset_at,
+                        zone,
+                    }),
+                    (a, b, c) => {
+                        problems.extend([a.err(), b.err(), c.err()].into_iter().flatten());
+                        None
+                    }
+                }
+            }
+            "max_loss" => match initial() {
+                Ok(initial_balance) => Some(RuleKind::MaxLoss { initial_balance }),
+                Err(e) => {
+                    problems.push(e);
+                    None
+                }
+            },
+            "trailing_max_loss" => {
+                let basis = match self.basis.as_deref().unwrap_or("balance") {
+                    "balance" => Ok(TrailingBasis::Balance),
+                    "equity" => Ok(TrailingBasis::Equity),
+                    other => Err(format!(
+                        "{path}.basis = {other:?}: expected balance or equity"
+                    )),
+                };
+                match (
+                    initial(),
+                    basis,
+                    time(path, &self.reset_at),
+                    zone(path, &self.time_zone),
+                ) {
+                    (Ok(initial_balance), Ok(basis), Ok(reset_at), Ok(zone)) => {
+                        Some(RuleKind::TrailingMaxLoss {
+                            initial_balance,
+                            basis,
+                            reset_at,
+                            zone,
+                        })
+                    }
+                    (a, b, c, d) => {
+                        problems.extend([a.err(), b.err(), c.err(), d.err()].into_iter().flatten());
+                        None
+                    }
+                }
+            }
+            other => {
+                problems.push(format!(
+                    "{path}.kind = {other:?}: expected daily_loss, max_loss or trailing_max_loss"
+                ));
+                None
+            }
+        };
+        match (kind, warn, breach) {
+            (Some(kind), Some(warn), Some(breach)) if problems.is_empty() => Ok(DrawdownRule {
+                name: self.name.clone(),
+                kind,
+                warn,
+                breach,
+            }),
+            _ => Err(problems),
+        }
+    }
+}
+
+impl MarketConfig {
+    /// One rule per symbol, or every problem with its key path.
+    pub fn rules(&self, path: &str) -> Result<Vec<MarketRule>, Vec<String>> {
+        let mut problems = Vec::new();
+        let zone = zone(path, &self.time_zone)
+            .map_err(|e| problems.push(e))
+            .ok();
+        let sessions: Vec<Session> = self
+            .sessions
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                Session::parse(s)
+                    .map_err(|e| problems.push(format!("{path}.sessions[{i}]: {e}")))
+                    .ok()
+            })
+            .collect();
+        if self.symbols.is_empty() {
+            problems.push(format!("{path}.symbols: list at least one symbol"));
+        }
+        let Some(zone) = zone.filter(|_| problems.is_empty()) else {
+            return Err(problems);
+        };
+        Ok(self
+            .symbols
+            .iter()
+            .map(|s| MarketRule {
+                symbol: s.to_ascii_uppercase(),
+                max_gap_pips: self.max_gap_pips,
+                gap_clear_after: self.gap_clear_after_snapshots.max(1),
+                max_spread_pips: self.max_spread_pips,
+                stale_secs: self.stale_secs,
+                sessions: sessions.clone(),
+                zone,
+            })
+            .collect())
+    }
+}
+
+impl GuardsConfig {
+    /// Every invalid value, each with its key path.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, d) in self.drawdown.iter().enumerate() {
+            if let Err(p) = d.rule(&format!("guards.drawdown[{i}]")) {
+                out.extend(p);
+            }
+        }
+        for (i, m) in self.market.iter().enumerate() {
+            if let Err(p) = m.rules(&format!("guards.market[{i}]")) {
+                out.extend(p);
+            }
+        }
+        out
+    }
+
+    /// Whether any guard is configured at all.
+    pub fn any(&self) -> bool {
+        !self.drawdown.is_empty() || !self.market.is_empty()
+    }
+
+    /// Whether breaches on `account` close positions.
+    pub fn closes(&self, account: &str) -> bool {
+        self.auto_close.iter().any(|a| a == "*" || a == account)
+    }
+
+    /// The drawdown rules that apply to `account` (invalid ones are skipped: `problems`
+    /// refuses them at start-up).
+    pub fn drawdown_rules(&self, account: &str) -> Vec<DrawdownRule> {
+        self.drawdown
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.accounts.iter().any(|a| a == "*" || a == account))
+            .filter_map(|(i, d)| d.rule(&format!("guards.drawdown[{i}]")).ok())
+            .collect()
+    }
+
+    /// Every market rule (per canonical symbol).
+    pub fn market_rules(&self) -> Vec<MarketRule> {
+        self.market
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| m.rules(&format!("guards.market[{i}]")).ok())
+            .flatten()
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_problem_is_reported_with_its_path() {
+        let config: GuardsConfig = toml::from_str(
+            r#"
+            [[drawdown]]
+            name = "d"
+            kind = "daily_loss"
+            reference = "peak"
+            time_zone = "Mars/Olympus"
+            warn = "4%"
+            breach = "-5"
+            [[market]]
+            symbols = ["EURUSD"]
+            sessions = ["weekdays"]
+            "#,
+        )
+        .unwrap();
+        let p = config.problems().join("\n");
+        for needle in [
+            "guards.drawdown[0].breach",
+            "guards.drawdown[0].reference = \"peak\"",
+            "guards.drawdown[0].time_zone = \"Mars/Olympus\"",
+            "guards.market[0].sessions[0]",
+        ] {
+            assert!(p.contains(needle), "{needle} missing in:\n{p}");
+        }
+    }
+
+    #[test]
+    fn detect_only_is_the_default() {
+        let config = GuardsConfig::default();
+        assert!(!config.closes("acc-1"));
+        let config = GuardsConfig {
+            auto_close: vec!["acc-1".into()],
+            ..GuardsConfig::default()
+        };
+        assert!(config.closes("acc-1") && !config.closes("acc-2"));
+    }
+}

@@ -1,0 +1,417 @@
+//! DrawdownGuard: equity against loss limits, in the forms prop-trading firms use.
+//!
+//! - **daily loss**: loss since the start of the trading day, from a reference taken at
+//!   the first snapshot of the day (the balance, or the higher of balance and equity); the
+//!   day starts at a configured local time in a configured time zone, daylight-saving
+//!   changes included;
+//! - **maximum loss**: loss from the initial balance;
+//! - **trailing maximum loss**: loss from the highest end-of-day balance (or equity) seen.
+//!
+//! Each limit is absolute (account currency) or a percentage of its reference, with a
+//! warn level and a breach level. Pure: time comes in with the snapshot.
+
+use chrono::{DateTime, Duration as TimeDelta, NaiveDate, NaiveTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+/// A loss limit: an amount, or a percentage of the rule's reference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// In the account currency.
+    Absolute(Decimal),
+    /// In percent of the reference.
+    Percent(Decimal),
+}
+
+impl Limit {
+    /// Parses `"500"` (absolute) or `"5%"` (percent); must be positive.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let t = text.trim();
+        let (number, percent) = match t.strip_suffix('%') {
+            Some(n) => (n.trim(), true),
+            None => (t, false),
+        };
+        let value = crate::domain::decimal_serde::parse_decimal(number)?;
+        if value <= Decimal::ZERO {
+            return Err(format!("{text:?} must be greater than zero"));
+        }
+        Ok(if percent {
+            Limit::Percent(value)
+        } else {
+            Limit::Absolute(value)
+        })
+    }
+
+    /// Whether `loss` reaches this limit against `reference`.
+    fn reached(self, loss: Decimal, reference: Decimal) -> bool {
+        match self {
+            Limit::Absolute(a) => loss >= a,
+            Limit::Percent(p) => {
+                reference > Decimal::ZERO && loss * Decimal::ONE_HUNDRED >= p * reference
+            }
+        }
+    }
+}
+
+/// What the daily loss is measured from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DailyReference {
+    /// The balance at the start of the day.
+    Balance,
+    /// The higher of balance and equity at the start of the day.
+    HigherOfBalanceAndEquity,
+}
+
+/// What the trailing maximum follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrailingBasis {
+    /// End-of-day balance.
+    Balance,
+    /// End-of-day equity.
+    Equity,
+}
+
+/// The kind of a drawdown rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleKind {
+    /// Loss since the start of the trading day.
+    DailyLoss {
+        /// The reference taken at the start of the day.
+        reference: DailyReference,
+        /// Local time the trading day starts.
+        reset_at: NaiveTime,
+        /// Time zone of `reset_at`.
+        zone: Tz,
+    },
+    /// Loss from the initial balance.
+    MaxLoss {
+        /// The account's initial balance.
+        initial_balance: Decimal,
+    },
+    /// Loss from the highest end-of-day value.
+    TrailingMaxLoss {
+        /// The starting high-water mark.
+        initial_balance: Decimal,
+        /// Balance or equity.
+        basis: TrailingBasis,
+        /// Local time a day ends (the end-of-day value is read then).
+        reset_at: NaiveTime,
+        /// Time zone of `reset_at`.
+        zone: Tz,
+    },
+}
+
+/// One rule: a kind, a warn level and a breach level.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrawdownRule {
+    /// A name for alerts and the audit trail (e.g. `daily-5pct`).
+    pub name: String,
+    /// What is measured.
+    pub kind: RuleKind,
+    /// Warn at this loss.
+    pub warn: Limit,
+    /// Breach (and, when enabled, close) at this loss.
+    pub breach: Limit,
+}
+
+/// How a rule stands after a snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    /// Within limits.
+    Ok,
+    /// Past the warn level.
+    Warn,
+    /// Past the breach level.
+    Breach,
+}
+
+/// The result of evaluating a rule on one snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Evaluation {
+    /// Rule name.
+    pub rule: String,
+    /// Where it stands.
+    pub level: Level,
+    /// Loss measured (positive = loss).
+    pub loss: Decimal,
+    /// The reference it is measured from.
+    pub reference: Decimal,
+}
+
+/// What a rule remembers between snapshots.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuleState {
+    day: Option<NaiveDate>,
+    day_reference: Decimal,
+    /// Last value seen today, for the trailing end-of-day high.
+    last_of_day: Option<Decimal>,
+    high_water: Option<Decimal>,
+}
+
+/// The trading day `at` belongs to, when days start at `reset_at` local time in `zone`.
+pub fn trading_day(at: DateTime<Utc>, reset_at: NaiveTime, zone: Tz) -> NaiveDate {
+    let local = at.with_timezone(&zone);
+    let date = local.date_naive();
+    // The instant today's reset happens (on a DST gap day, the first valid time after).
+    let reset_today = zone
+        .from_local_datetime(&date.and_time(reset_at))
+        .earliest()
+        .or_else(|| {
+            zone.from_local_datetime(&(date.and_time(reset_at) + TimeDelta::hours(1)))
+                .earliest()
+        });
+    match reset_today {
+        Some(r) if at >= r.with_timezone(&Utc) => date,
+        _ => date.pred_opt().unwrap_or(date),
+    }
+}
+
+impl DrawdownRule {
+    /// Evaluates the rule on a snapshot (`balance`, `equity` at `at`), updating `state`.
+    pub fn evaluate(
+        &self,
+        state: &mut RuleState,
+        balance: Decimal,
+        equity: Decimal,
+        at: DateTime<Utc>,
+    ) -> Evaluation {
+        let (loss, reference) = match &self.kind {
+            RuleKind::DailyLoss {
+                reference,
+                reset_at,
+                zone,
+            } => {
+                let day = trading_day(at, *reset_at, *zone);
+                if state.day != Some(day) {
+                    state.day = Some(day);
+                    state.day_reference = match reference {
+                        DailyReference::Balance => balance,
+                        DailyReference::HigherOfBalanceAndEquity => balance.max(equity),
+                    };
+                }
+                (state.day_reference - equity, state.day_reference)
+            }
+            RuleKind::MaxLoss { initial_balance } => (*initial_balance - equity, *initial_balance),
+            RuleKind::TrailingMaxLoss {
+                initial_balance,
+                basis,
+                reset_at,
+                zone,
+            } => {
+                let day = trading_day(at, *reset_at, *zone);
+                let mut high = state.high_water.unwrap_or(*initial_balance);
+                if state.day.is_some_and(|d| d != day)
+                    && let Some(end_of_day) = state.last_of_day
+                {
+                    high = high.max(end_of_day);
+                }
+                state.day = Some(day);
+                state.high_water = Some(high);
+                state.last_of_day = Some(match basis {
+                    TrailingBasis::Balance => balance,
+                    TrailingBasis::Equity => equity,
+                });
+                (high - equity, high)
+            }
+        };
+        let level = if self.breach.reached(loss, reference) {
+            Level::Breach
+        } else if self.warn.reached(loss, reference) {
+            Level::Warn
+        } else {
+            Level::Ok
+        };
+        Evaluation {
+            rule: self.name.clone(),
+            level,
+            loss,
+            reference,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal::dec;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn daily(reference: DailyReference) -> DrawdownRule {
+        DrawdownRule {
+            name: "daily".into(),
+            kind: RuleKind::DailyLoss {
+                reference,
+                reset_at: NaiveTime::from_hms_opt(17, 0, 0).unwrap(),
+                zone: chrono_tz::America::New_York,
+            },
+            warn: Limit::Percent(dec!(4)),
+            breach: Limit::Percent(dec!(5)),
+        }
+    }
+
+    #[test]
+    fn limits_parse_and_refuse_nonsense() {
+        assert_eq!(Limit::parse("5%"), Ok(Limit::Percent(dec!(5))));
+        assert_eq!(Limit::parse(" 500 "), Ok(Limit::Absolute(dec!(500))));
+        assert!(Limit::parse("-1").is_err());
+        assert!(Limit::parse("NaN%").is_err());
+    }
+
+    #[test]
+    fn daily_loss_warns_then_breaches_at_the_configured_percentages() {
+        let rule = daily(DailyReference::Balance);
+        let mut s = RuleState::default();
+        let at = utc("2026-03-02T15:00:00Z");
+        assert_eq!(
+            rule.evaluate(&mut s, dec!(10000), dec!(10000), at).level,
+            Level::Ok
+        );
+        assert_eq!(
+            rule.evaluate(&mut s, dec!(10000), dec!(9601), at).level,
+            Level::Ok
+        );
+        assert_eq!(
+            rule.evaluate(&mut s, dec!(10000), dec!(9600), at).level,
+            Level::Warn
+        );
+        let e = rule.evaluate(&mut s, dec!(10000), dec!(9500), at);
+        assert_eq!(
+            (e.level, e.loss, e.reference),
+            (Level::Breach, dec!(500), dec!(10000))
+        );
+    }
+
+    #[test]
+    fn the_higher_of_balance_and_equity_is_the_stricter_reference() {
+        let rule = daily(DailyReference::HigherOfBalanceAndEquity);
+        let mut s = RuleState::default();
+        let at = utc("2026-03-02T15:00:00Z");
+        // Day starts with 400 of floating profit: the reference is 10 400.
+        rule.evaluate(&mut s, dec!(10000), dec!(10400), at);
+        assert_eq!(
+            rule.evaluate(&mut s, dec!(10000), dec!(9880), at).level,
+            Level::Breach
+        );
+    }
+
+    #[test]
+    fn the_day_resets_at_17_00_new_york_in_winter_and_summer_time() {
+        let zone = chrono_tz::America::New_York;
+        let five = NaiveTime::from_hms_opt(17, 0, 0).unwrap();
+        // Winter (EST, UTC−5): 17:00 local = 22:00 UTC.
+        assert_eq!(
+            trading_day(utc("2026-03-06T21:59:59Z"), five, zone).to_string(),
+            "2026-03-05"
+        );
+        assert_eq!(
+            trading_day(utc("2026-03-06T22:00:00Z"), five, zone).to_string(),
+            "2026-03-06"
+        );
+        // Sunday 2026-03-08 clocks go forward: from then 17:00 local = 21:00 UTC (EDT).
+        assert_eq!(
+            trading_day(utc("2026-03-08T20:59:59Z"), five, zone).to_string(),
+            "2026-03-07"
+        );
+        assert_eq!(
+            trading_day(utc("2026-03-08T21:00:00Z"), five, zone).to_string(),
+            "2026-03-08"
+        );
+        // Autumn: 2026-11-01 clocks go back; 17:00 local = 22:00 UTC again.
+        assert_eq!(
+            trading_day(utc("2026-11-01T21:30:00Z"), five, zone).to_string(),
+            "2026-10-31"
+        );
+        assert_eq!(
+            trading_day(utc("2026-11-01T22:00:00Z"), five, zone).to_string(),
+            "2026-11-01"
+        );
+    }
+
+    #[test]
+    fn a_new_day_takes_a_new_reference_on_the_day_the_clocks_change() {
+        let rule = daily(DailyReference::Balance);
+        let mut s = RuleState::default();
+        // Saturday evening: 4.5 % down, a warning.
+        let e = rule.evaluate(&mut s, dec!(10000), dec!(9550), utc("2026-03-08T20:30:00Z"));
+        assert_eq!(e.level, Level::Warn);
+        // 21:00 UTC on the DST day is 17:00 EDT: a new day, the loss is measured afresh.
+        let e = rule.evaluate(&mut s, dec!(9550), dec!(9550), utc("2026-03-08T21:00:00Z"));
+        assert_eq!((e.level, e.reference), (Level::Ok, dec!(9550)));
+    }
+
+    #[test]
+    fn max_loss_is_from_the_initial_balance() {
+        let rule = DrawdownRule {
+            name: "max".into(),
+            kind: RuleKind::MaxLoss {
+                initial_balance: dec!(100000),
+            },
+            warn: Limit::Absolute(dec!(8000)),
+            breach: Limit::Absolute(dec!(10000)),
+        };
+        let mut s = RuleState::default();
+        let at = utc("2026-03-02T15:00:00Z");
+        assert_eq!(
+            rule.evaluate(&mut s, dec!(95000), dec!(92001), at).level,
+            Level::Ok
+        );
+        assert_eq!(
+            rule.evaluate(&mut s, dec!(95000), dec!(92000), at).level,
+            Level::Warn
+        );
+        assert_eq!(
+            rule.evaluate(&mut s, dec!(95000), dec!(90000), at).level,
+            Level::Breach
+        );
+    }
+
+    #[test]
+    fn trailing_max_loss_follows_the_highest_end_of_day_balance() {
+        let rule = DrawdownRule {
+            name: "trailing".into(),
+            kind: RuleKind::TrailingMaxLoss {
+                initial_balance: dec!(10000),
+                basis: TrailingBasis::Balance,
+                reset_at: NaiveTime::from_hms_opt(0, 0, 0).unwrap(),
+                zone: chrono_tz::UTC,
+            },
+            warn: Limit::Absolute(dec!(400)),
+            breach: Limit::Absolute(dec!(500)),
+        };
+        let mut s = RuleState::default();
+        // Day 1 ends at a balance of 11 000: the high-water mark moves up the next day.
+        rule.evaluate(
+            &mut s,
+            dec!(11000),
+            dec!(11000),
+            utc("2026-03-02T23:00:00Z"),
+        );
+        let e = rule.evaluate(
+            &mut s,
+            dec!(11000),
+            dec!(10550),
+            utc("2026-03-03T01:00:00Z"),
+        );
+        assert_eq!((e.reference, e.level), (dec!(11000), Level::Warn));
+        let e = rule.evaluate(
+            &mut s,
+            dec!(11000),
+            dec!(10500),
+            utc("2026-03-03T02:00:00Z"),
+        );
+        assert_eq!(e.level, Level::Breach);
+        // An intraday high does not move the mark.
+        let e = rule.evaluate(
+            &mut s,
+            dec!(12000),
+            dec!(12000),
+            utc("2026-03-03T03:00:00Z"),
+        );
+        assert_eq!(e.reference, dec!(11000));
+    }
+}
