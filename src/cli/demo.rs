@@ -13,7 +13,20 @@ use super::{EXIT_BAD_INPUT, EXIT_RUNTIME, load_config};
 use crate::actors::{SupervisorArgs, SupervisorMsg};
 use crate::broker::BrokerError;
 use crate::broker::sim::Fault;
+use crate::guards::GuardsConfig;
+use crate::guards::config::DrawdownConfig;
 use crate::service::{self, Reconciler};
+
+/// Audit kinds that are breaker transitions.
+const BREAKER_EVENTS: &[&str] = &[
+    "backoff_started",
+    "actor_restarted",
+    "circuit_opened",
+    "circuit_half_open",
+    "circuit_closed",
+    "account_disabled",
+    "account_enabled",
+];
 use crate::store::{self, DivergenceStatus};
 
 /// Arguments of `demo`.
@@ -59,6 +72,11 @@ pub async fn run(args: &DemoArgs) -> ExitCode {
     config.supervision.max_backoff_ms = args.interval_ms * 4;
     config.supervision.max_failures = 3;
     config.supervision.open_for_secs = 1;
+    // A daily loss limit on every account; the second account closes on a breach.
+    config.guards = demo_guards(
+        args.interval_ms,
+        &format!("sim-{:03}", 2.min(args.accounts)),
+    );
 
     for suffix in ["", "-wal", "-shm"] {
         let mut p = args.database.clone().into_os_string();
@@ -86,6 +104,10 @@ pub async fn run(args: &DemoArgs) -> ExitCode {
         })
     });
     sim.push_faults(&flaky, outage);
+    // Start every account flat, so that only the losses made below move the guards.
+    for a in &accounts {
+        lose(&sim, &a.id, 0);
+    }
 
     println!(
         "demo: {} simulated accounts, {} rounds of {} ms, database {}",
@@ -117,6 +139,14 @@ pub async fn run(args: &DemoArgs) -> ExitCode {
             // A trader fixes one slipped stop loss by hand: the divergence resolves.
             fix_one(&sim, &accounts[0].id);
         }
+        if round == 2 {
+            // The market turns: the second account is 6 % down, past its 5 % daily limit;
+            // the third 3.5 %, past the warning level.
+            lose(&sim, &config.guards.auto_close[0], 600);
+            if let Some(third) = accounts.get(2) {
+                lose(&sim, &third.id, 350);
+            }
+        }
     }
     let _ = reconciler.actor().cast(SupervisorMsg::RefreshAccounts);
     let status = reconciler.status().await.ok();
@@ -130,6 +160,42 @@ pub async fn run(args: &DemoArgs) -> ExitCode {
     };
     summary(&db, &status).await;
     ExitCode::SUCCESS
+}
+
+/// The demo's guards: warn at 3 %, breach at 5 % of the day's starting balance; the
+/// `closing` account closes its positions two rounds after the alert.
+fn demo_guards(interval_ms: u64, closing: &str) -> GuardsConfig {
+    GuardsConfig {
+        alert_lead_secs: (2 * interval_ms).div_ceil(1000),
+        auto_close: vec![closing.to_owned()],
+        drawdown: vec![DrawdownConfig {
+            name: "daily-5pct".into(),
+            accounts: vec!["*".into()],
+            kind: "daily_loss".into(),
+            reference: Some("balance".into()),
+            reset_at: Some("17:00".into()),
+            time_zone: Some("America/New_York".into()),
+            initial_balance: None,
+            basis: None,
+            warn: "3%".into(),
+            breach: "5%".into(),
+        }],
+        ..GuardsConfig::default()
+    }
+}
+
+/// Puts `account` `amount` in the red: no floating profit but one position's loss.
+fn lose(sim: &crate::broker::sim::SimBroker, account: &str, amount: i64) {
+    for (i, p) in sim.positions(account).iter().enumerate() {
+        let profit = if i == 0 {
+            rust_decimal::Decimal::from(-amount)
+        } else {
+            rust_decimal::Decimal::ZERO
+        };
+        sim.update_position(account, p.ticket, |pos| {
+            (pos.profit, pos.swap) = (profit, rust_decimal::Decimal::ZERO)
+        });
+    }
 }
 
 /// Makes the first position of `account` that differs from its trade agree with it again.
@@ -186,6 +252,7 @@ async fn summary(db: &sea_orm::DatabaseConnection, status: &crate::actors::Statu
         let events = store::list_audit(db, Some(&a.id)).await.unwrap_or_default();
         let path: Vec<String> = events
             .iter()
+            .filter(|e| BREAKER_EVENTS.contains(&e.kind.as_str()))
             .filter_map(|e| {
                 e.detail
                     .get("to")
@@ -197,6 +264,31 @@ async fn summary(db: &sea_orm::DatabaseConnection, status: &crate::actors::Statu
     }
     if !any {
         println!("  none");
+    }
+    println!();
+    println!("risk guards:");
+    let alerts = store::list_alerts(db, None, 100).await.unwrap_or_default();
+    if alerts.is_empty() {
+        println!("  no alert");
+    }
+    for a in alerts.iter().rev() {
+        let trail = store::list_audit(db, Some(&a.account_id))
+            .await
+            .unwrap_or_default();
+        let closed = trail.iter().filter(|e| e.kind == "close_confirmed").count();
+        let outcome = match a.status.as_str() {
+            "closed" => format!("{closed} positions closed"),
+            "alerted" => "alert only".to_owned(),
+            other => other.replace('_', " "),
+        };
+        println!(
+            "  {}: {} {} (loss {} of {}): {outcome}",
+            a.account_id,
+            a.rule,
+            a.kind,
+            a.loss.map_or("-".into(), |d| d.to_string()),
+            a.reference.map_or("-".into(), |d| d.to_string())
+        );
     }
     println!();
     let ok: u64 = status.accounts.iter().map(|a| a.syncs_ok).sum();
