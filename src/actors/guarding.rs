@@ -157,26 +157,26 @@ async fn raise(
         loss: Some(e.loss),
         reference: Some(e.reference),
         close_at,
-        message: message.clone(),
+        message,
         at: now,
     };
     g.sinks.send(&alert);
+    let status = if close_at.is_some() {
+        store::PENDING_CLOSE
+    } else {
+        store::ALERTED
+    };
     let record = AlertRecord {
-        id: id.clone(),
-        account_id: args.account_id.clone(),
-        kind: kind.to_owned(),
-        rule: e.rule.clone(),
-        loss: Some(e.loss),
-        reference: Some(e.reference),
-        message,
-        close_at,
-        status: if close_at.is_some() {
-            store::PENDING_CLOSE
-        } else {
-            store::ALERTED
-        }
-        .to_owned(),
-        created_at: now,
+        id: alert.id.clone(),
+        account_id: alert.account_id.clone(),
+        kind: alert.kind.clone(),
+        rule: alert.rule.clone(),
+        loss: alert.loss,
+        reference: alert.reference,
+        message: alert.message.clone(),
+        close_at: alert.close_at,
+        status: status.to_owned(),
+        created_at: alert.at,
     };
     if let Err(err) = store::insert_alert(&g.db, &record).await {
         tracing::error!(account = %args.account_id, alert = %id, error = %err, "cannot store the alert");

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
-use super::convert::{self, OPEN, db_time};
+use super::convert::{OPEN, db_time};
 use super::divergences::{DivergenceStatus, StoredDivergence};
 use super::entities::divergence;
 use super::error::StoreError;
@@ -86,7 +86,10 @@ pub async fn query_divergences<C: ConnectionTrait>(
         .await?;
     let more = rows.len() as u64 > limit;
     rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    let items = rows.iter().map(stored).collect::<Result<Vec<_>, _>>()?;
+    let items = rows
+        .iter()
+        .map(super::divergences::stored_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
     let next_before = if more {
         items.last().map(|d| d.id)
     } else {
@@ -131,23 +134,4 @@ pub async fn open_divergence_counts<C: ConnectionTrait>(
             count: u64::try_from(n).unwrap_or(0),
         })
         .collect())
-}
-
-fn stored(row: &divergence::Model) -> Result<StoredDivergence, StoreError> {
-    let status = row.status.parse().map_err(|reason| StoreError::BadData {
-        table: "divergences",
-        column: "status",
-        row: row.id.to_string(),
-        value: row.status.clone(),
-        reason,
-    })?;
-    Ok(StoredDivergence {
-        id: row.id,
-        account_id: row.account_id.clone(),
-        divergence: convert::divergence_from_row(row)?,
-        status,
-        first_seen: row.first_seen,
-        last_seen: row.last_seen,
-        resolved_at: row.resolved_at,
-    })
 }

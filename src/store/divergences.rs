@@ -246,7 +246,7 @@ pub(super) fn open_fingerprint_conflict() -> OnConflict {
     .to_owned()
 }
 
-fn stored_from_row(row: &divergence::Model) -> Result<StoredDivergence, StoreError> {
+pub(super) fn stored_from_row(row: &divergence::Model) -> Result<StoredDivergence, StoreError> {
     let status = row.status.parse().map_err(|reason| StoreError::BadData {
         table: "divergences",
         column: "status",
