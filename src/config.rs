@@ -283,11 +283,7 @@ impl Config {
             }
         }
         for (symbol, spec) in &self.symbols {
-            if spec.pip_size.is_some_and(|p| p <= Decimal::ZERO) {
-                out.push(format!(
-                    "symbols.{symbol}.pip_size: must be greater than zero"
-                ));
-            }
+            out.extend(spec.problems(&format!("symbols.{symbol}")));
         }
         out
     }
@@ -326,6 +322,40 @@ mod tests {
         assert_eq!(config.persistence, PersistenceConfig::default());
         assert_eq!(config.broker.sim, SimConfig::default());
         assert_eq!(config.broker.enabled, ["sim"]);
+        assert_eq!(config.guards, GuardsConfig::default(), "no guard is active");
+    }
+
+    #[test]
+    fn the_documented_guard_examples_are_valid() {
+        let text = include_str!("../config.toml");
+        let start = text.find("\n[guards]\n").expect("a [guards] section");
+        let end = start
+            + text[start..]
+                .find("\n[broker]\n")
+                .expect("[broker] after it");
+        // Uncomment the example tables and keys, not the prose.
+        let is_toml = |l: &str| {
+            l.starts_with('[')
+                || l.split_once(" = ").is_some_and(|(k, _)| {
+                    !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                })
+        };
+        let guards: Vec<&str> = text[start..end]
+            .lines()
+            .map(|l| l.strip_prefix("# ").filter(|l| is_toml(l)).unwrap_or(l))
+            .collect();
+        let config = Config::parse(&guards.join("\n")).unwrap_or_else(|e| panic!("{e}"));
+        let g = &config.guards;
+        assert_eq!((g.drawdown.len(), g.market.len()), (3, 1), "{g:#?}");
+        assert_eq!(g.drawdown_rules("live-1").len(), 3);
+        assert_eq!(
+            g.drawdown_rules("live-2").len(),
+            2,
+            "daily-5pct is live-1's"
+        );
+        assert_eq!(g.market_rules().len(), 2, "one per symbol");
+        assert!(!g.webhook.url.is_empty() && !g.nats.address.is_empty());
+        assert!(!g.closes("live-1"), "auto_close stays empty: detect-only");
     }
 
     #[test]
@@ -351,5 +381,29 @@ mod tests {
         let err = Config::parse("[reconcile]\nsl_pips = -1\ntp_pips = -2\n").unwrap_err();
         assert!(err.contains("reconcile.sl_pips = -1"), "{err}");
         assert!(err.contains("reconcile.tp_pips = -2"), "{err}");
+    }
+
+    #[test]
+    fn absurd_symbol_specs_are_refused_with_their_path() {
+        let err = Config::parse(
+            "[symbols.XAUUSD]\npip_size = \"0\"\n\
+             [symbols.US30]\ndigits = 5\npoint = \"79228162514264337593543950335\"\n\
+             [symbols.BTCUSD]\ndigits = 40\n\
+             [symbols.XAGUSD]\npoint = \"-0.001\"\n",
+        )
+        .unwrap_err();
+        for expected in [
+            "symbols.XAUUSD.pip_size = 0: must be greater than 0",
+            "symbols.US30.point = 79228162514264337593543950335: must be greater than 0 and at most 1000000",
+            "symbols.BTCUSD.digits = 40: must be between 0 and 10",
+            "symbols.XAGUSD.point = -0.001",
+        ] {
+            assert!(err.contains(expected), "{expected} not in {err}");
+        }
+        let fine = Config::parse("[symbols.US30]\npip_size = \"1000000\"\n").unwrap();
+        assert_eq!(
+            fine.reconcile_rules(None).pip_size("US30"),
+            Ok(dec!(1000000))
+        );
     }
 }

@@ -191,10 +191,23 @@ async fn sync(myself: &ActorRef<UserSyncMsg>, state: &mut UserSyncState) -> Sync
     };
     report.positions = snapshot.positions.len();
     report.trades = trades.len();
-    let result = match reconcile(&trades, &snapshot.positions, &args.rules) {
+    // The broker's symbol specifications join the pip rules; configuration wins.
+    let broker = args.connector.broker.as_ref();
+    let rules = crate::broker::symbols::rules_for(broker, account, &args.rules);
+    let result = match reconcile(&trades, &snapshot.positions, &rules) {
         Ok(r) => r,
-        // Unknown pip sizes or duplicate keys: retrying cannot fix the configuration.
-        Err(e) => return fail(report, ErrorClass::Permanent, e.to_string(), None),
+        // Unknown pip sizes or duplicate keys: retrying cannot fix the configuration,
+        // unless the broker is still loading the missing symbols' specifications.
+        Err(e) => {
+            let (class, message) = crate::broker::symbols::reconcile_failure(
+                broker,
+                account,
+                &rules,
+                &snapshot.positions,
+                &e,
+            );
+            return fail(report, class, message, None);
+        }
     };
     report.finished_at = Utc::now();
     report.duration = clock.elapsed();

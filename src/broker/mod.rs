@@ -5,6 +5,7 @@ pub mod db_trades;
 pub mod metaapi;
 pub mod mt5_export;
 pub mod sim;
+pub mod symbols;
 pub mod unavailable;
 pub mod wire;
 
@@ -13,7 +14,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use crate::domain::{AccountSnapshot, BotTrade};
+use crate::domain::{AccountSnapshot, BotTrade, SymbolTable};
 
 /// A boxed, sendable future: keeps the traits object-safe without a macro crate.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -121,6 +122,23 @@ pub trait Broker: Send + Sync + 'static {
                 "this broker cannot close positions (account {account}, ticket {ticket})"
             )))
         })
+    }
+
+    /// The symbol specifications the broker has given for `account` so far, keyed by its
+    /// spelling of each symbol; `None` when it gives none. They rank below the configured
+    /// symbols and above the FX-name rule ([`ReconcileRules::with_broker_symbols`]).
+    ///
+    /// [`ReconcileRules::with_broker_symbols`]: crate::domain::ReconcileRules::with_broker_symbols
+    fn symbols(&self, _account: &str) -> Option<SymbolTable> {
+        None
+    }
+
+    /// Whether the broker may still describe `symbol` (its spelling) on `account` although
+    /// the last [`Broker::symbols`] did not: its specification is being fetched, failed for
+    /// a passing reason and will be asked again, or has arrived since. An unknown pip size
+    /// of such a symbol is worth another sync; of any other, only configuration helps.
+    fn symbol_pending(&self, _account: &str, _symbol: &str) -> bool {
+        false
     }
 }
 

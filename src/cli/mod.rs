@@ -1,9 +1,11 @@
 //! The command-line front end: argument parsing and one function per command.
 //!
-//! Exit codes: 0 success (for `reconcile`: no divergence), 1 divergences found,
-//! 2 bad input, bad configuration or usage, 3 a runtime failure (database unreachable …).
+//! Exit codes: 0 success (for `reconcile`: no divergence), 1 divergences found (for
+//! `alerts cancel`: nothing to cancel), 2 bad input, bad configuration or usage, 3 a
+//! runtime failure (database unreachable …).
 
 mod accounts;
+mod alerts;
 mod demo;
 mod divergences;
 mod ops;
@@ -55,6 +57,8 @@ pub enum Command {
     Accounts(accounts::AccountsArgs),
     /// Import the bot's trades into the configured database.
     Trades(trades::TradesArgs),
+    /// List the risk guards' alerts, or cancel the automatic close one scheduled.
+    Alerts(alerts::AlertsArgs),
 }
 
 /// Arguments of `reconcile`.
@@ -101,6 +105,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Divergences(args) => divergences::run(&args).await,
         Command::Accounts(args) => accounts::run(&args).await,
         Command::Trades(args) => trades::run(&args).await,
+        Command::Alerts(args) => alerts::run(&args).await,
     }
 }
 

@@ -1,5 +1,5 @@
-//! What the database commands (`divergences`, `accounts`, `trades`) share: opening the
-//! configured database, choosing the output format, aligned tables.
+//! What the database commands (`divergences`, `accounts`, `trades`, `alerts`) share:
+//! opening the configured database, choosing the output format, aligned tables.
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;

@@ -1,10 +1,14 @@
 //! Pip sizes: how a price difference becomes a number of pips.
 //!
 //! Order of precedence (DESIGN.md, "Pips"):
-//! 1. an explicit pip size from configuration (or the broker's `pipSize`);
-//! 2. the symbol's digits: 3 or 5 digits → 10 × point, otherwise the point itself;
+//! 1. the configured `[symbols.NAME]` entry (its `pip_size`, else its digits);
+//! 2. the broker's specification of the symbol (its `pipSize`, else its digits), merged in
+//!    by [`crate::domain::ReconcileRules::with_broker_symbols`];
 //! 3. the FX-name rule: a six-letter pair of fiat currencies, 0.01 when the quote is JPY,
 //!    0.0001 otherwise.
+//!
+//! Within one spec, an explicit pip size wins over digits; digits 3 or 5 → 10 × point,
+//! otherwise the point itself.
 //!
 //! Anything else (metals, indices, crypto) must be configured: an unknown pip size is an
 //! error naming the symbol, never a guess.
@@ -30,20 +34,56 @@ pub struct SymbolSpec {
 }
 
 impl SymbolSpec {
-    /// The pip size this spec alone determines, if any.
+    /// The pip size this spec alone determines, if any, normalised (`0.00010` → `0.0001`).
+    /// Never panics: digits beyond what a decimal can hold, a `10 × point` that overflows,
+    /// or a result that is not positive determine nothing (configuration and payloads are
+    /// bounded before they get here).
     pub fn pip_size(&self) -> Option<Decimal> {
-        if let Some(pip) = self.pip_size {
-            return Some(pip);
+        let pip = match self.pip_size {
+            Some(pip) => pip,
+            None => {
+                let digits = self.digits?;
+                let point = match self.point {
+                    Some(point) => point,
+                    None => Decimal::try_new(1, digits).ok()?,
+                };
+                if digits == 3 || digits == 5 {
+                    point.checked_mul(Decimal::TEN)?
+                } else {
+                    point
+                }
+            }
+        };
+        (pip > Decimal::ZERO).then(|| pip.normalize())
+    }
+
+    /// Every out-of-bounds value, each named by `path` and its key (`symbols.XAUUSD`
+    /// → `symbols.XAUUSD.point = 0: …`): price steps must be in (0, [`MAX_PRICE_STEP`]],
+    /// digits at most [`MAX_DIGITS`].
+    pub fn problems(&self, path: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for (key, value) in [("pip_size", self.pip_size), ("point", self.point)] {
+            if let Some(v) = value.filter(|v| *v <= Decimal::ZERO || *v > MAX_PRICE_STEP) {
+                out.push(format!(
+                    "{path}.{key} = {v}: must be greater than 0 and at most {MAX_PRICE_STEP}"
+                ));
+            }
         }
-        let digits = self.digits?;
-        let point = self.point.unwrap_or_else(|| Decimal::new(1, digits));
-        Some(if digits == 3 || digits == 5 {
-            point * Decimal::TEN
-        } else {
-            point
-        })
+        if let Some(d) = self.digits.filter(|d| *d > MAX_DIGITS) {
+            out.push(format!(
+                "{path}.digits = {d}: must be between 0 and {MAX_DIGITS}"
+            ));
+        }
+        out
     }
 }
+
+/// The largest pip size or point believed: beyond it a price step is an error in the data
+/// or the configuration.
+pub const MAX_PRICE_STEP: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 0);
+
+/// The most decimal places a symbol may be quoted with.
+pub const MAX_DIGITS: u32 = 10;
 
 /// The pip size of a symbol could not be determined.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -100,6 +140,21 @@ impl SymbolTable {
         for (symbol, spec) in &other.specs {
             self.specs.insert(symbol.clone(), spec.clone());
         }
+    }
+
+    /// The specs, by upper-case symbol, in symbol order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &SymbolSpec)> {
+        self.specs.iter().map(|(s, spec)| (s.as_str(), spec))
+    }
+
+    /// The spec of `symbol` (any case), if the table has one.
+    pub fn get(&self, symbol: &str) -> Option<&SymbolSpec> {
+        self.specs.get(&symbol.to_ascii_uppercase())
+    }
+
+    /// Whether the table holds no spec at all.
+    pub fn is_empty(&self) -> bool {
+        self.specs.is_empty()
     }
 
     /// The pip size of `symbol` by the precedence in the module doc.
@@ -169,6 +224,20 @@ mod tests {
         let mut table = SymbolTable::new();
         table.insert("XAUUSD", s);
         assert_eq!(table.pip_size("xauusd"), Ok(pip));
+    }
+
+    #[rstest]
+    #[case::point_overflows(spec(None, Some(5), Some(Decimal::MAX)))]
+    #[case::digits_beyond_a_decimal(spec(None, Some(40), None))]
+    #[case::three_digits_overflow(spec(None, Some(3), Some(Decimal::MAX / dec!(2))))]
+    #[case::zero_pip(spec(Some(Decimal::ZERO), None, None))]
+    #[case::negative_pip(spec(Some(dec!(-0.1)), Some(2), None))]
+    #[case::zero_point(spec(None, Some(2), Some(Decimal::ZERO)))]
+    fn absurd_specs_determine_nothing_and_never_panic(#[case] s: SymbolSpec) {
+        assert_eq!(s.pip_size(), None);
+        let mut table = SymbolTable::new();
+        table.insert("XAUUSD", s);
+        assert!(table.pip_size("XAUUSD").is_err());
     }
 
     #[test]

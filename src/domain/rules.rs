@@ -118,6 +118,33 @@ impl ReconcileRules {
         self.symbols.pip_size(canonical)
     }
 
+    /// These rules with the broker's symbol specifications added, each under its canonical
+    /// symbol. DESIGN: "pip size from configuration first, then broker symbol digits, then
+    /// the FX-name rule": a configured entry that determines a pip size wins over the
+    /// broker's; a configured entry that determines none (a `point` alone) gives way to it.
+    /// Broker specs that determine no pip size are ignored, and when several broker
+    /// spellings share a canonical symbol the first in symbol order is used.
+    pub fn with_broker_symbols(&self, broker: &SymbolTable) -> ReconcileRules {
+        let mut symbols = SymbolTable::new();
+        for (symbol, spec) in broker.iter() {
+            let canonical = self.canonical(symbol);
+            if spec.pip_size().is_some() && symbols.get(&canonical).is_none() {
+                symbols.insert(&canonical, spec.clone());
+            }
+        }
+        for (symbol, spec) in self.symbols.iter() {
+            if spec.pip_size().is_some() || symbols.get(symbol).is_none() {
+                symbols.insert(symbol, spec.clone());
+            }
+        }
+        ReconcileRules {
+            defaults: self.defaults,
+            overrides: self.overrides.clone(),
+            symbols,
+            aliases: self.aliases.clone(),
+        }
+    }
+
     /// Builds rules with upper-cased keys for overrides and aliases.
     pub fn with_maps(
         defaults: Tolerances,
@@ -137,5 +164,125 @@ impl ReconcileRules {
                 .map(|(k, v)| (k.to_ascii_uppercase(), v.to_ascii_uppercase()))
                 .collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::SymbolSpec;
+    use rstest::rstest;
+    use rust_decimal::dec;
+
+    fn spec(pip_size: Option<Decimal>, digits: Option<u32>) -> SymbolSpec {
+        SymbolSpec {
+            pip_size,
+            digits,
+            point: None,
+        }
+    }
+
+    fn table(entries: &[(&str, SymbolSpec)]) -> SymbolTable {
+        entries
+            .iter()
+            .map(|(s, spec)| ((*s).to_owned(), spec.clone()))
+            .collect()
+    }
+
+    /// Configured `[symbols]`: gold by pip size, the Swiss franc pair by a bare point, and
+    /// an alias for a suffixed broker spelling.
+    fn configured() -> ReconcileRules {
+        let point_only = SymbolSpec {
+            point: Some(dec!(0.001)),
+            ..SymbolSpec::default()
+        };
+        ReconcileRules::with_maps(
+            Tolerances::default(),
+            BTreeMap::new(),
+            table(&[
+                ("XAUUSD", spec(Some(dec!(0.1)), None)),
+                ("USDCHF", point_only),
+            ]),
+            BTreeMap::from([("US30.cash".to_owned(), "US30".to_owned())]),
+        )
+    }
+
+    #[rstest]
+    #[case::configured_pip_size_wins("XAUUSD", &[("XAUUSD", spec(Some(dec!(0.01)), Some(2)))], Ok(dec!(0.1)))]
+    #[case::broker_digits_win_over_the_fx_rule("USDHUF", &[("USDHUF", spec(None, Some(2)))], Ok(dec!(0.01)))]
+    #[case::broker_pip_size_wins_over_the_fx_rule("AUDNZD", &[("AUDNZD", spec(Some(dec!(0.001)), Some(5)))], Ok(dec!(0.001)))]
+    #[case::only_the_broker_knows("XAGUSD", &[("XAGUSD", spec(None, Some(3)))], Ok(dec!(0.01)))]
+    #[case::alias_rekeys("US30", &[("us30.cash", spec(None, Some(1)))], Ok(dec!(0.1)))]
+    #[case::config_without_pip_gives_way("USDCHF", &[("USDCHF", spec(None, Some(4)))], Ok(dec!(0.0001)))]
+    #[case::useless_broker_spec_is_ignored("EURUSD", &[("EURUSD", spec(None, None))], Ok(dec!(0.0001)))]
+    #[case::fx_rule_without_broker("GBPJPY", &[], Ok(dec!(0.01)))]
+    #[case::still_unknown("BTCUSD", &[("XAGUSD", spec(None, Some(3)))], Err(()))]
+    fn broker_symbols_rank_below_configuration_and_above_the_fx_rule(
+        #[case] symbol: &str,
+        #[case] broker: &[(&str, SymbolSpec)],
+        #[case] expected: Result<Decimal, ()>,
+    ) {
+        let rules = configured().with_broker_symbols(&table(broker));
+        assert_eq!(rules.pip_size(symbol).map_err(|_| ()), expected);
+    }
+
+    #[test]
+    fn a_symbol_only_the_broker_knows_becomes_reconcilable() {
+        use crate::domain::{BotTrade, BrokerPosition, Price, Side, Volume, reconcile};
+        let trade = BotTrade {
+            id: "t1".into(),
+            account: "acc".into(),
+            symbol: "XAUUSD".into(),
+            side: Side::Buy,
+            volume: Volume::new(dec!(1)),
+            entry_price: Price::new(dec!(2000.00)),
+            sl: None,
+            tp: None,
+            ticket: Some(7),
+            client_id: None,
+            opened_at: None,
+        };
+        let position = BrokerPosition {
+            ticket: 7,
+            identifier: 7,
+            symbol: "XAUUSD".into(),
+            side: Side::Buy,
+            volume: Volume::new(dec!(1)),
+            open_price: Price::new(dec!(2000.50)),
+            sl: None,
+            tp: None,
+            current_price: None,
+            profit: Decimal::ZERO,
+            swap: Decimal::ZERO,
+            magic: 0,
+            comment: String::new(),
+            client_id: None,
+            open_time: chrono::DateTime::UNIX_EPOCH,
+        };
+        let bare = ReconcileRules::default();
+        assert!(
+            reconcile(
+                std::slice::from_ref(&trade),
+                std::slice::from_ref(&position),
+                &bare
+            )
+            .is_err()
+        );
+        let broker = table(&[("XAUUSD", spec(None, Some(2)))]);
+        let rules = bare.with_broker_symbols(&broker);
+        let result = reconcile(&[trade], &[position], &rules).expect("reconcilable");
+        // 0.50 at 0.01 per pip: 50 pips of slippage, above the default 5.
+        assert_eq!(result.divergences.len(), 1, "{:?}", result.divergences);
+    }
+
+    #[test]
+    fn the_rest_of_the_rules_is_kept() {
+        let mut rules = configured();
+        rules.defaults.sl_pips = dec!(42);
+        let merged = rules.with_broker_symbols(&table(&[("XAGUSD", spec(None, Some(3)))]));
+        assert_eq!(merged.defaults, rules.defaults);
+        assert_eq!(merged.aliases, rules.aliases);
+        assert_eq!(merged.overrides, rules.overrides);
+        assert_eq!(rules.with_broker_symbols(&SymbolTable::new()), rules);
     }
 }

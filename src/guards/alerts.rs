@@ -44,15 +44,18 @@ pub struct Sinks {
 }
 
 impl Sinks {
-    /// Sinks as configured (empty URL / address = off).
+    /// Sinks as configured (empty URL / address = off). A webhook client that cannot be
+    /// built (no TLS roots on the machine) is logged and left off: the log still alerts.
     pub fn new(webhook: &WebhookConfig, nats: &NatsConfig) -> Self {
-        let webhook = (!webhook.url.is_empty()).then(|| {
-            let client = reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap_or_default();
-            (client, webhook.clone())
-        });
+        let webhook = (!webhook.url.is_empty())
+            .then(|| match webhook_client() {
+                Ok(client) => Some((client, webhook.clone())),
+                Err(e) => {
+                    tracing::error!(error = %e, "webhook sink off: cannot build its http client");
+                    None
+                }
+            })
+            .flatten();
         let nats = (!nats.address.is_empty()).then(|| nats.clone());
         Self { webhook, nats }
     }
@@ -114,6 +117,25 @@ impl Sinks {
             });
         }
     }
+}
+
+/// The webhook's HTTP client: rustls with ring (reqwest is built without a TLS provider of
+/// its own, so one must be given) and the platform's roots.
+fn webhook_client() -> Result<reqwest::Client, String> {
+    use rustls_platform_verifier::BuilderVerifierExt;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("tls: {e}"))?
+        .with_platform_verifier()
+        .map_err(|e| format!("tls: {e}"))?
+        .with_no_client_auth();
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .timeout(Duration::from_secs(10))
+        .user_agent(concat!("mt5-reconciler/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| e.to_string())
 }
 
 /// Publishes one message with the NATS text protocol and waits for the server's PONG, so

@@ -194,6 +194,7 @@ pub(super) async fn divergences(
     }
 }
 
-fn error(code: StatusCode, message: &str) -> Response {
+/// A JSON error body: `{"error": message}`.
+pub(super) fn error(code: StatusCode, message: &str) -> Response {
     (code, Json(json!({ "error": message }))).into_response()
 }

@@ -1,5 +1,6 @@
 //! The HTTP side of `run`: liveness and readiness probes, the JSON status API, the
-//! divergence listing, Prometheus metrics and a self-refreshing dashboard.
+//! divergence listing, the risk guards' alerts, Prometheus metrics and a self-refreshing
+//! dashboard.
 //!
 //! | path | what | token |
 //! |---|---|---|
@@ -8,10 +9,13 @@
 //! | `/readyz` | database reachable, supervisor answering, first sync round done | when set |
 //! | `/api/status` | per-account health, scheduler and persistence figures | when set |
 //! | `/api/divergences` | stored divergences, filtered, newest first, paginated | when set |
+//! | `/api/alerts` | the guards' alerts, newest first, with their status | when set |
+//! | `POST /api/alerts/{id}/cancel` | cancel a pending automatic close | when set |
 //! | `/metrics` | Prometheus text | when set |
 //!
 //! See [`config`] for the token rule.
 
+mod alerts;
 mod api;
 pub mod config;
 mod metrics;

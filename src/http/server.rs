@@ -11,7 +11,7 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use ractor::ActorRef;
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
@@ -19,7 +19,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::config::{HttpConfig, HttpError, Token};
-use super::{api, metrics};
+use super::{alerts, api, metrics};
 use crate::actors::SupervisorMsg;
 
 /// How long a stopping server waits for open requests.
@@ -146,6 +146,8 @@ fn router(state: AppState) -> Router {
         .route("/readyz", get(api::readyz))
         .route("/api/status", get(api::status))
         .route("/api/divergences", get(api::divergences))
+        .route("/api/alerts", get(alerts::list))
+        .route("/api/alerts/{id}/cancel", post(alerts::cancel))
         .route("/metrics", get(metrics::handler))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()

@@ -1,12 +1,91 @@
 //! The public JSON shape of a stored divergence, and the divergence filters as people type
 //! them. Shared by `GET /api/divergences` and `mt5-reconciler divergences`, so both accept
-//! and print exactly the same things.
+//! and print exactly the same things. Likewise for the risk guards' alerts
+//! (`GET /api/alerts`, `mt5-reconciler alerts list`).
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::DivergenceKind;
-use crate::store::{DivergenceFilter, MAX_PAGE, StoredDivergence};
+use crate::store::{AlertRecord, DivergenceFilter, MAX_PAGE, StoredDivergence};
+
+/// Alerts listed when no limit is given.
+pub const DEFAULT_ALERT_LIMIT: u64 = 50;
+
+/// A stored alert as JSON: decimals as strings, `null` where a field does not apply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AlertView {
+    /// Alert id (what `cancel` takes).
+    pub id: String,
+    /// Account.
+    pub account_id: String,
+    /// `warn` or `breach`.
+    pub kind: String,
+    /// The rule that fired.
+    pub rule: String,
+    /// Loss measured.
+    pub loss: Option<String>,
+    /// The reference the loss is measured from.
+    pub reference: Option<String>,
+    /// When positions will be (or were to be) closed; `null` for detect-only.
+    pub close_at: Option<DateTime<Utc>>,
+    /// `pending_close`, `alerted`, `cancelled`, `closing`, `closed` or `failed`.
+    pub status: String,
+    /// Whether an operator can still cancel its close.
+    pub cancellable: bool,
+    /// A sentence for people.
+    pub message: String,
+    /// When it was raised.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&AlertRecord> for AlertView {
+    fn from(a: &AlertRecord) -> Self {
+        Self {
+            id: a.id.clone(),
+            account_id: a.account_id.clone(),
+            kind: a.kind.clone(),
+            rule: a.rule.clone(),
+            loss: a.loss.map(|d| d.to_string()),
+            reference: a.reference.map(|d| d.to_string()),
+            close_at: a.close_at,
+            status: a.status.clone(),
+            cancellable: a.status == crate::store::PENDING_CLOSE,
+            message: a.message.clone(),
+            created_at: a.created_at,
+        }
+    }
+}
+
+/// Alert filters as text (query string): `account` and `limit`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertParams {
+    /// Account id.
+    pub account: Option<String>,
+    /// Rows, newest first, 1 to 1000 (default 50).
+    pub limit: Option<String>,
+}
+
+impl AlertParams {
+    /// The account (empty = all) and the limit; the error names the bad value.
+    pub fn filter(&self) -> Result<(Option<String>, u64), String> {
+        let account = self.account.clone().filter(|a| !a.trim().is_empty());
+        let limit = match self.limit.as_deref().map(str::trim) {
+            None | Some("") => DEFAULT_ALERT_LIMIT,
+            Some(l) => alert_limit(l)?,
+        };
+        Ok((account, limit))
+    }
+}
+
+/// Parses an alert limit: 1 to 1000.
+pub fn alert_limit(text: &str) -> Result<u64, String> {
+    match text.trim().parse::<u64>() {
+        Ok(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+        _ => Err(format!("limit = {text:?}: expected 1 to {MAX_PAGE}")),
+    }
+}
 
 /// A stored divergence as JSON: decimals as strings, `null` where a field does not apply.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -193,6 +272,29 @@ mod tests {
     #[case("5é")]
     fn since_refuses_anything_else(#[case] text: &str) {
         assert!(parse_since(text, now()).is_err(), "{text}");
+    }
+
+    #[rstest::rstest]
+    #[case(None, None, Ok((None, DEFAULT_ALERT_LIMIT)))]
+    #[case(Some("acc-1"), Some("5"), Ok((Some("acc-1"), 5)))]
+    #[case(Some(""), Some(" 1000 "), Ok((None, 1000)))]
+    #[case(None, Some("0"), Err("limit = \"0\""))]
+    #[case(None, Some("1001"), Err("limit = \"1001\""))]
+    #[case(None, Some("ten"), Err("limit = \"ten\""))]
+    fn alert_filters_take_an_account_and_a_bounded_limit(
+        #[case] account: Option<&str>,
+        #[case] limit: Option<&str>,
+        #[case] want: Result<(Option<&str>, u64), &str>,
+    ) {
+        let params = AlertParams {
+            account: account.map(str::to_owned),
+            limit: limit.map(str::to_owned),
+        };
+        match (params.filter(), want) {
+            (Ok((a, l)), Ok((wa, wl))) => assert_eq!((a.as_deref(), l), (wa, wl)),
+            (Err(e), Err(part)) => assert!(e.contains(part), "{part} in {e}"),
+            (got, want) => panic!("got {got:?}, want {want:?}"),
+        }
     }
 
     #[test]

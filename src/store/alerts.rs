@@ -98,6 +98,44 @@ pub async fn cancel_alert<C: ConnectionTrait>(
     transition_alert(db, id, PENDING_CLOSE, CANCELLED, at).await
 }
 
+/// What an operator's cancel did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// The close was pending and is now cancelled.
+    Cancelled,
+    /// The alert exists but has no pending close; its status.
+    NotPending(String),
+    /// No alert has that id.
+    Unknown,
+}
+
+/// Cancels the pending close of alert `id`, and says why not when it was not pending.
+pub async fn cancel_pending_close<C: ConnectionTrait>(
+    db: &C,
+    id: &str,
+    at: DateTime<Utc>,
+) -> Result<CancelOutcome, StoreError> {
+    if cancel_alert(db, id, at).await? {
+        return Ok(CancelOutcome::Cancelled);
+    }
+    Ok(match alert_status(db, id).await? {
+        Some(status) => CancelOutcome::NotPending(status),
+        None => CancelOutcome::Unknown,
+    })
+}
+
+/// Why an alert in `status` has no close to cancel, for people.
+pub fn not_pending_reason(status: &str) -> &'static str {
+    match status {
+        ALERTED => "it closes nothing (detect-only account, or a warning)",
+        CANCELLED => "its close is already cancelled",
+        CLOSING => "its close is under way",
+        "closed" => "its close already ran",
+        "failed" => "its close already ran and failed",
+        _ => "it has no pending close",
+    }
+}
+
 /// The status of alert `id`, if it is stored.
 pub async fn alert_status<C: ConnectionTrait>(
     db: &C,

@@ -1,6 +1,6 @@
 //! The dashboard in a real browser: headless Chromium loads `/` from a running service on
 //! the simulated broker, its script reads the JSON API (with the bearer token taken from
-//! the URL fragment), and the accounts and divergences end up in the DOM.
+//! the URL fragment), and the accounts, divergences and alerts end up in the DOM.
 //!
 //! Skipped, with a message, when `chromium` is not installed (`.ci/run` installs it).
 
@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use mt5_reconciler::store;
 use serde_json::Value as Json;
 
 use crate::service_proc::Service;
@@ -66,7 +67,7 @@ fn dump_dom(url: &str, profile: &Path) -> String {
 }
 
 #[test]
-fn the_dashboard_shows_accounts_and_divergences_in_a_real_browser() {
+fn the_dashboard_shows_accounts_divergences_and_alerts_in_a_real_browser() {
     if !chromium_available() {
         let _ = writeln!(
             std::io::stderr(),
@@ -84,6 +85,14 @@ fn the_dashboard_shows_accounts_and_divergences_in_a_real_browser() {
          [http]\nlisten = \"127.0.0.1:0\"\ntoken_env = \"IT_BROWSER_TOKEN\"\n",
         dir.path().join("dash.db").display()
     );
+    // A breach whose close is pending: the page offers to cancel it.
+    let db_url = format!("sqlite://{}?mode=rwc", dir.path().join("dash.db").display());
+    let alert = crate::alerts_ops::record("al-dash", "sim-001", "breach", "pending_close", 0);
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let db = store::connect(&db_url).await.unwrap();
+        store::insert_alert(&db, &alert).await.unwrap();
+        db.close().await.unwrap();
+    });
     let service = Service::start(dir.path(), &config, &[("IT_BROWSER_TOKEN", token)]);
     service.wait_for("/readyz", Some(token), |code, _| code == 200);
     let page = service.wait_for("/api/divergences?limit=50", Some(token), |code, body| {
@@ -126,6 +135,8 @@ fn the_dashboard_shows_accounts_and_divergences_in_a_real_browser() {
             "divergence {id} in {dom}"
         );
     }
+    assert!(dom.contains("data-alert=\"al-dash\""), "the alert in {dom}");
+    assert!(dom.contains("cancel close"), "its cancel button in {dom}");
     let kind = page["items"][0]["kind"].as_str().expect("kind");
     assert!(dom.contains(kind), "{kind} in {dom}");
 }

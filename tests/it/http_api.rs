@@ -15,8 +15,9 @@ use rust_decimal::Decimal;
 use sea_orm::DatabaseConnection;
 use serde_json::Value as Json;
 
+use crate::alerts_ops::record;
 use crate::common;
-use crate::service_proc::{Service, command, fast_config, get};
+use crate::service_proc::{Service, command, fast_config, get, post};
 
 fn t(secs: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(1_795_000_000 + secs, 0)
@@ -215,8 +216,93 @@ async fn status_metrics_and_readiness_report_what_is_stored_and_running() {
     }
 }
 
+fn alert_ids(page: &Json) -> Vec<&str> {
+    page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|a| a["id"].as_str().expect("id"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_are_listed_and_a_pending_close_is_cancelled_once_over_http() {
+    for (label, db) in common::databases().await {
+        for a in [
+            record("al-warn", "acc-a", "warn", store::ALERTED, 0),
+            record("al-detect", "acc-b", "breach", store::ALERTED, 5),
+            record("al-pending", "acc-a", "breach", store::PENDING_CLOSE, 10),
+        ] {
+            store::insert_alert(&db, &a).await.unwrap();
+        }
+        let (tree, server) = serve(&db).await;
+        let addr = server.local_addr();
+
+        let all = json(&server, "/api/alerts");
+        assert_eq!(
+            alert_ids(&all),
+            ["al-pending", "al-detect", "al-warn"],
+            "{label}: newest first: {all}"
+        );
+        assert_eq!(all["items"][0]["cancellable"], true, "{label}");
+        assert_eq!(all["items"][0]["loss"], "500.5", "{label}: {all}");
+        let a = json(&server, "/api/alerts?account=acc-a&limit=1");
+        assert_eq!(alert_ids(&a), ["al-pending"], "{label}: {a}");
+        for bad in ["/api/alerts?limit=0", "/api/alerts?colour=red"] {
+            assert_eq!(get(addr, bad, None).0, 400, "{label}: {bad}");
+        }
+
+        let (code, body) = post(addr, "/api/alerts/al-pending/cancel", None);
+        assert_eq!(code, 200, "{label}: {body}");
+        let body: Json = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["cancelled"], true, "{label}: {body}");
+        assert_eq!(
+            store::alert_status(&db, "al-pending")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some(store::CANCELLED),
+            "{label}"
+        );
+
+        for (id, status) in [("al-pending", "cancelled"), ("al-detect", "alerted")] {
+            let (code, body) = post(addr, &format!("/api/alerts/{id}/cancel"), None);
+            assert_eq!(code, 409, "{label}: {id}: {body}");
+            let body: Json = serde_json::from_str(&body).unwrap();
+            assert_eq!(body["status"], status, "{label}: {body}");
+            assert!(body["error"].is_string(), "{label}: {body}");
+        }
+        let (code, body) = post(addr, "/api/alerts/al-nope/cancel", None);
+        assert_eq!(code, 404, "{label}: {body}");
+        assert_eq!(
+            store::alert_status(&db, "al-detect")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some(store::ALERTED),
+            "{label}: a refused cancel changes nothing"
+        );
+
+        let after = json(&server, "/api/alerts?account=acc-a");
+        assert_eq!(after["items"][0]["status"], "cancelled", "{label}: {after}");
+        assert_eq!(after["items"][0]["cancellable"], false, "{label}");
+
+        server.stop().await;
+        tree.shutdown(std::time::Duration::from_secs(5)).await;
+    }
+}
+
 /// The guarded paths: everything but /healthz and the dashboard page.
-const GUARDED: [&str; 4] = ["/readyz", "/api/status", "/api/divergences", "/metrics"];
+const GUARDED: [&str; 5] = [
+    "/readyz",
+    "/api/status",
+    "/api/divergences",
+    "/api/alerts",
+    "/metrics",
+];
+
+/// The operator's one write, guarded like the reads.
+const CANCEL: &str = "/api/alerts/al-unknown/cancel";
 
 #[test]
 fn beyond_loopback_run_refuses_to_start_without_a_token_and_exits_2() {
@@ -259,6 +345,17 @@ fn beyond_loopback_every_endpoint_but_healthz_requires_the_bearer_token() {
     let (code, page) = service.get("/", None);
     assert_eq!(code, 200, "the static page holds no data");
     assert!(page.contains("<table id=\"accounts\">"));
+    assert!(page.contains("<table id=\"alerts\">"));
+    assert_eq!(
+        post(service.local(), CANCEL, None).0,
+        401,
+        "cancel without a token"
+    );
+    assert_eq!(
+        post(service.local(), CANCEL, Some(token)).0,
+        404,
+        "cancel with it"
+    );
     for path in GUARDED {
         assert_eq!(service.get(path, None).0, 401, "{path} without a token");
         assert_eq!(
@@ -285,6 +382,7 @@ fn on_loopback_without_a_token_everything_is_open() {
     let service = Service::start(dir.path(), &fast_config(dir.path(), ""), &[]);
     let seen: BTreeSet<u16> = GUARDED.iter().map(|p| service.get(p, None).0).collect();
     assert!(!seen.contains(&401), "{seen:?}");
+    assert_eq!(post(service.local(), CANCEL, None).0, 404);
     let (status, _) = service.stop();
     assert_eq!(status.code(), Some(0));
 }

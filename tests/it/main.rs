@@ -1,5 +1,7 @@
 //! The integration-test binary: one binary, one module per area.
 
+mod alert_sinks;
+mod alerts_ops;
 mod browser;
 mod cli;
 mod common;

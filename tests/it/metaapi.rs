@@ -94,13 +94,22 @@ async fn start(
     broker: &Arc<MetaApiBroker>,
     accounts: &[&str],
 ) -> Reconciler {
+    start_with(db, broker, accounts, tree_config()).await
+}
+
+async fn start_with(
+    db: &DatabaseConnection,
+    broker: &Arc<MetaApiBroker>,
+    accounts: &[&str],
+    config: TreeConfig,
+) -> Reconciler {
     let connector = Connector {
         broker: broker.clone(),
         trades: Arc::new(DbTrades::new(db.clone())),
     };
     let args = SupervisorArgs {
         db: db.clone(),
-        config: tree_config(),
+        config,
         rules: Arc::new(ReconcileRules::default()),
         connectors: HashMap::from([("metaapi".to_owned(), connector)]),
         accounts: accounts
@@ -210,18 +219,16 @@ async fn a_normal_sync_stores_the_expected_divergences_and_caches_specifications
             Some("7306.649913200001")
         );
         // The specification is fetched once, in the background, and cached.
+        let digits = |b: &MetaApiBroker| b.symbol_table("acc-a").get("AUDNZD")?.digits;
         for _ in 0..250 {
-            if broker
-                .symbol_table("acc-a")
-                .pip_size("AUDNZD")
-                .is_ok_and(|p| p.to_string() == "0.001")
-            {
+            if digits(&broker).is_some() {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        assert_eq!(digits(&broker), Some(5), "{label}");
         let pip = broker.symbol_table("acc-a").pip_size("AUDNZD");
-        assert_eq!(pip.map(|p| p.to_string()), Ok("0.001".into()), "{label}");
+        assert_eq!(pip.map(|p| p.to_string()), Ok("0.0001".into()), "{label}");
         wait_for(&tree, "more syncs", |s| acc(s, "acc-a").syncs_ok >= 6).await;
         assert_eq!(fake.count("ma-acc-a", "specification/AUDNZD"), 1, "{label}");
         assert!(fake.count("ma-acc-a", "positions") >= 6, "{label}");
@@ -894,4 +901,227 @@ fn config_names_bad_broker_choices() {
         let err = parse(text).expect_err(text);
         assert!(err.contains(expected), "{text}\n→ {err}");
     }
+}
+
+/// MetaApi's documented position three times over, as ids `46648037`, `…38` and `…39`.
+fn three_positions() -> String {
+    let list: Vec<serde_json::Value> = serde_json::from_str(POSITIONS).expect("fixture");
+    let all: Vec<serde_json::Value> = (46648037u64..46648040)
+        .map(|id| {
+            let mut p = list[0].clone();
+            p["id"] = serde_json::json!(id.to_string());
+            p["clientId"] = serde_json::json!(format!("AS_AUDNZD_{id}"));
+            p
+        })
+        .collect();
+    serde_json::Value::Array(all).to_string()
+}
+
+fn tickets(broker_answer: &mt5_reconciler::domain::AccountSnapshot) -> Vec<u64> {
+    let mut t: Vec<u64> = broker_answer.positions.iter().map(|p| p.ticket).collect();
+    t.sort();
+    t
+}
+
+#[tokio::test]
+async fn a_close_goes_through_and_the_position_is_gone_from_the_next_answer() {
+    let fake =
+        FakeMetaApi::start(TOKEN, &[("ma-acc-c", Script::Positions(three_positions()))]).await;
+    let broker = broker(&fake, &["acc-c"]);
+    let before = broker.snapshot("acc-c").await.expect("snapshot");
+    assert_eq!(tickets(&before), [46648037, 46648038, 46648039]);
+    broker
+        .close_position("acc-c", 46648038)
+        .await
+        .expect("the close goes through");
+    let after = broker.snapshot("acc-c").await.expect("snapshot");
+    assert_eq!(tickets(&after), [46648037, 46648039]);
+    assert_eq!(fake.count("ma-acc-c", "trade"), 1);
+    // A second close of the same position finds nothing to close.
+    let e = broker
+        .close_position("acc-c", 46648038)
+        .await
+        .expect_err("already closed");
+    assert_eq!(e.class(), ErrorClass::Permanent, "{e}");
+    assert_eq!(
+        fake.unauthorised_requests(),
+        0,
+        "the token goes in auth-token"
+    );
+}
+
+/// A 500, an unknown position, an unknown account, a slow answer: each close ends in its
+/// class, and no message names the token (the 500's body echoes it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_closes_are_classified_and_name_no_secret() {
+    let echo = r#"{"id": 1, "error": "InternalError", "message": "token {token} broke"}"#;
+    let fake = FakeMetaApi::start(
+        TOKEN,
+        &[
+            ("ma-storm", Script::Status(500, echo.into())),
+            ("ma-ok", Script::Ok),
+            ("ma-slow", Script::Slow(Duration::from_secs(2))),
+        ],
+    )
+    .await;
+    let broker = broker(&fake, &["storm", "ok", "slow", "gone"]);
+    let cases = [
+        ("storm", 46648037, ErrorClass::Retryable, "HTTP 500"),
+        ("ok", 12345, ErrorClass::Permanent, "no such open position"),
+        (
+            "gone",
+            46648037,
+            ErrorClass::Permanent,
+            "unknown account or position",
+        ),
+        ("slow", 46648037, ErrorClass::Timeout, "POST"),
+    ];
+    for (account, ticket, class, says) in cases {
+        let e = broker
+            .close_position(account, ticket)
+            .await
+            .expect_err(account);
+        assert_eq!(e.class(), class, "{account}: {e}");
+        assert!(e.to_string().contains(says), "{account}: {e}");
+        assert!(!format!("{e} {e:?}").contains(TOKEN), "{account}: {e}");
+    }
+    assert_eq!(
+        fake.count("ma-storm", "trade"),
+        1,
+        "a failed close is not retried here"
+    );
+    let still = broker.snapshot("ok").await.expect("snapshot");
+    assert_eq!(tickets(&still), [46648037], "nothing was closed");
+}
+
+/// A MetaApi account far below its initial balance breaches a max-loss rule; with
+/// auto-close on, every position is closed through MetaApi's trade endpoint after the
+/// alert lead, each confirmed in the audit trail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drawdown_breach_closes_every_position_through_metaapi() {
+    use mt5_reconciler::guards::GuardsConfig;
+    use mt5_reconciler::guards::config::DrawdownConfig;
+    for (label, db) in common::databases().await {
+        let fake =
+            FakeMetaApi::start(TOKEN, &[("ma-acc-g", Script::Positions(three_positions()))]).await;
+        let broker = broker(&fake, &["acc-g"]);
+        import(&db, "acc-g").await;
+        let mut config = tree_config();
+        config.guards = GuardsConfig {
+            alert_lead_secs: 1,
+            auto_close: vec!["acc-g".into()],
+            drawdown: vec![DrawdownConfig {
+                name: "max-loss".into(),
+                accounts: vec!["*".into()],
+                kind: "max_loss".into(),
+                reference: None,
+                reset_at: None,
+                time_zone: None,
+                // The documented equity, 7306.65, is a 27 % loss of this.
+                initial_balance: Some(rust_decimal::Decimal::from(10_000)),
+                basis: None,
+                warn: "4%".into(),
+                breach: "5%".into(),
+            }],
+            ..GuardsConfig::default()
+        };
+        let tree = start_with(&db, &broker, &["acc-g"], config).await;
+        let mut closed = false;
+        for _ in 0..750 {
+            let alerts = store::list_alerts(&db, Some("acc-g"), 10)
+                .await
+                .expect("alerts");
+            if alerts
+                .iter()
+                .any(|a| a.kind == "breach" && a.status == "closed")
+            {
+                closed = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let left = broker.snapshot("acc-g").await.expect("snapshot");
+        assert!(
+            closed,
+            "{label}: the breach's close never finished: {:?}",
+            tickets(&left)
+        );
+        assert!(left.positions.is_empty(), "{label}: {:?}", tickets(&left));
+        assert_eq!(
+            fake.count("ma-acc-g", "trade"),
+            3,
+            "{label}: one close per position"
+        );
+        flush(&tree).await;
+        let kinds = audit_kinds(&db, "acc-g").await;
+        for want in [
+            "guard_breach",
+            "alert_sent",
+            "close_scheduled",
+            "close_requested",
+        ] {
+            assert!(
+                kinds.iter().any(|k| k == want),
+                "{label}: no {want} in {kinds:?}"
+            );
+        }
+        let confirmed = kinds.iter().filter(|k| *k == "close_confirmed").count();
+        assert_eq!(confirmed, 3, "{label}: {kinds:?}");
+        assert!(
+            !everything_said(&tree, &db).await.contains(TOKEN),
+            "{label}"
+        );
+        tree.shutdown(Duration::from_secs(5)).await;
+    }
+}
+
+/// Gold is configured nowhere: its pip size comes from MetaApi's specification (digits 2,
+/// so 0.01). The first sync may run before the specification arrives; it then fails as
+/// retryable and never disables the account, and a later sync reconciles gold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_symbol_only_metaapi_describes_is_reconciled_with_its_digits() {
+    let db = common::databases().await.remove(0).1;
+    let list: Vec<serde_json::Value> = serde_json::from_str(POSITIONS).expect("fixture");
+    let mut gold = list[0].clone();
+    gold["id"] = serde_json::json!("777");
+    gold["symbol"] = serde_json::json!("XAUUSD");
+    gold["openPrice"] = serde_json::json!(2000.5);
+    gold["currentPrice"] = serde_json::json!(2001.0);
+    gold["stopLoss"] = serde_json::Value::Null;
+    gold["clientId"] = serde_json::json!("AS_XAUUSD_777");
+    let body = serde_json::json!([gold]).to_string();
+    let fake = FakeMetaApi::start(TOKEN, &[("ma-gold", Script::Positions(body))]).await;
+    let broker = broker(&fake, &["gold"]);
+    import(&db, "gold").await;
+    let trades = r#"[{"id": "gold-1", "symbol": "XAUUSD", "side": "buy", "volume": "0.1",
+        "entry_price": "2000.00", "ticket": 777}]"#;
+    let trades = mt5_reconciler::input::parse_trades("trades", trades, "gold").expect("trades");
+    store::import_trades(&db, "gold", &trades)
+        .await
+        .expect("import");
+    let tree = start(&db, &broker, &["gold"]).await;
+    let s = wait_for(&tree, "gold reconciled", |s| acc(s, "gold").syncs_ok >= 2).await;
+    assert_ne!(acc(&s, "gold").state, "disabled", "{s:#?}");
+    flush(&tree).await;
+    let open = store::open_divergences(&db, "gold")
+        .await
+        .expect("open divergences");
+    let slippage: Vec<String> = open
+        .iter()
+        .filter(|d| d.divergence.symbol == "XAUUSD")
+        .filter_map(|d| d.divergence.delta.map(|x| x.normalize().to_string()))
+        .collect();
+    assert_eq!(slippage, ["50"], "0.50 at 0.01 per pip: {open:?}");
+    for run in store::entities::sync_run::Entity::find()
+        .all(&db)
+        .await
+        .expect("sync runs")
+    {
+        if let Some(class) = &run.error_class {
+            let message = run.error_message.clone().unwrap_or_default();
+            assert_eq!(class, "retryable", "{message}");
+            assert!(message.contains("still loading"), "{message}");
+        }
+    }
+    tree.shutdown(Duration::from_secs(5)).await;
 }

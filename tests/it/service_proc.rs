@@ -173,6 +173,15 @@ impl Drop for Service {
 
 /// `GET path` over HTTP/1.1 with `Connection: close`; returns the status and the body.
 pub fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, String) {
+    request(addr, "GET", path, token)
+}
+
+/// `POST path` with an empty body, like [`get`].
+pub fn post(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, String) {
+    request(addr, "POST", path, token)
+}
+
+fn request(addr: SocketAddr, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
@@ -182,7 +191,8 @@ pub fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, String) {
         .unwrap_or_default();
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Length: 0\r\n{auth}\r\n"
     )
     .expect("request sent");
     let mut raw = String::new();

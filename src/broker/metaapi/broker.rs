@@ -189,6 +189,42 @@ impl Broker for MetaApiBroker {
             })
         })
     }
+
+    /// `POST …/trade` with `{"actionType": "POSITION_CLOSE_ID", "positionId": "<ticket>"}`,
+    /// under the same cap, timeout and body limit as the reads; the answer is classified by
+    /// [`payload::close_result`], HTTP failures like every other request's.
+    fn close_position<'a>(
+        &'a self,
+        account: &'a str,
+        ticket: u64,
+    ) -> BoxFuture<'a, Result<(), BrokerError>> {
+        Box::pin(async move {
+            let url = self.http.url(self.metaapi_id(account), &["trade"]);
+            let body = serde_json::json!({
+                "actionType": "POSITION_CLOSE_ID",
+                "positionId": ticket.to_string(),
+            });
+            let text = self
+                .http
+                .post_json(url, &body, "trade", Subject::Position)
+                .await?;
+            payload::close_result(ticket, &text).map_err(|e| self.http.redacted(e))
+        })
+    }
+
+    fn symbols(&self, account: &str) -> Option<SymbolTable> {
+        Some(self.symbol_table(account))
+    }
+
+    /// Pending unless MetaApi settled the symbol as unusable (unknown or malformed), or
+    /// its cached specification determines no pip size.
+    fn symbol_pending(&self, account: &str, symbol: &str) -> bool {
+        match self.cache().get(account).and_then(|m| m.get(symbol)) {
+            None => true,
+            Some(Cached::Known(spec)) => spec.pip_size().is_some(),
+            Some(Cached::Unusable(_)) => false,
+        }
+    }
 }
 
 /// The MetaApi broker a configuration describes, for the accounts of `accounts` whose

@@ -4,7 +4,7 @@
 //! |---|---|
 //! | 408, 5xx, other 4xx | `Retryable` |
 //! | 429 | `Retryable`, `retry_after` from `metadata.recommendedRetryTime` or `Retry-After` |
-//! | 400, 401, 403, 404 (unknown account, or symbol for a specification) | `Permanent` |
+//! | 400, 401, 403, 404 (unknown account; symbol for a specification; position for a trade) | `Permanent` |
 //!
 //! The message keeps MetaApi's error name and message (shortened); the caller redacts it.
 
@@ -27,6 +27,9 @@ pub enum Subject {
     Account,
     /// A symbol endpoint: 404 means the symbol is unknown (permanent for that symbol).
     Symbol,
+    /// A trade on one position: 404 means the account or the position is unknown
+    /// (permanent: there is nothing to close).
+    Position,
 }
 
 /// A non-success answer, as classified by [`classify`].
@@ -40,7 +43,7 @@ pub struct Failure<'a> {
     pub body: &'a str,
     /// What the request was about.
     pub subject: Subject,
-    /// The request path, for the message.
+    /// The request's method and path (`GET /users/…`), for the message.
     pub path: &'a str,
 }
 
@@ -54,7 +57,7 @@ pub fn classify(f: &Failure<'_>, now: DateTime<Utc>) -> BrokerError {
             .and_then(|v| v.as_str())
             .map(shown)
     };
-    let mut reason = format!("GET {}: HTTP {}", f.path, f.status.as_u16());
+    let mut reason = format!("{}: HTTP {}", f.path, f.status.as_u16());
     if let Some(name) = text("error") {
         reason.push_str(&format!(" {name}"));
     }
@@ -76,6 +79,7 @@ pub fn classify(f: &Failure<'_>, now: DateTime<Utc>) -> BrokerError {
         404 => BrokerError::Permanent(match f.subject {
             Subject::Account => format!("{reason} (unknown account)"),
             Subject::Symbol => format!("{reason} (unknown symbol)"),
+            Subject::Position => format!("{reason} (unknown account or position)"),
         }),
         400 => BrokerError::Permanent(reason),
         _ => BrokerError::Retryable {

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use reqwest::Url;
-use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::{Method, Url};
 use tokio::sync::Semaphore;
 
 use super::classify::{Failure, Subject, classify};
@@ -97,6 +97,31 @@ impl Http {
 
     /// GETs `url` and returns its body as text; `what` names the payload in errors.
     pub async fn get(&self, url: Url, what: &str, subject: Subject) -> Result<String, BrokerError> {
+        self.send(Method::GET, url, None, what, subject).await
+    }
+
+    /// POSTs `body` (JSON) to `url` and returns the answer's body as text. Sent once:
+    /// reqwest does not retry a POST, and the caller decides what a failure means.
+    pub async fn post_json(
+        &self,
+        url: Url,
+        body: &serde_json::Value,
+        what: &str,
+        subject: Subject,
+    ) -> Result<String, BrokerError> {
+        self.send(Method::POST, url, Some(body.to_string()), what, subject)
+            .await
+    }
+
+    /// One request under the cap on requests in flight, with the timeout and body cap.
+    async fn send(
+        &self,
+        method: Method,
+        url: Url,
+        json: Option<String>,
+        what: &str,
+        subject: Subject,
+    ) -> Result<String, BrokerError> {
         let _permit = self
             .limit
             .acquire()
@@ -105,8 +130,12 @@ impl Http {
                 reason: "the MetaApi client is shutting down".into(),
                 retry_after: None,
             })?;
-        let path = url.path().to_owned();
-        let request = self.client.get(url).timeout(self.timeout).send();
+        let path = format!("{method} {}", url.path());
+        let mut request = self.client.request(method, url);
+        if let Some(json) = json {
+            request = request.header(CONTENT_TYPE, "application/json").body(json);
+        }
+        let request = request.timeout(self.timeout).send();
         let mut response = request.await.map_err(|e| self.transport(&path, &e))?;
         let status = response.status();
         if status.is_success() {
@@ -133,10 +162,10 @@ impl Http {
 
     fn transport(&self, path: &str, e: &reqwest::Error) -> BrokerError {
         let error = if e.is_timeout() {
-            BrokerError::Timeout(format!("GET {path}: no answer within {:?}", self.timeout))
+            BrokerError::Timeout(format!("{path}: no answer within {:?}", self.timeout))
         } else {
             BrokerError::Retryable {
-                reason: format!("GET {path}: {}", describe(e)),
+                reason: format!("{path}: {}", describe(e)),
                 retry_after: None,
             }
         };
@@ -156,8 +185,9 @@ impl Http {
         }
     }
 
-    /// Removes the token from any text an error carries.
-    fn redacted(&self, e: BrokerError) -> BrokerError {
+    /// Removes the token from any text an error carries (also for errors made from an
+    /// answer's body, which a server might echo the token into).
+    pub fn redacted(&self, e: BrokerError) -> BrokerError {
         redact(e, self.token.expose())
     }
 }

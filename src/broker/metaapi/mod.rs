@@ -4,7 +4,10 @@
 //! - positions: `GET {base}/users/current/accounts/{accountId}/positions`;
 //! - account information: `GET {base}/users/current/accounts/{accountId}/account-information`;
 //! - symbol specification: `GET {base}/users/current/accounts/{accountId}/symbols/{symbol}/specification`,
-//!   fetched once per symbol and cached per account ([`MetaApiBroker::symbol_table`]).
+//!   fetched once per symbol and cached per account ([`MetaApiBroker::symbol_table`]),
+//!   and offered to the pip rules through [`crate::broker::Broker::symbols`];
+//! - closing a position: `POST {base}/users/current/accounts/{accountId}/trade` with
+//!   `actionType: POSITION_CLOSE_ID` ([`close_result`] classifies the answer).
 //!
 //! The token travels in the `auth-token` header and comes from an environment variable
 //! named in the configuration; it never appears in a log line, an error or the database.
@@ -22,4 +25,4 @@ mod tests;
 pub use broker::{MetaApiBroker, from_config};
 pub use config::{DEFAULT_BASE_URL, DEFAULT_TOKEN_ENV, MetaApiConfig, Token, TokenError};
 pub use http::SetupError;
-pub use payload::{Balances, account_information, positions, symbol_specification};
+pub use payload::{Balances, account_information, close_result, positions, symbol_specification};

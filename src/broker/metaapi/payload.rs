@@ -1,10 +1,11 @@
 //! MetaApi's payloads into domain values: positions (through the shared positions reader),
-//! account information, and symbol specifications.
+//! account information, symbol specifications, and the answers to trades.
 
 use rust_decimal::Decimal;
 
 use crate::broker::BrokerError;
 use crate::broker::wire::{self, Object};
+use crate::domain::pips::{MAX_DIGITS, MAX_PRICE_STEP};
 use crate::domain::{BrokerPosition, SymbolSpec};
 
 /// Balance, equity and margins of an account.
@@ -44,7 +45,7 @@ pub fn symbol_specification(symbol: &str, text: &str) -> Result<SymbolSpec, Brok
     let o = Object::parse(&source, text)?;
     let spec = SymbolSpec {
         pip_size: plausible(&o, "pipSize")?,
-        digits: o.opt_u32("digits", 10)?,
+        digits: o.opt_u32("digits", MAX_DIGITS)?,
         point: plausible(&o, "point")?,
     };
     if spec.pip_size.is_none() && spec.digits.is_none() {
@@ -61,10 +62,6 @@ pub fn symbol_specification(symbol: &str, text: &str) -> Result<SymbolSpec, Brok
     Ok(spec)
 }
 
-/// The largest pip size or point believed: beyond it a price step is an error in the data
-/// (and `10 × point` could overflow).
-const MAX_PRICE_STEP: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 0);
-
 /// An optional price step: strictly positive and at most [`MAX_PRICE_STEP`].
 fn plausible(o: &Object<'_>, field: &str) -> Result<Option<Decimal>, BrokerError> {
     match o.opt_positive(field)? {
@@ -72,5 +69,82 @@ fn plausible(o: &Object<'_>, field: &str) -> Result<Option<Decimal>, BrokerError
             Err(o.error(field, format!("implausibly large (above {MAX_PRICE_STEP})")))
         }
         other => Ok(other),
+    }
+}
+
+/// Trade codes (MetaApi's `numericCode`, `stringCode`) of a close that went through.
+const DONE: &[(u32, &str)] = &[
+    (10008, "TRADE_RETCODE_PLACED"),
+    (10009, "TRADE_RETCODE_DONE"),
+];
+
+/// Codes saying there is no such open position.
+const GONE: &[(u32, &str)] = &[
+    (10036, "TRADE_RETCODE_POSITION_CLOSED"),
+    (4753, "ERR_TRADE_POSITION_NOT_FOUND"),
+];
+
+/// Refusals a retry cannot change: an invalid request, algorithmic trading disabled.
+const REFUSED: &[(u32, &str)] = &[
+    (10013, "TRADE_RETCODE_INVALID"),
+    (10026, "TRADE_RETCODE_SERVER_DISABLES_AT"),
+    (10027, "TRADE_RETCODE_CLIENT_DISABLES_AT"),
+];
+
+/// The answer (status 200) of `POST …/trade` to a `POSITION_CLOSE_ID` of `ticket`:
+///
+/// | answer | result |
+/// |---|---|
+/// | `TRADE_RETCODE_DONE` (10009), `TRADE_RETCODE_PLACED` (10008) | `Ok` |
+/// | position closed (10036) or not found (4753, or a code or message saying so) | `Permanent` |
+/// | invalid request, algorithmic trading disabled | `Permanent` |
+/// | any other code (requote, market closed, timeout …) | `Retryable` |
+/// | an answer that cannot be read | `Retryable`: the outcome is unknown |
+///
+/// A retryable close may have gone through: the caller checks the account before
+/// trying again.
+pub fn close_result(ticket: u64, text: &str) -> Result<(), BrokerError> {
+    let source = format!("trade[{ticket}]");
+    let read = Object::parse(&source, text).and_then(|o| {
+        let numeric = o.opt_u32("numericCode", u32::MAX)?;
+        let string = o.opt_string("stringCode")?;
+        if numeric.is_none() && string.is_none() {
+            return Err(o.error("numericCode", "missing (and no stringCode)"));
+        }
+        Ok((numeric, string, o.opt_string("message").ok().flatten()))
+    });
+    let (numeric, string, message) = read.map_err(|e| BrokerError::Retryable {
+        reason: format!("close of position {ticket}: unreadable answer, outcome unknown: {e}"),
+        retry_after: None,
+    })?;
+    let is = |codes: &[(u32, &str)]| {
+        codes
+            .iter()
+            .any(|(n, s)| numeric == Some(*n) || string.as_deref() == Some(*s))
+    };
+    if is(DONE) {
+        return Ok(());
+    }
+    let mut code = string.clone().unwrap_or_default();
+    if let Some(n) = numeric {
+        code = format!("{code} ({n})").trim_start().to_owned();
+    }
+    if let Some(m) = &message {
+        code.push_str(&format!(": {}", wire::shown(m)));
+    }
+    let not_found = string.as_deref().is_some_and(|s| s.contains("NOT_FOUND"))
+        || message.is_some_and(|m| m.to_ascii_lowercase().contains("not found"));
+    let reason = format!("close of position {ticket}: {code}");
+    if is(GONE) || not_found {
+        Err(BrokerError::Permanent(format!(
+            "{reason} (no such open position)"
+        )))
+    } else if is(REFUSED) {
+        Err(BrokerError::Permanent(reason))
+    } else {
+        Err(BrokerError::Retryable {
+            reason,
+            retry_after: None,
+        })
     }
 }

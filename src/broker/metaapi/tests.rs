@@ -41,7 +41,7 @@ fn failure(status: u16, body: &str, header: Option<&'static str>, subject: Subje
         retry_after: header,
         body,
         subject,
-        path: "/users/current/accounts/a/positions",
+        path: "GET /users/current/accounts/a/positions",
     };
     classify(&f, now())
 }
@@ -56,6 +56,8 @@ fn failure(status: u16, body: &str, header: Option<&'static str>, subject: Subje
 #[case::forbidden(403, Subject::Account, ErrorClass::Permanent)]
 #[case::unknown_account(404, Subject::Account, ErrorClass::Permanent)]
 #[case::unknown_symbol(404, Subject::Symbol, ErrorClass::Permanent)]
+#[case::unknown_position(404, Subject::Position, ErrorClass::Permanent)]
+#[case::trade_server_error(500, Subject::Position, ErrorClass::Retryable)]
 #[case::validation(400, Subject::Account, ErrorClass::Permanent)]
 #[case::conflict(409, Subject::Account, ErrorClass::Retryable)]
 fn statuses_are_classified(
@@ -215,6 +217,55 @@ fn bad_specifications_name_the_field(#[case] text: &str, #[case] field: &str) {
     }
 }
 
+#[rstest]
+#[case::done(
+    r#"{"numericCode": 10009, "stringCode": "TRADE_RETCODE_DONE", "message": "Request completed",
+        "orderId": "47137555", "positionId": "46648037"}"#,
+    None
+)]
+#[case::placed(
+    r#"{"numericCode": 10008, "stringCode": "TRADE_RETCODE_PLACED"}"#,
+    None
+)]
+#[case::string_code_only(r#"{"stringCode": "TRADE_RETCODE_DONE"}"#, None)]
+#[case::numeric_code_only(r#"{"numericCode": 10009}"#, None)]
+#[case::position_closed(
+    r#"{"numericCode": 10036, "stringCode": "TRADE_RETCODE_POSITION_CLOSED",
+        "message": "Position doesn't exist"}"#,
+    Some(ErrorClass::Permanent)
+)]
+#[case::position_not_found(
+    r#"{"numericCode": 4753, "stringCode": "ERR_TRADE_POSITION_NOT_FOUND"}"#,
+    Some(ErrorClass::Permanent)
+)]
+#[case::message_says_not_found(
+    r#"{"numericCode": 1, "stringCode": "ERR_UNKNOWN", "message": "Position 7 not found"}"#,
+    Some(ErrorClass::Permanent)
+)]
+#[case::algo_trading_off(
+    r#"{"numericCode": 10027, "stringCode": "TRADE_RETCODE_CLIENT_DISABLES_AT"}"#,
+    Some(ErrorClass::Permanent)
+)]
+#[case::market_closed(
+    r#"{"numericCode": 10018, "stringCode": "TRADE_RETCODE_MARKET_CLOSED"}"#,
+    Some(ErrorClass::Retryable)
+)]
+#[case::requote(
+    r#"{"numericCode": 10004, "stringCode": "TRADE_RETCODE_REQUOTE"}"#,
+    Some(ErrorClass::Retryable)
+)]
+#[case::partial(r#"{"numericCode": 10010}"#, Some(ErrorClass::Retryable))]
+#[case::truncated(r#"{"numericCode": 100"#, Some(ErrorClass::Retryable))]
+#[case::no_code(r#"{"message": "ok"}"#, Some(ErrorClass::Retryable))]
+#[case::wrong_type(r#"{"numericCode": "done"}"#, Some(ErrorClass::Retryable))]
+fn close_answers_are_classified(#[case] text: &str, #[case] class: Option<ErrorClass>) {
+    let got = close_result(7, text);
+    assert_eq!(got.as_ref().err().map(BrokerError::class), class, "{got:?}");
+    if let Err(e) = got {
+        assert!(e.to_string().contains("position 7"), "{e}");
+    }
+}
+
 #[test]
 fn config_problems_name_their_keys() {
     assert!(MetaApiConfig::default().problems().is_empty());
@@ -249,6 +300,10 @@ fn config_problems_name_their_keys() {
 
 static POSITION_SEEDS: &[&str] = &[POSITIONS];
 static ACCOUNT_SEEDS: &[&str] = &[ACCOUNT];
+static TRADE_SEEDS: &[&str] = &[
+    r#"{"numericCode": 10009, "stringCode": "TRADE_RETCODE_DONE", "message": "Request completed", "orderId": "47137555"}"#,
+    r#"{"numericCode": 10036, "stringCode": "TRADE_RETCODE_POSITION_CLOSED", "message": "Position doesn't exist"}"#,
+];
 static SPEC_SEEDS: &[&str] = &[
     r#"{"symbol": "XAUUSD", "tickSize": 0.01, "contractSize": 100, "digits": 2, "point": 0.01}"#,
     r#"{"symbol": "XAUUSD", "digits": 3, "pipSize": 0.1}"#,
@@ -277,6 +332,15 @@ proptest! {
     fn account_information_parser_never_panics(text in mutate::mutated(ACCOUNT_SEEDS)) {
         if let Err(e) = account_information(&text) {
             prop_assert_eq!(e.class(), ErrorClass::Malformed);
+        }
+    }
+
+    /// Hostile trade answers never panic, and never count as malformed: an answer that
+    /// cannot be read leaves the outcome unknown (retryable, checked before a retry).
+    #[test]
+    fn close_result_parser_never_panics(text in mutate::mutated(TRADE_SEEDS)) {
+        if let Err(e) = close_result(46648037, &text) {
+            prop_assert!(matches!(e.class(), ErrorClass::Retryable | ErrorClass::Permanent), "{e}");
         }
     }
 

@@ -1,7 +1,9 @@
 //! A fake MetaApi on 127.0.0.1: MetaApi's documented paths and payload shapes, scripted per
 //! account, with every request recorded (account, endpoint, time, status, token seen).
+//! `POST …/trade` with `POSITION_CLOSE_ID` closes a position in the fake: later positions
+//! answers leave it out.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
@@ -9,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, Response, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, Response, StatusCode, Uri};
 use chrono::{DateTime, SecondsFormat, Utc};
 
 /// MetaApi's documented example positions (a copy of the shared fixture).
@@ -51,7 +53,7 @@ pub enum Script {
 pub struct Seen {
     /// MetaApi account id in the path.
     pub account: String,
-    /// `positions`, `account-information` or `specification/<symbol>`.
+    /// `positions`, `account-information`, `specification/<symbol>` or `trade`.
     pub endpoint: String,
     /// Status answered.
     pub status: u16,
@@ -66,6 +68,8 @@ struct Inner {
     seen: Vec<Seen>,
     not_before: HashMap<String, SystemTime>,
     early: HashMap<String, usize>,
+    /// MetaApi account id → ids of the positions closed through `trade`.
+    closed: HashMap<String, HashSet<String>>,
 }
 
 /// A running fake; stops when dropped.
@@ -157,11 +161,15 @@ fn json(status: u16, body: impl Into<Body>) -> Response<Body> {
 }
 
 fn specification(symbol: &str) -> Response<Body> {
-    // AUDNZD with an unusual explicit pip size, so a test can tell it from the FX rule.
+    // AUDNZD as documented (digits 5: the pip agrees with the FX rule); gold, which no
+    // configuration in the tests describes, by its digits.
     let body = match symbol {
+        "XAUUSD" => r#"{"symbol": "XAUUSD", "tickSize": 0.01, "contractSize": 100,
+            "digits": 2, "point": 0.01}"#
+            .to_owned(),
         "AUDNZD" => r#"{"symbol": "AUDNZD", "tickSize": 0.00001, "minVolume": 0.01,
             "maxVolume": 100, "volumeStep": 0.01, "contractSize": 100000, "digits": 5,
-            "point": 0.00001, "pipSize": 0.001}"#
+            "point": 0.00001}"#
             .to_owned(),
         _ => {
             return json(
@@ -177,11 +185,16 @@ fn specification(symbol: &str) -> Response<Body> {
 
 async fn handle(
     State(inner): State<Arc<Mutex<Inner>>>,
+    method: Method,
     uri: Uri,
     headers: HeaderMap,
+    body: String,
 ) -> Response<Body> {
     let path: Vec<&str> = uri.path().trim_start_matches('/').split('/').collect();
     let (account, endpoint) = match path.as_slice() {
+        ["users", "current", "accounts", a, "trade"] if method == Method::POST => {
+            (*a, "trade".to_owned())
+        }
         ["users", "current", "accounts", a, "positions"] => (*a, "positions".to_owned()),
         ["users", "current", "accounts", a, "account-information"] => {
             (*a, "account-information".to_owned())
@@ -215,7 +228,7 @@ async fn handle(
         let response = decide(
             &mut g,
             account,
-            &endpoint,
+            (&endpoint, &body),
             script.as_ref(),
             &token,
             now,
@@ -240,7 +253,7 @@ async fn handle(
 fn decide(
     g: &mut Inner,
     account: &str,
-    endpoint: &str,
+    (endpoint, body): (&str, &str),
     script: Option<&Script>,
     token: &str,
     now: SystemTime,
@@ -266,7 +279,8 @@ fn decide(
     let positions = endpoint == "positions";
     match script {
         Script::Status(code, body) => json(*code, body.replace("{token}", token)),
-        Script::Positions(body) if positions => json(200, body.clone()),
+        _ if endpoint == "trade" => close(g, account, script, body),
+        Script::Positions(body) if positions => json(200, open_positions(g, account, body)),
         Script::Account(body) if !positions => json(200, body.clone()),
         Script::RateLimited(wait) if positions => {
             let until = *g
@@ -316,7 +330,58 @@ fn decide(
             }
             r
         }
-        _ if positions => json(200, POSITIONS),
+        _ if positions => json(200, open_positions(g, account, POSITIONS)),
         _ => json(200, ACCOUNT),
     }
+}
+
+/// `body` (a positions list) without the positions closed on `account`.
+fn open_positions(g: &Inner, account: &str, body: &str) -> String {
+    let Some(closed) = g.closed.get(account) else {
+        return body.to_owned();
+    };
+    let Ok(serde_json::Value::Array(mut list)) = serde_json::from_str(body) else {
+        return body.to_owned();
+    };
+    list.retain(|p| p["id"].as_str().is_none_or(|id| !closed.contains(id)));
+    serde_json::Value::Array(list).to_string()
+}
+
+/// `POSITION_CLOSE_ID`: MetaApi's trade answer; an open position is closed in the fake,
+/// any other answers `TRADE_RETCODE_POSITION_CLOSED`.
+fn close(g: &mut Inner, account: &str, script: &Script, request: &str) -> Response<Body> {
+    let request: serde_json::Value = serde_json::from_str(request).unwrap_or_default();
+    let (Some("POSITION_CLOSE_ID"), Some(id)) = (
+        request["actionType"].as_str(),
+        request["positionId"].as_str(),
+    ) else {
+        return json(
+            400,
+            r#"{"id": 3, "error": "ValidationError", "message": "Validation failed"}"#,
+        );
+    };
+    let listed = match script {
+        Script::Positions(body) => open_positions(g, account, body),
+        _ => open_positions(g, account, POSITIONS),
+    };
+    let open = serde_json::from_str::<Vec<serde_json::Value>>(&listed)
+        .unwrap_or_default()
+        .iter()
+        .any(|p| p["id"].as_str() == Some(id));
+    if !open {
+        return json(
+            200,
+            r#"{"numericCode": 10036, "stringCode": "TRADE_RETCODE_POSITION_CLOSED", "message": "Position doesn't exist"}"#,
+        );
+    }
+    g.closed
+        .entry(account.to_owned())
+        .or_default()
+        .insert(id.to_owned());
+    json(
+        200,
+        format!(
+            r#"{{"numericCode": 10009, "stringCode": "TRADE_RETCODE_DONE", "message": "Request completed", "orderId": "9{id}", "positionId": "{id}"}}"#
+        ),
+    )
 }

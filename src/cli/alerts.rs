@@ -1,0 +1,156 @@
+//! `mt5-reconciler alerts list|cancel`: the risk guards' alerts, newest first, and an
+//! operator's cancel of a scheduled automatic close.
+//!
+//! Same JSON as `GET /api/alerts`; `cancel` is `POST /api/alerts/{id}/cancel`. A cancel
+//! must land before the close is due (`guards.alert_lead_secs` after the breach): the
+//! account's actor reads the alert's status when the time comes and closes nothing if it
+//! was cancelled.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use chrono::{SecondsFormat, Utc};
+use clap::Subcommand;
+use serde_json::json;
+
+use super::{EXIT_BAD_INPUT, Format, ops};
+use crate::http::views::{AlertView, DEFAULT_ALERT_LIMIT};
+use crate::store::{self, CancelOutcome};
+
+/// Exit code of `cancel` when there is nothing to cancel (unknown or not pending).
+const EXIT_NOT_PENDING: u8 = 1;
+
+/// Arguments of `alerts`.
+#[derive(Debug, clap::Args)]
+pub struct AlertsArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: AlertsAction,
+    /// Configuration file (default: ./config.toml when present, else built-in defaults).
+    #[arg(long, value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+}
+
+/// The `alerts` sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum AlertsAction {
+    /// The stored alerts, newest first, with their status.
+    List {
+        /// Only this account.
+        #[arg(long, value_name = "ID")]
+        account: Option<String>,
+        /// Rows to show, newest first (1 to 1000).
+        #[arg(long, default_value_t = DEFAULT_ALERT_LIMIT)]
+        limit: u64,
+        /// Output format (default: table on a terminal, json otherwise).
+        #[arg(long, value_enum)]
+        format: Option<Format>,
+    },
+    /// Cancel the automatic close an alert scheduled (status pending_close).
+    Cancel {
+        /// Alert id, as `alerts list` shows it.
+        id: String,
+    },
+}
+
+/// Runs the command: 0 listed or cancelled, 1 nothing to cancel, 2 bad input,
+/// 3 database away.
+pub async fn run(args: &AlertsArgs) -> ExitCode {
+    if let AlertsAction::List { limit, .. } = &args.action
+        && !(1..=store::MAX_PAGE).contains(limit)
+    {
+        eprintln!("error: --limit {limit}: expected 1 to {}", store::MAX_PAGE);
+        return ExitCode::from(EXIT_BAD_INPUT);
+    }
+    let (_, db) = match ops::open(args.config.as_deref()).await {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    match &args.action {
+        AlertsAction::List {
+            account,
+            limit,
+            format,
+        } => {
+            let rows = match store::list_alerts(&db, account.as_deref(), *limit).await {
+                Ok(r) => r,
+                Err(e) => return ops::store_failed("cannot list alerts", &e),
+            };
+            let items: Vec<AlertView> = rows.iter().map(AlertView::from).collect();
+            let text = match ops::format(*format) {
+                Format::Json => ops::json(&json!({ "items": items })),
+                Format::Table => table(&items),
+            };
+            ops::print(&text);
+            ExitCode::SUCCESS
+        }
+        AlertsAction::Cancel { id } => cancel(&db, id).await,
+    }
+}
+
+async fn cancel(db: &sea_orm::DatabaseConnection, id: &str) -> ExitCode {
+    match store::cancel_pending_close(db, id, Utc::now()).await {
+        Ok(CancelOutcome::Cancelled) => {
+            ops::print(&format!(
+                "alert {id}: automatic close cancelled; nothing will be closed for it"
+            ));
+            ExitCode::SUCCESS
+        }
+        Ok(CancelOutcome::NotPending(status)) => {
+            eprintln!(
+                "error: alert {id} is {status}, not pending a close: {}; nothing cancelled",
+                store::not_pending_reason(&status)
+            );
+            ExitCode::from(EXIT_NOT_PENDING)
+        }
+        Ok(CancelOutcome::Unknown) => {
+            eprintln!("error: no alert {id:?}; see `mt5-reconciler alerts list`");
+            ExitCode::from(EXIT_NOT_PENDING)
+        }
+        Err(e) => ops::store_failed(&format!("cannot cancel alert {id}"), &e),
+    }
+}
+
+fn table(items: &[AlertView]) -> String {
+    if items.is_empty() {
+        return "no alerts".into();
+    }
+    let dash = || "-".to_owned();
+    let time = |t: &chrono::DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let rows: Vec<Vec<String>> = items
+        .iter()
+        .map(|a| {
+            vec![
+                a.id.clone(),
+                time(&a.created_at),
+                a.account_id.clone(),
+                a.kind.clone(),
+                a.rule.clone(),
+                a.loss.clone().unwrap_or_else(dash),
+                a.reference.clone().unwrap_or_else(dash),
+                a.close_at.as_ref().map_or_else(dash, time),
+                a.status.clone(),
+            ]
+        })
+        .collect();
+    let header = [
+        "ID",
+        "RAISED",
+        "ACCOUNT",
+        "KIND",
+        "RULE",
+        "LOSS",
+        "REFERENCE",
+        "CLOSE AT",
+        "STATUS",
+    ];
+    let pending = items.iter().filter(|a| a.cancellable).count();
+    let mut out = ops::table(&header, &rows);
+    out.push_str(&format!("\n\n{} alerts", items.len()));
+    if pending > 0 {
+        out.push_str(&format!(
+            ", {pending} pending a close (cancel: mt5-reconciler alerts cancel ID)"
+        ));
+    }
+    out
+}
