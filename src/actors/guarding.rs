@@ -333,7 +333,7 @@ async fn close_one(args: &UserSyncArgs, alert: &str, ticket: u64) -> bool {
                 .close_position(&args.account_id, ticket),
         )
         .await;
-        let error = match call {
+        let (error, permanent) = match call {
             Ok(Ok(())) => {
                 audit(
                     args,
@@ -342,18 +342,14 @@ async fn close_one(args: &UserSyncArgs, alert: &str, ticket: u64) -> bool {
                 );
                 return true;
             }
-            Ok(Err(e)) if matches!(e.class(), ErrorClass::Permanent | ErrorClass::Malformed) => {
-                audit(
-                    args,
-                    "close_failed",
-                    serde_json::json!({"alert": alert, "ticket": ticket, "error": e.to_string()}),
-                );
-                return false;
+            Ok(Err(e)) => {
+                let permanent = matches!(e.class(), ErrorClass::Permanent | ErrorClass::Malformed);
+                (e.to_string(), permanent)
             }
-            Ok(Err(e)) => e.to_string(),
-            Err(_) => "timed out".to_owned(),
+            Err(_) => ("timed out".to_owned(), false),
         };
-        // Did it close anyway? Look before trying again.
+        // Did it close anyway (or was it closed meanwhile, by its stop loss)? Look before
+        // trying again or giving up.
         let check = tokio::time::timeout(
             args.timeout,
             args.connector.broker.snapshot(&args.account_id),
@@ -368,6 +364,14 @@ async fn close_one(args: &UserSyncArgs, alert: &str, ticket: u64) -> bool {
                 serde_json::json!({"alert": alert, "ticket": ticket, "checked": true, "after": error}),
             );
             return true;
+        }
+        if permanent {
+            audit(
+                args,
+                "close_failed",
+                serde_json::json!({"alert": alert, "ticket": ticket, "error": error}),
+            );
+            return false;
         }
         tracing::warn!(account = %args.account_id, ticket, attempt, error = %error, "close not confirmed, retrying");
     }

@@ -15,6 +15,14 @@ pub enum ValueError {
     /// The value must be zero or greater.
     #[error("must not be negative, got {0}")]
     Negative(Decimal),
+    /// The value is beyond any real price or volume (and would overflow arithmetic).
+    #[error("must be at most {max}, got {value}")]
+    TooLarge {
+        /// The value given.
+        value: Decimal,
+        /// The largest accepted.
+        max: Decimal,
+    },
     /// The text is not `buy` or `sell`.
     #[error("unknown side {0:?} (expected \"buy\" or \"sell\")")]
     UnknownSide(String),
@@ -58,19 +66,25 @@ impl FromStr for Side {
 }
 
 macro_rules! positive_decimal {
-    ($(#[$doc:meta])* $name:ident) => {
+    ($(#[$doc:meta])* $name:ident, $max:expr) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(try_from = "Decimal", into = "Decimal")]
         pub struct $name(Decimal);
 
         impl $name {
-            /// Validates that `value` is strictly positive.
+            /// The largest value accepted: far beyond any real one, small enough that pip
+            /// and percentage arithmetic can never overflow.
+            pub const MAX: Decimal = $max;
+
+            /// Validates that `value` is strictly positive and at most [`Self::MAX`].
             pub fn new_checked(value: Decimal) -> Result<Self, ValueError> {
-                if value > Decimal::ZERO {
-                    Ok(Self(value))
-                } else {
+                if value <= Decimal::ZERO {
                     Err(ValueError::NotPositive(value))
+                } else if value > Self::MAX {
+                    Err(ValueError::TooLarge { value, max: Self::MAX })
+                } else {
+                    Ok(Self(value))
                 }
             }
 
@@ -111,12 +125,14 @@ macro_rules! positive_decimal {
 }
 
 positive_decimal!(
-    /// A price quoted by the broker; always strictly positive.
-    Price
+    /// A price quoted by the broker; strictly positive, at most 10¹².
+    Price,
+    Decimal::from_parts(3_567_587_328, 232, 0, false, 0)
 );
 positive_decimal!(
-    /// A volume in lots; always strictly positive.
-    Volume
+    /// A volume in lots; strictly positive, at most 10⁹.
+    Volume,
+    Decimal::from_parts(1_000_000_000, 0, 0, false, 0)
 );
 
 #[cfg(test)]
@@ -135,6 +151,18 @@ mod tests {
             Volume::new_checked(dec!(0.01)).map(Volume::get),
             Ok(dec!(0.01))
         );
+    }
+
+    #[test]
+    fn absurdly_large_values_are_refused() {
+        assert_eq!(Price::MAX, dec!(1_000_000_000_000));
+        assert_eq!(Volume::MAX, dec!(1_000_000_000));
+        assert!(Price::new_checked(dec!(1_000_000_000_000)).is_ok());
+        assert!(matches!(
+            Price::new_checked(dec!(7e28)),
+            Err(ValueError::TooLarge { .. })
+        ));
+        assert!(Volume::new_checked(dec!(1_000_000_001)).is_err());
     }
 
     #[test]
