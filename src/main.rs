@@ -4,6 +4,13 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// With the `mimalloc` feature, mimalloc instead of the system allocator: a sync allocates
+/// many small strings on the runtime's worker threads, where glibc's malloc takes about a
+/// third of the CPU per sync (at the cost of more resident memory; BENCHMARKS.md).
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = mt5_reconciler::cli::Cli::parse();

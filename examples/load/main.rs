@@ -5,11 +5,17 @@
 //! Run all scenarios (numbers in BENCHMARKS.md): `cargo run --release --example load`
 //! One scenario: `cargo run --release --example load -- --only tick`
 //! Smoke run with tiny sizes (CI): `cargo run --example load -- --smoke`
+//! With mimalloc (as the binary built with `--features mimalloc`): add `--features mimalloc`.
 
 mod measure;
 mod scenarios;
 
 use clap::Parser;
+
+/// The allocator the binary uses with the same feature (see `src/main.rs`).
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Command line of the harness.
 #[derive(Debug, Parser)]
@@ -53,7 +59,12 @@ async fn main() {
             ""
         }
     );
-    println!("# {}", measure::machine());
+    let allocator = if cfg!(feature = "mimalloc") {
+        "mimalloc"
+    } else {
+        "system"
+    };
+    println!("# {}, allocator {allocator}", measure::machine());
     for name in run {
         let result = match name {
             "tick" => scenarios::tick_at_scale(&args).await,

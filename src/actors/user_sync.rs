@@ -6,7 +6,6 @@
 //!
 //! A failed snapshot is never read as "flat": the sync fails and nothing is resolved.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -68,10 +67,11 @@ pub struct UserSyncActor;
 /// Its state: dependencies, and what persistence has acknowledged.
 pub struct UserSyncState {
     args: UserSyncArgs,
-    /// Fingerprints persistence acknowledged as the open set; `None` until the first ack.
-    durable: Option<HashSet<String>>,
-    /// The last state sent and not yet acknowledged.
-    pending: Option<(u64, HashSet<String>)>,
+    /// Fingerprints persistence acknowledged as the open set (sorted, distinct); `None`
+    /// until the first ack.
+    durable: Option<Vec<String>>,
+    /// The last state sent and not yet acknowledged (sorted, distinct).
+    pending: Option<(u64, Vec<String>)>,
     seq: u64,
 }
 
@@ -212,14 +212,24 @@ async fn sync(myself: &ActorRef<UserSyncMsg>, state: &mut UserSyncState) -> Sync
     report.finished_at = Utc::now();
     report.duration = clock.elapsed();
 
-    let fingerprints: HashSet<String> = result
+    // Compared borrowed and sorted: most syncs change nothing, and then nothing is copied.
+    let mut fingerprints: Vec<&str> = result
         .divergences
         .iter()
-        .map(|d| d.fingerprint.clone())
+        .map(|d| d.fingerprint.as_str())
         .collect();
+    fingerprints.sort_unstable();
+    fingerprints.dedup();
     let open = fingerprints.len();
-    let changed = state.pending.is_some() || state.durable.as_ref() != Some(&fingerprints);
+    let changed = state.pending.is_some()
+        || state.durable.as_ref().is_none_or(|durable| {
+            !durable
+                .iter()
+                .map(String::as_str)
+                .eq(fingerprints.iter().copied())
+        });
     if changed {
+        let fingerprints: Vec<String> = fingerprints.into_iter().map(str::to_owned).collect();
         state.seq += 1;
         let seq = state.seq;
         args.persistence

@@ -194,14 +194,28 @@ impl Divergence {
     }
 }
 
-/// 64-bit FNV-1a: tiny, stable across platforms and releases, no dependency.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        hash ^= u64::from(*b);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+/// 64-bit FNV-1a: tiny, stable across platforms and releases, no dependency. Text is
+/// hashed as it is written, so a fingerprint needs no intermediate string.
+struct Fnv1a(u64);
+
+impl Fnv1a {
+    fn new() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
     }
-    hash
+
+    fn bytes(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+}
+
+impl fmt::Write for Fnv1a {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.bytes(s.as_bytes());
+        Ok(())
+    }
 }
 
 /// The fingerprint of a divergence: a hash of its kind, symbol, ticket, trade id and the
@@ -215,19 +229,33 @@ pub fn fingerprint(
     expected: Option<Value>,
     actual: Option<Value>,
 ) -> String {
-    let norm = |v: Option<Value>| match v {
-        Some(Value::Number(d)) => d.normalize().to_string(),
-        Some(Value::Side(s)) => s.to_string(),
-        None => String::new(),
-    };
-    let canonical = format!(
-        "v1\u{1f}{kind}\u{1f}{symbol}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
-        ticket.map(|t| t.to_string()).unwrap_or_default(),
-        trade_id.unwrap_or_default(),
-        norm(expected),
-        norm(actual),
-    );
-    format!("{:016x}", fnv1a(canonical.as_bytes()))
+    use fmt::Write as _;
+    // The canonical text, fed to the hash piece by piece (writing to it cannot fail):
+    // v1 ␟ kind ␟ symbol ␟ ticket ␟ trade id ␟ expected ␟ actual, with numbers normalised.
+    let mut hash = Fnv1a::new();
+    let sep = |h: &mut Fnv1a| h.bytes("\u{1f}".as_bytes());
+    hash.bytes(b"v1");
+    sep(&mut hash);
+    hash.bytes(kind.as_str().as_bytes());
+    sep(&mut hash);
+    hash.bytes(symbol.as_bytes());
+    sep(&mut hash);
+    if let Some(t) = ticket {
+        let _ = write!(hash, "{t}");
+    }
+    sep(&mut hash);
+    hash.bytes(trade_id.unwrap_or_default().as_bytes());
+    for value in [expected, actual] {
+        sep(&mut hash);
+        match value {
+            Some(Value::Number(d)) => {
+                let _ = write!(hash, "{}", d.normalize());
+            }
+            Some(Value::Side(s)) => hash.bytes(s.as_str().as_bytes()),
+            None => {}
+        }
+    }
+    format!("{:016x}", hash.0)
 }
 
 /// How a trade was paired with a position.
@@ -315,7 +343,53 @@ mod tests {
     fn fingerprint_literal() -> String {
         // Computed once and pinned.
         let canonical = "v1\u{1f}missing_at_broker\u{1f}EURUSD\u{1f}\u{1f}t1\u{1f}0.1\u{1f}";
-        format!("{:016x}", fnv1a(canonical.as_bytes()))
+        fnv1a_hex(canonical)
+    }
+
+    /// The reference: FNV-1a over the whole canonical text at once.
+    fn fnv1a_hex(text: &str) -> String {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in text.as_bytes() {
+            hash ^= u64::from(*b);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        format!("{hash:016x}")
+    }
+
+    #[rstest::rstest]
+    #[case::all_fields(
+        DivergenceKind::SlMismatch, Some(123), Some("t1"),
+        Some(Value::Number(dec!(1.08500))), Some(Value::Number(dec!(-0.0010))),
+        "v1\u{1f}sl_mismatch\u{1f}EURUSD\u{1f}123\u{1f}t1\u{1f}1.085\u{1f}-0.001"
+    )]
+    #[case::sides(
+        DivergenceKind::SideMismatch,
+        Some(u64::MAX),
+        Some("t2"),
+        Some(Value::Side(Side::Buy)),
+        Some(Value::Side(Side::Sell)),
+        "v1\u{1f}side_mismatch\u{1f}EURUSD\u{1f}18446744073709551615\u{1f}t2\u{1f}buy\u{1f}sell"
+    )]
+    #[case::no_ticket_no_trade(
+        DivergenceKind::UnexpectedAtBroker, None, None,
+        None, Some(Value::Number(dec!(100))),
+        "v1\u{1f}unexpected_at_broker\u{1f}EURUSD\u{1f}\u{1f}\u{1f}\u{1f}100"
+    )]
+    #[case::integer_with_trailing_zeros(
+        DivergenceKind::VolumeMismatch, Some(0), Some(""),
+        Some(Value::Number(dec!(1.000))), Some(Value::Number(dec!(0.50))),
+        "v1\u{1f}volume_mismatch\u{1f}EURUSD\u{1f}0\u{1f}\u{1f}1\u{1f}0.5"
+    )]
+    fn fingerprint_hashes_the_documented_canonical_text(
+        #[case] kind: DivergenceKind,
+        #[case] ticket: Option<u64>,
+        #[case] trade_id: Option<&str>,
+        #[case] expected: Option<Value>,
+        #[case] actual: Option<Value>,
+        #[case] canonical: &str,
+    ) {
+        let fp = fingerprint(kind, "EURUSD", ticket, trade_id, expected, actual);
+        assert_eq!(fp, fnv1a_hex(canonical));
     }
 
     #[test]

@@ -14,7 +14,7 @@
 //! positions sorted by price, so its cost grows as O((n + m) · log) for realistic data.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 
 use rust_decimal::Decimal;
 
@@ -48,13 +48,18 @@ pub fn reconcile(
     positions: &[BrokerPosition],
     rules: &ReconcileRules,
 ) -> Result<Reconciliation, ReconcileError> {
-    let trade_sym: Vec<String> = trades.iter().map(|t| rules.canonical(&t.symbol)).collect();
-    let pos_sym: Vec<String> = positions
+    // Canonical symbols, computed once per distinct spelling; ids compare like the strings.
+    let mut symbols = Symbols::default();
+    let trade_sym: Vec<usize> = trades
         .iter()
-        .map(|p| rules.canonical(&p.symbol))
+        .map(|t| symbols.id(&t.symbol, rules))
+        .collect();
+    let pos_sym: Vec<usize> = positions
+        .iter()
+        .map(|p| symbols.id(&p.symbol, rules))
         .collect();
     check_unique(trades, positions)?;
-    let pips = pip_sizes(&trade_sym, &pos_sym, rules)?;
+    let pips = pip_sizes(&symbols, &trade_sym, &pos_sym, rules)?;
 
     // Deterministic orders: trades by id, positions by ticket.
     let mut t_order: Vec<usize> = (0..trades.len()).collect();
@@ -62,7 +67,7 @@ pub fn reconcile(
     let mut p_order: Vec<usize> = (0..positions.len()).collect();
     p_order.sort_by_key(|&i| positions[i].ticket);
 
-    let mut pairs: Vec<(usize, usize, MatchMethod)> = Vec::new();
+    let mut pairs: Vec<(usize, usize, MatchMethod)> = Vec::with_capacity(trades.len());
     let mut t_done = vec![false; trades.len()];
     let mut p_done = vec![false; positions.len()];
     let mut pair = |t: usize, p: usize, m, t_done: &mut [bool], p_done: &mut [bool]| {
@@ -71,19 +76,28 @@ pub fn reconcile(
         pairs.push((t, p, m));
     };
 
-    // 1. Ticket (or identifier, which survives ticket changes).
-    let mut by_ticket: HashMap<u64, usize> = HashMap::with_capacity(positions.len());
-    let mut by_ident: HashMap<u64, usize> = HashMap::with_capacity(positions.len());
-    for &p in &p_order {
-        by_ticket.insert(positions[p].ticket, p);
-        by_ident.entry(positions[p].identifier).or_insert(p);
-    }
+    // 1. Ticket (or identifier, which survives ticket changes). Tickets are unique, so
+    // `p_order` is searchable by ticket; identifiers keep the lowest ticket first.
+    let mut by_ident: Vec<(u64, usize)> = p_order
+        .iter()
+        .map(|&p| (positions[p].identifier, p))
+        .collect();
+    by_ident.sort_by_key(|&(ident, _)| ident);
     for &t in &t_order {
         let Some(ticket) = trades[t].ticket else {
             continue;
         };
-        let found = by_ticket.get(&ticket).or_else(|| by_ident.get(&ticket));
-        if let Some(&p) = found
+        let found = match p_order.binary_search_by_key(&ticket, |&p| positions[p].ticket) {
+            Ok(i) => Some(p_order[i]),
+            Err(_) => {
+                let i = by_ident.partition_point(|&(ident, _)| ident < ticket);
+                by_ident
+                    .get(i)
+                    .filter(|&&(ident, _)| ident == ticket)
+                    .map(|&(_, p)| p)
+            }
+        };
+        if let Some(p) = found
             && !p_done[p]
             && pos_sym[p] == trade_sym[t]
         {
@@ -92,73 +106,82 @@ pub fn reconcile(
     }
 
     // 2. Client id: the position's client id or comment equals the trade's client key.
-    let mut by_client: HashMap<&str, Vec<usize>> = HashMap::new();
-    for &p in &p_order {
+    // (key, rank in `p_order`), sorted: a key's candidates come out in ticket order.
+    let mut by_client: Vec<(&str, usize)> = Vec::with_capacity(positions.len());
+    for (rank, &p) in p_order.iter().enumerate() {
         let pos = &positions[p];
-        let mut keys: Vec<&str> = Vec::with_capacity(2);
-        if let Some(id) = pos.client_id.as_deref().filter(|s| !s.is_empty()) {
-            keys.push(id);
+        let id = pos.client_id.as_deref().filter(|s| !s.is_empty());
+        if let Some(id) = id {
+            by_client.push((id, rank));
         }
-        if !pos.comment.is_empty() && !keys.contains(&pos.comment.as_str()) {
-            keys.push(&pos.comment);
-        }
-        for key in keys {
-            by_client.entry(key).or_default().push(p);
+        if !pos.comment.is_empty() && id != Some(pos.comment.as_str()) {
+            by_client.push((&pos.comment, rank));
         }
     }
+    by_client.sort_unstable();
     for &t in &t_order {
         if t_done[t] {
             continue;
         }
-        let Some(candidates) = by_client.get(trades[t].client_key()) else {
-            continue;
-        };
-        if let Some(&p) = candidates
+        let key = trades[t].client_key();
+        let from = by_client.partition_point(|&(k, _)| k < key);
+        if let Some(p) = by_client[from..]
             .iter()
-            .find(|&&p| !p_done[p] && pos_sym[p] == trade_sym[t])
+            .take_while(|&&(k, _)| k == key)
+            .map(|&(_, rank)| p_order[rank])
+            .find(|&p| !p_done[p] && pos_sym[p] == trade_sym[t])
         {
             pair(t, p, MatchMethod::ClientId, &mut t_done, &mut p_done);
         }
     }
 
-    // 3. Heuristic, per (symbol, side) group.
+    // 3. Heuristic, per (symbol, side) group; only when both sides have leftovers.
     // (symbol, side) → (trade indices, position indices)
     type Group = (Vec<usize>, Vec<usize>);
-    let mut groups: BTreeMap<(&str, Side), Group> = BTreeMap::new();
-    for &t in t_order.iter().filter(|&&t| !t_done[t]) {
-        groups
-            .entry((&trade_sym[t], trades[t].side))
-            .or_default()
-            .0
-            .push(t);
+    let mut groups: BTreeMap<(usize, Side), Group> = BTreeMap::new();
+    if p_done.contains(&false) {
+        for &t in t_order.iter().filter(|&&t| !t_done[t]) {
+            groups
+                .entry((trade_sym[t], trades[t].side))
+                .or_default()
+                .0
+                .push(t);
+        }
     }
-    for &p in p_order.iter().filter(|&&p| !p_done[p]) {
-        if let Some(g) = groups.get_mut(&(pos_sym[p].as_str(), positions[p].side)) {
-            g.1.push(p);
+    if !groups.is_empty() {
+        for &p in p_order.iter().filter(|&&p| !p_done[p]) {
+            if let Some(g) = groups.get_mut(&(pos_sym[p], positions[p].side)) {
+                g.1.push(p);
+            }
         }
     }
     for ((symbol, _), (ts, ps)) in groups {
-        if ps.is_empty() {
+        let Some(pip) = pips[symbol].filter(|_| !ps.is_empty()) else {
             continue;
-        }
-        let tol = rules.tolerances(symbol);
-        let window = tol.match_price_pips * pips[symbol];
+        };
+        let tol = rules.tolerances(symbols.name(symbol));
+        let window = tol.match_price_pips * pip;
         for (t, p) in closest_pairs(trades, positions, &ts, &ps, window, tol.match_volume_pct) {
             pair(t, p, MatchMethod::Heuristic, &mut t_done, &mut p_done);
         }
     }
 
     // Divergences.
-    let mut out = Reconciliation::default();
+    let mut out = Reconciliation {
+        matched: Vec::with_capacity(pairs.len()),
+        divergences: Vec::new(),
+    };
     for &(t, p, method) in &pairs {
         let (trade, pos) = (&trades[t], &positions[p]);
-        let symbol = &trade_sym[t];
+        let symbol = trade_sym[t];
+        let pip = pips[symbol].expect("a matched pair's symbol is held on both sides");
+        let name = symbols.name(symbol);
         compare(
             trade,
             pos,
-            symbol,
-            pips[symbol.as_str()],
-            &rules.tolerances(symbol),
+            name,
+            pip,
+            &rules.tolerances(name),
             &mut out.divergences,
         );
         out.matched.push(Match {
@@ -171,7 +194,7 @@ pub fn reconcile(
         let trade = &trades[t];
         out.divergences.push(Divergence::new(
             DivergenceKind::MissingAtBroker,
-            trade_sym[t].clone(),
+            symbols.name(trade_sym[t]).to_owned(),
             trade.ticket,
             Some(trade.id.clone()),
             Some(Value::Number(trade.volume.get())),
@@ -183,7 +206,7 @@ pub fn reconcile(
         let pos = &positions[p];
         out.divergences.push(Divergence::new(
             DivergenceKind::UnexpectedAtBroker,
-            pos_sym[p].clone(),
+            symbols.name(pos_sym[p]).to_owned(),
             Some(pos.ticket),
             None,
             None,
@@ -203,6 +226,41 @@ pub fn reconcile(
     Ok(out)
 }
 
+/// Canonical symbols by id: each distinct spelling is canonicalised once, and two
+/// spellings with the same canonical form share an id.
+#[derive(Default)]
+struct Symbols<'a> {
+    by_spelling: HashMap<&'a str, usize>,
+    by_name: HashMap<String, usize>,
+    names: Vec<String>,
+}
+
+impl<'a> Symbols<'a> {
+    /// The id of `spelling`'s canonical symbol.
+    fn id(&mut self, spelling: &'a str, rules: &ReconcileRules) -> usize {
+        if let Some(&id) = self.by_spelling.get(spelling) {
+            return id;
+        }
+        let name = rules.canonical(spelling);
+        let id = match self.by_name.get(&name) {
+            Some(&id) => id,
+            None => {
+                let id = self.names.len();
+                self.by_name.insert(name.clone(), id);
+                self.names.push(name);
+                id
+            }
+        };
+        self.by_spelling.insert(spelling, id);
+        id
+    }
+
+    /// The canonical symbol of `id`.
+    fn name(&self, id: usize) -> &str {
+        &self.names[id]
+    }
+}
+
 fn check_unique(trades: &[BotTrade], positions: &[BrokerPosition]) -> Result<(), ReconcileError> {
     let mut ids = HashSet::with_capacity(trades.len());
     if let Some(t) = trades.iter().find(|t| !ids.insert(t.id.as_str())) {
@@ -215,31 +273,33 @@ fn check_unique(trades: &[BotTrade], positions: &[BrokerPosition]) -> Result<(),
     Ok(())
 }
 
-/// Pip sizes of every symbol that both sides hold (only those can be compared).
-fn pip_sizes<'a>(
-    trade_sym: &'a [String],
-    pos_sym: &'a [String],
+/// Pip sizes by symbol id, `Some` for every symbol that both sides hold (only those can
+/// be compared). Unknown ones are reported together, in alphabetical order.
+fn pip_sizes(
+    symbols: &Symbols<'_>,
+    trade_sym: &[usize],
+    pos_sym: &[usize],
     rules: &ReconcileRules,
-) -> Result<HashMap<&'a str, Decimal>, ReconcileError> {
-    let held: HashSet<&str> = pos_sym.iter().map(String::as_str).collect();
-    let both: BTreeSet<&str> = trade_sym
-        .iter()
-        .map(String::as_str)
-        .filter(|s| held.contains(s))
-        .collect();
-    let mut pips = HashMap::with_capacity(both.len());
+) -> Result<Vec<Option<Decimal>>, ReconcileError> {
+    let mut held = vec![(false, false); symbols.names.len()];
+    for &s in trade_sym {
+        held[s].0 = true;
+    }
+    for &s in pos_sym {
+        held[s].1 = true;
+    }
+    let mut pips = vec![None; held.len()];
     let mut unknown = Vec::new();
-    for symbol in both {
-        match rules.pip_size(symbol) {
-            Ok(pip) => {
-                pips.insert(symbol, pip);
-            }
+    for (id, _) in held.iter().enumerate().filter(|(_, h)| **h == (true, true)) {
+        match rules.pip_size(symbols.name(id)) {
+            Ok(pip) => pips[id] = Some(pip),
             Err(e) => unknown.push(e.symbol),
         }
     }
     if unknown.is_empty() {
         Ok(pips)
     } else {
+        unknown.sort();
         Err(ReconcileError::UnknownPipSize(unknown))
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! One SELECT of the open fingerprints of every account in the batch, one multi-row INSERT
 //! per chunk of new divergences, and one UPDATE per distinct observation time for the
-//! resolved ones — instead of a few statements per account.
+//! resolved ones — instead of a few statements per account. Chunk sizes depend on the
+//! backend (see `chunks`).
 
 use std::collections::{HashMap, HashSet};
 
@@ -10,14 +11,12 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
 
+use super::chunks::{row_bytes, statement_chunks, text};
 use super::convert::{self, OPEN, RESOLVED, db_time};
 use super::divergences::{Converged, open_fingerprint_conflict};
 use super::entities::divergence;
 use super::error::StoreError;
 use crate::domain::Divergence;
-
-/// Rows or ids per statement: well under the bind-parameter limits.
-const CHUNK: usize = 500;
 
 /// One account's wanted state in a batch.
 #[derive(Debug, Clone, Copy)]
@@ -37,9 +36,10 @@ pub async fn converge_many<C: ConnectionTrait>(
     db: &C,
     wanted: &[Wanted<'_>],
 ) -> Result<Vec<Converged>, StoreError> {
+    let backend = db.get_database_backend();
     let accounts: Vec<&str> = wanted.iter().map(|w| w.account_id).collect();
     let mut open: HashMap<String, HashMap<String, i64>> = HashMap::with_capacity(accounts.len());
-    for chunk in accounts.chunks(CHUNK) {
+    for chunk in statement_chunks(backend, &accounts, |a| row_bytes(1, a.len())) {
         let rows: Vec<(i64, String, String)> = divergence::Entity::find()
             .select_only()
             .columns([
@@ -82,7 +82,7 @@ pub async fn converge_many<C: ConnectionTrait>(
         out.push(done);
     }
 
-    for chunk in inserts.chunks(CHUNK) {
+    for chunk in statement_chunks(backend, &inserts, divergence_row_bytes) {
         divergence::Entity::insert_many(chunk.iter().cloned())
             .on_conflict(open_fingerprint_conflict())
             .exec_without_returning(db)
@@ -90,7 +90,7 @@ pub async fn converge_many<C: ConnectionTrait>(
     }
     for (at, ids) in resolves {
         let at = db_time(at);
-        for chunk in ids.chunks(CHUNK) {
+        for chunk in statement_chunks(backend, &ids, |_| row_bytes(1, 0)) {
             divergence::Entity::update_many()
                 .col_expr(divergence::Column::Status, Expr::value(RESOLVED))
                 .col_expr(divergence::Column::ResolvedAt, Expr::value(at))
@@ -102,4 +102,19 @@ pub async fn converge_many<C: ConnectionTrait>(
         }
     }
     Ok(out)
+}
+
+/// The estimated size of an inserted divergence row (14 parameters).
+pub(super) fn divergence_row_bytes(r: &divergence::ActiveModel) -> usize {
+    let text = text(&r.account_id)
+        + text(&r.fingerprint)
+        + text(&r.kind)
+        + text(&r.symbol)
+        + text(&r.trade_id)
+        + text(&r.expected)
+        + text(&r.actual)
+        + text(&r.delta)
+        + text(&r.unit)
+        + text(&r.status);
+    row_bytes(14, text)
 }

@@ -14,13 +14,12 @@ use sea_orm::{
     TransactionTrait,
 };
 
+use super::batch::divergence_row_bytes;
+use super::chunks::{row_bytes, statement_chunks};
 use super::convert::{self, OPEN, RESOLVED, db_time};
 use super::entities::divergence;
 use super::error::StoreError;
 use crate::domain::Divergence;
-
-/// Rows per statement: keeps bind parameters well under SQLite's and PostgreSQL's limits.
-const CHUNK: usize = 500;
 
 /// Lifecycle state of a stored divergence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -153,7 +152,8 @@ pub async fn apply_diff<C: TransactionTrait>(
 
     let txn = db.begin().await?;
     let mut outcome = DiffOutcome::default();
-    for chunk in rows.chunks(CHUNK) {
+    let backend = txn.get_database_backend();
+    for chunk in statement_chunks(backend, &rows, divergence_row_bytes) {
         let inserted = divergence::Entity::insert_many(chunk.iter().cloned())
             .on_conflict(open_fingerprint_conflict())
             .exec_without_returning(&txn)
@@ -161,7 +161,7 @@ pub async fn apply_diff<C: TransactionTrait>(
         outcome.opened += usize::try_from(inserted).unwrap_or(usize::MAX);
     }
     let at = db_time(diff.at);
-    for chunk in resolved_fps.chunks(CHUNK) {
+    for chunk in statement_chunks(backend, &resolved_fps, |fp| row_bytes(1, fp.len())) {
         let result = divergence::Entity::update_many()
             .col_expr(divergence::Column::Status, Expr::value(RESOLVED))
             .col_expr(divergence::Column::ResolvedAt, Expr::value(at))

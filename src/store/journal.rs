@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::{NotSet, Set};
 use sea_orm::{ConnectionTrait, EntityTrait};
 
+use super::chunks::{row_bytes, statement_chunks, text};
 use super::convert::{count_to_db, db_time};
 use super::entities::{audit_event, sync_run};
 use super::error::StoreError;
@@ -64,7 +65,14 @@ pub async fn record_sync_runs<C: ConnectionTrait>(
     db: &C,
     runs: &[SyncRunRecord],
 ) -> Result<(), StoreError> {
-    for chunk in runs.chunks(CHUNK) {
+    let bytes = |r: &SyncRunRecord| {
+        let optional = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        row_bytes(
+            10,
+            r.account_id.len() + optional(&r.error_class) + optional(&r.error_message),
+        )
+    };
+    for chunk in statement_chunks(db.get_database_backend(), runs, bytes) {
         let rows = chunk
             .iter()
             .map(sync_run_row)
@@ -81,17 +89,17 @@ pub async fn append_audits<C: ConnectionTrait>(
     db: &C,
     events: &[AuditEvent],
 ) -> Result<(), StoreError> {
-    for chunk in events.chunks(CHUNK) {
-        let rows: Vec<_> = chunk.iter().map(audit_row).collect();
-        audit_event::Entity::insert_many(rows)
+    let rows: Vec<_> = events.iter().map(audit_row).collect();
+    let bytes = |r: &audit_event::ActiveModel| {
+        row_bytes(4, text(&r.account_id) + text(&r.kind) + text(&r.detail))
+    };
+    for chunk in statement_chunks(db.get_database_backend(), &rows, bytes) {
+        audit_event::Entity::insert_many(chunk.iter().cloned())
             .exec_without_returning(db)
             .await?;
     }
     Ok(())
 }
-
-/// Rows per statement: well under the bind-parameter limits of SQLite and PostgreSQL.
-const CHUNK: usize = 500;
 
 fn sync_run_row(run: &SyncRunRecord) -> Result<sync_run::ActiveModel, StoreError> {
     let duration_ms =

@@ -7,6 +7,7 @@
 mod accounts;
 mod alerts;
 mod batch;
+mod chunks;
 mod connect;
 mod convert;
 mod divergence_query;

@@ -6,13 +6,11 @@ use sea_orm::{
     TransactionTrait,
 };
 
+use super::chunks::{row_bytes, statement_chunks, text};
 use super::convert::{self, OPEN};
 use super::entities::bot_trade;
 use super::error::StoreError;
 use crate::domain::BotTrade;
-
-/// Rows per statement: keeps bind parameters well under SQLite's and PostgreSQL's limits.
-const CHUNK: usize = 500;
 
 /// Inserts or updates `trades` by (account, trade id), all marked open, atomically.
 ///
@@ -29,7 +27,20 @@ pub async fn import_trades<C: TransactionTrait>(
         .map(|t| convert::trade_row(account_id, t))
         .collect::<Result<Vec<_>, _>>()?;
     let txn = db.begin().await?;
-    for chunk in rows.chunks(CHUNK) {
+    let bytes = |r: &bot_trade::ActiveModel| {
+        let text = text(&r.account_id)
+            + text(&r.trade_id)
+            + text(&r.symbol)
+            + text(&r.side)
+            + text(&r.volume)
+            + text(&r.entry_price)
+            + text(&r.sl)
+            + text(&r.tp)
+            + text(&r.client_id)
+            + text(&r.status);
+        row_bytes(13, text)
+    };
+    for chunk in statement_chunks(txn.get_database_backend(), &rows, bytes) {
         bot_trade::Entity::insert_many(chunk.iter().cloned())
             .on_conflict(upsert_by_trade_id())
             .exec_without_returning(&txn)

@@ -682,3 +682,76 @@ async fn converging_many_accounts_in_one_batch_opens_and_resolves_exactly_once()
         );
     }
 }
+
+#[tokio::test]
+async fn batches_larger_than_one_statement_are_written_whole() {
+    // Enough rows for several statements on every backend (500 rows a statement on SQLite,
+    // a byte budget on PostgreSQL), with a long error message among the runs.
+    let accounts = ["acc-big-1", "acc-big-2", "acc-big-3"];
+    let desired: Vec<Vec<Divergence>> = (0..accounts.len())
+        .map(|a| {
+            (0..700)
+                .map(|i| slippage(a as u64 * 10_000 + i, "1.08140", "1.08200", "6"))
+                .collect()
+        })
+        .collect();
+    let runs: Vec<SyncRunRecord> = (0..1_200)
+        .map(|i| SyncRunRecord {
+            account_id: accounts[i % accounts.len()].to_owned(),
+            started_at: t(i as i64),
+            finished_at: t(i as i64),
+            duration: std::time::Duration::from_millis(3),
+            positions: 20,
+            trades: 20,
+            divergences_opened: 0,
+            divergences_resolved: 0,
+            error_class: (i % 7 == 0).then(|| "retryable".to_owned()),
+            error_message: (i % 7 == 0).then(|| "x".repeat(2_000)),
+        })
+        .collect();
+    for (label, db) in databases().await {
+        let wanted: Vec<store::Wanted<'_>> = accounts
+            .iter()
+            .zip(&desired)
+            .map(|(account_id, desired)| store::Wanted {
+                account_id,
+                at: t(10),
+                desired,
+            })
+            .collect();
+        let txn = db.begin().await.unwrap();
+        let done = store::converge_many(&txn, &wanted).await.unwrap();
+        store::record_sync_runs(&txn, &runs).await.unwrap();
+        txn.commit().await.unwrap();
+        assert!(done.iter().all(|d| d.opened.len() == 700), "{label}");
+        let open = entities::divergence::Entity::find()
+            .filter(entities::divergence::Column::Status.eq("open"))
+            .count(&db)
+            .await
+            .unwrap();
+        assert_eq!(open, 2_100, "{label}");
+        let stored = entities::sync_run::Entity::find().count(&db).await.unwrap();
+        assert_eq!(stored, 1_200, "{label}");
+
+        // Every account converges to nothing: every row is resolved, once.
+        let empty: Vec<store::Wanted<'_>> = accounts
+            .iter()
+            .map(|account_id| store::Wanted {
+                account_id,
+                at: t(20),
+                desired: &[],
+            })
+            .collect();
+        let done = store::converge_many(&db, &empty).await.unwrap();
+        assert!(done.iter().all(|d| d.resolved.len() == 700), "{label}");
+        for account in accounts {
+            assert!(
+                store::open_divergences(&db, account)
+                    .await
+                    .unwrap()
+                    .is_empty(),
+                "{label}"
+            );
+        }
+    }
+}
