@@ -59,7 +59,7 @@ mod tests {
     use std::collections::{BTreeMap, HashSet};
 
     use rstest::rstest;
-    use rust_decimal::{Decimal, dec};
+    use rust_decimal::dec;
 
     use super::*;
     use crate::broker::{BoxFuture, BrokerError};
@@ -132,23 +132,7 @@ mod tests {
     }
 
     fn position(symbol: &str, ticket: u64) -> BrokerPosition {
-        BrokerPosition {
-            ticket,
-            identifier: ticket,
-            symbol: symbol.into(),
-            side: Side::Buy,
-            volume: Volume::new(dec!(1)),
-            open_price: Price::new(dec!(100)),
-            sl: None,
-            tp: None,
-            current_price: None,
-            profit: Decimal::ZERO,
-            swap: Decimal::ZERO,
-            magic: 0,
-            comment: String::new(),
-            client_id: None,
-            open_time: chrono::DateTime::UNIX_EPOCH,
-        }
+        BrokerPosition::for_test(ticket, symbol, Side::Buy, dec!(1), dec!(100))
     }
 
     /// Gold (broker spelling `XAUUSD.m`) and an index, held on both sides.

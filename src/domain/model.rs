@@ -41,6 +41,36 @@ pub struct BrokerPosition {
     pub open_time: DateTime<Utc>,
 }
 
+#[cfg(test)]
+impl BrokerPosition {
+    /// A plain position for unit tests: no stops, no profit, opened at the epoch.
+    pub(crate) fn for_test(
+        ticket: u64,
+        symbol: &str,
+        side: Side,
+        volume: Decimal,
+        open: Decimal,
+    ) -> Self {
+        Self {
+            ticket,
+            identifier: ticket,
+            symbol: symbol.into(),
+            side,
+            volume: Volume::new(volume),
+            open_price: Price::new(open),
+            sl: None,
+            tp: None,
+            current_price: None,
+            profit: Decimal::ZERO,
+            swap: Decimal::ZERO,
+            magic: 0,
+            comment: String::new(),
+            client_id: None,
+            open_time: DateTime::UNIX_EPOCH,
+        }
+    }
+}
+
 /// A trade the bot believes it has open.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BotTrade {

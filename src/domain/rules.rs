@@ -242,23 +242,7 @@ mod tests {
             client_id: None,
             opened_at: None,
         };
-        let position = BrokerPosition {
-            ticket: 7,
-            identifier: 7,
-            symbol: "XAUUSD".into(),
-            side: Side::Buy,
-            volume: Volume::new(dec!(1)),
-            open_price: Price::new(dec!(2000.50)),
-            sl: None,
-            tp: None,
-            current_price: None,
-            profit: Decimal::ZERO,
-            swap: Decimal::ZERO,
-            magic: 0,
-            comment: String::new(),
-            client_id: None,
-            open_time: chrono::DateTime::UNIX_EPOCH,
-        };
+        let position = BrokerPosition::for_test(7, "XAUUSD", Side::Buy, dec!(1), dec!(2000.50));
         let bare = ReconcileRules::default();
         assert!(
             reconcile(

@@ -29,21 +29,8 @@ fn trade(id: &str, symbol: &str, side: Side, volume: Decimal, entry: Decimal) ->
 
 fn pos(ticket: u64, symbol: &str, side: Side, volume: Decimal, open: Decimal) -> BrokerPosition {
     BrokerPosition {
-        ticket,
-        identifier: ticket,
-        symbol: symbol.into(),
-        side,
-        volume: Volume::new(volume),
-        open_price: Price::new(open),
-        sl: None,
-        tp: None,
-        current_price: None,
-        profit: Decimal::ZERO,
-        swap: Decimal::ZERO,
-        magic: 0,
-        comment: String::new(),
-        client_id: None,
         open_time: t0(),
+        ..BrokerPosition::for_test(ticket, symbol, side, volume, open)
     }
 }
 
