@@ -226,3 +226,13 @@ async fn drop_stale_schemas(admin: &DatabaseConnection, now: Duration) {
         }
     }
 }
+
+/// The kinds of an account's audit events, oldest first.
+pub async fn audit_kinds(db: &DatabaseConnection, account: &str) -> Vec<String> {
+    store::list_audit(db, Some(account))
+        .await
+        .expect("audit trail")
+        .into_iter()
+        .map(|e| e.kind)
+        .collect()
+}

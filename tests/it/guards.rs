@@ -120,12 +120,7 @@ async fn until(what: &str, cond: impl Fn() -> bool) {
 }
 
 async fn kinds(db: &DatabaseConnection) -> Vec<String> {
-    store::list_audit(db, Some(ACCOUNT))
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.kind)
-        .collect()
+    common::audit_kinds(db, ACCOUNT).await
 }
 
 /// Waits for `n` more syncs of the account.

@@ -193,14 +193,7 @@ async fn everything_said(tree: &Reconciler, db: &DatabaseConnection) -> String {
     text
 }
 
-async fn audit_kinds(db: &DatabaseConnection, account: &str) -> Vec<String> {
-    store::list_audit(db, Some(account))
-        .await
-        .expect("audit")
-        .into_iter()
-        .map(|e| e.kind)
-        .collect()
-}
+use crate::common::audit_kinds;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_normal_sync_stores_the_expected_divergences_and_caches_specifications() {

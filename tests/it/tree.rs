@@ -345,12 +345,7 @@ async fn a_failing_account_backs_off_trips_probes_and_recovers_while_50_others_s
         })
         .await;
         flush(&tree).await;
-        let kinds: Vec<String> = store::list_audit(&db, Some(&flaky))
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|e| e.kind)
-            .collect();
+        let kinds = common::audit_kinds(&db, &flaky).await;
         for kind in [
             "backoff_started",
             "actor_restarted",
@@ -482,12 +477,7 @@ async fn removing_an_account_during_its_backoff_means_no_restart_afterwards() {
             "{label}: no restart, no call"
         );
         flush(&tree).await;
-        let kinds: Vec<String> = store::list_audit(&db, Some("sim-001"))
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|e| e.kind)
-            .collect();
+        let kinds = common::audit_kinds(&db, "sim-001").await;
         assert_eq!(
             kinds.last().map(String::as_str),
             Some("account_removed"),
