@@ -120,6 +120,22 @@ async fn poll(
     Err("gave up waiting".into())
 }
 
+/// Waits until every account has synced once.
+async fn first_round(tree: &Reconciler) -> Res {
+    poll(tree, Duration::from_millis(100), |s| {
+        s.accounts.iter().all(|a| a.syncs_ok >= 1)
+    })
+    .await
+    .map(|_| ())
+}
+
+/// Waits until everything buffered is durable (no timeout: the scenarios time it).
+async fn flush(tree: &Reconciler) -> Res {
+    service::flush(tree.actor(), None)
+        .await
+        .map_err(|e| e.to_string())
+}
+
 fn synced(s: &Status) -> u64 {
     s.accounts.iter().map(|a| a.syncs_ok).sum()
 }
@@ -180,13 +196,8 @@ pub async fn cpu_per_sync(args: &Args) -> Res {
         Arc::new(OutputPort::default()),
     )
     .await?;
-    poll(&run.tree, Duration::from_millis(100), |s| {
-        s.accounts.iter().all(|a| a.syncs_ok >= 1)
-    })
-    .await?;
-    service::flush(run.tree.actor(), None)
-        .await
-        .map_err(|e| e.to_string())?;
+    first_round(&run.tree).await?;
+    flush(&run.tree).await?;
     let s0 = run.tree.status().await.map_err(|e| e.to_string())?;
     let cpu0 = cpu_time();
     tokio::time::sleep(Duration::from_millis(
@@ -194,9 +205,7 @@ pub async fn cpu_per_sync(args: &Args) -> Res {
     ))
     .await;
     let s1 = run.tree.status().await.map_err(|e| e.to_string())?;
-    service::flush(run.tree.actor(), None)
-        .await
-        .map_err(|e| e.to_string())?;
+    flush(&run.tree).await?;
     let cpu = cpu_time() - cpu0;
     let syncs = synced(&s1) - synced(&s0);
     let per = cpu.as_secs_f64() * 1e6 / syncs.max(1) as f64;
@@ -220,13 +229,8 @@ pub async fn memory_per_account(args: &Args) -> Res {
         Arc::new(OutputPort::default()),
     )
     .await?;
-    poll(&run.tree, Duration::from_millis(100), |s| {
-        s.accounts.iter().all(|a| a.syncs_ok >= 1)
-    })
-    .await?;
-    service::flush(run.tree.actor(), None)
-        .await
-        .map_err(|e| e.to_string())?;
+    first_round(&run.tree).await?;
+    flush(&run.tree).await?;
     let rss1 = rss_bytes();
     let per = rss1.saturating_sub(rss0) as f64 / n as f64;
     println!(
@@ -415,10 +419,7 @@ pub async fn detection_latency(args: &Args) -> Res {
         .map_err(|e| e.to_string())?;
     events.subscribe(collector.clone(), Some);
     let run = start(&sim, tree_config(interval, 10, n), events).await?;
-    poll(&run.tree, Duration::from_millis(100), |s| {
-        s.accounts.iter().all(|a| a.syncs_ok >= 1)
-    })
-    .await?;
+    first_round(&run.tree).await?;
     let ids = sim.account_ids();
     let mut changed: Vec<(u64, Instant)> = Vec::with_capacity(samples);
     for k in 0..samples {
