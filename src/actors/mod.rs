@@ -1,8 +1,10 @@
 //! The actor tree: a supervisor that owns one circuit breaker per account, a scheduler,
-//! one sync actor per account and a persistence actor. See DESIGN.md, "Shape".
+//! one sync actor per account, one guard actor per guarded account and a persistence
+//! actor. See DESIGN.md, "Shape".
 
 pub mod breaker;
-pub mod guarding;
+pub mod guard;
+pub mod handle;
 pub mod persistence;
 pub mod scheduler;
 pub mod status;

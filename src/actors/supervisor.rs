@@ -1,6 +1,11 @@
-//! ReconcilerSupervisor: the root of the tree. Starts persistence, the scheduler and one
-//! UserSyncActor per account; owns each account's circuit breaker (its restart policy);
-//! answers `AddAccount`, `RemoveAccount`, `EnableAccount`, `SyncNow` and `GetStatus`.
+//! ReconcilerSupervisor: the root of the tree. Starts persistence, the scheduler, one
+//! UserSyncActor per account and one GuardActor per guarded account; owns each account's
+//! circuit breaker (its restart policy); answers `AddAccount`, `RemoveAccount`,
+//! `EnableAccount`, `SyncNow` and `GetStatus`.
+//!
+//! The breaker governs the sync actor only: a guard actor lives as long as its account,
+//! is restarted at once if it fails, and keeps receiving snapshots whenever the broker
+//! answers.
 //!
 //! One account's failures never stop, delay or slow another account, and never stop the
 //! supervisor: every child exit is handled here, none escalates.
@@ -21,7 +26,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::breaker::{Action, Breaker, SupervisionConfig, Transition};
-use super::guarding::{GuardState, Guarding};
+use super::guard::{GuardActor, GuardArgs, GuardHandle};
 use super::persistence::{
     PersistMsg, PersistenceActor, PersistenceArgs, PersistenceConfig, ReconcilerEvent,
 };
@@ -30,7 +35,7 @@ use super::status::{AccountStatus, DurationHistogram, PersistenceStats, Schedule
 use super::user_sync::{UserSyncActor, UserSyncArgs, UserSyncMsg};
 use crate::broker::{Connector, ErrorClass};
 use crate::domain::ReconcileRules;
-use crate::guards::{GuardSet, GuardsConfig, Sinks};
+use crate::guards::{GuardsConfig, Sinks};
 use crate::store::{self, AuditEvent, StoredAccount};
 
 /// An account to supervise.
@@ -55,6 +60,10 @@ pub enum SyncOutcome {
         message: String,
         /// How long the broker asked us to wait, if it did.
         retry_after: Option<Duration>,
+        /// Whether the broker answered (the failure came after a good snapshot: the
+        /// trades or the reconciliation). The breaker, which protects the broker, then
+        /// counts a success, so the snapshots that feed the guards keep coming.
+        broker_answered: bool,
     },
 }
 
@@ -203,8 +212,8 @@ struct Entry {
     /// The tick round the running sync belongs to, if a tick started it.
     round: Option<u64>,
     status: AccountStatus,
-    /// The account's guards, kept here so they outlive its actor.
-    guard: Option<Arc<std::sync::Mutex<GuardState>>>,
+    /// The account's guard actor (when it has guards), swapped on a restart.
+    guard: Option<GuardHandle>,
 }
 
 /// The supervisor's state.
@@ -443,8 +452,30 @@ async fn on_child_exit(
             class: ErrorClass::Crash,
             message,
             retry_after: None,
+            broker_answered: false,
         };
         on_outcome(myself, state, &account_id, outcome).await;
+        return Ok(());
+    }
+    let guarded = state
+        .accounts
+        .iter()
+        .find(|(_, e)| {
+            e.guard
+                .as_ref()
+                .and_then(GuardHandle::get)
+                .is_some_and(|a| a.get_id() == id)
+        })
+        .map(|(k, _)| k.clone());
+    if let Some(account_id) = guarded {
+        tracing::error!(account = %account_id, reason = ?failure, "guard stopped; restarting it");
+        audit(
+            state,
+            Some(&account_id),
+            "guard_restarted",
+            serde_json::json!({"reason": failure}),
+        );
+        start_guard(myself, state, &account_id).await;
         return Ok(());
     }
     if state
@@ -489,14 +520,10 @@ async fn add_account(
         timer: None,
         slot: (hash % u64::from(slots)) as u32,
         round: None,
-        guard: state.args.config.guards.any().then(|| {
-            Arc::new(std::sync::Mutex::new(GuardState {
-                set: GuardSet::new(&state.args.config.guards, &id),
-                pending: None,
-            }))
-        }),
+        guard: None,
     };
     state.accounts.insert(id.clone(), entry);
+    start_guard(myself, state, &id).await;
     audit(state, Some(&id), "account_added", serde_json::json!({}));
     if let Err(reason) = start_actor(myself, state, &id).await {
         let entry = state
@@ -509,6 +536,46 @@ async fn add_account(
     }
 }
 
+/// Starts (or restarts) the guard actor of account `id` when guards apply to it; the
+/// account's handle then points at the new actor.
+async fn start_guard(myself: &ActorRef<SupervisorMsg>, state: &mut SupervisorState, id: &str) {
+    let guards = &state.guards;
+    if guards.drawdown_rules(id).is_empty() && guards.market_rules().is_empty() {
+        return;
+    }
+    let Some(entry) = state.accounts.get(id) else {
+        return;
+    };
+    let (Some(connector), Some(persistence)) = (
+        state.args.connectors.get(&entry.spec.broker),
+        state.persistence.clone(),
+    ) else {
+        return;
+    };
+    let args = GuardArgs {
+        account_id: id.to_owned(),
+        broker: connector.broker.clone(),
+        rules: state.args.rules.clone(),
+        config: guards.clone(),
+        sinks: state.sinks.clone(),
+        db: state.args.db.clone(),
+        persistence,
+        limiter: state.limiter.clone(),
+        timeout: Duration::from_millis(state.args.config.scheduler.sync_timeout_ms),
+    };
+    match Actor::spawn_linked(None, GuardActor, args, myself.get_cell()).await {
+        Ok((actor, _)) => {
+            if let Some(entry) = state.accounts.get_mut(id) {
+                match &entry.guard {
+                    Some(handle) => handle.swap(Some(actor)),
+                    None => entry.guard = Some(GuardHandle::new(actor)),
+                }
+            }
+        }
+        Err(e) => tracing::error!(account = %id, error = %e, "cannot start the guard actor"),
+    }
+}
+
 fn remove_account(state: &mut SupervisorState, id: &str) {
     if let Some(mut entry) = state.accounts.remove(id) {
         end_round(state, entry.round.take());
@@ -517,6 +584,9 @@ fn remove_account(state: &mut SupervisorState, id: &str) {
         }
         if let Some(actor) = entry.actor.take() {
             actor.stop(Some("account removed".into()));
+        }
+        if let Some(guard) = entry.guard.take().and_then(|g| g.get()) {
+            guard.stop(Some("account removed".into()));
         }
         audit(state, Some(id), "account_removed", serde_json::json!({}));
         tracing::info!(account = %id, "account removed");
@@ -549,12 +619,7 @@ async fn start_actor(
         supervisor: myself.clone(),
         limiter: state.limiter.clone(),
         timeout: Duration::from_millis(state.args.config.scheduler.sync_timeout_ms),
-        guarding: entry.guard.clone().map(|g| Guarding {
-            state: g,
-            config: state.guards.clone(),
-            sinks: state.sinks.clone(),
-            db: state.args.db.clone(),
-        }),
+        guard: entry.guard.clone(),
     };
     let spawned = Actor::spawn_linked(None, UserSyncActor, args, myself.get_cell())
         .await
@@ -648,13 +713,16 @@ async fn on_outcome(
             class,
             message,
             retry_after,
+            broker_answered,
         } => {
             entry.status.syncs_failed += 1;
             let by_class = &mut entry.status.failures_by_class;
             *by_class.entry(class.as_str().to_owned()).or_default() += 1;
             entry.status.last_sync_duration = None;
             entry.status.last_error = Some(format!("{class}: {message}"));
-            let step = if class == ErrorClass::Permanent {
+            let step = if broker_answered {
+                entry.breaker.on_success()
+            } else if class == ErrorClass::Permanent {
                 entry.breaker.on_permanent(message.clone())
             } else {
                 entry.breaker.on_failure(Instant::now(), retry_after)

@@ -1,10 +1,13 @@
 //! UserSyncActor: one per account. On each `Sync` it fetches the broker snapshot (with a
-//! timeout, under the global cap on broker calls), loads the bot's open trades, runs the
-//! pure `reconcile`, and sends the account's divergence state to persistence when it
-//! differs from what persistence last acknowledged. It reports every outcome to the
-//! supervisor, whose circuit breaker decides what a failure means.
+//! timeout, under the global cap on broker calls) and hands it to the account's guards
+//! first; then it loads the bot's open trades (with a timeout), runs the pure
+//! `reconcile`, and sends the account's divergence state to persistence when it differs
+//! from what persistence last acknowledged. It reports every outcome to the supervisor,
+//! whose circuit breaker decides what a failure of the broker means.
 //!
 //! A failed snapshot is never read as "flat": the sync fails and nothing is resolved.
+//! A failure after a good snapshot (the trades, the reconciliation) is reported as such:
+//! it does not hold the broker loop, so the guards keep their snapshots.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +18,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use super::guard::{GuardHandle, GuardMsg};
 use super::persistence::{Converge, PersistMsg};
 use super::supervisor::{PersistenceHandle, SupervisorMsg, SyncOutcome, SyncStats};
 use crate::broker::{BrokerError, Connector, ErrorClass};
@@ -30,11 +34,6 @@ pub enum UserSyncMsg {
     Acked {
         /// The sequence number of the acknowledged state.
         seq: u64,
-    },
-    /// A breach's close is due (see [`super::guarding`]).
-    CloseDue {
-        /// The breach alert.
-        alert_id: String,
     },
 }
 
@@ -57,8 +56,8 @@ pub struct UserSyncArgs {
     pub limiter: Arc<Semaphore>,
     /// Timeout of one broker call.
     pub timeout: Duration,
-    /// The account's risk guards, when any are configured.
-    pub guarding: Option<super::guarding::Guarding>,
+    /// The account's guard actor, when it has guards: every snapshot goes there first.
+    pub guard: Option<GuardHandle>,
 }
 
 /// The actor (empty: everything lives in its state).
@@ -114,11 +113,6 @@ impl Actor for UserSyncActor {
                     outcome,
                 });
             }
-            UserSyncMsg::CloseDue { alert_id } => {
-                if let Some(g) = &state.args.guarding {
-                    super::guarding::close_due(&state.args, g, &alert_id).await;
-                }
-            }
             UserSyncMsg::Acked { seq } => {
                 if let Some((pending_seq, _)) = &state.pending
                     && *pending_seq == seq
@@ -139,25 +133,27 @@ async fn sync(myself: &ActorRef<UserSyncMsg>, state: &mut UserSyncState) -> Sync
     let clock = Instant::now();
 
     let fetched = async {
-        let snapshot = {
-            let _permit = args
-                .limiter
-                .acquire()
-                .await
-                .map_err(|_| BrokerError::Retryable {
-                    reason: "shutting down".into(),
-                    retry_after: None,
-                })?;
-            tokio::time::timeout(args.timeout, args.connector.broker.snapshot(account))
-                .await
-                .map_err(|_| {
-                    BrokerError::Timeout(format!("no snapshot within {:?}", args.timeout))
-                })??
-        };
-        let trades = args.connector.trades.open_trades(account).await?;
-        Ok::<_, BrokerError>((snapshot, trades))
+        let _permit = args
+            .limiter
+            .acquire()
+            .await
+            .map_err(|_| BrokerError::Retryable {
+                reason: "shutting down".into(),
+                retry_after: None,
+            })?;
+        tokio::time::timeout(args.timeout, args.connector.broker.snapshot(account))
+            .await
+            .map_err(|_| BrokerError::Timeout(format!("no snapshot within {:?}", args.timeout)))?
     }
-    .await;
+    .await
+    .map(Arc::new);
+    // The guards see every good snapshot, whatever happens to the rest of this sync.
+    if let (Ok(snapshot), Some(guard)) = (&fetched, &args.guard) {
+        guard.send(GuardMsg::Snapshot {
+            snapshot: snapshot.clone(),
+            requested_at: clock,
+        });
+    }
 
     let mut report = SyncRunRecord {
         account_id: account.to_owned(),
@@ -171,7 +167,11 @@ async fn sync(myself: &ActorRef<UserSyncMsg>, state: &mut UserSyncState) -> Sync
         error_class: None,
         error_message: None,
     };
-    let fail = |mut report: SyncRunRecord, class: ErrorClass, message: String, retry_after| {
+    let fail = |mut report: SyncRunRecord,
+                class: ErrorClass,
+                message: String,
+                retry_after,
+                broker_answered| {
         report.finished_at = Utc::now();
         report.duration = clock.elapsed();
         report.error_class = Some(class.as_str().to_owned());
@@ -182,12 +182,21 @@ async fn sync(myself: &ActorRef<UserSyncMsg>, state: &mut UserSyncState) -> Sync
             class,
             message,
             retry_after,
+            broker_answered,
         }
     };
 
-    let (snapshot, trades) = match fetched {
+    let snapshot = match fetched {
         Ok(v) => v,
-        Err(e) => return fail(report, e.class(), e.to_string(), e.retry_after()),
+        Err(e) => return fail(report, e.class(), e.to_string(), e.retry_after(), false),
+    };
+    let trades = tokio::time::timeout(args.timeout, args.connector.trades.open_trades(account))
+        .await
+        .map_err(|_| BrokerError::Timeout(format!("no bot trades within {:?}", args.timeout)))
+        .and_then(|r| r);
+    let trades = match trades {
+        Ok(t) => t,
+        Err(e) => return fail(report, e.class(), e.to_string(), e.retry_after(), true),
     };
     report.positions = snapshot.positions.len();
     report.trades = trades.len();
@@ -206,7 +215,7 @@ async fn sync(myself: &ActorRef<UserSyncMsg>, state: &mut UserSyncState) -> Sync
                 &snapshot.positions,
                 &e,
             );
-            return fail(report, class, message, None);
+            return fail(report, class, message, None, true);
         }
     };
     report.finished_at = Utc::now();
@@ -244,9 +253,6 @@ async fn sync(myself: &ActorRef<UserSyncMsg>, state: &mut UserSyncState) -> Sync
         state.pending = Some((seq, fingerprints));
     } else {
         args.persistence.send(PersistMsg::Report(report));
-    }
-    if let Some(g) = &args.guarding {
-        super::guarding::after_sync(myself, args, g, &snapshot).await;
     }
     tracing::debug!(positions = snapshot.positions.len(), open, "sync finished");
     SyncOutcome::Ok(SyncStats {

@@ -46,10 +46,17 @@ pub enum AlertsAction {
         #[arg(long, value_enum)]
         format: Option<Format>,
     },
-    /// Cancel the automatic close an alert scheduled (status pending_close).
+    /// Stop the enforcement of an alert: its pending close, or the closes of a breach
+    /// that still holds (audited with who and why).
     Cancel {
         /// Alert id, as `alerts list` shows it.
         id: String,
+        /// Who cancels, for the audit trail (default: the USER environment variable).
+        #[arg(long)]
+        by: Option<String>,
+        /// Why, for the audit trail.
+        #[arg(long, default_value = "")]
+        reason: String,
     },
 }
 
@@ -84,22 +91,28 @@ pub async fn run(args: &AlertsArgs) -> ExitCode {
             ops::print(&text);
             ExitCode::SUCCESS
         }
-        AlertsAction::Cancel { id } => cancel(&db, id).await,
+        AlertsAction::Cancel { id, by, reason } => {
+            let by = by
+                .clone()
+                .or_else(|| std::env::var("USER").ok())
+                .unwrap_or_else(|| "cli".into());
+            cancel(&db, id, &by, reason).await
+        }
     }
 }
 
-async fn cancel(db: &sea_orm::DatabaseConnection, id: &str) -> ExitCode {
-    match store::cancel_pending_close(db, id, Utc::now()).await {
+async fn cancel(db: &sea_orm::DatabaseConnection, id: &str, by: &str, reason: &str) -> ExitCode {
+    match store::cancel_enforcement(db, id, Utc::now(), by, reason).await {
         Ok(CancelOutcome::Cancelled) => {
             ops::print(&format!(
-                "alert {id}: automatic close cancelled; nothing will be closed for it"
+                "alert {id}: enforcement cancelled; nothing more will be closed for it"
             ));
             ExitCode::SUCCESS
         }
-        Ok(CancelOutcome::NotPending(status)) => {
+        Ok(CancelOutcome::NotCancellable(status)) => {
             eprintln!(
-                "error: alert {id} is {status}, not pending a close: {}; nothing cancelled",
-                store::not_pending_reason(&status)
+                "error: alert {id} is {status}, nothing to cancel: {}",
+                status.not_cancellable_reason()
             );
             ExitCode::from(EXIT_NOT_PENDING)
         }
@@ -129,7 +142,7 @@ fn table(items: &[AlertView]) -> String {
                 a.loss.clone().unwrap_or_else(dash),
                 a.reference.clone().unwrap_or_else(dash),
                 a.close_at.as_ref().map_or_else(dash, time),
-                a.status.clone(),
+                a.status.to_string(),
             ]
         })
         .collect();

@@ -1,14 +1,22 @@
 //! One account's guards: its drawdown rules and the market guards of the symbols it
 //! holds, evaluated on every snapshot. Remembers each rule's level, so an alert goes out
 //! once when a level is crossed, not on every sync.
+//!
+//! A breach latches: a daily-loss breach holds until the next trading day, a maximum-loss
+//! or trailing breach until an operator releases it, whatever equity does meanwhile (the
+//! realised loss of a close would otherwise end the breach the close enforces).
+//!
+//! Market checks run on every configured symbol with the pip rules the reconciliation
+//! uses (configuration and the broker's specifications). A check that needs a pip size
+//! the symbol does not have holds, naming why: it never passes silently.
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 
 use super::config::GuardsConfig;
-use super::drawdown::{DrawdownRule, Evaluation, Level, RuleState};
+use super::drawdown::{DrawdownRule, Evaluation, Level, RuleKind, RuleState, trading_day};
 use super::market::{Hold, MarketRule, MarketState, Quote};
 use crate::domain::{AccountSnapshot, ReconcileRules};
 
@@ -21,27 +29,54 @@ pub struct Crossing {
     pub now: Evaluation,
 }
 
+/// How long a breach holds whatever equity does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Latch {
+    /// Until this trading day is over (daily loss).
+    Day(NaiveDate),
+    /// Until an operator releases it (maximum and trailing loss).
+    Operator,
+}
+
+/// One drawdown rule, what it remembers, where it stands and its latch.
+#[derive(Debug, Clone)]
+struct Drawdown {
+    rule: DrawdownRule,
+    state: RuleState,
+    level: Level,
+    latch: Option<Latch>,
+}
+
 /// One account's guards and what they remember.
 #[derive(Debug, Clone)]
 pub struct GuardSet {
-    drawdown: Vec<(DrawdownRule, RuleState, Level)>,
+    drawdown: Vec<Drawdown>,
     market: HashMap<String, (MarketRule, MarketState)>,
     holds: HashMap<String, Vec<Hold>>,
 }
 
 impl GuardSet {
-    /// The guards `config` gives `account`.
-    pub fn new(config: &GuardsConfig, account: &str) -> Self {
+    /// The guards `config` gives `account`; market symbols are canonicalised with
+    /// `rules` (a guard written with the broker's spelling of an aliased symbol applies).
+    pub fn new(config: &GuardsConfig, account: &str, rules: &ReconcileRules) -> Self {
         Self {
             drawdown: config
                 .drawdown_rules(account)
                 .into_iter()
-                .map(|r| (r, RuleState::default(), Level::Ok))
+                .map(|rule| Drawdown {
+                    rule,
+                    state: RuleState::default(),
+                    level: Level::Ok,
+                    latch: None,
+                })
                 .collect(),
             market: config
                 .market_rules()
                 .into_iter()
-                .map(|r| (r.symbol.clone(), (r, MarketState::default())))
+                .map(|mut r| {
+                    r.symbol = rules.canonical(&r.symbol);
+                    (r.symbol.clone(), (r, MarketState::default()))
+                })
                 .collect(),
             holds: HashMap::new(),
         }
@@ -60,23 +95,72 @@ impl GuardSet {
         now: DateTime<Utc>,
     ) -> Vec<Crossing> {
         let mut crossings = Vec::new();
-        for (rule, state, level) in &mut self.drawdown {
-            let e = rule.evaluate(state, snapshot.balance, snapshot.equity, snapshot.taken_at);
-            if e.level != *level {
+        for d in &mut self.drawdown {
+            let at = snapshot.taken_at;
+            let mut e = d
+                .rule
+                .evaluate(&mut d.state, snapshot.balance, snapshot.equity, at);
+            d.latch = match d.latch {
+                Some(Latch::Day(day)) if trading_day_of(&d.rule, at) != Some(day) => None,
+                latch => latch,
+            };
+            if e.level == Level::Breach && d.latch.is_none() {
+                d.latch = Some(match trading_day_of(&d.rule, at) {
+                    Some(day) => Latch::Day(day),
+                    None => Latch::Operator,
+                });
+            }
+            if d.latch.is_some() {
+                e.level = Level::Breach;
+            }
+            if e.level != d.level {
                 crossings.push(Crossing {
-                    from: *level,
+                    from: d.level,
                     now: e.clone(),
                 });
-                *level = e.level;
+                d.level = e.level;
             }
         }
         self.holds.clear();
-        for (symbol, (rule, state)) in &mut self.market {
-            let quote = quote_for(snapshot, rules, symbol);
-            let Ok(pip) = rules.pip_size(symbol) else {
-                continue;
+        for (symbol, (full, state)) in &mut self.market {
+            let (quote, from_broker) = match broker_quote(snapshot, rules, symbol) {
+                Some(q) => (Some(q), true),
+                None => (position_price(snapshot, rules, symbol), false),
             };
-            let holds = rule.evaluate(state, quote.as_ref(), pip, now);
+            // A position's price says nothing about the spread or the quote's age: without
+            // the broker's quote those checks cannot be made, and hold.
+            let stripped;
+            let rule = if from_broker {
+                &*full
+            } else {
+                stripped = MarketRule {
+                    max_spread_pips: None,
+                    stale_secs: None,
+                    ..full.clone()
+                };
+                &stripped
+            };
+            let mut holds = match rules.pip_size(symbol) {
+                Ok(pip) => rule.evaluate(state, quote.as_ref(), pip, now),
+                Err(e) => {
+                    // Sessions and stale quotes need no pip size: they still count.
+                    let without = MarketRule {
+                        max_gap_pips: None,
+                        max_spread_pips: None,
+                        ..rule.clone()
+                    };
+                    let mut holds = without.evaluate(state, quote.as_ref(), Decimal::ONE, now);
+                    if rule.max_gap_pips.is_some() || rule.max_spread_pips.is_some() {
+                        holds.push(Hold::Unchecked { why: e.to_string() });
+                    }
+                    holds
+                }
+            };
+            if !from_broker && (full.max_spread_pips.is_some() || full.stale_secs.is_some()) {
+                holds.push(Hold::Unchecked {
+                    why: "no quote from the broker for the spread and age checks".into(),
+                });
+            }
             if !holds.is_empty() {
                 self.holds.insert(symbol.clone(), holds);
             }
@@ -84,38 +168,73 @@ impl GuardSet {
         crossings
     }
 
+    /// Ends the latched breach of every maximum-loss and trailing rule (an operator's
+    /// decision); daily breaches end with their trading day.
+    pub fn release(&mut self) {
+        for d in &mut self.drawdown {
+            if d.latch == Some(Latch::Operator) {
+                d.latch = None;
+            }
+        }
+    }
+
     /// Why automatic closes on `symbol` must wait now (empty: they may go ahead).
     pub fn holds(&self, symbol: &str) -> &[Hold] {
         self.holds.get(symbol).map_or(&[], Vec::as_slice)
     }
 
+    /// Every symbol's holds now (symbols without one are absent).
+    pub fn holds_all(&self) -> HashMap<String, Vec<Hold>> {
+        self.holds.clone()
+    }
+
     /// Whether any drawdown rule is in breach now.
     pub fn breached(&self) -> bool {
+        self.drawdown.iter().any(|d| d.level == Level::Breach)
+    }
+
+    /// The names of the rules in breach now.
+    pub fn breached_rules(&self) -> Vec<&str> {
         self.drawdown
             .iter()
-            .any(|(_, _, level)| *level == Level::Breach)
+            .filter(|d| d.level == Level::Breach)
+            .map(|d| d.rule.name.as_str())
+            .collect()
     }
 }
 
-/// The quote of a canonical symbol: the broker's, or else a position's current price
-/// (a zero spread, timed at the snapshot).
-fn quote_for(snapshot: &AccountSnapshot, rules: &ReconcileRules, symbol: &str) -> Option<Quote> {
+/// The trading day of a daily-loss rule at `at`; `None` for rules without one.
+fn trading_day_of(rule: &DrawdownRule, at: DateTime<Utc>) -> Option<NaiveDate> {
+    match &rule.kind {
+        RuleKind::DailyLoss { reset_at, zone, .. } => Some(trading_day(at, *reset_at, *zone)),
+        RuleKind::MaxLoss { .. } | RuleKind::TrailingMaxLoss { .. } => None,
+    }
+}
+
+/// The broker's quote of a canonical symbol.
+fn broker_quote(snapshot: &AccountSnapshot, rules: &ReconcileRules, symbol: &str) -> Option<Quote> {
     snapshot
         .quotes
         .iter()
         .find(|q| rules.canonical(&q.symbol) == symbol)
         .cloned()
-        .or_else(|| {
-            let p = snapshot
-                .positions
-                .iter()
-                .find(|p| rules.canonical(&p.symbol) == symbol && p.current_price.is_some())?;
-            let price: Decimal = p.current_price?.get();
-            Some(Quote {
-                symbol: p.symbol.clone(),
-                bid: price,
-                ask: price,
-                time: snapshot.taken_at,
-            })
-        })
+}
+
+/// A position's current price as a stand-in quote: good for the gap check only.
+fn position_price(
+    snapshot: &AccountSnapshot,
+    rules: &ReconcileRules,
+    symbol: &str,
+) -> Option<Quote> {
+    let p = snapshot
+        .positions
+        .iter()
+        .find(|p| rules.canonical(&p.symbol) == symbol && p.current_price.is_some())?;
+    let price: Decimal = p.current_price?.get();
+    Some(Quote {
+        symbol: p.symbol.clone(),
+        bid: price,
+        ask: price,
+        time: snapshot.taken_at,
+    })
 }

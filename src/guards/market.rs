@@ -102,6 +102,11 @@ pub enum Hold {
     },
     /// Outside every trading session.
     OutsideSession,
+    /// A configured gap or spread check could not be made (the symbol has no pip size).
+    Unchecked {
+        /// Why.
+        why: String,
+    },
 }
 
 /// What the guard remembers between snapshots.

@@ -10,10 +10,12 @@ pub mod alerts;
 pub mod config;
 pub mod drawdown;
 pub mod engine;
+pub mod lifecycle;
 pub mod market;
 
 pub use alerts::{Alert, Sinks};
 pub use config::GuardsConfig;
 pub use drawdown::{Evaluation, Level};
 pub use engine::{Crossing, GuardSet};
+pub use lifecycle::AlertStatus;
 pub use market::Hold;

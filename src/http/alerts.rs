@@ -1,5 +1,7 @@
 //! The alert endpoints: `GET /api/alerts` lists the risk guards' alerts, newest first;
-//! `POST /api/alerts/{id}/cancel` cancels the automatic close an alert scheduled.
+//! `POST /api/alerts/{id}/cancel` stops the enforcement of an alert: its pending close,
+//! or the closes of a breach that still holds. The cancel is audited at once, with the
+//! optional `{"by": …, "reason": …}` of the request body.
 //!
 //! Same JSON as `mt5-reconciler alerts list`, same outcome as `alerts cancel`.
 
@@ -41,21 +43,44 @@ pub(super) async fn list(
     }
 }
 
-/// `POST /api/alerts/{id}/cancel`: 200 `{"cancelled": true}` when the close was pending;
-/// 409 with the alert's status when it is not; 404 for an unknown id.
-pub(super) async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    match store::cancel_pending_close(&state.0.db, &id, Utc::now()).await {
+/// Who cancels and why (both optional).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CancelBody {
+    by: Option<String>,
+    reason: Option<String>,
+}
+
+/// `POST /api/alerts/{id}/cancel`: 200 `{"cancelled": true}` when the enforcement was
+/// stopped; 409 with the alert's status when there was nothing to stop; 404 for an
+/// unknown id; 400 for a body that is not `{"by": "…", "reason": "…"}`.
+pub(super) async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let who: CancelBody = if body.iter().all(u8::is_ascii_whitespace) {
+        CancelBody::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(b) => b,
+            Err(e) => return error(StatusCode::BAD_REQUEST, &format!("request body: {e}")),
+        }
+    };
+    let by = who.by.as_deref().unwrap_or("api");
+    let reason = who.reason.as_deref().unwrap_or("");
+    match store::cancel_enforcement(&state.0.db, &id, Utc::now(), by, reason).await {
         Ok(CancelOutcome::Cancelled) => {
-            tracing::info!(alert = %id, "automatic close cancelled by an operator");
+            tracing::info!(alert = %id, by = %by, "enforcement cancelled by an operator");
             Json(json!({ "cancelled": true, "id": id })).into_response()
         }
-        Ok(CancelOutcome::NotPending(status)) => {
-            let reason = store::not_pending_reason(&status);
+        Ok(CancelOutcome::NotCancellable(status)) => {
+            let reason = status.not_cancellable_reason();
             let body = json!({
                 "cancelled": false,
                 "id": id,
                 "status": status,
-                "error": format!("alert {id} is {status}, not pending a close: {reason}"),
+                "error": format!("alert {id} is {status}, nothing to cancel: {reason}"),
             });
             (StatusCode::CONFLICT, Json(body)).into_response()
         }

@@ -7,7 +7,7 @@ use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::DivergenceKind;
-use crate::store::{AlertRecord, DivergenceFilter, MAX_PAGE, StoredDivergence};
+use crate::store::{AlertRecord, AlertStatus, DivergenceFilter, MAX_PAGE, StoredDivergence};
 
 /// Alerts listed when no limit is given.
 pub const DEFAULT_ALERT_LIMIT: u64 = 50;
@@ -29,9 +29,9 @@ pub struct AlertView {
     pub reference: Option<String>,
     /// When positions will be (or were to be) closed; `null` for detect-only.
     pub close_at: Option<DateTime<Utc>>,
-    /// `pending_close`, `alerted`, `cancelled`, `closing`, `closed` or `failed`.
-    pub status: String,
-    /// Whether an operator can still cancel its close.
+    /// `alerted`, `pending_close`, `closing`, `closed`, `failed`, `cancelled` or `ended`.
+    pub status: AlertStatus,
+    /// Whether an operator can still cancel its enforcement.
     pub cancellable: bool,
     /// A sentence for people.
     pub message: String,
@@ -49,8 +49,8 @@ impl From<&AlertRecord> for AlertView {
             loss: a.loss.map(|d| d.to_string()),
             reference: a.reference.map(|d| d.to_string()),
             close_at: a.close_at,
-            status: a.status.clone(),
-            cancellable: a.status == crate::store::PENDING_CLOSE,
+            status: a.status,
+            cancellable: a.status.enforcing(),
             message: a.message.clone(),
             created_at: a.created_at,
         }

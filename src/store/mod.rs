@@ -19,9 +19,8 @@ mod trades;
 
 pub use accounts::{Account, StoredAccount, list_accounts, upsert_account};
 pub use alerts::{
-    ALERTED, AlertRecord, CANCELLED, CLOSING, CancelOutcome, PENDING_CLOSE, alert_status,
-    cancel_alert, cancel_pending_close, insert_alert, list_alerts, not_pending_reason,
-    transition_alert,
+    AlertRecord, AlertStatus, CancelOutcome, Claim, alert_status, cancel_enforcement, claim_close,
+    enforcing_alerts, insert_alert, list_alerts, transition_alert,
 };
 pub use batch::{Wanted, converge_many};
 pub use connect::{LockWait, connect, connect_waiting, connect_with};

@@ -29,8 +29,8 @@ pub fn record(id: &str, account: &str, kind: &str, status: &str, secs: i64) -> A
         loss: Some(Decimal::new(5_005, 1)),
         reference: Some(Decimal::from(10_000)),
         message: format!("max-loss on {account}"),
-        close_at: (status != store::ALERTED).then(|| t(secs + 10)),
-        status: status.to_owned(),
+        close_at: (status != "alerted").then(|| t(secs + 10)),
+        status: status.parse().expect("an alert status"),
         created_at: t(secs),
     }
 }
@@ -63,7 +63,7 @@ async fn status_of(dir: &Path, id: &str) -> Option<String> {
     let db = store::connect(&db_url(dir)).await.unwrap();
     let status = store::alert_status(&db, id).await.unwrap();
     db.close().await.unwrap();
-    status
+    status.map(|s| s.to_string())
 }
 
 fn run(dir: &Path, args: &[&str]) -> Out {
@@ -92,9 +92,9 @@ async fn alerts_are_listed_newest_first_filtered_in_table_and_json() {
     seed(
         d,
         &[
-            record("al-warn", "acc-a", "warn", store::ALERTED, 0),
-            record("al-b-breach", "acc-b", "breach", store::ALERTED, 5),
-            record("al-pending", "acc-a", "breach", store::PENDING_CLOSE, 10),
+            record("al-warn", "acc-a", "warn", "alerted", 0),
+            record("al-b-breach", "acc-b", "breach", "alerted", 5),
+            record("al-pending", "acc-a", "breach", "pending_close", 10),
         ],
     )
     .await;
@@ -150,9 +150,9 @@ async fn cancel_lands_once_on_a_pending_close_and_refuses_everything_else() {
     seed(
         d,
         &[
-            record("al-pending", "acc-a", "breach", store::PENDING_CLOSE, 0),
-            record("al-detect", "acc-b", "breach", store::ALERTED, 1),
-            record("al-closed", "acc-c", "breach", "closed", 2),
+            record("al-pending", "acc-a", "breach", "pending_close", 0),
+            record("al-detect", "acc-b", "breach", "alerted", 1),
+            record("al-ended", "acc-c", "breach", "ended", 2),
         ],
     )
     .await;
@@ -162,13 +162,13 @@ async fn cancel_lands_once_on_a_pending_close_and_refuses_everything_else() {
     assert!(out.stdout.contains("cancelled"), "{}", out.stdout);
     assert_eq!(
         status_of(d, "al-pending").await.as_deref(),
-        Some(store::CANCELLED)
+        Some("cancelled")
     );
 
     for (id, says) in [
         ("al-pending", "already cancelled"),
         ("al-detect", "detect-only"),
-        ("al-closed", "already ran"),
+        ("al-ended", "breach is over"),
         ("al-nope", "no alert \"al-nope\""),
     ] {
         let out = run(d, &["alerts", "cancel", id]);
@@ -176,14 +176,11 @@ async fn cancel_lands_once_on_a_pending_close_and_refuses_everything_else() {
         assert!(out.stderr.contains(says), "{id}: {says} in {}", out.stderr);
     }
     assert_eq!(
-        status_of(d, "al-closed").await.as_deref(),
-        Some("closed"),
+        status_of(d, "al-ended").await.as_deref(),
+        Some("ended"),
         "a refused cancel changes nothing"
     );
-    assert_eq!(
-        status_of(d, "al-detect").await.as_deref(),
-        Some(store::ALERTED)
-    );
+    assert_eq!(status_of(d, "al-detect").await.as_deref(), Some("alerted"));
 }
 
 #[test]

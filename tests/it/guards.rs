@@ -21,9 +21,9 @@ use sea_orm::DatabaseConnection;
 use crate::common;
 use crate::tree::{acc, flush, tree_config, wait_for};
 
-const ACCOUNT: &str = "sim-001";
+pub(crate) const ACCOUNT: &str = "sim-001";
 
-fn guards(auto_close: bool) -> GuardsConfig {
+pub(crate) fn guards(auto_close: bool) -> GuardsConfig {
     GuardsConfig {
         alert_lead_secs: 10,
         auto_close: if auto_close {
@@ -57,7 +57,7 @@ fn guards(auto_close: bool) -> GuardsConfig {
 }
 
 /// One account at 10 000 balance whose positions carry no floating profit.
-fn flat_sim() -> Arc<SimBroker> {
+pub(crate) fn flat_sim() -> Arc<SimBroker> {
     let sim = Arc::new(SimBroker::new(
         &SimConfig {
             accounts: 1,
@@ -76,25 +76,32 @@ fn flat_sim() -> Arc<SimBroker> {
 }
 
 /// Sets the account's floating loss (on its first position).
-fn lose(sim: &SimBroker, amount: i64) {
+pub(crate) fn lose(sim: &SimBroker, amount: i64) {
     let first = sim.positions(ACCOUNT)[0].ticket;
     sim.update_position(ACCOUNT, first, |p| p.profit = Decimal::from(-amount));
 }
 
 async fn start(db: &DatabaseConnection, sim: &Arc<SimBroker>, auto_close: bool) -> Reconciler {
+    let connector = Connector {
+        broker: sim.clone(),
+        trades: sim.clone(),
+    };
+    start_with(db, connector, guards(auto_close)).await
+}
+
+/// The tree with one account on `connector`, guarded by `guards`.
+pub(crate) async fn start_with(
+    db: &DatabaseConnection,
+    connector: Connector,
+    guards: GuardsConfig,
+) -> Reconciler {
     let mut config = tree_config();
-    config.guards = guards(auto_close);
+    config.guards = guards;
     let args = SupervisorArgs {
         db: db.clone(),
         config,
         rules: Arc::new(ReconcileRules::default()),
-        connectors: HashMap::from([(
-            "sim".to_owned(),
-            Connector {
-                broker: sim.clone(),
-                trades: sim.clone(),
-            },
-        )]),
+        connectors: HashMap::from([("sim".to_owned(), connector)]),
         accounts: vec![AccountSpec {
             id: ACCOUNT.into(),
             broker: "sim".into(),
@@ -108,7 +115,7 @@ async fn start(db: &DatabaseConnection, sim: &Arc<SimBroker>, auto_close: bool) 
 /// Waits until `cond` holds. Tokio time is paused and runs ahead while a real database
 /// call is in flight, so the bound is real time (a guard against hanging, not a timing
 /// assertion).
-async fn until(what: &str, cond: impl Fn() -> bool) {
+pub(crate) async fn until(what: &str, cond: impl Fn() -> bool) {
     let start = std::time::Instant::now();
     while !cond() {
         assert!(
@@ -119,22 +126,31 @@ async fn until(what: &str, cond: impl Fn() -> bool) {
     }
 }
 
-async fn kinds(db: &DatabaseConnection) -> Vec<String> {
+pub(crate) async fn kinds(db: &DatabaseConnection) -> Vec<String> {
     common::audit_kinds(db, ACCOUNT).await
 }
 
 /// Waits for `n` more syncs of the account.
-async fn syncs(tree: &Reconciler, n: u64) {
+pub(crate) async fn syncs(tree: &Reconciler, n: u64) {
     let done = acc(&tree.status().await.unwrap(), ACCOUNT).syncs_ok;
     wait_for(tree, "more syncs", |s| acc(s, ACCOUNT).syncs_ok >= done + n).await;
 }
 
-async fn breach_alert(db: &DatabaseConnection) -> store::AlertRecord {
-    let alerts = store::list_alerts(db, Some(ACCOUNT), 10).await.unwrap();
-    alerts
-        .into_iter()
-        .find(|a| a.kind == "breach")
-        .expect("a breach alert is stored")
+/// The account's breach alert, once the guard actor has stored it (bounded in real time:
+/// a guard against hanging, not a timing assertion).
+pub(crate) async fn breach_alert(db: &DatabaseConnection) -> store::AlertRecord {
+    let start = std::time::Instant::now();
+    loop {
+        let alerts = store::list_alerts(db, Some(ACCOUNT), 10).await.unwrap();
+        if let Some(a) = alerts.into_iter().find(|a| a.kind == "breach") {
+            return a;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "a breach alert is stored"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]
@@ -193,7 +209,7 @@ async fn warn_then_breach_alerts_and_closes_every_position_after_the_lead() {
             "{label}"
         );
         let alert = breach_alert(&db).await;
-        assert_eq!(alert.status, "closed", "{label}");
+        assert_eq!(alert.status, store::AlertStatus::Closed, "{label}");
         assert!(alert.close_at.is_some(), "{label}");
         tree.abort().await;
         tokio::time::resume();
@@ -215,11 +231,21 @@ async fn a_close_cancelled_within_the_window_closes_nothing() {
         tokio::time::resume();
         let alert = breach_alert(&db).await;
         // What `mt5-reconciler alerts cancel ID` and the API do.
-        let cancelled = store::cancel_alert(&db, &alert.id, chrono::Utc::now())
-            .await
-            .unwrap();
+        let cancelled = store::cancel_enforcement(
+            &db,
+            &alert.id,
+            chrono::Utc::now(),
+            "test",
+            "within the lead",
+        )
+        .await
+        .unwrap();
         tokio::time::pause();
-        assert!(cancelled, "{label}: cancelled within the window");
+        assert_eq!(
+            cancelled,
+            store::CancelOutcome::Cancelled,
+            "{label}: cancelled within the window"
+        );
         tokio::time::sleep(Duration::from_secs(30)).await;
         syncs(&tree, 1).await;
         assert_eq!(
@@ -233,7 +259,11 @@ async fn a_close_cancelled_within_the_window_closes_nothing() {
             kinds(&db).await.contains(&"close_cancelled".to_owned()),
             "{label}"
         );
-        assert_eq!(breach_alert(&db).await.status, store::CANCELLED, "{label}");
+        assert_eq!(
+            breach_alert(&db).await.status,
+            store::AlertStatus::Cancelled,
+            "{label}"
+        );
         tree.abort().await;
         tokio::time::resume();
     }
@@ -251,8 +281,8 @@ async fn detect_only_alerts_and_never_closes() {
         flush(&tree).await;
         let alert = breach_alert(&db).await;
         assert_eq!(
-            (alert.status.as_str(), alert.close_at),
-            (store::ALERTED, None),
+            (alert.status, alert.close_at),
+            (store::AlertStatus::Alerted, None),
             "{label}"
         );
         assert_eq!(sim.close_calls(ACCOUNT), 0, "{label}");
@@ -351,6 +381,8 @@ async fn a_close_that_times_out_is_checked_not_doubled() {
             sim.positions(ACCOUNT).is_empty()
         })
         .await;
+        // The check of the close whose answer was lost follows its timeout.
+        tokio::time::sleep(Duration::from_secs(10)).await;
         assert_eq!(
             sim.close_calls(ACCOUNT),
             positions,

@@ -229,9 +229,9 @@ fn alert_ids(page: &Json) -> Vec<&str> {
 async fn alerts_are_listed_and_a_pending_close_is_cancelled_once_over_http() {
     for (label, db) in common::databases().await {
         for a in [
-            record("al-warn", "acc-a", "warn", store::ALERTED, 0),
-            record("al-detect", "acc-b", "breach", store::ALERTED, 5),
-            record("al-pending", "acc-a", "breach", store::PENDING_CLOSE, 10),
+            record("al-warn", "acc-a", "warn", "alerted", 0),
+            record("al-detect", "acc-b", "breach", "alerted", 5),
+            record("al-pending", "acc-a", "breach", "pending_close", 10),
         ] {
             store::insert_alert(&db, &a).await.unwrap();
         }
@@ -257,11 +257,8 @@ async fn alerts_are_listed_and_a_pending_close_is_cancelled_once_over_http() {
         let body: Json = serde_json::from_str(&body).unwrap();
         assert_eq!(body["cancelled"], true, "{label}: {body}");
         assert_eq!(
-            store::alert_status(&db, "al-pending")
-                .await
-                .unwrap()
-                .as_deref(),
-            Some(store::CANCELLED),
+            store::alert_status(&db, "al-pending").await.unwrap(),
+            Some(store::AlertStatus::Cancelled),
             "{label}"
         );
 
@@ -275,11 +272,8 @@ async fn alerts_are_listed_and_a_pending_close_is_cancelled_once_over_http() {
         let (code, body) = post(addr, "/api/alerts/al-nope/cancel", None);
         assert_eq!(code, 404, "{label}: {body}");
         assert_eq!(
-            store::alert_status(&db, "al-detect")
-                .await
-                .unwrap()
-                .as_deref(),
-            Some(store::ALERTED),
+            store::alert_status(&db, "al-detect").await.unwrap(),
+            Some(store::AlertStatus::Alerted),
             "{label}: a refused cancel changes nothing"
         );
 

@@ -5,6 +5,7 @@ mod alerts_ops;
 mod browser;
 mod cli;
 mod common;
+mod guard_loop;
 mod guards;
 mod http_api;
 mod logs;

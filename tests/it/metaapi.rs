@@ -1026,7 +1026,7 @@ async fn a_drawdown_breach_closes_every_position_through_metaapi() {
                 .expect("alerts");
             if alerts
                 .iter()
-                .any(|a| a.kind == "breach" && a.status == "closed")
+                .any(|a| a.kind == "breach" && a.status == store::AlertStatus::Closed)
             {
                 closed = true;
                 break;

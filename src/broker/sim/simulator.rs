@@ -166,6 +166,11 @@ impl SimBroker {
         .is_some()
     }
 
+    /// Sets the account's balance. False when the account is unknown.
+    pub fn set_balance(&self, id: &str, balance: Decimal) -> bool {
+        self.with(id, |a| a.balance = balance).is_some()
+    }
+
     /// Removes the position with `ticket`. False when account or ticket is unknown.
     pub fn remove_position(&self, id: &str, ticket: u64) -> bool {
         self.with(id, |a| {

@@ -1,0 +1,129 @@
+//! GuardActor: one per guarded account, beside its sync actor. It receives every snapshot
+//! the sync actor fetches, before anything else happens to it, so reconciliation
+//! failures (an unknown pip size, a trade read that fails, a divergence write that fails)
+//! never stop the guards, and a failing guard never stops reconciliation.
+//!
+//! The path: snapshot → evaluate → alert (stored, then sent) → close intent (the stored
+//! alert) → close round (claimed, on a fresh snapshot) → verify. Rounds run in their own
+//! task, so the actor keeps evaluating snapshots while positions are being closed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use sea_orm::DatabaseConnection;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use super::enforce::{self, Enforcement};
+use super::round::RoundOutcome;
+use crate::actors::handle::SwapRef;
+use crate::actors::supervisor::PersistenceHandle;
+use crate::broker::Broker;
+use crate::domain::{AccountSnapshot, ReconcileRules};
+use crate::guards::{GuardSet, GuardsConfig, Sinks};
+
+/// Messages of a GuardActor.
+#[derive(Debug)]
+pub enum GuardMsg {
+    /// A snapshot the sync actor fetched; `requested_at` is when it asked the broker.
+    Snapshot {
+        /// The account as the broker showed it.
+        snapshot: Arc<AccountSnapshot>,
+        /// When the request left (a snapshot requested before a close round ended says
+        /// nothing about what the round left open).
+        requested_at: Instant,
+    },
+    /// A lead or a retry backoff is over: run a close round.
+    RoundDue {
+        /// The enforcement generation the timer was set in (stale timers do nothing).
+        generation: u64,
+    },
+    /// A close round finished.
+    RoundDone {
+        /// The generation it ran in.
+        generation: u64,
+        /// What it did.
+        outcome: RoundOutcome,
+    },
+}
+
+#[cfg(feature = "cluster")]
+impl ractor::Message for GuardMsg {}
+
+/// Where the sync actor sends snapshots: the account's current guard actor.
+pub type GuardHandle = SwapRef<GuardMsg>;
+
+/// Dependencies of a GuardActor.
+#[derive(Clone)]
+pub struct GuardArgs {
+    /// The account.
+    pub account_id: String,
+    /// Its broker (for fresh snapshots and closes).
+    pub broker: Arc<dyn Broker>,
+    /// Configured pip rules and aliases (the broker's specifications are merged in).
+    pub rules: Arc<ReconcileRules>,
+    /// `[guards]`.
+    pub config: Arc<GuardsConfig>,
+    /// Where alerts go.
+    pub sinks: Sinks,
+    /// Alerts are stored here before they are sent; claims and cancels happen here.
+    pub db: DatabaseConnection,
+    /// The audit trail.
+    pub persistence: PersistenceHandle,
+    /// The global cap on broker calls in flight (closes take part in it).
+    pub limiter: Arc<Semaphore>,
+    /// Deadline of every broker call.
+    pub timeout: Duration,
+}
+
+/// The actor (empty: everything lives in its state).
+pub struct GuardActor;
+
+/// Its state: the rules and what they remember, and the enforcement of a breach.
+pub struct GuardState {
+    pub(super) args: Arc<GuardArgs>,
+    pub(super) set: GuardSet,
+    pub(super) enforcement: Option<Enforcement>,
+    pub(super) generation: u64,
+}
+
+#[cfg_attr(feature = "async-trait", ractor::async_trait)]
+impl Actor for GuardActor {
+    type Msg = GuardMsg;
+    type State = GuardState;
+    type Arguments = GuardArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: GuardArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(GuardState {
+            set: GuardSet::new(&args.config, &args.account_id, &args.rules),
+            args: Arc::new(args),
+            enforcement: None,
+            generation: 0,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: GuardMsg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            GuardMsg::Snapshot {
+                snapshot,
+                requested_at,
+            } => enforce::on_snapshot(&myself, state, &snapshot, requested_at).await,
+            GuardMsg::RoundDue { generation } => enforce::on_due(&myself, state, generation),
+            GuardMsg::RoundDone {
+                generation,
+                outcome,
+            } => enforce::on_round_done(&myself, state, generation, outcome),
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,119 @@
+//! What the guards tell people and the audit trail: alerts stored before they are sent,
+//! notices of close outcomes, and audit events.
+
+use chrono::{DateTime, Utc};
+
+use super::actor::GuardArgs;
+use crate::actors::persistence::PersistMsg;
+use crate::guards::{Alert, AlertStatus, Evaluation};
+use crate::store::{self, AlertRecord, AuditEvent};
+
+/// Appends an audit event of the account (through persistence: buffered, retried).
+pub(super) fn audit(args: &GuardArgs, kind: &str, detail: serde_json::Value) {
+    args.persistence.send(PersistMsg::Audit(AuditEvent {
+        at: Utc::now(),
+        account_id: Some(args.account_id.clone()),
+        kind: kind.to_owned(),
+        detail,
+    }));
+}
+
+/// Sends a notice about an alert's close to the sinks (not stored: the audit trail is).
+pub(super) fn notify(args: &GuardArgs, alert: &str, kind: &str, message: String) {
+    args.sinks.send(&Alert {
+        id: alert.to_owned(),
+        account_id: args.account_id.clone(),
+        kind: kind.to_owned(),
+        rule: String::new(),
+        loss: None,
+        reference: None,
+        close_at: None,
+        message,
+        at: Utc::now(),
+    });
+}
+
+/// The alert row of evaluation `e` (`kind` is `warn` or `breach`).
+pub(super) fn record(
+    args: &GuardArgs,
+    e: &Evaluation,
+    kind: &str,
+    status: AlertStatus,
+    close_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> AlertRecord {
+    let id = crate::guards::alerts::alert_id(&args.account_id, &format!("{}:{kind}", e.rule), now);
+    let message = match close_at {
+        Some(at) => format!(
+            "{} breached on {}: loss {} of {}; every position closes at {} unless cancelled",
+            e.rule,
+            args.account_id,
+            e.loss,
+            e.reference,
+            at.format("%H:%M:%S UTC")
+        ),
+        None => format!(
+            "{} {kind} on {}: loss {} of {}",
+            e.rule, args.account_id, e.loss, e.reference
+        ),
+    };
+    AlertRecord {
+        id,
+        account_id: args.account_id.clone(),
+        kind: kind.to_owned(),
+        rule: e.rule.clone(),
+        loss: Some(e.loss),
+        reference: Some(e.reference),
+        message,
+        close_at,
+        status,
+        created_at: now,
+    }
+}
+
+/// Stores `r`; `Err` says why it is not stored. The deadline is the database's own
+/// (lock and statement timeouts set when the pool connects), not a timer of this
+/// process: a real query must not lose to a clock that tests run ahead.
+pub(super) async fn store(args: &GuardArgs, r: &AlertRecord) -> Result<(), String> {
+    store::insert_alert(&args.db, r)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Sends `r` to the sinks and audits it.
+pub(super) fn send(args: &GuardArgs, r: &AlertRecord, stored: bool) {
+    args.sinks.send(&Alert {
+        id: r.id.clone(),
+        account_id: r.account_id.clone(),
+        kind: r.kind.clone(),
+        rule: r.rule.clone(),
+        loss: r.loss,
+        reference: r.reference,
+        close_at: r.close_at,
+        message: r.message.clone(),
+        at: r.created_at,
+    });
+    audit(
+        args,
+        "alert_sent",
+        serde_json::json!({"alert": r.id, "kind": r.kind, "close_at": r.close_at, "stored": stored}),
+    );
+}
+
+/// An alert that closes nothing (a warning, a detect-only breach, a second rule's breach
+/// while another alert enforces): stored if the store answers, sent either way.
+pub(super) async fn raise(args: &GuardArgs, e: &Evaluation, kind: &str, note: Option<String>) {
+    let mut r = record(args, e, kind, AlertStatus::Alerted, None, Utc::now());
+    if let Some(note) = note {
+        r.message = format!("{}; {note}", r.message);
+    }
+    let stored = match store(args, &r).await {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::error!(account = %args.account_id, alert = %r.id, error = %error, "cannot store the alert");
+            false
+        }
+    };
+    send(args, &r, stored);
+}

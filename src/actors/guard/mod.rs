@@ -1,0 +1,10 @@
+//! The risk guards' own loop: one actor per guarded account, fed with every snapshot the
+//! account's sync fetches. See [`actor`] for the path a snapshot takes.
+
+pub mod actor;
+mod alerting;
+mod enforce;
+pub mod round;
+
+pub use actor::{GuardActor, GuardArgs, GuardHandle, GuardMsg};
+pub use round::RoundOutcome;
