@@ -109,6 +109,15 @@ pub enum SupervisorMsg {
     RemoveAccount(String),
     /// Re-enable a disabled account, or reset a tripped breaker.
     EnableAccount(String),
+    /// The same, answering whether the account is supervised here.
+    EnableAccountReply(String, RpcReplyPort<bool>),
+    /// The accounts table now shows the breaker's verdict on the account.
+    BreakerStateRecorded {
+        /// Account.
+        account_id: String,
+        /// Whether the row says "disabled by the breaker".
+        disabled: bool,
+    },
     /// Sync one account now (if its breaker lets it and it is not already syncing).
     SyncNow(String),
     /// The status of every account and of the scheduler.
@@ -214,6 +223,9 @@ struct Entry {
     status: AccountStatus,
     /// The account's guard actor (when it has guards), swapped on a restart.
     guard: Option<GuardHandle>,
+    /// Whether its row in the accounts table says the breaker disabled it (then a row
+    /// without that reason is an operator's re-enable).
+    disabled_in_table: bool,
 }
 
 /// The supervisor's state.
@@ -350,9 +362,18 @@ impl Actor for ReconcilerSupervisor {
             }
             SupervisorMsg::RemoveAccount(id) => remove_account(state, &id),
             SupervisorMsg::EnableAccount(id) => {
-                if let Some(entry) = state.accounts.get_mut(&id) {
-                    let step = entry.breaker.enable();
-                    apply(&myself, state, &id, step, None).await;
+                enable(&myself, state, &id).await;
+            }
+            SupervisorMsg::EnableAccountReply(id, reply) => {
+                let known = enable(&myself, state, &id).await;
+                let _ = reply.send(known);
+            }
+            SupervisorMsg::BreakerStateRecorded {
+                account_id,
+                disabled,
+            } => {
+                if let Some(entry) = state.accounts.get_mut(&account_id) {
+                    entry.disabled_in_table = disabled;
                 }
             }
             SupervisorMsg::SyncNow(id) => {
@@ -521,6 +542,7 @@ async fn add_account(
         slot: (hash % u64::from(slots)) as u32,
         round: None,
         guard: None,
+        disabled_in_table: false,
     };
     state.accounts.insert(id.clone(), entry);
     start_guard(myself, state, &id).await;
@@ -751,6 +773,12 @@ async fn apply(
             serde_json::json!({"from": t.from, "to": t.to, "reason": reason}),
         );
     }
+    if let Some(t) = &transition
+        && (t.to == "disabled" || t.from == "disabled")
+    {
+        let disabled = (t.to == "disabled").then(|| reason.clone().unwrap_or_default());
+        record_breaker_state(myself, state, id, disabled);
+    }
     let Some(entry) = state.accounts.get_mut(id) else {
         return;
     };
@@ -814,6 +842,51 @@ fn audit(state: &SupervisorState, account: Option<&str>, kind: &str, detail: ser
     }
 }
 
+/// Re-enables account `id` (or resets its tripped breaker); false when it is not
+/// supervised here.
+async fn enable(myself: &ActorRef<SupervisorMsg>, state: &mut SupervisorState, id: &str) -> bool {
+    let Some(entry) = state.accounts.get_mut(id) else {
+        return false;
+    };
+    let step = entry.breaker.enable();
+    apply(
+        myself,
+        state,
+        id,
+        step,
+        Some("enabled by an operator".into()),
+    )
+    .await;
+    true
+}
+
+/// Writes the breaker's verdict to the account's row (when it has one), so `accounts
+/// list` shows it and `accounts enable` can undo it.
+fn record_breaker_state(
+    myself: &ActorRef<SupervisorMsg>,
+    state: &SupervisorState,
+    id: &str,
+    disabled: Option<String>,
+) {
+    let (db, me, account_id) = (state.args.db.clone(), myself.clone(), id.to_owned());
+    tokio::spawn(async move {
+        let written =
+            store::record_breaker_state(&db, &account_id, disabled.as_deref(), Utc::now()).await;
+        match written {
+            Ok(true) => {
+                let _ = me.cast(SupervisorMsg::BreakerStateRecorded {
+                    account_id,
+                    disabled: disabled.is_some(),
+                });
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(account = %account_id, error = %e, "cannot record the breaker's state in the accounts table")
+            }
+        }
+    });
+}
+
 fn refresh_accounts(myself: &ActorRef<SupervisorMsg>, state: &SupervisorState) {
     let db = state.args.db.clone();
     let me = myself.clone();
@@ -832,10 +905,10 @@ async fn on_accounts_loaded(
     state: &mut SupervisorState,
     rows: Vec<StoredAccount>,
 ) {
-    let wanted: BTreeMap<String, String> = rows
+    let wanted: BTreeMap<String, (String, Option<String>)> = rows
         .into_iter()
         .filter(|r| r.account.enabled)
-        .map(|r| (r.account.id, r.account.broker))
+        .map(|r| (r.account.id, (r.account.broker, r.account.disabled_reason)))
         .collect();
     let gone: Vec<String> = state
         .accounts
@@ -846,9 +919,16 @@ async fn on_accounts_loaded(
     for id in gone {
         remove_account(state, &id);
     }
-    for (id, broker) in wanted {
-        if !state.accounts.contains_key(&id) {
-            add_account(myself, state, AccountSpec { id, broker }, Origin::Table).await;
+    for (id, (broker, reason)) in wanted {
+        match state.accounts.get_mut(&id) {
+            None => add_account(myself, state, AccountSpec { id, broker }, Origin::Table).await,
+            // The row no longer says the breaker disabled it: an operator re-enabled it.
+            Some(entry) if entry.disabled_in_table && reason.is_none() => {
+                entry.disabled_in_table = false;
+                tracing::info!(account = %id, "re-enabled through the accounts table");
+                enable(myself, state, &id).await;
+            }
+            Some(_) => {}
         }
     }
 }

@@ -116,12 +116,21 @@ pub async fn run(args: &AccountsArgs) -> ExitCode {
                 return ExitCode::from(EXIT_BAD_INPUT);
             };
             let enable = matches!(args.action, AccountsAction::Enable { .. });
+            let by_breaker = stored
+                .account
+                .disabled_reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with(store::BREAKER_DISABLED));
             let account = Account {
                 enabled: enable,
                 disabled_reason: (!enable).then(|| REMOVED.to_owned()),
                 ..stored.account
             };
-            let verb = if enable { "enabled" } else { "disabled" };
+            let verb = match (enable, by_breaker) {
+                (true, true) => "re-enabled (the breaker had disabled it)",
+                (true, false) => "enabled",
+                (false, _) => "disabled",
+            };
             (account, format!("account {id} {verb}"))
         }
     };
@@ -175,7 +184,14 @@ async fn list(
                         a.id.clone(),
                         a.name.clone(),
                         a.broker.clone(),
-                        if a.enabled { "yes" } else { "no" }.to_owned(),
+                        match (a.enabled, a.disabled_reason.as_deref()) {
+                            (true, Some(r)) if r.starts_with(store::BREAKER_DISABLED) => {
+                                "no (breaker)"
+                            }
+                            (true, _) => "yes",
+                            (false, _) => "no",
+                        }
+                        .to_owned(),
                         open_of(&a.id).to_string(),
                         r.updated_at.to_rfc3339_opts(SecondsFormat::Secs, true),
                         a.disabled_reason.clone().unwrap_or_default(),

@@ -44,6 +44,36 @@ pub(super) async fn tree_status(s: &Shared) -> Result<Status, String> {
     .map_err(|e| e.to_string())
 }
 
+/// `POST /api/accounts/{id}/enable`: re-enables an account the breaker disabled (or
+/// resets a tripped breaker) in the running service. 200 when done, 404 for an account the
+/// service does not supervise, 503 when the tree does not answer.
+pub(super) async fn enable_account(
+    State(state): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    let s = &state.0;
+    let known = ractor::call_t!(
+        s.supervisor,
+        SupervisorMsg::EnableAccountReply,
+        CALL_TIMEOUT.as_millis() as u64,
+        id.clone()
+    );
+    match known {
+        Ok(true) => {
+            tracing::info!(account = %id, "account enabled by an operator");
+            Json(json!({ "enabled": true, "id": id })).into_response()
+        }
+        Ok(false) => error(
+            StatusCode::NOT_FOUND,
+            &format!("no account {id:?} is supervised"),
+        ),
+        Err(e) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("the tree did not answer: {e}"),
+        ),
+    }
+}
+
 /// The persistence actor's figures, or why they could not be had.
 pub(super) async fn persistence_stats(s: &Shared) -> Result<PersistenceStats, String> {
     ractor::call_t!(

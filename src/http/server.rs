@@ -148,6 +148,7 @@ fn router(state: AppState) -> Router {
         .route("/api/divergences", get(api::divergences))
         .route("/api/alerts", get(alerts::list))
         .route("/api/alerts/{id}/cancel", post(alerts::cancel))
+        .route("/api/accounts/{id}/enable", post(api::enable_account))
         .route("/metrics", get(metrics::handler))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()

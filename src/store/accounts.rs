@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::Set;
-use sea_orm::sea_query::OnConflict;
-use sea_orm::{ConnectionTrait, EntityTrait, QueryOrder};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 
 use super::convert::db_time;
 use super::entities::account;
@@ -66,6 +66,31 @@ pub async fn upsert_account<C: ConnectionTrait>(
         .exec_without_returning(db)
         .await?;
     Ok(())
+}
+
+/// The prefix of a `disabled_reason` the service wrote because its breaker disabled an
+/// account that stays enabled in the table: an operator's `accounts enable` clears it,
+/// and the running service then re-enables the account.
+pub const BREAKER_DISABLED: &str = "disabled by the breaker: ";
+
+/// Writes the breaker's verdict on enabled account `id`: `Some(reason)` when the breaker
+/// disabled it, `None` when it runs again. False when no enabled row has that id (an
+/// account from the configuration file).
+pub async fn record_breaker_state<C: ConnectionTrait>(
+    db: &C,
+    id: &str,
+    disabled: Option<&str>,
+    at: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let reason = disabled.map(|r| format!("{BREAKER_DISABLED}{r}"));
+    let r = account::Entity::update_many()
+        .col_expr(account::Column::DisabledReason, Expr::value(reason))
+        .col_expr(account::Column::UpdatedAt, Expr::value(db_time(at)))
+        .filter(account::Column::Id.eq(id))
+        .filter(account::Column::Enabled.eq(true))
+        .exec(db)
+        .await?;
+    Ok(r.rows_affected == 1)
 }
 
 /// Every account, by id.

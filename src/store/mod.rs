@@ -17,7 +17,9 @@ mod error;
 mod journal;
 mod trades;
 
-pub use accounts::{Account, StoredAccount, list_accounts, upsert_account};
+pub use accounts::{
+    Account, BREAKER_DISABLED, StoredAccount, list_accounts, record_breaker_state, upsert_account,
+};
 pub use alerts::{
     AlertRecord, AlertStatus, CancelOutcome, Claim, alert_status, cancel_enforcement, claim_close,
     enforcing_alerts, insert_alert, list_alerts, transition_alert,

@@ -380,3 +380,38 @@ fn on_loopback_without_a_token_everything_is_open() {
     let (status, _) = service.stop();
     assert_eq!(status.code(), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_account_is_enabled_over_http_and_an_unknown_one_is_404() {
+    for (label, db) in common::databases().await {
+        let (tree, server) = serve(&db).await;
+        let addr = server.local_addr();
+        // No such connector: the account is disabled at once.
+        tree.actor()
+            .cast(mt5_reconciler::actors::SupervisorMsg::AddAccount(
+                mt5_reconciler::actors::AccountSpec {
+                    id: "acc-x".into(),
+                    broker: "nope".into(),
+                },
+            ))
+            .unwrap();
+        let disabled = |s: &Json| s["accounts"][0]["state"] == "disabled";
+        let start = std::time::Instant::now();
+        while !disabled(&json(&server, "/api/status")) {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(30),
+                "{label}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let before = json(&server, "/api/status")["accounts"][0]["transitions"].clone();
+        let (code, body) = post(addr, "/api/accounts/acc-x/enable", None);
+        assert_eq!(code, 200, "{label}: {body}");
+        let after = json(&server, "/api/status")["accounts"][0]["transitions"].clone();
+        assert_ne!(before, after, "{label}: the breaker moved");
+        let (code, body) = post(addr, "/api/accounts/acc-nope/enable", None);
+        assert_eq!(code, 404, "{label}: {body}");
+        server.stop().await;
+        tree.shutdown(std::time::Duration::from_secs(5)).await;
+    }
+}

@@ -813,3 +813,69 @@ async fn the_service_follows_the_accounts_table_without_a_restart() {
         tokio::time::resume();
     }
 }
+
+#[tokio::test]
+async fn an_operator_re_enables_a_breaker_disabled_account_through_the_table() {
+    for (label, db) in common::databases().await {
+        let sim = sim(2, 3, false, 31);
+        let mut tree = args(&db, &sim, tree_config());
+        tree.accounts.clear();
+        tree.follow_accounts_table = true;
+        let row = store::Account {
+            id: "sim-002".into(),
+            name: "sim-002".into(),
+            broker: "sim".into(),
+            enabled: true,
+            disabled_reason: None,
+        };
+        store::upsert_account(&db, &row, chrono::Utc::now())
+            .await
+            .unwrap();
+        let bad = BrokerError::Permanent("invalid credentials".into());
+        sim.set_fault("sim-002", Some(Fault::Error(bad)));
+        tokio::time::pause();
+        let reconciler = Reconciler::start(tree).await.unwrap();
+        wait_for(&reconciler, "the account disabled", |s| {
+            s.accounts
+                .iter()
+                .any(|a| a.id == "sim-002" && a.state == "disabled")
+        })
+        .await;
+        tokio::time::resume();
+        // The table shows it, so `accounts list` does.
+        let start = std::time::Instant::now();
+        loop {
+            let rows = store::list_accounts(&db).await.unwrap();
+            let reason = rows
+                .iter()
+                .find(|r| r.account.id == "sim-002")
+                .and_then(|r| r.account.disabled_reason.clone());
+            if reason.is_some_and(|r| r.contains("invalid credentials")) {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "{label}: the table never showed the breaker's reason: {rows:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The operator fixes the credentials and runs `accounts enable sim-002`.
+        sim.set_fault("sim-002", None);
+        store::upsert_account(&db, &row, chrono::Utc::now())
+            .await
+            .unwrap();
+        tokio::time::pause();
+        reconciler
+            .actor()
+            .cast(SupervisorMsg::RefreshAccounts)
+            .unwrap();
+        wait_for(&reconciler, "the account syncing again", |s| {
+            s.accounts
+                .iter()
+                .any(|a| a.id == "sim-002" && a.state == "running" && a.syncs_ok >= 1)
+        })
+        .await;
+        reconciler.abort().await;
+        tokio::time::resume();
+    }
+}
