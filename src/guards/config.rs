@@ -135,7 +135,9 @@ pub struct MarketConfig {
     /// Oldest acceptable quote, in seconds.
     #[serde(default)]
     pub stale_secs: Option<u64>,
-    /// Sessions such as `"Mon-Fri 00:05-23:55"` (empty: always open).
+    /// Sessions such as `"Mon-Fri 00:05-23:55"` or, crossing midnight, the FX week
+    /// `"Sun-Thu 22:00-21:00"` (each session belongs to the day it opens; empty: always
+    /// open).
     #[serde(default)]
     pub sessions: Vec<String>,
     /// IANA time zone of the sessions (default UTC).
