@@ -4,7 +4,8 @@
 //! the price gapped between two consecutive snapshots by more than `max_gap_pips`; the
 //! spread is wider than `max_spread_pips`; the quote is older than `stale_secs`; the time
 //! is outside the symbol's trading sessions. A session belongs to the day it opens (see
-//! [`Session`]). Pure: time comes in as an argument.
+//! [`Session`]). Gaps and spreads are compared in exact pips, never rounded first; pips
+//! too large to compute hold ([`Hold::Unmeasurable`]). Pure: time comes in as an argument.
 
 use chrono::{DateTime, Datelike, NaiveTime, Utc, Weekday};
 use chrono_tz::Tz;
@@ -117,14 +118,21 @@ pub enum Hold {
     },
     /// Outside every trading session.
     OutsideSession,
+    /// A check whose pips cannot be computed (prices or a pip size so extreme that the
+    /// arithmetic would overflow): it holds rather than pass unchecked.
+    Unmeasurable {
+        /// The check: `gap` or `spread`.
+        check: &'static str,
+    },
 }
 
 /// What the guard remembers between snapshots.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MarketState {
     last_mid: Option<Decimal>,
-    /// The last gap, and the calm snapshots seen since.
-    gap: Option<(Decimal, u32)>,
+    /// The last gap in pips (`None`: too large to compute), and the calm snapshots seen
+    /// since.
+    gap: Option<(Option<Decimal>, u32)>,
 }
 
 impl MarketRule {
@@ -138,26 +146,33 @@ impl MarketRule {
     ) -> Vec<Hold> {
         let mut holds = Vec::new();
         if let Some(q) = quote {
-            let mid = (q.bid + q.ask) / Decimal::TWO;
+            // Exact pips are compared with the limits (no rounding); arithmetic that would
+            // overflow gives `None`, which holds.
+            let mid = q.bid.checked_add(q.ask).map(|sum| sum / Decimal::TWO);
             if let (Some(max), Some(prev)) = (self.max_gap_pips, state.last_mid) {
-                let pips = ((mid - prev) / pip).abs().round_dp(1);
-                state.gap = if pips > max {
-                    Some((pips, 0))
-                } else {
-                    state
+                let pips = mid
+                    .and_then(|mid| mid.checked_sub(prev))
+                    .and_then(|moved| moved.checked_div(pip))
+                    .map(|pips| pips.abs());
+                state.gap = match pips {
+                    Some(pips) if pips <= max => state
                         .gap
                         .map(|(p, calm)| (p, calm + 1))
-                        .filter(|(_, calm)| *calm < self.gap_clear_after)
+                        .filter(|(_, calm)| *calm < self.gap_clear_after),
+                    gap => Some((gap, 0)),
                 };
             }
-            if let Some((pips, _)) = state.gap {
-                holds.push(Hold::Gap { pips });
+            match state.gap {
+                Some((Some(pips), _)) => holds.push(Hold::Gap { pips }),
+                Some((None, _)) => holds.push(Hold::Unmeasurable { check: "gap" }),
+                None => {}
             }
-            state.last_mid = Some(mid);
+            state.last_mid = mid;
             if let Some(max) = self.max_spread_pips {
-                let pips = ((q.ask - q.bid) / pip).round_dp(1);
-                if pips > max {
-                    holds.push(Hold::Spread { pips });
+                match q.ask.checked_sub(q.bid).and_then(|s| s.checked_div(pip)) {
+                    Some(pips) if pips <= max => {}
+                    Some(pips) => holds.push(Hold::Spread { pips }),
+                    None => holds.push(Hold::Unmeasurable { check: "spread" }),
                 }
             }
             if let Some(max) = self.stale_secs {
@@ -272,6 +287,65 @@ mod tests {
             saturday,
         );
         assert_eq!(holds, vec![Hold::OutsideSession]);
+    }
+
+    #[test]
+    fn a_gap_or_spread_just_past_its_limit_holds() {
+        let r = rule();
+        let mut s = MarketState::default();
+        let pip = dec!(0.0001);
+        let now = utc("2026-03-04T10:00:05Z");
+        let at = "2026-03-04T10:00:04Z";
+        r.evaluate(
+            &mut s,
+            Some(&quote(dec!(1.08000), dec!(1.08000), at)),
+            pip,
+            now,
+        );
+        // 30.05 pips against a limit of 30: a hold, whatever rounding would show.
+        let holds = r.evaluate(
+            &mut s,
+            Some(&quote(dec!(1.083005), dec!(1.083005), at)),
+            pip,
+            now,
+        );
+        assert_eq!(holds, vec![Hold::Gap { pips: dec!(30.05) }]);
+        let mut s = MarketState::default();
+        let holds = r.evaluate(
+            &mut s,
+            Some(&quote(dec!(1.08000), dec!(1.080305), at)),
+            pip,
+            now,
+        );
+        assert_eq!(holds, vec![Hold::Spread { pips: dec!(3.05) }]);
+    }
+
+    #[test]
+    fn pips_too_large_to_compute_hold_instead_of_panicking() {
+        let r = rule();
+        let pip = dec!(0.0000000000000000000000000001);
+        let now = utc("2026-03-04T10:00:05Z");
+        let at = "2026-03-04T10:00:04Z";
+        let mut s = MarketState::default();
+        r.evaluate(&mut s, Some(&quote(dec!(1), dec!(1), at)), pip, now);
+        let q = quote(dec!(1000000000000), dec!(1000000000010), at);
+        let holds = r.evaluate(&mut s, Some(&q), pip, now);
+        let reasons = serde_json::to_value(&holds).unwrap();
+        assert_eq!(
+            reasons,
+            serde_json::json!([
+                {"reason": "unmeasurable", "check": "gap"},
+                {"reason": "unmeasurable", "check": "spread"},
+            ])
+        );
+        // A price so large that bid + ask overflows: the gap cannot be measured either.
+        let q = quote(Decimal::MAX, Decimal::MAX, at);
+        let holds = r.evaluate(&mut s, Some(&q), dec!(0.0001), now);
+        let reasons = serde_json::to_value(&holds).unwrap();
+        assert_eq!(
+            reasons,
+            serde_json::json!([{"reason": "unmeasurable", "check": "gap"}])
+        );
     }
 
     #[test]
