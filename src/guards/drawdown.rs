@@ -10,7 +10,7 @@
 //! Each limit is absolute (account currency) or a percentage of its reference, with a
 //! warn level and a breach level. Pure: time comes in with the snapshot.
 
-use chrono::{DateTime, Duration as TimeDelta, NaiveDate, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -151,21 +151,41 @@ pub struct RuleState {
 }
 
 /// The trading day `at` belongs to, when days start at `reset_at` local time in `zone`.
+///
+/// On a day the clocks jump over `reset_at` (spring forward), the day starts at the first
+/// local time after the jump: with `reset_at` 02:30 in New York on 2026-03-08, at 03:00
+/// EDT. When the clocks go back over it, the first of the two 02:30s starts the day.
 pub fn trading_day(at: DateTime<Utc>, reset_at: NaiveTime, zone: Tz) -> NaiveDate {
     let local = at.with_timezone(&zone);
     let date = local.date_naive();
-    // The instant today's reset happens (on a DST gap day, the first valid time after).
-    let reset_today = zone
-        .from_local_datetime(&date.and_time(reset_at))
-        .earliest()
-        .or_else(|| {
-            zone.from_local_datetime(&(date.and_time(reset_at) + TimeDelta::hours(1)))
-                .earliest()
-        });
-    match reset_today {
-        Some(r) if at >= r.with_timezone(&Utc) => date,
+    match first_instant_at_or_after(zone, date.and_time(reset_at)) {
+        Some(reset_today) if at >= reset_today => date,
         _ => date.pred_opt().unwrap_or(date),
     }
+}
+
+/// The first instant whose local time in `zone` is `local` or later: `local` itself when
+/// it exists, else the instant the clocks jump over it.
+fn first_instant_at_or_after(zone: Tz, local: NaiveDateTime) -> Option<DateTime<Utc>> {
+    if let Some(t) = zone.from_local_datetime(&local).earliest() {
+        return Some(t.with_timezone(&Utc));
+    }
+    // Offsets are within a day of UTC, so `local` read as UTC ± 1 day brackets the jump:
+    // the local time is before `local` at `lo` and after it at `hi`. Transitions fall on
+    // whole seconds.
+    let local_as_utc = local.and_utc().timestamp();
+    let (mut lo, mut hi) = (local_as_utc - 86_400, local_as_utc + 86_400);
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        let reached = DateTime::from_timestamp(mid, 0)
+            .is_some_and(|t| t.with_timezone(&zone).naive_local() >= local);
+        if reached {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    DateTime::from_timestamp(hi, 0)
 }
 
 impl DrawdownRule {
@@ -329,6 +349,33 @@ mod tests {
         assert_eq!(
             trading_day(utc("2026-11-01T22:00:00Z"), five, zone).to_string(),
             "2026-11-01"
+        );
+    }
+
+    #[rstest::rstest]
+    // New York, 2026-03-08: 02:00 EST jumps to 03:00 EDT (07:00 UTC); 02:30 never happens,
+    // so the day starts at 03:00 local, the first time after the jump.
+    #[case("America/New_York", "02:30", "2026-03-08T06:59:59Z", "2026-03-07")]
+    #[case("America/New_York", "02:30", "2026-03-08T07:00:00Z", "2026-03-08")]
+    #[case("America/New_York", "02:00", "2026-03-08T07:00:00Z", "2026-03-08")]
+    #[case("America/New_York", "02:00", "2026-03-08T06:59:59Z", "2026-03-07")]
+    // The next day is an ordinary one again: 02:30 EDT = 06:30 UTC.
+    #[case("America/New_York", "02:30", "2026-03-09T06:29:59Z", "2026-03-08")]
+    #[case("America/New_York", "02:30", "2026-03-09T06:30:00Z", "2026-03-09")]
+    // Lord Howe Island, 2026-10-04: 02:00 jumps to 02:30 (+10:30 to +11, 15:30 UTC).
+    #[case("Australia/Lord_Howe", "02:15", "2026-10-03T15:29:59Z", "2026-10-03")]
+    #[case("Australia/Lord_Howe", "02:15", "2026-10-03T15:30:00Z", "2026-10-04")]
+    fn a_reset_inside_a_clock_jump_starts_the_day_when_the_clocks_land(
+        #[case] zone: Tz,
+        #[case] reset_at: &str,
+        #[case] at: &str,
+        #[case] day: &str,
+    ) {
+        let reset_at = NaiveTime::parse_from_str(reset_at, "%H:%M").unwrap();
+        assert_eq!(
+            trading_day(utc(at), reset_at, zone).to_string(),
+            day,
+            "{at}"
         );
     }
 
