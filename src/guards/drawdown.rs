@@ -1,11 +1,13 @@
 //! DrawdownGuard: equity against loss limits, in the forms prop-trading firms use.
 //!
 //! - **daily loss**: loss since the start of the trading day, from a reference taken at
-//!   the first snapshot of the day (the balance, or the higher of balance and equity); the
-//!   day starts at a configured local time in a configured time zone, daylight-saving
-//!   changes included;
+//!   the first snapshot of the day with a positive balance (the balance, or the higher of
+//!   balance and equity); until then the rule is ok against no reference. The day starts
+//!   at a configured local time in a configured time zone, daylight-saving changes
+//!   included;
 //! - **maximum loss**: loss from the initial balance;
-//! - **trailing maximum loss**: loss from the highest end-of-day balance (or equity) seen.
+//! - **trailing maximum loss**: loss from the highest end-of-day balance (or equity) seen;
+//!   a value of zero or less is never an end-of-day value.
 //!
 //! Each limit is absolute (account currency) or a percentage of its reference, with a
 //! warn level and a breach level. Pure: time comes in with the snapshot.
@@ -134,9 +136,10 @@ pub struct Evaluation {
     pub rule: String,
     /// Where it stands.
     pub level: Level,
-    /// Loss measured (positive = loss).
+    /// Loss measured (positive = loss; zero while there is no reference).
     pub loss: Decimal,
-    /// The reference it is measured from.
+    /// The reference it is measured from (zero while there is none: a daily rule before
+    /// the day's first snapshot with a positive balance).
     pub reference: Decimal,
 }
 
@@ -144,8 +147,9 @@ pub struct Evaluation {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RuleState {
     day: Option<NaiveDate>,
-    day_reference: Decimal,
-    /// Last value seen today, for the trailing end-of-day high.
+    /// Today's reference, once a snapshot with a positive balance gave one.
+    day_reference: Option<Decimal>,
+    /// Last positive value seen today, for the trailing end-of-day high.
     last_of_day: Option<Decimal>,
     high_water: Option<Decimal>,
 }
@@ -206,12 +210,25 @@ impl DrawdownRule {
                 let day = trading_day(at, *reset_at, *zone);
                 if state.day != Some(day) {
                     state.day = Some(day);
-                    state.day_reference = match reference {
+                    state.day_reference = None;
+                }
+                // A snapshot without a positive balance (a terminal that has just
+                // connected) is not the day's reference: wait for the first sane one.
+                if state.day_reference.is_none() && balance > Decimal::ZERO {
+                    state.day_reference = Some(match reference {
                         DailyReference::Balance => balance,
                         DailyReference::HigherOfBalanceAndEquity => balance.max(equity),
-                    };
+                    });
                 }
-                (state.day_reference - equity, state.day_reference)
+                let Some(reference) = state.day_reference else {
+                    return Evaluation {
+                        rule: self.name.clone(),
+                        level: Level::Ok,
+                        loss: Decimal::ZERO,
+                        reference: Decimal::ZERO,
+                    };
+                };
+                (reference - equity, reference)
             }
             RuleKind::MaxLoss { initial_balance } => (*initial_balance - equity, *initial_balance),
             RuleKind::TrailingMaxLoss {
@@ -227,12 +244,19 @@ impl DrawdownRule {
                 {
                     high = high.max(end_of_day);
                 }
+                if state.day != Some(day) {
+                    state.last_of_day = None;
+                }
                 state.day = Some(day);
                 state.high_water = Some(high);
-                state.last_of_day = Some(match basis {
+                // A value of zero or less (a terminal reporting zeros) never ends a day.
+                let value = match basis {
                     TrailingBasis::Balance => balance,
                     TrailingBasis::Equity => equity,
-                });
+                };
+                if value > Decimal::ZERO {
+                    state.last_of_day = Some(value);
+                }
                 (high - equity, high)
             }
         };
@@ -389,6 +413,64 @@ mod tests {
         // 21:00 UTC on the DST day is 17:00 EDT: a new day, the loss is measured afresh.
         let e = rule.evaluate(&mut s, dec!(9550), dec!(9550), utc("2026-03-08T21:00:00Z"));
         assert_eq!((e.level, e.reference), (Level::Ok, dec!(9550)));
+    }
+
+    #[rstest::rstest]
+    #[case::zero_balance(DailyReference::Balance, dec!(0), dec!(0))]
+    #[case::negative_balance(DailyReference::Balance, dec!(-5), dec!(10000))]
+    #[case::zero_higher_of(DailyReference::HigherOfBalanceAndEquity, dec!(0), dec!(0))]
+    #[case::negative_higher_of(DailyReference::HigherOfBalanceAndEquity, dec!(-5), dec!(-3))]
+    fn a_first_snapshot_without_a_positive_balance_is_not_the_days_reference(
+        #[case] reference: DailyReference,
+        #[case] balance: Decimal,
+        #[case] equity: Decimal,
+    ) {
+        let rule = daily(reference);
+        let mut s = RuleState::default();
+        let at = utc("2026-03-02T15:00:00Z");
+        // No reference yet: nothing to measure against.
+        let e = rule.evaluate(&mut s, balance, equity, at);
+        assert_eq!(
+            (e.level, e.loss, e.reference),
+            (Level::Ok, dec!(0), dec!(0))
+        );
+        // The first sane snapshot of the day becomes the reference.
+        let e = rule.evaluate(&mut s, dec!(10000), dec!(9500), at);
+        assert_eq!(
+            (e.level, e.loss, e.reference),
+            (Level::Breach, dec!(500), dec!(10000))
+        );
+    }
+
+    #[test]
+    fn an_end_of_day_value_of_zero_or_less_does_not_replace_the_days_last() {
+        let rule = DrawdownRule {
+            name: "trailing".into(),
+            kind: RuleKind::TrailingMaxLoss {
+                initial_balance: dec!(10000),
+                basis: TrailingBasis::Equity,
+                reset_at: NaiveTime::from_hms_opt(0, 0, 0).unwrap(),
+                zone: chrono_tz::UTC,
+            },
+            warn: Limit::Absolute(dec!(400)),
+            breach: Limit::Absolute(dec!(500)),
+        };
+        let mut s = RuleState::default();
+        rule.evaluate(
+            &mut s,
+            dec!(11000),
+            dec!(11000),
+            utc("2026-03-02T22:00:00Z"),
+        );
+        // The day's last snapshot is a terminal that reports zeros.
+        rule.evaluate(&mut s, dec!(0), dec!(0), utc("2026-03-02T23:59:00Z"));
+        let e = rule.evaluate(
+            &mut s,
+            dec!(11000),
+            dec!(11000),
+            utc("2026-03-03T01:00:00Z"),
+        );
+        assert_eq!(e.reference, dec!(11000));
     }
 
     #[test]
