@@ -240,9 +240,7 @@ impl Config {
         out.extend(self.broker.metaapi.problems());
         out.extend(self.broker.mt5_export.problems());
         out.extend(self.http.problems());
-        if self.persistence.batch_size == 0 {
-            out.push("persistence.batch_size: must be at least 1".into());
-        }
+        out.extend(self.persistence.problems());
         for name in &self.broker.enabled {
             if !KNOWN_BROKERS.contains(&name.as_str()) {
                 out.push(format!(
@@ -381,6 +379,50 @@ mod tests {
         let err = Config::parse("[reconcile]\nsl_pips = -1\ntp_pips = -2\n").unwrap_err();
         assert!(err.contains("reconcile.sl_pips = -1"), "{err}");
         assert!(err.contains("reconcile.tp_pips = -2"), "{err}");
+    }
+
+    #[test]
+    fn durations_beyond_their_bounds_are_refused_with_their_path() {
+        let err = Config::parse(
+            "[scheduler]\ninterval_ms = 86400001\nsync_timeout_ms = 3600001\n\
+             accounts_refresh_secs = 86401\n\
+             [supervision]\nmin_backoff_ms = 86400001\nmax_backoff_ms = 18446744073709551615\n\
+             window_secs = 86401\nopen_for_secs = 86401\nmax_open_for_secs = 86401\n\
+             [persistence]\nflush_interval_ms = 3600001\nretry_min_ms = 0\n\
+             retry_max_ms = 3600001\n\
+             [guards]\nalert_lead_secs = 18446744073709551615\n\
+             [guards.webhook]\nbackoff_ms = 3600001\nmax_attempts = 21\n\
+             [guards.nats]\nmax_attempts = 4294967295\n\
+             [[guards.market]]\nsymbols = [\"EURUSD\"]\nstale_secs = 9223372036854775808\n",
+        )
+        .unwrap_err();
+        for expected in [
+            "scheduler.interval_ms = 86400001: must be at most 86400000",
+            "scheduler.sync_timeout_ms = 3600001: must be at most 3600000",
+            "scheduler.accounts_refresh_secs = 86401: must be at most 86400",
+            "supervision.min_backoff_ms = 86400001: must be at most 86400000",
+            "supervision.max_backoff_ms = 18446744073709551615: must be at most 86400000",
+            "supervision.window_secs = 86401: must be at most 86400",
+            "supervision.open_for_secs = 86401: must be at most 86400",
+            "supervision.max_open_for_secs = 86401: must be at most 86400",
+            "persistence.flush_interval_ms = 3600001: must be at most 3600000",
+            "persistence.retry_min_ms = 0: must be > 0 and <= retry_max_ms",
+            "persistence.retry_max_ms = 3600001: must be at most 3600000",
+            "guards.alert_lead_secs = 18446744073709551615: must be at most 86400",
+            "guards.webhook.backoff_ms = 3600001: must be at most 3600000",
+            "guards.webhook.max_attempts = 21: must be at most 20",
+            "guards.nats.max_attempts = 4294967295: must be at most 20",
+            "guards.market[0].stale_secs = 9223372036854775808: must be at most 86400",
+        ] {
+            assert!(err.contains(expected), "{expected:?} not in:\n{err}");
+        }
+        // The bounds themselves are accepted.
+        Config::parse(
+            "[scheduler]\ninterval_ms = 86400000\nsync_timeout_ms = 3600000\n\
+             [supervision]\nmax_backoff_ms = 86400000\nmax_open_for_secs = 86400\n\
+             [guards]\nalert_lead_secs = 86400\n",
+        )
+        .unwrap();
     }
 
     #[test]

@@ -177,7 +177,7 @@ impl MarketRule {
             }
             if let Some(max) = self.stale_secs {
                 let age = (now - q.time).num_seconds();
-                if age > max as i64 {
+                if i64::try_from(max).is_ok_and(|max| age > max) {
                     holds.push(Hold::Stale {
                         age_secs: Some(age),
                     });
