@@ -250,6 +250,28 @@ impl Config {
             }
         }
         let mut seen = std::collections::BTreeSet::new();
+        // The MetaApi account each `metaapi` entry reads and closes: its
+        // `metaapi_account_id`, else its own id. Two entries on one would both close it.
+        let mut remote: BTreeMap<&str, usize> = BTreeMap::new();
+        for (i, a) in self.accounts.iter().enumerate() {
+            if a.broker != "metaapi" {
+                continue;
+            }
+            let (key, value) = match &a.metaapi_account_id {
+                Some(m) => ("metaapi_account_id", m.as_str()),
+                None => ("id", a.id.as_str()),
+            };
+            match remote.get(value) {
+                // The same id listed twice is reported as such below.
+                Some(&first) if self.accounts[first].id != a.id => out.push(format!(
+                    "accounts[{i}].{key} = {value:?}: the same MetaApi account as accounts[{first}]"
+                )),
+                Some(_) => {}
+                None => {
+                    remote.insert(value, i);
+                }
+            }
+        }
         for (i, a) in self.accounts.iter().enumerate() {
             if a.id.trim().is_empty() {
                 out.push(format!("accounts[{i}].id: must not be empty"));
@@ -379,6 +401,30 @@ mod tests {
         let err = Config::parse("[reconcile]\nsl_pips = -1\ntp_pips = -2\n").unwrap_err();
         assert!(err.contains("reconcile.sl_pips = -1"), "{err}");
         assert!(err.contains("reconcile.tp_pips = -2"), "{err}");
+    }
+
+    #[test]
+    fn two_accounts_on_one_metaapi_account_are_refused() {
+        let accounts = "[broker]\nenabled = [\"metaapi\"]\n\
+             [[accounts]]\nid = \"live-1\"\nbroker = \"metaapi\"\nmetaapi_account_id = \"abc\"\n\
+             [[accounts]]\nid = \"live-2\"\nbroker = \"metaapi\"\n\
+             [[accounts]]\nid = \"live-3\"\nbroker = \"metaapi\"\nmetaapi_account_id = \"abc\"\n\
+             [[accounts]]\nid = \"abc\"\nbroker = \"metaapi\"\n";
+        let err = Config::parse(accounts).unwrap_err();
+        for expected in [
+            "accounts[2].metaapi_account_id = \"abc\": the same MetaApi account as accounts[0]",
+            "accounts[3].id = \"abc\": the same MetaApi account as accounts[0]",
+        ] {
+            assert!(err.contains(expected), "{expected:?} not in:\n{err}");
+        }
+        assert!(!err.contains("accounts[1]"), "{err}");
+        // Distinct ids are fine.
+        Config::parse(
+            "[broker]\nenabled = [\"metaapi\"]\n\
+             [[accounts]]\nid = \"live-1\"\nbroker = \"metaapi\"\nmetaapi_account_id = \"abc\"\n\
+             [[accounts]]\nid = \"live-2\"\nbroker = \"metaapi\"\n",
+        )
+        .unwrap();
     }
 
     #[test]
