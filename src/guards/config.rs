@@ -76,7 +76,8 @@ impl Default for WebhookConfig {
     }
 }
 
-/// `[guards.nats]`: one subject per account, `<subject_prefix>.<account>`.
+/// `[guards.nats]`: one subject per account, `<subject_prefix>.<account>` (the account id
+/// escaped into one subject token, see [`super::alerts::subject`]).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NatsConfig {
