@@ -37,7 +37,7 @@ pub struct GuardsConfig {
     pub nats: NatsConfig,
     /// `[[guards.drawdown]]`.
     pub drawdown: Vec<DrawdownConfig>,
-    /// `[[guards.market]]`.
+    /// `[[guards.market]]` (a symbol in at most one of them).
     pub market: Vec<MarketConfig>,
 }
 
@@ -355,6 +355,27 @@ impl GuardsConfig {
                 out.extend(p);
             }
         }
+        // One guard per symbol: a second entry for a symbol would silently replace the
+        // first's settings.
+        // Canonical symbol → the entry and the path that first listed it.
+        let mut guarded: std::collections::HashMap<String, (usize, String)> = Default::default();
+        for (i, m) in self.market.iter().enumerate() {
+            for (j, symbol) in m.symbols.iter().enumerate() {
+                let path = format!("guards.market[{i}].symbols[{j}]");
+                let canonical = symbol.to_ascii_uppercase();
+                match guarded.get(&canonical) {
+                    Some((entry, first)) if *entry != i => {
+                        out.push(format!(
+                            "{path} = {symbol:?}: {canonical} is already guarded by {first}"
+                        ));
+                    }
+                    Some(_) => {}
+                    None => {
+                        guarded.insert(canonical, (i, path));
+                    }
+                }
+            }
+        }
         out
     }
 
@@ -420,6 +441,34 @@ mod tests {
         ] {
             assert!(p.contains(needle), "{needle} missing in:\n{p}");
         }
+    }
+
+    #[test]
+    fn a_symbol_in_two_market_guards_is_refused_with_both_paths() {
+        let config: GuardsConfig = toml::from_str(
+            r#"
+            [[market]]
+            symbols = ["GBPUSD", "EURUSD"]
+            max_spread_pips = 3
+            [[market]]
+            symbols = ["USDJPY"]
+            [[market]]
+            symbols = ["eurusd"]
+            max_spread_pips = 10
+            "#,
+        )
+        .unwrap();
+        let p = config.problems().join("\n");
+        assert_eq!(
+            p,
+            "guards.market[2].symbols[0] = \"eurusd\": EURUSD is already guarded by \
+             guards.market[0].symbols[1]"
+        );
+        let one_each: GuardsConfig = toml::from_str(
+            "[[market]]\nsymbols = [\"EURUSD\"]\n[[market]]\nsymbols = [\"GBPUSD\"]\n",
+        )
+        .unwrap();
+        assert!(one_each.problems().is_empty());
     }
 
     #[test]
