@@ -240,9 +240,7 @@ impl Config {
         out.extend(self.broker.metaapi.problems());
         out.extend(self.broker.mt5_export.problems());
         out.extend(self.http.problems());
-        if self.persistence.batch_size == 0 {
-            out.push("persistence.batch_size: must be at least 1".into());
-        }
+        out.extend(self.persistence.problems());
         for name in &self.broker.enabled {
             if !KNOWN_BROKERS.contains(&name.as_str()) {
                 out.push(format!(
@@ -252,6 +250,28 @@ impl Config {
             }
         }
         let mut seen = std::collections::BTreeSet::new();
+        // The MetaApi account each `metaapi` entry reads and closes: its
+        // `metaapi_account_id`, else its own id. Two entries on one would both close it.
+        let mut remote: BTreeMap<&str, usize> = BTreeMap::new();
+        for (i, a) in self.accounts.iter().enumerate() {
+            if a.broker != "metaapi" {
+                continue;
+            }
+            let (key, value) = match &a.metaapi_account_id {
+                Some(m) => ("metaapi_account_id", m.as_str()),
+                None => ("id", a.id.as_str()),
+            };
+            match remote.get(value) {
+                // The same id listed twice is reported as such below.
+                Some(&first) if self.accounts[first].id != a.id => out.push(format!(
+                    "accounts[{i}].{key} = {value:?}: the same MetaApi account as accounts[{first}]"
+                )),
+                Some(_) => {}
+                None => {
+                    remote.insert(value, i);
+                }
+            }
+        }
         for (i, a) in self.accounts.iter().enumerate() {
             if a.id.trim().is_empty() {
                 out.push(format!("accounts[{i}].id: must not be empty"));
@@ -381,6 +401,74 @@ mod tests {
         let err = Config::parse("[reconcile]\nsl_pips = -1\ntp_pips = -2\n").unwrap_err();
         assert!(err.contains("reconcile.sl_pips = -1"), "{err}");
         assert!(err.contains("reconcile.tp_pips = -2"), "{err}");
+    }
+
+    #[test]
+    fn two_accounts_on_one_metaapi_account_are_refused() {
+        let accounts = "[broker]\nenabled = [\"metaapi\"]\n\
+             [[accounts]]\nid = \"live-1\"\nbroker = \"metaapi\"\nmetaapi_account_id = \"abc\"\n\
+             [[accounts]]\nid = \"live-2\"\nbroker = \"metaapi\"\n\
+             [[accounts]]\nid = \"live-3\"\nbroker = \"metaapi\"\nmetaapi_account_id = \"abc\"\n\
+             [[accounts]]\nid = \"abc\"\nbroker = \"metaapi\"\n";
+        let err = Config::parse(accounts).unwrap_err();
+        for expected in [
+            "accounts[2].metaapi_account_id = \"abc\": the same MetaApi account as accounts[0]",
+            "accounts[3].id = \"abc\": the same MetaApi account as accounts[0]",
+        ] {
+            assert!(err.contains(expected), "{expected:?} not in:\n{err}");
+        }
+        assert!(!err.contains("accounts[1]"), "{err}");
+        // Distinct ids are fine.
+        Config::parse(
+            "[broker]\nenabled = [\"metaapi\"]\n\
+             [[accounts]]\nid = \"live-1\"\nbroker = \"metaapi\"\nmetaapi_account_id = \"abc\"\n\
+             [[accounts]]\nid = \"live-2\"\nbroker = \"metaapi\"\n",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn durations_beyond_their_bounds_are_refused_with_their_path() {
+        let err = Config::parse(
+            "[scheduler]\ninterval_ms = 86400001\nsync_timeout_ms = 3600001\n\
+             accounts_refresh_secs = 86401\n\
+             [supervision]\nmin_backoff_ms = 86400001\nmax_backoff_ms = 18446744073709551615\n\
+             window_secs = 86401\nopen_for_secs = 86401\nmax_open_for_secs = 86401\n\
+             [persistence]\nflush_interval_ms = 3600001\nretry_min_ms = 0\n\
+             retry_max_ms = 3600001\n\
+             [guards]\nalert_lead_secs = 18446744073709551615\n\
+             [guards.webhook]\nbackoff_ms = 3600001\nmax_attempts = 21\n\
+             [guards.nats]\nmax_attempts = 4294967295\n\
+             [[guards.market]]\nsymbols = [\"EURUSD\"]\nstale_secs = 9223372036854775808\n",
+        )
+        .unwrap_err();
+        for expected in [
+            "scheduler.interval_ms = 86400001: must be at most 86400000",
+            "scheduler.sync_timeout_ms = 3600001: must be at most 3600000",
+            "scheduler.accounts_refresh_secs = 86401: must be at most 86400",
+            "supervision.min_backoff_ms = 86400001: must be at most 86400000",
+            "supervision.max_backoff_ms = 18446744073709551615: must be at most 86400000",
+            "supervision.window_secs = 86401: must be at most 86400",
+            "supervision.open_for_secs = 86401: must be at most 86400",
+            "supervision.max_open_for_secs = 86401: must be at most 86400",
+            "persistence.flush_interval_ms = 3600001: must be at most 3600000",
+            "persistence.retry_min_ms = 0: must be > 0 and <= retry_max_ms",
+            "persistence.retry_max_ms = 3600001: must be at most 3600000",
+            "guards.alert_lead_secs = 18446744073709551615: must be at most 86400",
+            "guards.webhook.backoff_ms = 3600001: must be at most 3600000",
+            "guards.webhook.max_attempts = 21: must be at most 20",
+            "guards.nats.max_attempts = 4294967295: must be at most 20",
+            "guards.market[0].stale_secs = 9223372036854775808: must be at most 86400",
+        ] {
+            assert!(err.contains(expected), "{expected:?} not in:\n{err}");
+        }
+        // The bounds themselves are accepted.
+        Config::parse(
+            "[scheduler]\ninterval_ms = 86400000\nsync_timeout_ms = 3600000\n\
+             [supervision]\nmax_backoff_ms = 86400000\nmax_open_for_secs = 86400\n\
+             [guards]\nalert_lead_secs = 86400\n",
+        )
+        .unwrap();
     }
 
     #[test]

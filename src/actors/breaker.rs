@@ -13,6 +13,8 @@
 //! Pure: time comes in as arguments, jitter from a per-account seeded generator. Every
 //! timer carries the generation it was set in; a timer whose generation is not current is
 //! stale and does nothing, so removing or re-enabling an account during a backoff wins.
+//! The arithmetic saturates: settings start-up validation would refuse (see
+//! [`SupervisionConfig::problems`]) give very long delays, never a panic.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -21,23 +23,31 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::time::Instant;
 
+/// Largest `min_backoff_ms` and `max_backoff_ms`: one day.
+pub const MAX_BACKOFF_MS: u64 = 86_400_000;
+
+/// Largest `window_secs`, `open_for_secs` and `max_open_for_secs`: one day.
+pub const MAX_SUPERVISION_SECS: u64 = 86_400;
+
 /// `[supervision]`: the breaker's settings.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SupervisionConfig {
-    /// First restart delay after a failure, in milliseconds.
+    /// First restart delay after a failure, in milliseconds (at most [`MAX_BACKOFF_MS`]).
     pub min_backoff_ms: u64,
-    /// Largest restart delay, in milliseconds.
+    /// Largest restart delay, in milliseconds (at most [`MAX_BACKOFF_MS`]).
     pub max_backoff_ms: u64,
     /// Random extra delay, in percent of the backoff (0 = none).
     pub jitter_pct: u32,
     /// Failures within `window_secs` that trip the breaker open.
     pub max_failures: u32,
-    /// The window failures are counted in, in seconds.
+    /// The window failures are counted in, in seconds (at most [`MAX_SUPERVISION_SECS`]).
     pub window_secs: u64,
-    /// How long the first trip keeps the breaker open, in seconds.
+    /// How long the first trip keeps the breaker open, in seconds (at most
+    /// [`MAX_SUPERVISION_SECS`]).
     pub open_for_secs: u64,
-    /// The cap on `open_for`, which doubles with each consecutive trip.
+    /// The cap on `open_for`, which doubles with each consecutive trip (at most
+    /// [`MAX_SUPERVISION_SECS`]).
     pub max_open_for_secs: u64,
 }
 
@@ -70,6 +80,23 @@ impl SupervisionConfig {
         }
         if self.jitter_pct > 100 {
             out.push("supervision.jitter_pct: must be between 0 and 100".into());
+        }
+        for (key, value, max) in [
+            ("min_backoff_ms", self.min_backoff_ms, MAX_BACKOFF_MS),
+            ("max_backoff_ms", self.max_backoff_ms, MAX_BACKOFF_MS),
+            ("window_secs", self.window_secs, MAX_SUPERVISION_SECS),
+            ("open_for_secs", self.open_for_secs, MAX_SUPERVISION_SECS),
+            (
+                "max_open_for_secs",
+                self.max_open_for_secs,
+                MAX_SUPERVISION_SECS,
+            ),
+        ] {
+            if value > max {
+                out.push(format!(
+                    "supervision.{key} = {value}: must be at most {max}"
+                ));
+            }
         }
         out
     }
@@ -198,7 +225,7 @@ impl Breaker {
     fn go(&mut self, to: BreakerState, event: &'static str) -> Transition {
         let from = self.state.name();
         self.state = to;
-        self.generation += 1;
+        self.generation = self.generation.wrapping_add(1);
         Transition {
             from,
             to: self.state.name(),
@@ -211,12 +238,14 @@ impl Breaker {
         self.rng ^= self.rng << 13;
         self.rng ^= self.rng >> 7;
         self.rng ^= self.rng << 17;
-        let pct = u64::from(self.config.jitter_pct);
+        let pct = u64::from(self.config.jitter_pct.min(100));
         if pct == 0 {
             return d;
         }
         let extra_per_mille = self.rng % (pct * 10 + 1);
-        d + d.mul_f64(extra_per_mille as f64 / 1000.0)
+        let extra = Duration::try_from_secs_f64(d.as_secs_f64() * extra_per_mille as f64 / 1000.0)
+            .unwrap_or(Duration::MAX);
+        d.saturating_add(extra)
     }
 
     /// A successful sync. Closes a half-open breaker and resets every counter.
@@ -247,7 +276,7 @@ impl Breaker {
             // Already handled (e.g. a late report from an actor being replaced).
             _ => return (Action::None, None),
         }
-        self.consecutive_failures += 1;
+        self.consecutive_failures = self.consecutive_failures.saturating_add(1);
         self.failures.push_back(now);
         let window = Duration::from_secs(self.config.window_secs);
         while self
@@ -266,10 +295,10 @@ impl Breaker {
                 .saturating_mul(factor)
                 .min(Duration::from_secs(self.config.max_open_for_secs))
                 .max(at_least.unwrap_or_default());
-            self.consecutive_trips += 1;
+            self.consecutive_trips = self.consecutive_trips.saturating_add(1);
             let t = self.go(
                 BreakerState::Open {
-                    until: now + open_for,
+                    until: deadline(now, open_for),
                 },
                 "circuit_opened",
             );
@@ -279,13 +308,15 @@ impl Breaker {
             };
             return (action, Some(t));
         }
-        let exp = (self.consecutive_failures - 1).min(30);
+        let exp = self.consecutive_failures.saturating_sub(1).min(30);
         let backoff = Duration::from_millis(self.config.min_backoff_ms)
             .saturating_mul(2u32.saturating_pow(exp))
             .min(Duration::from_millis(self.config.max_backoff_ms));
         let delay = self.jitter(backoff).max(at_least.unwrap_or_default());
         let t = self.go(
-            BreakerState::BackingOff { until: now + delay },
+            BreakerState::BackingOff {
+                until: deadline(now, delay),
+            },
             "backoff_started",
         );
         (
@@ -338,6 +369,18 @@ impl Breaker {
             Action::Start,
             Some(self.go(BreakerState::Running, "account_enabled")),
         )
+    }
+}
+
+/// `now + delay`, or, when that would overflow the clock, an instant about as far ahead as
+/// the clock reaches.
+fn deadline(now: Instant, delay: Duration) -> Instant {
+    let mut d = delay;
+    loop {
+        if let Some(t) = now.checked_add(d) {
+            return t;
+        }
+        d /= 2;
     }
 }
 
@@ -451,6 +494,35 @@ mod tests {
         assert_eq!(a, Action::Stop);
         assert_eq!(t.unwrap().to, "disabled");
         assert_eq!(b.on_failure(Instant::now(), None), (Action::None, None));
+    }
+
+    #[test]
+    fn absurd_settings_never_overflow_the_clock() {
+        // Values start-up validation refuses, given directly: nothing may panic.
+        let huge = SupervisionConfig {
+            min_backoff_ms: u64::MAX,
+            max_backoff_ms: u64::MAX,
+            jitter_pct: u32::MAX,
+            max_failures: 2,
+            window_secs: u64::MAX,
+            open_for_secs: u64::MAX,
+            max_open_for_secs: u64::MAX,
+        };
+        let now = Instant::now();
+        let mut b = Breaker::new(huge, 7);
+        let (a, _) = b.on_failure(now, Some(Duration::MAX));
+        assert!(matches!(b.state(), BreakerState::BackingOff { .. }));
+        assert!(delay(&a) > Duration::ZERO);
+        b.on_timer(b.generation());
+        let (a, t) = b.on_failure(now, None);
+        assert_eq!(t.unwrap().event, "circuit_opened");
+        assert!(delay(&a) > Duration::ZERO);
+        for _ in 0..40 {
+            assert_eq!(b.on_timer(b.generation()).0, Action::Probe);
+            let (a, _) = b.on_failure(now, Some(Duration::MAX));
+            assert!(matches!(b.state(), BreakerState::Open { .. }));
+            assert!(delay(&a) > Duration::ZERO);
+        }
     }
 
     #[test]

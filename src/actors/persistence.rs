@@ -20,18 +20,50 @@ use super::user_sync::UserSyncMsg;
 use crate::domain::Divergence;
 use crate::store::{self, AuditEvent, StoreError, SyncRunRecord};
 
+/// Largest `flush_interval_ms`, `retry_min_ms` and `retry_max_ms`: one hour.
+pub const MAX_PERSISTENCE_DELAY_MS: u64 = 3_600_000;
+
 /// `[persistence]`: batching and retry settings.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PersistenceConfig {
     /// Flush as soon as this many items are buffered.
     pub batch_size: usize,
-    /// Otherwise flush this long after the first buffered item, in milliseconds.
+    /// Otherwise flush this long after the first buffered item, in milliseconds (at most
+    /// [`MAX_PERSISTENCE_DELAY_MS`]).
     pub flush_interval_ms: u64,
-    /// First retry delay while the database is away, in milliseconds (doubles).
+    /// First retry delay while the database is away, in milliseconds (doubles; greater
+    /// than 0 and at most `retry_max_ms`).
     pub retry_min_ms: u64,
-    /// Largest retry delay, in milliseconds.
+    /// Largest retry delay, in milliseconds (at most [`MAX_PERSISTENCE_DELAY_MS`]).
     pub retry_max_ms: u64,
+}
+
+impl PersistenceConfig {
+    /// Invalid values, each with its key path.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.batch_size == 0 {
+            out.push("persistence.batch_size: must be at least 1".into());
+        }
+        if self.retry_min_ms == 0 || self.retry_min_ms > self.retry_max_ms {
+            out.push(format!(
+                "persistence.retry_min_ms = {}: must be > 0 and <= retry_max_ms",
+                self.retry_min_ms
+            ));
+        }
+        for (key, value) in [
+            ("flush_interval_ms", self.flush_interval_ms),
+            ("retry_max_ms", self.retry_max_ms),
+        ] {
+            if value > MAX_PERSISTENCE_DELAY_MS {
+                out.push(format!(
+                    "persistence.{key} = {value}: must be at most {MAX_PERSISTENCE_DELAY_MS}"
+                ));
+            }
+        }
+        out
+    }
 }
 
 impl Default for PersistenceConfig {

@@ -12,19 +12,30 @@ use tokio::time::MissedTickBehavior;
 
 use super::supervisor::SupervisorMsg;
 
+/// Largest `interval_ms`: one day.
+pub const MAX_INTERVAL_MS: u64 = 86_400_000;
+
+/// Largest `sync_timeout_ms`: one hour.
+pub const MAX_SYNC_TIMEOUT_MS: u64 = 3_600_000;
+
+/// Largest `accounts_refresh_secs`: one day.
+pub const MAX_ACCOUNTS_REFRESH_SECS: u64 = 86_400;
+
 /// `[scheduler]`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SchedulerConfig {
-    /// Time between two syncs of the same account, in milliseconds (the seed's 10 s).
+    /// Time between two syncs of the same account, in milliseconds (the seed's 10 s; at
+    /// most [`MAX_INTERVAL_MS`]).
     pub interval_ms: u64,
     /// Slots the interval is divided into; accounts are spread over them.
     pub spread_slots: u32,
     /// Broker calls in flight at most, over all accounts (the seed's design had 5).
     pub max_in_flight: usize,
-    /// Timeout of one broker call, in milliseconds.
+    /// Timeout of one broker call, in milliseconds (at most [`MAX_SYNC_TIMEOUT_MS`]).
     pub sync_timeout_ms: u64,
-    /// How often `run` re-reads the `accounts` table, in seconds (0 = never).
+    /// How often `run` re-reads the `accounts` table, in seconds (0 = never; at most
+    /// [`MAX_ACCOUNTS_REFRESH_SECS`]).
     pub accounts_refresh_secs: u64,
 }
 
@@ -55,6 +66,19 @@ impl SchedulerConfig {
         }
         if self.sync_timeout_ms == 0 {
             out.push("scheduler.sync_timeout_ms: must be greater than 0".into());
+        }
+        for (key, value, max) in [
+            ("interval_ms", self.interval_ms, MAX_INTERVAL_MS),
+            ("sync_timeout_ms", self.sync_timeout_ms, MAX_SYNC_TIMEOUT_MS),
+            (
+                "accounts_refresh_secs",
+                self.accounts_refresh_secs,
+                MAX_ACCOUNTS_REFRESH_SECS,
+            ),
+        ] {
+            if value > max {
+                out.push(format!("scheduler.{key} = {value}: must be at most {max}"));
+            }
         }
         out
     }

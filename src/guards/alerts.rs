@@ -99,7 +99,7 @@ impl Sinks {
             });
         }
         if let Some(config) = &self.nats {
-            let subject = format!("{}.{}", config.subject_prefix, alert.account_id);
+            let subject = subject(&config.subject_prefix, &alert.account_id);
             let (config, id) = (config.clone(), alert.id.clone());
             tokio::spawn(async move {
                 let mut delay = Duration::from_millis(200);
@@ -181,6 +181,26 @@ pub async fn publish(address: &str, subject: &str, payload: &[u8]) -> Result<(),
         .map_err(|_| "timed out".to_owned())?
 }
 
+/// The NATS subject of an account's alerts: `<prefix>.<token>`, where the token is the
+/// account id with every byte outside `A-Z a-z 0-9 _ -` written as `~XX` (upper-case hex;
+/// `~` itself too), and an empty id written `~`. So the token is one subject token that
+/// holds no `.`, `*`, `>` or white space, and two different ids never share a subject.
+pub fn subject(prefix: &str, account_id: &str) -> String {
+    use std::fmt::Write;
+    let mut subject = format!("{prefix}.");
+    if account_id.is_empty() {
+        subject.push('~');
+    }
+    for b in account_id.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' {
+            subject.push(char::from(b));
+        } else {
+            let _ = write!(subject, "~{b:02X}");
+        }
+    }
+    subject
+}
+
 /// A short stable id for an alert.
 pub fn alert_id(account: &str, rule: &str, at: DateTime<Utc>) -> String {
     let key = format!("{account}\u{1f}{rule}\u{1f}{}", at.timestamp_micros());
@@ -188,4 +208,44 @@ pub fn alert_id(account: &str, rule: &str, at: DateTime<Utc>) -> String {
         (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
     });
     format!("al-{hash:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[rstest::rstest]
+    #[case("live-1", "mt5r.alerts.live-1")]
+    #[case("acc_2", "mt5r.alerts.acc_2")]
+    #[case("a b", "mt5r.alerts.a~20b")]
+    #[case("a.b", "mt5r.alerts.a~2Eb")]
+    #[case("*", "mt5r.alerts.~2A")]
+    #[case(">", "mt5r.alerts.~3E")]
+    #[case("a~2Eb", "mt5r.alerts.a~7E2Eb")]
+    #[case("é", "mt5r.alerts.~C3~A9")]
+    #[case("a\r\nPUB x 1", "mt5r.alerts.a~0D~0APUB~20x~201")]
+    #[case("", "mt5r.alerts.~")]
+    fn an_account_id_is_one_safe_subject_token(#[case] id: &str, #[case] expected: &str) {
+        assert_eq!(subject("mt5r.alerts", id), expected);
+    }
+
+    #[test]
+    fn different_account_ids_never_share_a_subject() {
+        let ids = [
+            "a.b", "a~2Eb", "a~2eb", "a b", "a_b", "a-b", "a*", "a>", "a~", "a~7E", "~", "~7E",
+            "é", "~C3~A9", "e\u{301}", "A.B", "",
+        ];
+        let subjects: std::collections::BTreeSet<String> =
+            ids.iter().map(|id| subject("p", id)).collect();
+        assert_eq!(subjects.len(), ids.len(), "{subjects:?}");
+        for s in &subjects {
+            let token = s.strip_prefix("p.").unwrap();
+            assert!(
+                token
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_-~".contains(&b)),
+                "{token}"
+            );
+        }
+    }
 }

@@ -10,11 +10,24 @@ use serde::Deserialize;
 use super::drawdown::{DailyReference, DrawdownRule, Limit, RuleKind, TrailingBasis};
 use super::market::{MarketRule, Session};
 
+/// Largest `alert_lead_secs`: one day.
+pub const MAX_ALERT_LEAD_SECS: u64 = 86_400;
+
+/// Largest `webhook.backoff_ms`: one hour.
+pub const MAX_WEBHOOK_BACKOFF_MS: u64 = 3_600_000;
+
+/// Largest `max_attempts` of a sink (each retry doubles the delay): 20.
+pub const MAX_SINK_ATTEMPTS: u32 = 20;
+
+/// Largest `stale_secs` of a market guard: one day.
+pub const MAX_STALE_SECS: u64 = 86_400;
+
 /// `[guards]`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GuardsConfig {
-    /// Seconds between a breach alert and the automatic close (the operator's window).
+    /// Seconds between a breach alert and the automatic close (the operator's window; at
+    /// most [`MAX_ALERT_LEAD_SECS`]).
     pub alert_lead_secs: u64,
     /// Accounts whose breaches close positions (`"*"` = all). Default: none, detect-only.
     pub auto_close: Vec<String>,
@@ -24,7 +37,7 @@ pub struct GuardsConfig {
     pub nats: NatsConfig,
     /// `[[guards.drawdown]]`.
     pub drawdown: Vec<DrawdownConfig>,
-    /// `[[guards.market]]`.
+    /// `[[guards.market]]` (a symbol in at most one of them).
     pub market: Vec<MarketConfig>,
 }
 
@@ -47,9 +60,9 @@ impl Default for GuardsConfig {
 pub struct WebhookConfig {
     /// Where to POST; empty = off. Never logged (it may carry a token).
     pub url: String,
-    /// Attempts at most.
+    /// Attempts at most (at most [`MAX_SINK_ATTEMPTS`]).
     pub max_attempts: u32,
-    /// First retry delay in milliseconds (doubles).
+    /// First retry delay in milliseconds (doubles; at most [`MAX_WEBHOOK_BACKOFF_MS`]).
     pub backoff_ms: u64,
 }
 
@@ -63,7 +76,8 @@ impl Default for WebhookConfig {
     }
 }
 
-/// `[guards.nats]`: one subject per account, `<subject_prefix>.<account>`.
+/// `[guards.nats]`: one subject per account, `<subject_prefix>.<account>` (the account id
+/// escaped into one subject token, see [`super::alerts::subject`]).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NatsConfig {
@@ -71,7 +85,7 @@ pub struct NatsConfig {
     pub address: String,
     /// Subject prefix.
     pub subject_prefix: String,
-    /// Attempts at most.
+    /// Attempts at most (at most [`MAX_SINK_ATTEMPTS`]).
     pub max_attempts: u32,
 }
 
@@ -132,10 +146,12 @@ pub struct MarketConfig {
     /// Widest spread, in pips.
     #[serde(default, with = "crate::domain::decimal_serde::option")]
     pub max_spread_pips: Option<Decimal>,
-    /// Oldest acceptable quote, in seconds.
+    /// Oldest acceptable quote, in seconds (at most [`MAX_STALE_SECS`]).
     #[serde(default)]
     pub stale_secs: Option<u64>,
-    /// Sessions such as `"Mon-Fri 00:05-23:55"` (empty: always open).
+    /// Sessions such as `"Mon-Fri 00:05-23:55"` or, crossing midnight, the FX week
+    /// `"Sun-Thu 22:00-21:00"` (each session belongs to the day it opens; empty: always
+    /// open).
     #[serde(default)]
     pub sessions: Vec<String>,
     /// IANA time zone of the sessions (default UTC).
@@ -279,6 +295,11 @@ impl MarketConfig {
         if self.symbols.is_empty() {
             problems.push(format!("{path}.symbols: list at least one symbol"));
         }
+        if let Some(secs) = self.stale_secs.filter(|s| *s > MAX_STALE_SECS) {
+            problems.push(format!(
+                "{path}.stale_secs = {secs}: must be at most {MAX_STALE_SECS}"
+            ));
+        }
         let Some(zone) = zone.filter(|_| problems.is_empty()) else {
             return Err(problems);
         };
@@ -302,6 +323,28 @@ impl GuardsConfig {
     /// Every invalid value, each with its key path.
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
+        if self.alert_lead_secs > MAX_ALERT_LEAD_SECS {
+            out.push(format!(
+                "guards.alert_lead_secs = {}: must be at most {MAX_ALERT_LEAD_SECS}",
+                self.alert_lead_secs
+            ));
+        }
+        if self.webhook.backoff_ms > MAX_WEBHOOK_BACKOFF_MS {
+            out.push(format!(
+                "guards.webhook.backoff_ms = {}: must be at most {MAX_WEBHOOK_BACKOFF_MS}",
+                self.webhook.backoff_ms
+            ));
+        }
+        for (key, attempts) in [
+            ("webhook", self.webhook.max_attempts),
+            ("nats", self.nats.max_attempts),
+        ] {
+            if attempts > MAX_SINK_ATTEMPTS {
+                out.push(format!(
+                    "guards.{key}.max_attempts = {attempts}: must be at most {MAX_SINK_ATTEMPTS}"
+                ));
+            }
+        }
         for (i, d) in self.drawdown.iter().enumerate() {
             if let Err(p) = d.rule(&format!("guards.drawdown[{i}]")) {
                 out.extend(p);
@@ -310,6 +353,27 @@ impl GuardsConfig {
         for (i, m) in self.market.iter().enumerate() {
             if let Err(p) = m.rules(&format!("guards.market[{i}]")) {
                 out.extend(p);
+            }
+        }
+        // One guard per symbol: a second entry for a symbol would silently replace the
+        // first's settings.
+        // Canonical symbol → the entry and the path that first listed it.
+        let mut guarded: std::collections::HashMap<String, (usize, String)> = Default::default();
+        for (i, m) in self.market.iter().enumerate() {
+            for (j, symbol) in m.symbols.iter().enumerate() {
+                let path = format!("guards.market[{i}].symbols[{j}]");
+                let canonical = symbol.to_ascii_uppercase();
+                match guarded.get(&canonical) {
+                    Some((entry, first)) if *entry != i => {
+                        out.push(format!(
+                            "{path} = {symbol:?}: {canonical} is already guarded by {first}"
+                        ));
+                    }
+                    Some(_) => {}
+                    None => {
+                        guarded.insert(canonical, (i, path));
+                    }
+                }
             }
         }
         out
@@ -377,6 +441,34 @@ mod tests {
         ] {
             assert!(p.contains(needle), "{needle} missing in:\n{p}");
         }
+    }
+
+    #[test]
+    fn a_symbol_in_two_market_guards_is_refused_with_both_paths() {
+        let config: GuardsConfig = toml::from_str(
+            r#"
+            [[market]]
+            symbols = ["GBPUSD", "EURUSD"]
+            max_spread_pips = 3
+            [[market]]
+            symbols = ["USDJPY"]
+            [[market]]
+            symbols = ["eurusd"]
+            max_spread_pips = 10
+            "#,
+        )
+        .unwrap();
+        let p = config.problems().join("\n");
+        assert_eq!(
+            p,
+            "guards.market[2].symbols[0] = \"eurusd\": EURUSD is already guarded by \
+             guards.market[0].symbols[1]"
+        );
+        let one_each: GuardsConfig = toml::from_str(
+            "[[market]]\nsymbols = [\"EURUSD\"]\n[[market]]\nsymbols = [\"GBPUSD\"]\n",
+        )
+        .unwrap();
+        assert!(one_each.problems().is_empty());
     }
 
     #[test]

@@ -1,16 +1,18 @@
 //! DrawdownGuard: equity against loss limits, in the forms prop-trading firms use.
 //!
 //! - **daily loss**: loss since the start of the trading day, from a reference taken at
-//!   the first snapshot of the day (the balance, or the higher of balance and equity); the
-//!   day starts at a configured local time in a configured time zone, daylight-saving
-//!   changes included;
+//!   the first snapshot of the day with a positive balance (the balance, or the higher of
+//!   balance and equity); until then the rule is ok against no reference. The day starts
+//!   at a configured local time in a configured time zone, daylight-saving changes
+//!   included;
 //! - **maximum loss**: loss from the initial balance;
-//! - **trailing maximum loss**: loss from the highest end-of-day balance (or equity) seen.
+//! - **trailing maximum loss**: loss from the highest end-of-day balance (or equity) seen;
+//!   a value of zero or less is never an end-of-day value.
 //!
 //! Each limit is absolute (account currency) or a percentage of its reference, with a
 //! warn level and a breach level. Pure: time comes in with the snapshot.
 
-use chrono::{DateTime, Duration as TimeDelta, NaiveDate, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -134,9 +136,10 @@ pub struct Evaluation {
     pub rule: String,
     /// Where it stands.
     pub level: Level,
-    /// Loss measured (positive = loss).
+    /// Loss measured (positive = loss; zero while there is no reference).
     pub loss: Decimal,
-    /// The reference it is measured from.
+    /// The reference it is measured from (zero while there is none: a daily rule before
+    /// the day's first snapshot with a positive balance).
     pub reference: Decimal,
 }
 
@@ -144,28 +147,49 @@ pub struct Evaluation {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RuleState {
     day: Option<NaiveDate>,
-    day_reference: Decimal,
-    /// Last value seen today, for the trailing end-of-day high.
+    /// Today's reference, once a snapshot with a positive balance gave one.
+    day_reference: Option<Decimal>,
+    /// Last positive value seen today, for the trailing end-of-day high.
     last_of_day: Option<Decimal>,
     high_water: Option<Decimal>,
 }
 
 /// The trading day `at` belongs to, when days start at `reset_at` local time in `zone`.
+///
+/// On a day the clocks jump over `reset_at` (spring forward), the day starts at the first
+/// local time after the jump: with `reset_at` 02:30 in New York on 2026-03-08, at 03:00
+/// EDT. When the clocks go back over it, the first of the two 02:30s starts the day.
 pub fn trading_day(at: DateTime<Utc>, reset_at: NaiveTime, zone: Tz) -> NaiveDate {
     let local = at.with_timezone(&zone);
     let date = local.date_naive();
-    // The instant today's reset happens (on a DST gap day, the first valid time after).
-    let reset_today = zone
-        .from_local_datetime(&date.and_time(reset_at))
-        .earliest()
-        .or_else(|| {
-            zone.from_local_datetime(&(date.and_time(reset_at) + TimeDelta::hours(1)))
-                .earliest()
-        });
-    match reset_today {
-        Some(r) if at >= r.with_timezone(&Utc) => date,
+    match first_instant_at_or_after(zone, date.and_time(reset_at)) {
+        Some(reset_today) if at >= reset_today => date,
         _ => date.pred_opt().unwrap_or(date),
     }
+}
+
+/// The first instant whose local time in `zone` is `local` or later: `local` itself when
+/// it exists, else the instant the clocks jump over it.
+fn first_instant_at_or_after(zone: Tz, local: NaiveDateTime) -> Option<DateTime<Utc>> {
+    if let Some(t) = zone.from_local_datetime(&local).earliest() {
+        return Some(t.with_timezone(&Utc));
+    }
+    // Offsets are within a day of UTC, so `local` read as UTC ± 1 day brackets the jump:
+    // the local time is before `local` at `lo` and after it at `hi`. Transitions fall on
+    // whole seconds.
+    let local_as_utc = local.and_utc().timestamp();
+    let (mut lo, mut hi) = (local_as_utc - 86_400, local_as_utc + 86_400);
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        let reached = DateTime::from_timestamp(mid, 0)
+            .is_some_and(|t| t.with_timezone(&zone).naive_local() >= local);
+        if reached {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    DateTime::from_timestamp(hi, 0)
 }
 
 impl DrawdownRule {
@@ -186,12 +210,25 @@ impl DrawdownRule {
                 let day = trading_day(at, *reset_at, *zone);
                 if state.day != Some(day) {
                     state.day = Some(day);
-                    state.day_reference = match reference {
+                    state.day_reference = None;
+                }
+                // A snapshot without a positive balance (a terminal that has just
+                // connected) is not the day's reference: wait for the first sane one.
+                if state.day_reference.is_none() && balance > Decimal::ZERO {
+                    state.day_reference = Some(match reference {
                         DailyReference::Balance => balance,
                         DailyReference::HigherOfBalanceAndEquity => balance.max(equity),
-                    };
+                    });
                 }
-                (state.day_reference - equity, state.day_reference)
+                let Some(reference) = state.day_reference else {
+                    return Evaluation {
+                        rule: self.name.clone(),
+                        level: Level::Ok,
+                        loss: Decimal::ZERO,
+                        reference: Decimal::ZERO,
+                    };
+                };
+                (reference - equity, reference)
             }
             RuleKind::MaxLoss { initial_balance } => (*initial_balance - equity, *initial_balance),
             RuleKind::TrailingMaxLoss {
@@ -207,12 +244,19 @@ impl DrawdownRule {
                 {
                     high = high.max(end_of_day);
                 }
+                if state.day != Some(day) {
+                    state.last_of_day = None;
+                }
                 state.day = Some(day);
                 state.high_water = Some(high);
-                state.last_of_day = Some(match basis {
+                // A value of zero or less (a terminal reporting zeros) never ends a day.
+                let value = match basis {
                     TrailingBasis::Balance => balance,
                     TrailingBasis::Equity => equity,
-                });
+                };
+                if value > Decimal::ZERO {
+                    state.last_of_day = Some(value);
+                }
                 (high - equity, high)
             }
         };
@@ -332,6 +376,33 @@ mod tests {
         );
     }
 
+    #[rstest::rstest]
+    // New York, 2026-03-08: 02:00 EST jumps to 03:00 EDT (07:00 UTC); 02:30 never happens,
+    // so the day starts at 03:00 local, the first time after the jump.
+    #[case("America/New_York", "02:30", "2026-03-08T06:59:59Z", "2026-03-07")]
+    #[case("America/New_York", "02:30", "2026-03-08T07:00:00Z", "2026-03-08")]
+    #[case("America/New_York", "02:00", "2026-03-08T07:00:00Z", "2026-03-08")]
+    #[case("America/New_York", "02:00", "2026-03-08T06:59:59Z", "2026-03-07")]
+    // The next day is an ordinary one again: 02:30 EDT = 06:30 UTC.
+    #[case("America/New_York", "02:30", "2026-03-09T06:29:59Z", "2026-03-08")]
+    #[case("America/New_York", "02:30", "2026-03-09T06:30:00Z", "2026-03-09")]
+    // Lord Howe Island, 2026-10-04: 02:00 jumps to 02:30 (+10:30 to +11, 15:30 UTC).
+    #[case("Australia/Lord_Howe", "02:15", "2026-10-03T15:29:59Z", "2026-10-03")]
+    #[case("Australia/Lord_Howe", "02:15", "2026-10-03T15:30:00Z", "2026-10-04")]
+    fn a_reset_inside_a_clock_jump_starts_the_day_when_the_clocks_land(
+        #[case] zone: Tz,
+        #[case] reset_at: &str,
+        #[case] at: &str,
+        #[case] day: &str,
+    ) {
+        let reset_at = NaiveTime::parse_from_str(reset_at, "%H:%M").unwrap();
+        assert_eq!(
+            trading_day(utc(at), reset_at, zone).to_string(),
+            day,
+            "{at}"
+        );
+    }
+
     #[test]
     fn a_new_day_takes_a_new_reference_on_the_day_the_clocks_change() {
         let rule = daily(DailyReference::Balance);
@@ -342,6 +413,64 @@ mod tests {
         // 21:00 UTC on the DST day is 17:00 EDT: a new day, the loss is measured afresh.
         let e = rule.evaluate(&mut s, dec!(9550), dec!(9550), utc("2026-03-08T21:00:00Z"));
         assert_eq!((e.level, e.reference), (Level::Ok, dec!(9550)));
+    }
+
+    #[rstest::rstest]
+    #[case::zero_balance(DailyReference::Balance, dec!(0), dec!(0))]
+    #[case::negative_balance(DailyReference::Balance, dec!(-5), dec!(10000))]
+    #[case::zero_higher_of(DailyReference::HigherOfBalanceAndEquity, dec!(0), dec!(0))]
+    #[case::negative_higher_of(DailyReference::HigherOfBalanceAndEquity, dec!(-5), dec!(-3))]
+    fn a_first_snapshot_without_a_positive_balance_is_not_the_days_reference(
+        #[case] reference: DailyReference,
+        #[case] balance: Decimal,
+        #[case] equity: Decimal,
+    ) {
+        let rule = daily(reference);
+        let mut s = RuleState::default();
+        let at = utc("2026-03-02T15:00:00Z");
+        // No reference yet: nothing to measure against.
+        let e = rule.evaluate(&mut s, balance, equity, at);
+        assert_eq!(
+            (e.level, e.loss, e.reference),
+            (Level::Ok, dec!(0), dec!(0))
+        );
+        // The first sane snapshot of the day becomes the reference.
+        let e = rule.evaluate(&mut s, dec!(10000), dec!(9500), at);
+        assert_eq!(
+            (e.level, e.loss, e.reference),
+            (Level::Breach, dec!(500), dec!(10000))
+        );
+    }
+
+    #[test]
+    fn an_end_of_day_value_of_zero_or_less_does_not_replace_the_days_last() {
+        let rule = DrawdownRule {
+            name: "trailing".into(),
+            kind: RuleKind::TrailingMaxLoss {
+                initial_balance: dec!(10000),
+                basis: TrailingBasis::Equity,
+                reset_at: NaiveTime::from_hms_opt(0, 0, 0).unwrap(),
+                zone: chrono_tz::UTC,
+            },
+            warn: Limit::Absolute(dec!(400)),
+            breach: Limit::Absolute(dec!(500)),
+        };
+        let mut s = RuleState::default();
+        rule.evaluate(
+            &mut s,
+            dec!(11000),
+            dec!(11000),
+            utc("2026-03-02T22:00:00Z"),
+        );
+        // The day's last snapshot is a terminal that reports zeros.
+        rule.evaluate(&mut s, dec!(0), dec!(0), utc("2026-03-02T23:59:00Z"));
+        let e = rule.evaluate(
+            &mut s,
+            dec!(11000),
+            dec!(11000),
+            utc("2026-03-03T01:00:00Z"),
+        );
+        assert_eq!(e.reference, dec!(11000));
     }
 
     #[test]
