@@ -266,6 +266,34 @@ fn bad_input_exits_2_naming_file_index_field_and_value() {
     }
 }
 
+/// A trade of a vanishing volume matched to a 1-lot position, by ticket and by the
+/// heuristic: refused on input (exit 2, naming file, element, field and value), never a
+/// panic of the percentage arithmetic.
+#[test]
+fn a_vanishing_volume_is_bad_input_not_a_panic() {
+    let position = r#"[{"ticket": 7, "type": 0, "symbol": "EURUSD", "volume": 1,
+        "price_open": 1.08512, "time": 1700000000}]"#;
+    for ticket in [", \"ticket\": 7", ""] {
+        let trades = format!(
+            r#"[{{"id": "a", "symbol": "EURUSD", "side": "buy", "volume": "1e-28",
+            "entry_price": 1.08512{ticket}}}]"#
+        );
+        let (_d, out) = reconcile_files(position, &trades, &["--format", "json"]);
+        assert_eq!(out.code, 2, "{trades}\nstderr {}", out.stderr);
+        assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+        assert!(out.stdout.is_empty(), "{}", out.stdout);
+        for w in [
+            "trades.json",
+            "element 0",
+            "\"volume\"",
+            "1e-28",
+            "at least",
+        ] {
+            assert!(out.stderr.contains(w), "missing {w:?} in {}", out.stderr);
+        }
+    }
+}
+
 #[test]
 fn usage_errors_and_missing_files_exit_2() {
     let dir = tempfile::tempdir().unwrap();
