@@ -10,6 +10,8 @@ pub mod rules;
 pub mod values;
 
 #[cfg(test)]
+mod extreme_tests;
+#[cfg(test)]
 mod tests;
 
 pub use divergence::{Divergence, DivergenceKind, Match, MatchMethod, Reconciliation, Unit, Value};

@@ -5,6 +5,7 @@ mod alerts_ops;
 mod browser;
 mod cli;
 mod common;
+mod extremes;
 mod guards;
 mod http_api;
 mod logs;
