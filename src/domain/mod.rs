@@ -18,5 +18,5 @@ pub use divergence::{Divergence, DivergenceKind, Match, MatchMethod, Reconciliat
 pub use model::{AccountSnapshot, BotTrade, BrokerPosition, Quote};
 pub use pips::{SymbolSpec, SymbolTable, UnknownPipSize};
 pub use reconcile::{ReconcileError, reconcile};
-pub use rules::{ReconcileRules, ToleranceOverride, Tolerances};
+pub use rules::{MAX_TOLERANCE, ReconcileRules, ToleranceOverride, Tolerances};
 pub use values::{Price, Side, ValueError, Volume};
