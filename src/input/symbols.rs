@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::record::InputError;
+use super::text::{self, MAX_SYMBOL_BYTES, text_problem};
 use crate::domain::pips::{MAX_DIGITS, price_step_problem};
 use crate::domain::{SymbolSpec, SymbolTable};
 
@@ -11,6 +12,15 @@ pub fn parse_symbols(source: &str, text: &str) -> Result<SymbolTable, InputError
     let specs: BTreeMap<String, SymbolSpec> = serde_json::from_str(text)
         .map_err(|e| InputError::whole(source, format!("invalid symbols file: {e}")))?;
     for (symbol, spec) in &specs {
+        if let Some(reason) = text_problem(symbol, MAX_SYMBOL_BYTES) {
+            return Err(InputError {
+                file: source.to_owned(),
+                index: None,
+                field: Some("symbol".to_owned()),
+                value: Some(text::shown(symbol, 60)),
+                reason,
+            });
+        }
         let bad = |field: &str, value: String, reason: &str| InputError {
             file: source.to_owned(),
             index: None,

@@ -242,6 +242,8 @@ fn bad_input_exits_2_naming_file_index_field_and_value() {
          r#"[{"id": "g", "symbol": "XAUUSD", "side": "buy", "volume": 1, "entry_price": 2400}]"#.into(),
          vec!["unknown pip size for XAUUSD"]),
         (r#"[1, 2]"#.into(), format!("[{TRADE_OK}]"), vec!["positions.json", "element 0", "expected a JSON object"]),
+        (ONE_POSITION.into(), bad_trade(r#"{"id": "b", "symbol": "EUR\u0000USD", "side": "buy", "volume": 1, "entry_price": 1.1}"#),
+         vec!["trades.json", "element 1", "\"symbol\"", "EUR\\u0000USD", "control character U+0000"]),
     ];
     for (positions, trades, words) in cases {
         let (_d, out) = reconcile_files(&positions, &trades, &["--format", "json"]);
