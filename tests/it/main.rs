@@ -6,6 +6,7 @@ mod browser;
 mod cli;
 mod common;
 mod extremes;
+mod fuzz_corpus;
 mod guards;
 mod http_api;
 mod logs;
