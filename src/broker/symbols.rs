@@ -27,9 +27,11 @@ pub fn rules_for<'a>(
     }
 }
 
-/// The class and message of a failed reconciliation of `positions`: `Retryable` when
-/// every symbol without a pip size is held in a spelling the broker may still describe
-/// ([`Broker::symbol_pending`]), `Permanent` otherwise (configuration must change).
+/// The class and message of a failed reconciliation of `positions`: `Malformed` when a
+/// pair's numbers are out of range (the data is bad, as a bad payload is); for unknown
+/// pip sizes `Retryable` when every symbol without one is held in a spelling the broker
+/// may still describe ([`Broker::symbol_pending`]); `Permanent` otherwise
+/// (configuration must change).
 pub fn reconcile_failure(
     broker: &dyn Broker,
     account: &str,
@@ -37,8 +39,10 @@ pub fn reconcile_failure(
     positions: &[BrokerPosition],
     e: &ReconcileError,
 ) -> (ErrorClass, String) {
-    let ReconcileError::UnknownPipSize(unknown) = e else {
-        return (ErrorClass::Permanent, e.to_string());
+    let unknown = match e {
+        ReconcileError::UnknownPipSize(unknown) => unknown,
+        ReconcileError::OutOfRange { .. } => return (ErrorClass::Malformed, e.to_string()),
+        _ => return (ErrorClass::Permanent, e.to_string()),
     };
     let pending = |canonical: &String| {
         positions

@@ -20,14 +20,10 @@ use crate::input::{InputError, parse_positions};
 /// refused as malformed rather than buffered.
 pub const MAX_PAYLOAD_BYTES: usize = 4 * 1024 * 1024;
 
-/// Shortens a raw value for an error message.
+/// Shortens a raw value for an error message (60 characters), control characters
+/// escaped: a broker's text never carries a NUL into a stored error.
 pub fn shown(raw: &str) -> String {
-    const MAX: usize = 60;
-    if raw.chars().count() <= MAX {
-        raw.to_owned()
-    } else {
-        format!("{}…", raw.chars().take(MAX).collect::<String>())
-    }
+    crate::input::text::shown(raw, 60)
 }
 
 /// A malformed-data error about `field`.
@@ -199,6 +195,21 @@ mod tests {
         };
         assert_eq!(field, "positions[0].volume");
         assert!(reason.starts_with("value -0.1:"), "{reason}");
+    }
+
+    #[test]
+    fn text_fields_of_payloads_are_bounded_and_errors_escape_them() {
+        let text = r#"[{"id": "1", "type": "POSITION_TYPE_BUY", "symbol": "EUR\u0000USD",
+            "volume": 1, "openPrice": 1.1, "time": "2020-04-17T04:30:03.223Z"}]"#;
+        let Err(e @ BrokerError::Malformed { .. }) = positions("positions", text) else {
+            panic!("a NUL in a symbol must be refused");
+        };
+        let BrokerError::Malformed { field, reason } = &e else {
+            unreachable!()
+        };
+        assert_eq!(field, "positions[0].symbol");
+        assert!(reason.contains("U+0000"), "{reason}");
+        assert_eq!(shown("a\0b"), "a\\u{0}b");
     }
 
     #[test]

@@ -10,11 +10,13 @@ pub mod rules;
 pub mod values;
 
 #[cfg(test)]
+mod extreme_tests;
+#[cfg(test)]
 mod tests;
 
 pub use divergence::{Divergence, DivergenceKind, Match, MatchMethod, Reconciliation, Unit, Value};
 pub use model::{AccountSnapshot, BotTrade, BrokerPosition, Quote};
 pub use pips::{SymbolSpec, SymbolTable, UnknownPipSize};
 pub use reconcile::{ReconcileError, reconcile};
-pub use rules::{ReconcileRules, ToleranceOverride, Tolerances};
+pub use rules::{MAX_TOLERANCE, ReconcileRules, ToleranceOverride, Tolerances};
 pub use values::{Price, Side, ValueError, Volume};

@@ -58,15 +58,13 @@ impl SymbolSpec {
     }
 
     /// Every out-of-bounds value, each named by `path` and its key (`symbols.XAUUSD`
-    /// → `symbols.XAUUSD.point = 0: …`): price steps must be in (0, [`MAX_PRICE_STEP`]],
-    /// digits at most [`MAX_DIGITS`].
+    /// → `symbols.XAUUSD.point = 0: …`): price steps must pass [`price_step_problem`],
+    /// digits be at most [`MAX_DIGITS`].
     pub fn problems(&self, path: &str) -> Vec<String> {
         let mut out = Vec::new();
         for (key, value) in [("pip_size", self.pip_size), ("point", self.point)] {
-            if let Some(v) = value.filter(|v| *v <= Decimal::ZERO || *v > MAX_PRICE_STEP) {
-                out.push(format!(
-                    "{path}.{key} = {v}: must be greater than 0 and at most {MAX_PRICE_STEP}"
-                ));
+            if let Some((v, reason)) = value.and_then(|v| Some((v, price_step_problem(v)?))) {
+                out.push(format!("{path}.{key} = {v}: {reason}"));
             }
         }
         if let Some(d) = self.digits.filter(|d| *d > MAX_DIGITS) {
@@ -81,6 +79,28 @@ impl SymbolSpec {
 /// The largest pip size or point believed: beyond it a price step is an error in the data
 /// or the configuration.
 pub const MAX_PRICE_STEP: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 0);
+
+/// The smallest pip size or point believed, 10⁻¹⁰: the point of a symbol quoted with
+/// [`MAX_DIGITS`] decimals. Price differences are divided by the pip size; with prices
+/// at most 10¹² ([`crate::domain::Price::MAX`]) a difference is at most 10²² pips, far
+/// inside a decimal's range, where a pip of 10⁻²⁸ would overflow it.
+pub const MIN_PRICE_STEP: Decimal = Decimal::from_parts(1, 0, 0, false, 10);
+
+/// Why `step` cannot be a pip size or point, if it cannot: it must lie within
+/// [`MIN_PRICE_STEP`]..=[`MAX_PRICE_STEP`].
+pub fn price_step_problem(step: Decimal) -> Option<String> {
+    if step <= Decimal::ZERO || step > MAX_PRICE_STEP {
+        Some(format!(
+            "must be greater than 0 and at most {MAX_PRICE_STEP}"
+        ))
+    } else if step < MIN_PRICE_STEP {
+        Some(format!(
+            "must be at least {MIN_PRICE_STEP} (the point of a {MAX_DIGITS}-digit quote)"
+        ))
+    } else {
+        None
+    }
+}
 
 /// The most decimal places a symbol may be quoted with.
 pub const MAX_DIGITS: u32 = 10;
@@ -238,6 +258,33 @@ mod tests {
         let mut table = SymbolTable::new();
         table.insert("XAUUSD", s);
         assert!(table.pip_size("XAUUSD").is_err());
+    }
+
+    #[rstest]
+    #[case::zero(dec!(0), true)]
+    #[case::negative(dec!(-0.001), true)]
+    #[case::below_the_floor(Decimal::new(1, 11), true)]
+    #[case::vanishing(Decimal::new(1, 28), true)]
+    #[case::the_floor(Decimal::new(1, 10), false)]
+    #[case::a_pip(dec!(0.0001), false)]
+    #[case::the_ceiling(MAX_PRICE_STEP, false)]
+    #[case::above_the_ceiling(dec!(1000000.1), true)]
+    fn price_steps_are_bounded_on_both_sides(#[case] step: Decimal, #[case] refused: bool) {
+        assert_eq!(price_step_problem(step).is_some(), refused, "{step}");
+        let spec = spec(Some(step), None, Some(step));
+        let problems = spec.problems("symbols.X");
+        assert_eq!(problems.len(), if refused { 2 } else { 0 }, "{problems:?}");
+        if refused {
+            let prefix = format!("symbols.X.pip_size = {step}: must be ");
+            assert!(problems[0].starts_with(&prefix), "{problems:?}");
+        }
+        if step > Decimal::ZERO && step < MIN_PRICE_STEP {
+            assert!(
+                problems[1]
+                    .ends_with("must be at least 0.0000000001 (the point of a 10-digit quote)"),
+                "{problems:?}"
+            );
+        }
     }
 
     #[test]

@@ -12,6 +12,12 @@
 //! volume within `match_volume_pct`, closest pair first). Ticket and client-id matches
 //! require the same canonical symbol. The heuristic works per (symbol, side) group on
 //! positions sorted by price, so its cost grows as O((n + m) · log) for realistic data.
+//!
+//! Arithmetic never panics. The value types bound what arithmetic sees (prices at most
+//! 10¹², volumes within 10⁻⁸..=10⁹, pip sizes and points at least 10⁻¹⁰ once read), and
+//! every operation is checked all the same: a comparison whose result a decimal cannot
+//! hold is [`ReconcileError::OutOfRange`], naming the trade, the ticket, the field and
+//! the values, and a match window too wide to compute is as wide as a decimal goes.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
@@ -37,6 +43,22 @@ pub enum ReconcileError {
     /// Two positions share a ticket.
     #[error("duplicate position ticket {0}")]
     DuplicateTicket(u64),
+    /// A matched pair's difference in `field` cannot be computed: the values are beyond
+    /// the bounds the readers enforce (bad input, never a bug to retry).
+    #[error(
+        "trade {trade_id:?} against position {ticket}: field {field:?}, value {value}: \
+         the difference is out of range"
+    )]
+    OutOfRange {
+        /// The trade's id.
+        trade_id: String,
+        /// The position's ticket.
+        ticket: u64,
+        /// The field compared: `open_price`, `volume`, `sl` or `tp`.
+        field: &'static str,
+        /// The trade's value against the position's (and the pip size, for prices).
+        value: String,
+    },
 }
 
 /// Decimal places kept in a reported delta.
@@ -160,7 +182,8 @@ pub fn reconcile(
             continue;
         };
         let tol = rules.tolerances(symbols.name(symbol));
-        let window = tol.match_price_pips * pip;
+        // Saturating is exact here: a window wider than a decimal admits every distance.
+        let window = tol.match_price_pips.saturating_mul(pip);
         for (t, p) in closest_pairs(trades, positions, &ts, &ps, window, tol.match_volume_pct) {
             pair(t, p, MatchMethod::Heuristic, &mut t_done, &mut p_done);
         }
@@ -183,7 +206,7 @@ pub fn reconcile(
             pip,
             &rules.tolerances(name),
             &mut out.divergences,
-        );
+        )?;
         out.matched.push(Match {
             trade_id: trade.id.clone(),
             ticket: pos.ticket,
@@ -304,9 +327,17 @@ fn pip_sizes(
     }
 }
 
-/// `|b − a| / a · 100`, the difference of `b` from `a` in percent of `a`.
-fn pct_diff(a: Decimal, b: Decimal) -> Decimal {
-    ((b - a) / a * Decimal::ONE_HUNDRED).abs()
+/// `(b − a) / a · 100`, the change from `a` to `b` in percent of `a`; `None` when a
+/// decimal cannot hold it (or `a` is zero).
+fn pct_change(a: Decimal, b: Decimal) -> Option<Decimal> {
+    b.checked_sub(a)?
+        .checked_div(a)?
+        .checked_mul(Decimal::ONE_HUNDRED)
+}
+
+/// `(b − a) / pip`, a price difference in pips; `None` when a decimal cannot hold it.
+fn pips_between(a: Decimal, b: Decimal, pip: Decimal) -> Option<Decimal> {
+    b.checked_sub(a)?.checked_div(pip)
 }
 
 /// Greedy closest-pair-first matching of one (symbol, side) group.
@@ -407,8 +438,9 @@ impl Cursor {
     /// Loads every slot at the next smallest distance into the buffer.
     fn fill_level(&mut self, c: &Ctx<'_>) -> Option<()> {
         let entry = c.trade.entry_price.get();
-        let dl = (self.left > 0).then(|| entry - c.prices[self.left - 1]);
-        let dr = (self.right < c.prices.len()).then(|| c.prices[self.right] - entry);
+        // Prices are positive and bounded: their differences cannot saturate.
+        let dl = (self.left > 0).then(|| entry.saturating_sub(c.prices[self.left - 1]));
+        let dr = (self.right < c.prices.len()).then(|| c.prices[self.right].saturating_sub(entry));
         let d = match (dl, dr) {
             (Some(l), Some(r)) => l.min(r),
             (Some(l), None) => l,
@@ -418,11 +450,11 @@ impl Cursor {
         if d > c.window {
             return None;
         }
-        while self.left > 0 && entry - c.prices[self.left - 1] == d {
+        while self.left > 0 && entry.saturating_sub(c.prices[self.left - 1]) == d {
             self.left -= 1;
             self.consider(c, self.left, d);
         }
-        while self.right < c.prices.len() && c.prices[self.right] - entry == d {
+        while self.right < c.prices.len() && c.prices[self.right].saturating_sub(entry) == d {
             self.consider(c, self.right, d);
             self.right += 1;
         }
@@ -435,8 +467,10 @@ impl Cursor {
 
     fn consider(&mut self, c: &Ctx<'_>, slot: usize, d: Decimal) {
         let volume = c.positions[c.sorted[slot]].volume.get();
-        let v = pct_diff(c.trade.volume.get(), volume);
-        if v <= c.volume_pct {
+        // A difference no decimal can hold is outside every window.
+        if let Some(v) = pct_change(c.trade.volume.get(), volume).map(|v| v.abs())
+            && v <= c.volume_pct
+        {
             self.buffer.push((d, v, slot));
         }
     }
@@ -450,7 +484,19 @@ fn compare(
     pip: Decimal,
     tol: &Tolerances,
     out: &mut Vec<Divergence>,
-) {
+) -> Result<(), ReconcileError> {
+    let out_of_range = |field, expected: Decimal, actual: Decimal, pip: Option<Decimal>| {
+        let mut value = format!("{expected} against {actual}");
+        if let Some(pip) = pip {
+            value.push_str(&format!(" at pip size {pip}"));
+        }
+        ReconcileError::OutOfRange {
+            trade_id: trade.id.clone(),
+            ticket: pos.ticket,
+            field,
+            value,
+        }
+    };
     let mut push = |kind, expected, actual, delta: Option<(Decimal, Unit)>| {
         let delta = delta.map(|(d, u)| (d.round_dp(DELTA_DP).normalize(), u));
         out.push(Divergence::new(
@@ -475,7 +521,9 @@ fn compare(
     }
 
     // Positive slippage is worse for the trader: a buy filled higher, a sell filled lower.
-    let raw = (pos.open_price.get() - trade.entry_price.get()) / pip;
+    let (entry, open) = (trade.entry_price.get(), pos.open_price.get());
+    let raw = pips_between(entry, open, pip)
+        .ok_or_else(|| out_of_range("open_price", entry, open, Some(pip)))?;
     let slippage = if trade.side == Side::Buy { raw } else { -raw };
     if slippage.abs() > tol.entry_slippage_pips {
         push(
@@ -487,7 +535,7 @@ fn compare(
     }
 
     let (tv, pv) = (trade.volume.get(), pos.volume.get());
-    let volume_delta = (pv - tv) / tv * Decimal::ONE_HUNDRED;
+    let volume_delta = pct_change(tv, pv).ok_or_else(|| out_of_range("volume", tv, pv, None))?;
     if volume_delta.abs() > tol.volume_pct {
         push(
             DivergenceKind::VolumeMismatch,
@@ -497,13 +545,27 @@ fn compare(
         );
     }
 
-    for (kind, expected, actual, limit) in [
-        (DivergenceKind::SlMismatch, trade.sl, pos.sl, tol.sl_pips),
-        (DivergenceKind::TpMismatch, trade.tp, pos.tp, tol.tp_pips),
+    for (kind, field, expected, actual, limit) in [
+        (
+            DivergenceKind::SlMismatch,
+            "sl",
+            trade.sl,
+            pos.sl,
+            tol.sl_pips,
+        ),
+        (
+            DivergenceKind::TpMismatch,
+            "tp",
+            trade.tp,
+            pos.tp,
+            tol.tp_pips,
+        ),
     ] {
         match (expected, actual) {
             (Some(e), Some(a)) => {
-                let d = (a.get() - e.get()) / pip;
+                let (want, got) = (e.get(), a.get());
+                let d = pips_between(want, got, pip)
+                    .ok_or_else(|| out_of_range(field, want, got, Some(pip)))?;
                 if d.abs() > limit {
                     push(kind, num(e), num(a), Some((d, Unit::Pips)));
                 }
@@ -512,4 +574,5 @@ fn compare(
             (e, a) => push(kind, e.and_then(num), a.and_then(num), None),
         }
     }
+    Ok(())
 }

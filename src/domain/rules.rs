@@ -68,7 +68,38 @@ pub struct ToleranceOverride {
     pub match_volume_pct: Option<Decimal>,
 }
 
+/// The largest tolerance accepted, 10⁹ (pips or percent): far beyond any useful one.
+/// With pip sizes at most [`crate::domain::pips::MAX_PRICE_STEP`] (10⁶), a match window
+/// stays within 10¹⁵, and matching saturates rather than overflows even past it.
+pub const MAX_TOLERANCE: Decimal = Decimal::from_parts(1_000_000_000, 0, 0, false, 0);
+
 impl ToleranceOverride {
+    /// Every out-of-bounds value, each named by `path` and its key
+    /// (`reconcile.sl_pips = -1: …`): tolerances lie within 0..=[`MAX_TOLERANCE`].
+    pub fn problems(&self, path: &str) -> Vec<String> {
+        [
+            ("entry_slippage_pips", self.entry_slippage_pips),
+            ("volume_pct", self.volume_pct),
+            ("sl_pips", self.sl_pips),
+            ("tp_pips", self.tp_pips),
+            ("match_price_pips", self.match_price_pips),
+            ("match_volume_pct", self.match_volume_pct),
+        ]
+        .into_iter()
+        .filter_map(|(key, value)| {
+            let v = value?;
+            let reason = if v.is_sign_negative() && !v.is_zero() {
+                "must not be negative".to_owned()
+            } else if v > MAX_TOLERANCE {
+                format!("must be at most {MAX_TOLERANCE}")
+            } else {
+                return None;
+            };
+            Some(format!("{path}.{key} = {v}: {reason}"))
+        })
+        .collect()
+    }
+
     /// These values over `base`.
     pub fn apply(&self, base: Tolerances) -> Tolerances {
         Tolerances {
@@ -257,6 +288,29 @@ mod tests {
         let result = reconcile(&[trade], &[position], &rules).expect("reconcilable");
         // 0.50 at 0.01 per pip: 50 pips of slippage, above the default 5.
         assert_eq!(result.divergences.len(), 1, "{:?}", result.divergences);
+    }
+
+    #[test]
+    fn tolerances_are_bounded_on_both_sides_and_named_by_path() {
+        let o = ToleranceOverride {
+            sl_pips: Some(dec!(-1)),
+            match_price_pips: Some(dec!(1000000000.1)),
+            match_volume_pct: Some(MAX_TOLERANCE),
+            tp_pips: Some(dec!(0)),
+            ..ToleranceOverride::default()
+        };
+        assert_eq!(
+            o.problems("reconcile.overrides.XAUUSD"),
+            [
+                "reconcile.overrides.XAUUSD.sl_pips = -1: must not be negative",
+                "reconcile.overrides.XAUUSD.match_price_pips = 1000000000.1: must be at most 1000000000",
+            ]
+        );
+        assert!(
+            ToleranceOverride::default()
+                .problems("reconcile")
+                .is_empty()
+        );
     }
 
     #[test]

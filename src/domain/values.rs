@@ -15,6 +15,14 @@ pub enum ValueError {
     /// The value must be zero or greater.
     #[error("must not be negative, got {0}")]
     Negative(Decimal),
+    /// The value is below any real one: dividing by it would overflow arithmetic.
+    #[error("must be at least {min}, got {value}")]
+    TooSmall {
+        /// The value given.
+        value: Decimal,
+        /// The smallest accepted.
+        min: Decimal,
+    },
     /// The value is beyond any real price or volume (and would overflow arithmetic).
     #[error("must be at most {max}, got {value}")]
     TooLarge {
@@ -66,21 +74,27 @@ impl FromStr for Side {
 }
 
 macro_rules! positive_decimal {
-    ($(#[$doc:meta])* $name:ident, $max:expr) => {
+    ($(#[$doc:meta])* $name:ident, $min:expr, $max:expr) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(try_from = "Decimal", into = "Decimal")]
         pub struct $name(Decimal);
 
         impl $name {
+            /// The smallest value accepted.
+            pub const MIN: Decimal = $min;
+
             /// The largest value accepted: far beyond any real one, small enough that pip
             /// and percentage arithmetic can never overflow.
             pub const MAX: Decimal = $max;
 
-            /// Validates that `value` is strictly positive and at most [`Self::MAX`].
+            /// Validates that `value` is strictly positive and within
+            /// [`Self::MIN`]..=[`Self::MAX`].
             pub fn new_checked(value: Decimal) -> Result<Self, ValueError> {
                 if value <= Decimal::ZERO {
                     Err(ValueError::NotPositive(value))
+                } else if value < Self::MIN {
+                    Err(ValueError::TooSmall { value, min: Self::MIN })
                 } else if value > Self::MAX {
                     Err(ValueError::TooLarge { value, max: Self::MAX })
                 } else {
@@ -88,7 +102,7 @@ macro_rules! positive_decimal {
                 }
             }
 
-            /// Builds from a known-good value; panics if it is not strictly positive.
+            /// Builds from a known-good value; panics if it is out of bounds.
             /// Meant for literals and tests, never for outside data.
             pub fn new(value: Decimal) -> Self {
                 match Self::new_checked(value) {
@@ -125,13 +139,22 @@ macro_rules! positive_decimal {
 }
 
 positive_decimal!(
-    /// A price quoted by the broker; strictly positive, at most 10¹².
+    /// A price quoted by the broker; strictly positive (any scale up to 28), at most 10¹².
+    /// Prices are only ever subtracted and divided by a pip size (at least 10⁻¹⁰), so a
+    /// tiny price needs no floor.
     Price,
+    Decimal::from_parts(1, 0, 0, false, 28),
     Decimal::from_parts(3_567_587_328, 232, 0, false, 0)
 );
 positive_decimal!(
-    /// A volume in lots; strictly positive, at most 10⁹.
+    /// A volume in lots; at least 10⁻⁸, at most 10⁹.
+    ///
+    /// The floor: MT5's volume step is 0.01 lots at most brokers, 0.001 or 0.0001 at a
+    /// few; 10⁻⁸ leaves four orders of magnitude below the finest of them. Volumes are
+    /// divided by each other (percent differences), and with both bounds the largest
+    /// quotient, 10⁹ / 10⁻⁸ · 100 = 10¹⁹, stays far inside a decimal's range.
     Volume,
+    Decimal::from_parts(1, 0, 0, false, 8),
     Decimal::from_parts(1_000_000_000, 0, 0, false, 0)
 );
 
@@ -151,6 +174,25 @@ mod tests {
             Volume::new_checked(dec!(0.01)).map(Volume::get),
             Ok(dec!(0.01))
         );
+    }
+
+    #[test]
+    fn vanishing_volumes_are_refused_and_any_positive_price_is_kept() {
+        assert_eq!(Volume::MIN, dec!(0.00000001));
+        assert!(Volume::new_checked(dec!(0.00000001)).is_ok());
+        assert_eq!(
+            Volume::new_checked(Decimal::new(1, 28)),
+            Err(ValueError::TooSmall {
+                value: Decimal::new(1, 28),
+                min: Volume::MIN
+            })
+        );
+        let err = Volume::new_checked(dec!(0.000000009)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "must be at least 0.00000001, got 0.000000009"
+        );
+        assert!(Price::new_checked(Decimal::new(1, 28)).is_ok());
     }
 
     #[test]

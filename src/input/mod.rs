@@ -4,7 +4,11 @@
 mod positions;
 mod record;
 mod symbols;
+pub mod text;
 mod trades;
+
+#[cfg(test)]
+mod tests;
 
 use std::path::Path;
 

@@ -2,12 +2,15 @@
 //!
 //! The format is detected per file from the first element: MetaApi objects carry
 //! `openPrice`, MT5 records carry `price_open`. Every element must be of that format.
+//!
+//! Symbols, comments and client ids are bounded ([`super::text`]).
 
 use std::collections::HashSet;
 
 use rust_decimal::Decimal;
 
 use super::record::{InputError, Record, array};
+use super::text::{MAX_COMMENT_BYTES, MAX_ID_BYTES, MAX_SYMBOL_BYTES};
 use crate::domain::{BrokerPosition, Side};
 
 /// The two position formats the reader accepts.
@@ -81,7 +84,7 @@ fn metaapi(r: &Record<'_>) -> Result<BrokerPosition, InputError> {
     Ok(BrokerPosition {
         ticket,
         identifier: ticket,
-        symbol: r.string("symbol")?,
+        symbol: r.text("symbol", MAX_SYMBOL_BYTES)?,
         side,
         volume: r.volume("volume")?,
         open_price: r.price("openPrice")?,
@@ -91,8 +94,12 @@ fn metaapi(r: &Record<'_>) -> Result<BrokerPosition, InputError> {
         profit: r.opt_decimal("profit")?.unwrap_or(Decimal::ZERO),
         swap: r.opt_decimal("swap")?.unwrap_or(Decimal::ZERO),
         magic: r.int_or("magic", 0)?,
-        comment: r.opt_string("comment")?.unwrap_or_default(),
-        client_id: r.opt_string("clientId")?.filter(|s| !s.is_empty()),
+        comment: r
+            .opt_text("comment", MAX_COMMENT_BYTES)?
+            .unwrap_or_default(),
+        client_id: r
+            .opt_text("clientId", MAX_ID_BYTES)?
+            .filter(|s| !s.is_empty()),
         open_time: r
             .opt_time("time")?
             .ok_or_else(|| r.error("time", "missing required field"))?,
@@ -113,7 +120,7 @@ fn mt5(r: &Record<'_>) -> Result<BrokerPosition, InputError> {
             .opt_ticket("identifier")?
             .filter(|&i| i != 0)
             .unwrap_or(ticket),
-        symbol: r.string("symbol")?,
+        symbol: r.text("symbol", MAX_SYMBOL_BYTES)?,
         side,
         volume: r.volume("volume")?,
         open_price: r.price("price_open")?,
@@ -123,7 +130,9 @@ fn mt5(r: &Record<'_>) -> Result<BrokerPosition, InputError> {
         profit: r.opt_decimal("profit")?.unwrap_or(Decimal::ZERO),
         swap: r.opt_decimal("swap")?.unwrap_or(Decimal::ZERO),
         magic: r.int_or("magic", 0)?,
-        comment: r.opt_string("comment")?.unwrap_or_default(),
+        comment: r
+            .opt_text("comment", MAX_COMMENT_BYTES)?
+            .unwrap_or_default(),
         client_id: None,
         open_time: r.unix_time("time")?,
     })

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde_json::value::RawValue;
 
+use super::text::{MAX_ID_BYTES, text_problem};
 use crate::domain::decimal_serde::parse_decimal;
 use crate::domain::{Price, Volume};
 
@@ -54,14 +55,9 @@ impl InputError {
     }
 }
 
-/// Shortens a raw value for an error message.
+/// Shortens a raw value for an error message (60 characters, control characters escaped).
 fn shown(raw: &str) -> String {
-    const MAX: usize = 60;
-    if raw.chars().count() <= MAX {
-        raw.to_owned()
-    } else {
-        format!("{}…", raw.chars().take(MAX).collect::<String>())
-    }
+    super::text::shown(raw, 60)
 }
 
 /// Parses `bytes` as a JSON array and returns its elements unparsed.
@@ -202,17 +198,43 @@ impl<'a> Record<'a> {
         Ok(s)
     }
 
-    /// A string, or an integer turned into its decimal text (ids and tickets).
+    /// An optional string of at most `max` bytes without control characters
+    /// ([`text_problem`]).
+    pub fn opt_text(&self, field: &str, max: usize) -> Result<Option<String>, InputError> {
+        let text = self.opt_string(field)?;
+        self.bounded(field, text.as_deref(), max)?;
+        Ok(text)
+    }
+
+    /// A required, non-empty string of at most `max` bytes without control characters.
+    pub fn text(&self, field: &str, max: usize) -> Result<String, InputError> {
+        let text = self.string(field)?;
+        self.bounded(field, Some(&text), max)?;
+        Ok(text)
+    }
+
+    fn bounded(&self, field: &str, text: Option<&str>, max: usize) -> Result<(), InputError> {
+        match text.and_then(|t| text_problem(t, max)) {
+            Some(reason) => Err(self.error(field, reason)),
+            None => Ok(()),
+        }
+    }
+
+    /// A string, or an integer turned into its decimal text (ids and tickets), of at most
+    /// [`MAX_ID_BYTES`] bytes without control characters.
     pub fn opt_id(&self, field: &str) -> Result<Option<String>, InputError> {
         let Some(raw) = self.get(field) else {
             return Ok(None);
         };
         let text = raw.get();
-        if text.bytes().all(|b| b.is_ascii_digit()) && !text.is_empty() {
-            return Ok(Some(text.to_owned()));
-        }
-        self.opt_string(field)
-            .map_err(|_| self.error(field, "expected a string or a whole number"))
+        let id = if text.bytes().all(|b| b.is_ascii_digit()) && !text.is_empty() {
+            Some(text.to_owned())
+        } else {
+            self.opt_string(field)
+                .map_err(|_| self.error(field, "expected a string or a whole number"))?
+        };
+        self.bounded(field, id.as_deref(), MAX_ID_BYTES)?;
+        Ok(id)
     }
 
     /// A ticket: a non-negative whole number, or a string holding one.

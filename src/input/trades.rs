@@ -1,8 +1,11 @@
 //! Bot trade files: `[{"id", "symbol", "side", "volume", "entry_price", …}]`.
+//!
+//! Ids, client ids, symbols and the account are bounded ([`super::text`]).
 
 use std::collections::HashSet;
 
 use super::record::{InputError, Record, array};
+use super::text::{self, MAX_ID_BYTES, MAX_SYMBOL_BYTES, text_problem};
 use crate::domain::BotTrade;
 
 /// Fields a trade object may carry; anything else is refused (a typo such as
@@ -22,6 +25,15 @@ const FIELDS: &[&str] = &[
 
 /// Parses a trades JSON array from `text` for `account`; `source` names it in errors.
 pub fn parse_trades(source: &str, text: &str, account: &str) -> Result<Vec<BotTrade>, InputError> {
+    if let Some(reason) = text_problem(account, MAX_ID_BYTES) {
+        return Err(InputError {
+            file: source.to_owned(),
+            index: None,
+            field: Some("account".to_owned()),
+            value: Some(text::shown(account, 60)),
+            reason,
+        });
+    }
     let items = array(source, text)?;
     let mut ids = HashSet::with_capacity(items.len());
     let mut out = Vec::with_capacity(items.len());
@@ -49,14 +61,16 @@ pub fn parse_trades(source: &str, text: &str, account: &str) -> Result<Vec<BotTr
         out.push(BotTrade {
             id,
             account: account.to_owned(),
-            symbol: r.string("symbol")?,
+            symbol: r.text("symbol", MAX_SYMBOL_BYTES)?,
             side,
             volume: r.volume("volume")?,
             entry_price: r.price("entry_price")?,
             sl: r.optional_price("sl")?,
             tp: r.optional_price("tp")?,
             ticket: r.opt_ticket("ticket")?,
-            client_id: r.opt_string("client_id")?.filter(|s| !s.is_empty()),
+            client_id: r
+                .opt_text("client_id", MAX_ID_BYTES)?
+                .filter(|s| !s.is_empty()),
             opened_at: r.opt_time("opened_at")?,
         });
     }

@@ -242,6 +242,8 @@ fn bad_input_exits_2_naming_file_index_field_and_value() {
          r#"[{"id": "g", "symbol": "XAUUSD", "side": "buy", "volume": 1, "entry_price": 2400}]"#.into(),
          vec!["unknown pip size for XAUUSD"]),
         (r#"[1, 2]"#.into(), format!("[{TRADE_OK}]"), vec!["positions.json", "element 0", "expected a JSON object"]),
+        (ONE_POSITION.into(), bad_trade(r#"{"id": "b", "symbol": "EUR\u0000USD", "side": "buy", "volume": 1, "entry_price": 1.1}"#),
+         vec!["trades.json", "element 1", "\"symbol\"", "EUR\\u0000USD", "control character U+0000"]),
     ];
     for (positions, trades, words) in cases {
         let (_d, out) = reconcile_files(&positions, &trades, &["--format", "json"]);
@@ -262,6 +264,34 @@ fn bad_input_exits_2_naming_file_index_field_and_value() {
                 "missing {w:?} in stderr: {}",
                 out.stderr
             );
+        }
+    }
+}
+
+/// A trade of a vanishing volume matched to a 1-lot position, by ticket and by the
+/// heuristic: refused on input (exit 2, naming file, element, field and value), never a
+/// panic of the percentage arithmetic.
+#[test]
+fn a_vanishing_volume_is_bad_input_not_a_panic() {
+    let position = r#"[{"ticket": 7, "type": 0, "symbol": "EURUSD", "volume": 1,
+        "price_open": 1.08512, "time": 1700000000}]"#;
+    for ticket in [", \"ticket\": 7", ""] {
+        let trades = format!(
+            r#"[{{"id": "a", "symbol": "EURUSD", "side": "buy", "volume": "1e-28",
+            "entry_price": 1.08512{ticket}}}]"#
+        );
+        let (_d, out) = reconcile_files(position, &trades, &["--format", "json"]);
+        assert_eq!(out.code, 2, "{trades}\nstderr {}", out.stderr);
+        assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+        assert!(out.stdout.is_empty(), "{}", out.stdout);
+        for w in [
+            "trades.json",
+            "element 0",
+            "\"volume\"",
+            "1e-28",
+            "at least",
+        ] {
+            assert!(out.stderr.contains(w), "missing {w:?} in {}", out.stderr);
         }
     }
 }

@@ -5,6 +5,8 @@ mod alerts_ops;
 mod browser;
 mod cli;
 mod common;
+mod extremes;
+mod fuzz_corpus;
 mod guard_loop;
 mod guards;
 mod http_api;

@@ -5,7 +5,7 @@ use rust_decimal::Decimal;
 
 use crate::broker::BrokerError;
 use crate::broker::wire::{self, Object};
-use crate::domain::pips::{MAX_DIGITS, MAX_PRICE_STEP};
+use crate::domain::pips::{MAX_DIGITS, MAX_PRICE_STEP, MIN_PRICE_STEP};
 use crate::domain::{BrokerPosition, SymbolSpec};
 
 /// Balance, equity and margins of an account.
@@ -62,11 +62,15 @@ pub fn symbol_specification(symbol: &str, text: &str) -> Result<SymbolSpec, Brok
     Ok(spec)
 }
 
-/// An optional price step: strictly positive and at most [`MAX_PRICE_STEP`].
+/// An optional price step: strictly positive, at least [`MIN_PRICE_STEP`] (a smaller one
+/// would overflow the pip arithmetic) and at most [`MAX_PRICE_STEP`].
 fn plausible(o: &Object<'_>, field: &str) -> Result<Option<Decimal>, BrokerError> {
     match o.opt_positive(field)? {
         Some(d) if d > MAX_PRICE_STEP => {
             Err(o.error(field, format!("implausibly large (above {MAX_PRICE_STEP})")))
+        }
+        Some(d) if d < MIN_PRICE_STEP => {
+            Err(o.error(field, format!("implausibly small (below {MIN_PRICE_STEP})")))
         }
         other => Ok(other),
     }

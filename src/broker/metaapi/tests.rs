@@ -208,6 +208,11 @@ fn bad_account_information_names_the_field(#[case] text: &str, #[case] field: &s
     r#"{"symbol": "X", "digits": 5, "point": 7e28}"#,
     "specification[X].point"
 )]
+#[case::vanishing_point(
+    r#"{"symbol": "X", "digits": 5, "point": 1e-28}"#,
+    "specification[X].point"
+)]
+#[case::vanishing_pip(r#"{"symbol": "X", "pipSize": "1e-11"}"#, "specification[X].pipSize")]
 #[case::fractional_digits(r#"{"symbol": "X", "digits": 2.5}"#, "specification[X].digits")]
 #[case::other_symbol(r#"{"symbol": "Y", "digits": 2}"#, "specification[X].symbol")]
 fn bad_specifications_name_the_field(#[case] text: &str, #[case] field: &str) {

@@ -26,6 +26,7 @@ use serde::Deserialize;
 use super::wire::{self, MAX_PAYLOAD_BYTES, Object};
 use super::{BoxFuture, Broker, BrokerError};
 use crate::domain::AccountSnapshot;
+use crate::input::text::MAX_ID_BYTES;
 
 /// The positions file of an account's export directory.
 pub const POSITIONS_FILE: &str = "positions.json";
@@ -66,9 +67,10 @@ impl Mt5ExportConfig {
 }
 
 /// Whether `account` can name a directory under the export directory: letters, digits,
-/// `-`, `_` and `.`, and not `.` or `..`.
+/// `-`, `_` and `.`, at most [`MAX_ID_BYTES`] of them, and not `.` or `..`.
 pub fn is_safe_account_dir(account: &str) -> bool {
     !account.is_empty()
+        && account.len() <= MAX_ID_BYTES
         && account != "."
         && account != ".."
         && account

@@ -105,7 +105,8 @@ async fn a_stale_file_is_retryable_never_empty() {
 #[tokio::test]
 async fn unsafe_account_ids_are_permanent() {
     let dir = tempfile::tempdir().expect("tempdir");
-    for id in ["..", "a/b", "", "x y"] {
+    let too_long = "a".repeat(crate::input::text::MAX_ID_BYTES + 1);
+    for id in ["..", "a/b", "", "x y", "a\0", &too_long] {
         let e = broker(dir.path(), 30).snapshot(id).await.expect_err(id);
         assert_eq!(e.class(), ErrorClass::Permanent, "{id:?}: {e}");
     }

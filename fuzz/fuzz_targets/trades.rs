@@ -1,0 +1,8 @@
+//! Bot trade files: parsed or refused, never a panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|text: &str| {
+    let _ = mt5_reconciler::input::parse_trades("fuzz", text, "acc");
+});
