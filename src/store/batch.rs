@@ -66,7 +66,7 @@ pub async fn converge_many<C: ConnectionTrait>(
         let mut done = Converged::default();
         for d in w.desired {
             if seen.insert(d.fingerprint.as_str()) && !current.contains_key(&d.fingerprint) {
-                inserts.push(convert::divergence_row(w.account_id, d, w.at)?);
+                inserts.push(convert::divergence_row(w.account_id, d, w.at));
                 done.opened.push(d.clone());
             }
         }
@@ -104,7 +104,7 @@ pub async fn converge_many<C: ConnectionTrait>(
     Ok(out)
 }
 
-/// The estimated size of an inserted divergence row (14 parameters).
+/// The estimated size of an inserted divergence row (15 parameters).
 pub(super) fn divergence_row_bytes(r: &divergence::ActiveModel) -> usize {
     let text = text(&r.account_id)
         + text(&r.fingerprint)
@@ -115,6 +115,7 @@ pub(super) fn divergence_row_bytes(r: &divergence::ActiveModel) -> usize {
         + text(&r.actual)
         + text(&r.delta)
         + text(&r.unit)
-        + text(&r.status);
-    row_bytes(14, text)
+        + text(&r.status)
+        + text(&r.ticket_u64);
+    row_bytes(15, text)
 }

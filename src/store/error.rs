@@ -38,7 +38,7 @@ pub enum StoreError {
         /// Why it was refused.
         reason: String,
     },
-    /// A domain value cannot be stored, e.g. a ticket beyond the range of `BIGINT`.
+    /// A domain value cannot be stored, e.g. a count beyond the range of `INTEGER`.
     #[error("cannot store {field} = {value}: {reason}")]
     Unstorable {
         /// Which field.
