@@ -2,6 +2,9 @@
 //! events into one transaction; retries with backoff while the database is away; and
 //! acknowledges a state only once it is durable, so a sender re-sends what was not.
 //!
+//! A row the database refuses never blocks the others: it is kept in `dead_letters` and
+//! the rest of the batch is written (see `write`).
+//!
 //! Divergences arrive as the account's whole desired open set (a [`Converge`]), not as
 //! deltas: applying a state twice, or an older state after a crash, cannot duplicate or
 //! lose a row. Several states of one account waiting in the buffer collapse to the latest.
@@ -12,13 +15,15 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use ractor::{Actor, ActorProcessingErr, ActorRef, OutputPort, RpcReplyPort};
-use sea_orm::{DatabaseConnection, TransactionTrait};
+use sea_orm::DatabaseConnection;
 use serde::Deserialize;
 
 use super::status::{DurationHistogram, PersistenceStats};
 use super::user_sync::UserSyncMsg;
 use crate::domain::Divergence;
-use crate::store::{self, AuditEvent, StoreError, SyncRunRecord};
+use crate::store::{AuditEvent, StoreError, SyncRunRecord};
+
+mod write;
 
 /// `[persistence]`: batching and retry settings.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -127,6 +132,7 @@ pub struct PersistenceState {
     timer_set: bool,
     retry: Option<Duration>,
     flush_duration: DurationHistogram,
+    dead_letters: u64,
 }
 
 impl PersistenceState {
@@ -156,6 +162,7 @@ impl Actor for PersistenceActor {
             timer_set: false,
             retry: None,
             flush_duration: DurationHistogram::default(),
+            dead_letters: 0,
         })
     }
 
@@ -189,6 +196,7 @@ impl Actor for PersistenceActor {
                     queued: state.depth(),
                     retrying: state.retry.is_some(),
                     flush_duration: state.flush_duration.clone(),
+                    dead_letters: state.dead_letters,
                 });
                 return Ok(());
             }
@@ -245,36 +253,19 @@ fn next_retry(state: &mut PersistenceState) -> Duration {
     next
 }
 
-/// Writes the whole buffer in one transaction. On success clears it, acknowledges the
-/// states and publishes events; on failure keeps everything for the next attempt.
+/// Writes the whole buffer in one transaction (see `write`). On success clears it,
+/// acknowledges the states and publishes events; on failure keeps everything for the next
+/// attempt. A row the database refuses is no failure: it goes to `dead_letters`.
 async fn flush(state: &mut PersistenceState) -> Result<(), StoreError> {
     if state.depth() == 0 {
         return Ok(());
     }
     let started = std::time::Instant::now();
-    let txn = state.db.begin().await?;
-    let wanted: Vec<store::Wanted<'_>> = state
-        .converges
-        .values()
-        .map(|c| store::Wanted {
-            account_id: &c.account_id,
-            at: c.at,
-            desired: &c.desired,
-        })
-        .collect();
-    let changes = store::converge_many(&txn, &wanted).await?;
-    let mut reports: Vec<SyncRunRecord> = Vec::with_capacity(changes.len() + state.reports.len());
-    for (c, done) in state.converges.values().zip(&changes) {
-        let mut report = c.report.clone();
-        report.divergences_opened = done.opened.len();
-        report.divergences_resolved = done.resolved.len();
-        reports.push(report);
-    }
-    reports.extend(state.reports.iter().cloned());
-    store::record_sync_runs(&txn, &reports).await?;
-    store::append_audits(&txn, &state.audits).await?;
-    txn.commit().await?;
+    let converges: Vec<&Converge> = state.converges.values().collect();
+    let written = write::write(&state.db, &converges, &state.reports, &state.audits).await?;
     state.flush_duration.observe(started.elapsed());
+    state.dead_letters += written.dead_letters as u64;
+    let changes = written.changes;
 
     for (c, done) in state.converges.values().zip(changes) {
         if let Some(to) = &c.ack_to {

@@ -121,3 +121,141 @@ async fn a_ticket_above_i64_max_is_stored_exactly_alongside_other_accounts() {
         actor.stop(None);
     }
 }
+
+fn audit(account: &str, kind: &str, at: DateTime<Utc>) -> PersistMsg {
+    PersistMsg::Audit(store::AuditEvent {
+        at,
+        account_id: Some(account.to_owned()),
+        kind: kind.to_owned(),
+        detail: serde_json::json!({ "n": 1 }),
+    })
+}
+
+/// What one poisoned flush sends: five healthy accounts, an account with one storable
+/// and one refused divergence (PostgreSQL refuses U+0000 in text), a sync report whose
+/// count is beyond `INTEGER`, and (on PostgreSQL) an audit event the database refuses.
+fn poisoned_batch(actor: &ActorRef<PersistMsg>, postgres: bool, at: DateTime<Utc>) {
+    for i in 0..5 {
+        let account = format!("acc-{i}");
+        actor
+            .cast(converge(
+                &account,
+                at,
+                vec![unexpected("GBPUSD", 1_000 + i)],
+            ))
+            .unwrap();
+        actor.cast(audit(&account, "probe", at)).unwrap();
+    }
+    let mut desired = vec![unexpected("USDJPY", 77)];
+    if postgres {
+        desired.push(unexpected("EUR\u{0}USD", 78));
+    }
+    actor.cast(converge("acc-poison", at, desired)).unwrap();
+    let mut huge = report("acc-huge", at);
+    huge.positions = usize::MAX;
+    actor.cast(PersistMsg::Report(huge)).unwrap();
+    actor
+        .cast(PersistMsg::Report(report("acc-huge", at)))
+        .unwrap();
+    if postgres {
+        actor.cast(audit("acc-poison", "bad\u{0}kind", at)).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn rows_the_database_refuses_go_to_dead_letters_once_and_never_block_other_accounts() {
+    for (label, db) in common::databases().await {
+        let postgres = label == "postgres";
+        let actor = spawn(&db).await;
+        poisoned_batch(&actor, postgres, t(1));
+        flush(&actor)
+            .await
+            .unwrap_or_else(|e| panic!("{label}: flush failed: {e}"));
+
+        for i in 0..5 {
+            let account = format!("acc-{i}");
+            let open = store::open_divergences(&db, &account).await.unwrap();
+            assert_eq!(open.len(), 1, "{label}: {account}");
+            assert_eq!(
+                common::audit_kinds(&db, &account).await,
+                ["probe"],
+                "{label}: {account}"
+            );
+        }
+        let open = store::open_divergences(&db, "acc-poison").await.unwrap();
+        assert_eq!(open.len(), 1, "{label}: the storable divergence is stored");
+        assert_eq!(open[0].divergence.symbol, "USDJPY", "{label}");
+
+        let runs = sync_runs(&db).await;
+        let poison_run = runs
+            .iter()
+            .find(|r| r.account_id == "acc-poison")
+            .expect("a report for the poisoned account");
+        let huge_runs: Vec<_> = runs.iter().filter(|r| r.account_id == "acc-huge").collect();
+        assert_eq!(
+            huge_runs.len(),
+            2,
+            "{label}: both of acc-huge's syncs are recorded"
+        );
+        let marked = huge_runs
+            .iter()
+            .find(|r| r.error_class.is_some())
+            .expect("the refused report is marked");
+        assert_eq!(marked.error_class.as_deref(), Some("malformed"), "{label}");
+        let message = marked.error_message.clone().unwrap_or_default();
+        assert!(
+            message.contains("sync_runs.positions") && message.contains(&usize::MAX.to_string()),
+            "{label}: {message}"
+        );
+        if postgres {
+            assert_eq!(
+                poison_run.error_class.as_deref(),
+                Some("malformed"),
+                "{label}"
+            );
+            let message = poison_run.error_message.clone().unwrap_or_default();
+            assert!(
+                message.contains("divergences.symbol") && message.contains(r#""EUR\0USD""#),
+                "{label}: {message}"
+            );
+        } else {
+            assert_eq!(poison_run.error_class, None, "{label}");
+        }
+
+        let letters = store::list_dead_letters(&db).await.unwrap();
+        let mut kinds: Vec<(&str, &str)> = letters
+            .iter()
+            .map(|l| (l.account_id.as_deref().unwrap_or(""), l.kind.as_str()))
+            .collect();
+        kinds.sort();
+        let mut want = vec![("acc-huge", "sync_run")];
+        if postgres {
+            want.extend([("acc-poison", "audit_event"), ("acc-poison", "divergence")]);
+        }
+        want.sort();
+        assert_eq!(kinds, want, "{label}: {letters:#?}");
+        assert!(letters.iter().all(|l| l.count == 1), "{label}");
+
+        // The same poison again, as a sender re-sends it every sync: no new row.
+        poisoned_batch(&actor, postgres, t(2));
+        flush(&actor)
+            .await
+            .unwrap_or_else(|e| panic!("{label}: second flush failed: {e}"));
+        let again = store::list_dead_letters(&db).await.unwrap();
+        assert_eq!(again.len(), letters.len(), "{label}: de-duplicated");
+        assert!(again.iter().all(|l| l.count == 2), "{label}: {again:#?}");
+        assert!(
+            again.iter().all(|l| l.last_seen > l.first_seen),
+            "{label}: {again:#?}"
+        );
+        actor.stop(None);
+    }
+}
+
+async fn sync_runs(db: &DatabaseConnection) -> Vec<store::entities::sync_run::Model> {
+    use sea_orm::EntityTrait;
+    store::entities::sync_run::Entity::find()
+        .all(db)
+        .await
+        .expect("sync runs")
+}
