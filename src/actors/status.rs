@@ -142,6 +142,8 @@ pub struct PersistenceStats {
     pub flush_duration: DurationHistogram,
     /// Items the database refused since start, kept in `dead_letters`.
     pub dead_letters: u64,
+    /// The buffer's parts (`queued` is their total).
+    pub buffer: super::persistence::BufferSizes,
 }
 
 mod fractional_millis {

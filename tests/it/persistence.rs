@@ -259,3 +259,192 @@ async fn sync_runs(db: &DatabaseConnection) -> Vec<store::entities::sync_run::Mo
         .await
         .expect("sync runs")
 }
+
+/// How a test takes the database away: an exclusive SQLite lock, or a cut proxy in front
+/// of PostgreSQL (the shared server itself is never touched).
+enum Outage {
+    Locked(common::Lockable),
+    Proxied(common::TcpProxy, DatabaseConnection),
+}
+
+impl Outage {
+    async fn all() -> Vec<Outage> {
+        let mut out = Vec::new();
+        for db in common::lockable_databases().await {
+            if db.label == "sqlite" {
+                out.push(Outage::Locked(db));
+            }
+        }
+        if let Ok(url) = std::env::var("DATABASE_URL")
+            && !url.is_empty()
+        {
+            let proxy = common::TcpProxy::start(common::postgres_addr(&url)).await;
+            let db = common::postgres_through(&url, &proxy).await;
+            out.push(Outage::Proxied(proxy, db));
+        }
+        out
+    }
+
+    fn label(&self) -> &'static str {
+        match self {
+            Outage::Locked(_) => "sqlite",
+            Outage::Proxied(..) => "postgres",
+        }
+    }
+
+    fn db(&self) -> &DatabaseConnection {
+        match self {
+            Outage::Locked(l) => &l.db,
+            Outage::Proxied(_, db) => db,
+        }
+    }
+
+    async fn begin(&self) {
+        match self {
+            Outage::Locked(l) => l.lock().await,
+            Outage::Proxied(p, _) => p.cut(),
+        }
+    }
+
+    async fn end(&self) {
+        match self {
+            Outage::Locked(l) => l.unlock().await,
+            Outage::Proxied(p, _) => p.restore(),
+        }
+    }
+}
+
+async fn stats(actor: &ActorRef<PersistMsg>) -> mt5_reconciler::actors::status::PersistenceStats {
+    actor
+        .call(PersistMsg::Stats, Some(Duration::from_secs(600)))
+        .await
+        .expect("stats call")
+        .success_or(())
+        .expect("stats reply")
+}
+
+/// How many syncs a stored report stands for ("folded N syncs …", else one).
+fn syncs_in(run: &store::entities::sync_run::Model) -> u64 {
+    run.error_message
+        .as_deref()
+        .and_then(|m| m.strip_prefix("folded "))
+        .and_then(|m| m.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1)
+}
+
+#[tokio::test]
+async fn six_hundred_ticks_without_a_database_keep_the_buffer_bounded_and_lose_nothing() {
+    const ACCOUNTS: u64 = 1_000;
+    const TICKS: u64 = 600;
+    let config = PersistenceConfig {
+        batch_size: 1_000,
+        flush_interval_ms: 50,
+        // No retry during the outage: the test counts ticks, not time.
+        retry_min_ms: 3_600_000,
+        retry_max_ms: 3_600_000,
+        max_buffered_reports: 5_000,
+        max_buffered_audits: 2_000,
+    };
+    for outage in Outage::all().await {
+        let label = outage.label();
+        let db = outage.db().clone();
+        let actor = spawn_with(&db, config.clone()).await;
+        outage.begin().await;
+
+        let (mut failed_reports, mut transitions, mut closes) = (0u64, 0u64, 0u64);
+        let mut largest = 0;
+        for tick in 0..TICKS {
+            let at = t(tick as i64);
+            for a in 0..ACCOUNTS {
+                let account = format!("acc-{a}");
+                // The state changes every tick: only the latest may be kept.
+                let desired = vec![unexpected("EURUSD", a * 10 + tick % 2)];
+                actor.cast(converge(&account, at, desired)).unwrap();
+                if a % 7 == 0 {
+                    let mut failed = report(&account, at);
+                    failed.error_class = Some("timeout".into());
+                    failed.error_message = Some(format!("no snapshot at tick {tick}"));
+                    actor.cast(PersistMsg::Report(failed)).unwrap();
+                    failed_reports += 1;
+                }
+                if a % 10 == 0 {
+                    actor.cast(audit(&account, "backoff_started", at)).unwrap();
+                    transitions += 1;
+                }
+            }
+            if tick % 100 == 0 {
+                actor.cast(audit("acc-0", "close_attempt", at)).unwrap();
+                closes += 1;
+            }
+            if tick % 50 == 49 {
+                let s = stats(&actor).await;
+                let b = s.buffer;
+                assert!(s.retrying, "{label}: tick {tick}: the database is away");
+                assert!(b.converges <= ACCOUNTS as usize, "{label}: {b:?}");
+                assert!(b.reports <= 5_000, "{label}: {b:?}");
+                assert!(b.folded_reports <= 2 * ACCOUNTS as usize, "{label}: {b:?}");
+                assert!(b.audits <= 2_000 + closes as usize, "{label}: {b:?}");
+                assert!(b.folded_audits <= ACCOUNTS as usize / 10, "{label}: {b:?}");
+                assert_eq!(s.queued, b.total(), "{label}");
+                largest = largest.max(s.queued);
+            }
+        }
+        assert!(
+            largest < 12_000,
+            "{label}: at most {largest} items buffered"
+        );
+
+        outage.end().await;
+        let before = stats(&actor).await;
+        flush(&actor)
+            .await
+            .unwrap_or_else(|e| panic!("{label}: flush after the outage: {e}"));
+        let after = stats(&actor).await;
+        assert_eq!(after.queued, 0, "{label}");
+        let transactions = after.flush_duration.count - before.flush_duration.count;
+        assert!(
+            transactions as usize >= before.queued.div_ceil(1_000) && transactions >= 2,
+            "{label}: {} items replayed in {transactions} transactions",
+            before.queued
+        );
+
+        // Every account's latest state, once.
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        let open = store::entities::divergence::Entity::find()
+            .filter(store::entities::divergence::Column::Status.eq("open"))
+            .all(&db)
+            .await
+            .unwrap();
+        assert_eq!(open.len(), ACCOUNTS as usize, "{label}");
+        for row in &open {
+            let a: u64 = row.account_id["acc-".len()..].parse().unwrap();
+            let want = format!("{:020}", a * 10 + (TICKS - 1) % 2);
+            assert_eq!(row.ticket_u64.as_deref(), Some(want.as_str()), "{label}");
+        }
+        // Every sync, one by one or folded.
+        let runs = sync_runs(&db).await;
+        let syncs: u64 = runs.iter().map(syncs_in).sum();
+        assert_eq!(syncs, ACCOUNTS * TICKS + failed_reports, "{label}");
+        let failed: u64 = runs
+            .iter()
+            .filter(|r| r.error_class.as_deref() == Some("timeout"))
+            .map(syncs_in)
+            .sum();
+        assert_eq!(
+            failed, failed_reports,
+            "{label}: error classes survive folding"
+        );
+        // Every audit event, one by one or folded; the rare kinds one by one.
+        let events = store::list_audit(&db, None).await.unwrap();
+        let backoffs: u64 = events
+            .iter()
+            .filter(|e| e.kind == "backoff_started")
+            .map(|e| e.detail["folded"].as_u64().unwrap_or(1))
+            .sum();
+        assert_eq!(backoffs, transitions, "{label}");
+        let close_rows = events.iter().filter(|e| e.kind == "close_attempt").count();
+        assert_eq!(close_rows as u64, closes, "{label}");
+        actor.stop(None);
+    }
+}
