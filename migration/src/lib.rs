@@ -7,6 +7,8 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261124_000001_initial;
 mod m20261124_000002_alerts;
+mod m20261203_000001_u64_tickets;
+mod m20261203_000002_dead_letters;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -17,6 +19,8 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261124_000001_initial::Migration),
             Box::new(m20261124_000002_alerts::Migration),
+            Box::new(m20261203_000001_u64_tickets::Migration),
+            Box::new(m20261203_000002_dead_letters::Migration),
         ]
     }
 }

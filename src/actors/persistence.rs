@@ -1,24 +1,33 @@
 //! PersistenceActor: owns the writes. Batches divergence states, sync reports and audit
-//! events into one transaction; retries with backoff while the database is away; and
-//! acknowledges a state only once it is durable, so a sender re-sends what was not.
+//! events into transactions of at most `batch_size` items; retries with backoff while the
+//! database is away, its buffer bounded meanwhile (see `buffer`); and acknowledges a state
+//! only once it is durable, so a sender re-sends what was not.
+//!
+//! A row the database refuses never blocks the others: it is kept in `dead_letters` and
+//! the rest of the batch is written (see `write`).
 //!
 //! Divergences arrive as the account's whole desired open set (a [`Converge`]), not as
 //! deltas: applying a state twice, or an older state after a crash, cannot duplicate or
 //! lose a row. Several states of one account waiting in the buffer collapse to the latest.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use ractor::{Actor, ActorProcessingErr, ActorRef, OutputPort, RpcReplyPort};
-use sea_orm::{DatabaseConnection, TransactionTrait};
+use sea_orm::DatabaseConnection;
 use serde::Deserialize;
 
 use super::status::{DurationHistogram, PersistenceStats};
 use super::user_sync::UserSyncMsg;
 use crate::domain::Divergence;
-use crate::store::{self, AuditEvent, StoreError, SyncRunRecord};
+use crate::store::{AuditEvent, Converged, StoreError, SyncRunRecord};
+
+mod buffer;
+mod write;
+
+use buffer::Buffer;
+pub use buffer::BufferSizes;
 
 /// Largest `flush_interval_ms`, `retry_min_ms` and `retry_max_ms`: one hour.
 pub const MAX_PERSISTENCE_DELAY_MS: u64 = 3_600_000;
@@ -37,6 +46,12 @@ pub struct PersistenceConfig {
     pub retry_min_ms: u64,
     /// Largest retry delay, in milliseconds (at most [`MAX_PERSISTENCE_DELAY_MS`]).
     pub retry_max_ms: u64,
+    /// Sync reports kept one by one while the database is away; past this, reports fold
+    /// into one counter per account and error class (see `buffer`).
+    pub max_buffered_reports: usize,
+    /// Audit events kept one by one while the database is away; past this, the circuit
+    /// breaker's transitions fold per account and kind. No audit event is dropped.
+    pub max_buffered_audits: usize,
 }
 
 impl PersistenceConfig {
@@ -73,6 +88,8 @@ impl Default for PersistenceConfig {
             flush_interval_ms: 50,
             retry_min_ms: 100,
             retry_max_ms: 5_000,
+            max_buffered_reports: 100_000,
+            max_buffered_audits: 100_000,
         }
     }
 }
@@ -153,17 +170,16 @@ pub struct PersistenceState {
     db: DatabaseConnection,
     config: PersistenceConfig,
     events: Arc<OutputPort<ReconcilerEvent>>,
-    converges: HashMap<String, Converge>,
-    reports: Vec<SyncRunRecord>,
-    audits: Vec<AuditEvent>,
+    buffer: Buffer,
     timer_set: bool,
     retry: Option<Duration>,
     flush_duration: DurationHistogram,
+    dead_letters: u64,
 }
 
 impl PersistenceState {
     fn depth(&self) -> usize {
-        self.converges.len() + self.reports.len() + self.audits.len()
+        self.buffer.depth()
     }
 }
 
@@ -178,16 +194,19 @@ impl Actor for PersistenceActor {
         _myself: ActorRef<Self::Msg>,
         args: PersistenceArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
+        let buffer = Buffer::new(
+            args.config.max_buffered_reports,
+            args.config.max_buffered_audits,
+        );
         Ok(PersistenceState {
             db: args.db,
             config: args.config,
             events: args.events,
-            converges: HashMap::new(),
-            reports: Vec::new(),
-            audits: Vec::new(),
+            buffer,
             timer_set: false,
             retry: None,
             flush_duration: DurationHistogram::default(),
+            dead_letters: 0,
         })
     }
 
@@ -198,15 +217,10 @@ impl Actor for PersistenceActor {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            PersistMsg::Converge(c) => {
-                let c = *c;
-                if let Some(old) = state.converges.insert(c.account_id.clone(), c) {
-                    // Superseded before it was written: its sync still gets its report.
-                    state.reports.push(old.report);
-                }
-            }
-            PersistMsg::Report(r) => state.reports.push(r),
-            PersistMsg::Audit(a) => state.audits.push(a),
+            // A state superseded before it was written leaves its sync's report.
+            PersistMsg::Converge(c) => state.buffer.push_converge(*c),
+            PersistMsg::Report(r) => state.buffer.push_report(r),
+            PersistMsg::Audit(a) => state.buffer.push_audit(a),
             PersistMsg::Flush(reply) => {
                 let result = flush(state).await.map_err(|e| e.to_string());
                 let _ = reply.send(result);
@@ -221,6 +235,8 @@ impl Actor for PersistenceActor {
                     queued: state.depth(),
                     retrying: state.retry.is_some(),
                     flush_duration: state.flush_duration.clone(),
+                    dead_letters: state.dead_letters,
+                    buffer: state.buffer.sizes(),
                 });
                 return Ok(());
             }
@@ -277,38 +293,36 @@ fn next_retry(state: &mut PersistenceState) -> Duration {
     next
 }
 
-/// Writes the whole buffer in one transaction. On success clears it, acknowledges the
-/// states and publishes events; on failure keeps everything for the next attempt.
+/// Writes the whole buffer, in chunks of at most `batch_size` items, one transaction each
+/// (see `write`). Each chunk written is acknowledged and its events published; a chunk that
+/// fails goes back into the buffer for the next attempt, after the chunks already durable.
+/// A row the database refuses is no failure: it goes to `dead_letters`.
 async fn flush(state: &mut PersistenceState) -> Result<(), StoreError> {
-    if state.depth() == 0 {
-        return Ok(());
+    while state.depth() > 0 {
+        let chunk = state.buffer.take(state.config.batch_size);
+        let started = std::time::Instant::now();
+        let converges: Vec<&Converge> = chunk.converges.iter().collect();
+        let written = write::write(&state.db, &converges, &chunk.reports, &chunk.audits).await;
+        let written = match written {
+            Ok(w) => w,
+            Err(e) => {
+                state.buffer.put_back(chunk);
+                return Err(e);
+            }
+        };
+        state.flush_duration.observe(started.elapsed());
+        state.dead_letters += written.dead_letters as u64;
+        publish(state, &chunk.converges, written.changes);
     }
-    let started = std::time::Instant::now();
-    let txn = state.db.begin().await?;
-    let wanted: Vec<store::Wanted<'_>> = state
-        .converges
-        .values()
-        .map(|c| store::Wanted {
-            account_id: &c.account_id,
-            at: c.at,
-            desired: &c.desired,
-        })
-        .collect();
-    let changes = store::converge_many(&txn, &wanted).await?;
-    let mut reports: Vec<SyncRunRecord> = Vec::with_capacity(changes.len() + state.reports.len());
-    for (c, done) in state.converges.values().zip(&changes) {
-        let mut report = c.report.clone();
-        report.divergences_opened = done.opened.len();
-        report.divergences_resolved = done.resolved.len();
-        reports.push(report);
+    if state.retry.take().is_some() {
+        tracing::info!("database writes resumed");
     }
-    reports.extend(state.reports.iter().cloned());
-    store::record_sync_runs(&txn, &reports).await?;
-    store::append_audits(&txn, &state.audits).await?;
-    txn.commit().await?;
-    state.flush_duration.observe(started.elapsed());
+    Ok(())
+}
 
-    for (c, done) in state.converges.values().zip(changes) {
+/// Acknowledges the written states and publishes what they changed.
+fn publish(state: &PersistenceState, converges: &[Converge], changes: Vec<Converged>) {
+    for (c, done) in converges.iter().zip(changes) {
         if let Some(to) = &c.ack_to {
             // The sender may have been replaced meanwhile: then nobody waits for this.
             let _ = to.cast(UserSyncMsg::Acked { seq: c.seq });
@@ -326,11 +340,4 @@ async fn flush(state: &mut PersistenceState) -> Result<(), StoreError> {
             });
         }
     }
-    if state.retry.take().is_some() {
-        tracing::info!("database writes resumed");
-    }
-    state.converges.clear();
-    state.reports.clear();
-    state.audits.clear();
-    Ok(())
 }

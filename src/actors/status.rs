@@ -140,6 +140,10 @@ pub struct PersistenceStats {
     pub retrying: bool,
     /// Durations of the successful flushes (one transaction each).
     pub flush_duration: DurationHistogram,
+    /// Items the database refused since start, kept in `dead_letters`.
+    pub dead_letters: u64,
+    /// The buffer's parts (`queued` is their total).
+    pub buffer: super::persistence::BufferSizes,
 }
 
 mod fractional_millis {

@@ -195,6 +195,8 @@ pub fn render(
         o.gauge("mt5r_persistence_queue_depth", help, p.queued);
         let help = "1 while database writes are failing and being retried.";
         o.gauge("mt5r_persistence_retrying", help, u8::from(p.retrying));
+        let help = "Items the database refused since start, kept in dead_letters.";
+        o.counter("mt5r_persistence_dead_letters_total", help, p.dead_letters);
         let help = "Duration of a successful persistence flush (one transaction).";
         o.histogram(
             "mt5r_persistence_flush_duration_seconds",

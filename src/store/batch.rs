@@ -3,19 +3,22 @@
 //! One SELECT of the open fingerprints of every account in the batch, one multi-row INSERT
 //! per chunk of new divergences, and one UPDATE per distinct observation time for the
 //! resolved ones — instead of a few statements per account. Chunk sizes depend on the
-//! backend (see `chunks`).
+//! backend (see `chunks`). [`converge_many_isolating`] writes the same statements so that
+//! a divergence the database refuses is left out and reported, not fatal (see `isolate`).
 
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, TransactionTrait,
+};
 
 use super::chunks::{row_bytes, statement_chunks, text};
-use super::convert::{self, OPEN, RESOLVED, db_time};
-use super::divergences::{Converged, open_fingerprint_conflict};
+use super::convert::{self, OPEN};
+use super::divergences::Converged;
 use super::entities::divergence;
 use super::error::StoreError;
+use super::isolate::{Rows, write, write_isolating};
 use crate::domain::Divergence;
 
 /// One account's wanted state in a batch.
@@ -29,6 +32,31 @@ pub struct Wanted<'a> {
     pub desired: &'a [Divergence],
 }
 
+/// A change of a batch the database refused: it was left out, the rest was written.
+#[derive(Debug)]
+pub struct Refusal {
+    /// Index of the account's entry in the batch.
+    pub wanted: usize,
+    /// Fingerprint of the divergence concerned.
+    pub fingerprint: String,
+    /// The divergence that could not be opened; `None` when it was its resolution that
+    /// was refused (it then stays open).
+    pub divergence: Option<Divergence>,
+    /// Why.
+    pub error: StoreError,
+}
+
+/// The statements a batch needs, and whose they are.
+struct Plan {
+    out: Vec<Converged>,
+    inserts: Vec<divergence::ActiveModel>,
+    /// (entry in `wanted`, index in its `desired`) of each insert.
+    insert_owners: Vec<(usize, usize)>,
+    resolves: Vec<(DateTime<Utc>, Vec<i64>)>,
+    /// (entry in `wanted`, fingerprint) of each resolved row id.
+    resolve_owners: HashMap<i64, (usize, String)>,
+}
+
 /// Brings every listed account's open divergences to exactly its desired set, like
 /// [`super::converge`] for each, in a handful of statements. Accounts must be distinct.
 /// Run it inside a transaction. Results come in the order of `wanted`.
@@ -36,6 +64,56 @@ pub async fn converge_many<C: ConnectionTrait>(
     db: &C,
     wanted: &[Wanted<'_>],
 ) -> Result<Vec<Converged>, StoreError> {
+    let plan = plan(db, wanted).await?;
+    write(db, Rows::Divergences(&plan.inserts)).await?;
+    for (at, ids) in &plan.resolves {
+        write(db, Rows::Resolve(*at, ids)).await?;
+    }
+    Ok(plan.out)
+}
+
+/// Like [`converge_many`], but a divergence whose row the database refuses is left out
+/// (and a resolution it refuses leaves the divergence open) instead of failing the batch;
+/// each is returned as a [`Refusal`]. An error that is not a refusal still fails it. Run
+/// it inside a transaction: each statement gets a savepoint.
+pub async fn converge_many_isolating<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    wanted: &[Wanted<'_>],
+) -> Result<(Vec<Converged>, Vec<Refusal>), StoreError> {
+    let mut plan = plan(db, wanted).await?;
+    let mut refusals = Vec::new();
+    for (i, error) in write_isolating(db, Rows::Divergences(&plan.inserts)).await? {
+        let (w, d) = plan.insert_owners[i];
+        let divergence = wanted[w].desired[d].clone();
+        plan.out[w]
+            .opened
+            .retain(|o| o.fingerprint != divergence.fingerprint);
+        refusals.push(Refusal {
+            wanted: w,
+            fingerprint: divergence.fingerprint.clone(),
+            divergence: Some(divergence),
+            error,
+        });
+    }
+    for (at, ids) in &plan.resolves {
+        for (i, error) in write_isolating(db, Rows::Resolve(*at, ids)).await? {
+            let Some((w, fingerprint)) = plan.resolve_owners.remove(&ids[i]) else {
+                continue;
+            };
+            plan.out[w].resolved.retain(|f| *f != fingerprint);
+            refusals.push(Refusal {
+                wanted: w,
+                fingerprint,
+                divergence: None,
+                error,
+            });
+        }
+    }
+    Ok((plan.out, refusals))
+}
+
+/// Reads the accounts' open fingerprints and works out the inserts and resolutions.
+async fn plan<C: ConnectionTrait>(db: &C, wanted: &[Wanted<'_>]) -> Result<Plan, StoreError> {
     let backend = db.get_database_backend();
     let accounts: Vec<&str> = wanted.iter().map(|w| w.account_id).collect();
     let mut open: HashMap<String, HashMap<String, i64>> = HashMap::with_capacity(accounts.len());
@@ -57,16 +135,23 @@ pub async fn converge_many<C: ConnectionTrait>(
         }
     }
 
-    let mut out = Vec::with_capacity(wanted.len());
-    let mut inserts = Vec::new();
+    let mut plan = Plan {
+        out: Vec::with_capacity(wanted.len()),
+        inserts: Vec::new(),
+        insert_owners: Vec::new(),
+        resolves: Vec::new(),
+        resolve_owners: HashMap::new(),
+    };
     let mut resolves: HashMap<DateTime<Utc>, Vec<i64>> = HashMap::new();
-    for w in wanted {
-        let current = open.remove(w.account_id).unwrap_or_default();
-        let mut seen: HashSet<&str> = HashSet::with_capacity(w.desired.len());
+    for (w, want) in wanted.iter().enumerate() {
+        let current = open.remove(want.account_id).unwrap_or_default();
+        let mut seen: HashSet<&str> = HashSet::with_capacity(want.desired.len());
         let mut done = Converged::default();
-        for d in w.desired {
+        for (i, d) in want.desired.iter().enumerate() {
             if seen.insert(d.fingerprint.as_str()) && !current.contains_key(&d.fingerprint) {
-                inserts.push(convert::divergence_row(w.account_id, d, w.at)?);
+                plan.inserts
+                    .push(convert::divergence_row(want.account_id, d, want.at));
+                plan.insert_owners.push((w, i));
                 done.opened.push(d.clone());
             }
         }
@@ -76,35 +161,17 @@ pub async fn converge_many<C: ConnectionTrait>(
             .collect();
         gone.sort();
         for (fp, id) in gone {
-            resolves.entry(w.at).or_default().push(*id);
+            resolves.entry(want.at).or_default().push(*id);
+            plan.resolve_owners.insert(*id, (w, fp.clone()));
             done.resolved.push(fp.clone());
         }
-        out.push(done);
+        plan.out.push(done);
     }
-
-    for chunk in statement_chunks(backend, &inserts, divergence_row_bytes) {
-        divergence::Entity::insert_many(chunk.iter().cloned())
-            .on_conflict(open_fingerprint_conflict())
-            .exec_without_returning(db)
-            .await?;
-    }
-    for (at, ids) in resolves {
-        let at = db_time(at);
-        for chunk in statement_chunks(backend, &ids, |_| row_bytes(1, 0)) {
-            divergence::Entity::update_many()
-                .col_expr(divergence::Column::Status, Expr::value(RESOLVED))
-                .col_expr(divergence::Column::ResolvedAt, Expr::value(at))
-                .col_expr(divergence::Column::LastSeen, Expr::value(at))
-                .filter(divergence::Column::Id.is_in(chunk.iter().copied()))
-                .filter(divergence::Column::Status.eq(OPEN))
-                .exec(db)
-                .await?;
-        }
-    }
-    Ok(out)
+    plan.resolves = resolves.into_iter().collect();
+    Ok(plan)
 }
 
-/// The estimated size of an inserted divergence row (14 parameters).
+/// The estimated size of an inserted divergence row (15 parameters).
 pub(super) fn divergence_row_bytes(r: &divergence::ActiveModel) -> usize {
     let text = text(&r.account_id)
         + text(&r.fingerprint)
@@ -115,6 +182,7 @@ pub(super) fn divergence_row_bytes(r: &divergence::ActiveModel) -> usize {
         + text(&r.actual)
         + text(&r.delta)
         + text(&r.unit)
-        + text(&r.status);
-    row_bytes(14, text)
+        + text(&r.status)
+        + text(&r.ticket_u64);
+    row_bytes(15, text)
 }

@@ -2,9 +2,11 @@
 //!
 //! Decimals are stored as their exact text (`Decimal`'s `Display`, which keeps the scale)
 //! and parsed back with `Decimal::from_str`, so `1.08500` comes back as `1.08500`. Tickets
-//! are `u64` in the domain and `BIGINT` in the database: a ticket beyond `i64::MAX` is
-//! refused on the way in, a negative one on the way out. Times are truncated to whole
-//! microseconds on the way in, so SQLite and PostgreSQL store the same instant.
+//! are `u64` in the domain and 20 zero-padded decimal digits in `ticket_u64` (exact for
+//! every `u64`, and text order is numeric order); the `BIGINT` `ticket` beside it is
+//! written too when the value fits, and read only for rows that predate `ticket_u64`.
+//! Times are truncated to whole microseconds on the way in, so SQLite and PostgreSQL
+//! store the same instant.
 
 use std::str::FromStr;
 
@@ -26,13 +28,16 @@ pub(super) fn db_time(at: DateTime<Utc>) -> DateTime<Utc> {
     at.trunc_subsecs(6)
 }
 
-/// A broker ticket as `BIGINT`; refuses tickets beyond `i64::MAX`.
-pub(super) fn ticket_to_db(field: &'static str, ticket: u64) -> Result<i64, StoreError> {
-    i64::try_from(ticket).map_err(|_| StoreError::Unstorable {
-        field,
-        value: ticket.to_string(),
-        reason: format!("tickets above {} do not fit in BIGINT", i64::MAX),
-    })
+/// Digits of a stored ticket: enough for `u64::MAX`.
+const TICKET_DIGITS: usize = 20;
+
+/// A broker ticket as stored: `ticket_u64` (20 zero-padded digits, any `u64`) and the
+/// `BIGINT` `ticket` when the value fits (`NULL` above `i64::MAX`).
+pub(super) fn ticket_to_db(ticket: u64) -> (String, Option<i64>) {
+    (
+        format!("{ticket:0TICKET_DIGITS$}"),
+        i64::try_from(ticket).ok(),
+    )
 }
 
 /// A count as `INTEGER`; refuses counts beyond `i32::MAX`.
@@ -79,10 +84,25 @@ impl Cell<'_> {
         text.map(|t| self.price(column, t)).transpose()
     }
 
-    fn ticket(self, column: &'static str, value: Option<i64>) -> Result<Option<u64>, StoreError> {
-        value
+    /// The ticket of a row: `ticket_u64` when set, else the `BIGINT` `ticket`.
+    fn ticket(self, text: Option<&str>, legacy: Option<i64>) -> Result<Option<u64>, StoreError> {
+        if let Some(text) = text {
+            let digits = text.len() == TICKET_DIGITS && text.bytes().all(|b| b.is_ascii_digit());
+            return match text.parse::<u64>() {
+                Ok(ticket) if digits => Ok(Some(ticket)),
+                _ => Err(self.bad(
+                    "ticket_u64",
+                    text,
+                    format!(
+                        "not a ticket of {TICKET_DIGITS} decimal digits up to {}",
+                        u64::MAX
+                    ),
+                )),
+            };
+        }
+        legacy
             .map(|v| {
-                u64::try_from(v).map_err(|_| self.bad(column, &v.to_string(), "negative ticket"))
+                u64::try_from(v).map_err(|_| self.bad("ticket", &v.to_string(), "negative ticket"))
             })
             .transpose()
     }
@@ -111,10 +131,7 @@ pub(super) fn trade_row(
             ),
         });
     }
-    let ticket = trade
-        .ticket
-        .map(|t| ticket_to_db("bot_trades.ticket", t))
-        .transpose()?;
+    let (ticket_u64, ticket) = trade.ticket.map(ticket_to_db).unzip();
     Ok(bot_trade::ActiveModel {
         pk: NotSet,
         account_id: Set(account_id.to_owned()),
@@ -125,7 +142,8 @@ pub(super) fn trade_row(
         entry_price: Set(trade.entry_price.to_string()),
         sl: Set(trade.sl.map(|p| p.to_string())),
         tp: Set(trade.tp.map(|p| p.to_string())),
-        ticket: Set(ticket),
+        ticket: Set(ticket.flatten()),
+        ticket_u64: Set(ticket_u64),
         client_id: Set(trade.client_id.clone()),
         opened_at: Set(trade.opened_at.map(db_time)),
         status: Set(OPEN.to_owned()),
@@ -148,7 +166,7 @@ pub(super) fn trade_from_row(row: bot_trade::Model) -> Result<BotTrade, StoreErr
         entry_price: cell.price("entry_price", &row.entry_price)?,
         sl: cell.opt_price("sl", row.sl.as_deref())?,
         tp: cell.opt_price("tp", row.tp.as_deref())?,
-        ticket: cell.ticket("ticket", row.ticket)?,
+        ticket: cell.ticket(row.ticket_u64.as_deref(), row.ticket)?,
         id: row.trade_id,
         account: row.account_id,
         symbol: row.symbol,
@@ -162,19 +180,17 @@ pub(super) fn divergence_row(
     account_id: &str,
     divergence: &Divergence,
     at: DateTime<Utc>,
-) -> Result<divergence::ActiveModel, StoreError> {
-    let ticket = divergence
-        .ticket
-        .map(|t| ticket_to_db("divergences.ticket", t))
-        .transpose()?;
+) -> divergence::ActiveModel {
+    let (ticket_u64, ticket) = divergence.ticket.map(ticket_to_db).unzip();
     let at = db_time(at);
-    Ok(divergence::ActiveModel {
+    divergence::ActiveModel {
         id: NotSet,
         account_id: Set(account_id.to_owned()),
         fingerprint: Set(divergence.fingerprint.clone()),
         kind: Set(divergence.kind.as_str().to_owned()),
         symbol: Set(divergence.symbol.clone()),
-        ticket: Set(ticket),
+        ticket: Set(ticket.flatten()),
+        ticket_u64: Set(ticket_u64),
         trade_id: Set(divergence.trade_id.clone()),
         expected: Set(divergence.expected.map(|v| v.to_string())),
         actual: Set(divergence.actual.map(|v| v.to_string())),
@@ -184,7 +200,7 @@ pub(super) fn divergence_row(
         first_seen: Set(at),
         last_seen: Set(at),
         resolved_at: Set(None),
-    })
+    }
 }
 
 /// The domain divergence stored in `row` (its stored fingerprint is kept as is).
@@ -200,7 +216,7 @@ pub(super) fn divergence_from_row(row: &divergence::Model) -> Result<Divergence,
     Ok(Divergence {
         kind: cell.parse::<DivergenceKind>("kind", &row.kind)?,
         symbol: row.symbol.clone(),
-        ticket: cell.ticket("ticket", row.ticket)?,
+        ticket: cell.ticket(row.ticket_u64.as_deref(), row.ticket)?,
         trade_id: row.trade_id.clone(),
         expected: value("expected", row.expected.as_deref())?,
         actual: value("actual", row.actual.as_deref())?,
@@ -223,15 +239,48 @@ mod tests {
     use super::*;
     use rust_decimal::dec;
 
+    #[rstest::rstest]
+    #[case(0, "00000000000000000000", Some(0))]
+    #[case(42, "00000000000000000042", Some(42))]
+    #[case(i64::MAX as u64, "09223372036854775807", Some(i64::MAX))]
+    #[case(1 << 63, "09223372036854775808", None)]
+    #[case(u64::MAX, "18446744073709551615", None)]
+    fn tickets_are_stored_as_20_digits_and_as_bigint_when_they_fit(
+        #[case] ticket: u64,
+        #[case] text: &str,
+        #[case] bigint: Option<i64>,
+    ) {
+        assert_eq!(ticket_to_db(ticket), (text.to_owned(), bigint));
+        let cell = Cell {
+            table: "divergences",
+            row: "1",
+        };
+        assert_eq!(cell.ticket(Some(text), None).ok(), Some(Some(ticket)));
+        // The text wins over the BIGINT.
+        assert_eq!(cell.ticket(Some(text), Some(7)).ok(), Some(Some(ticket)));
+    }
+
     #[test]
-    fn tickets_beyond_bigint_are_refused_not_wrapped() {
-        assert_eq!(ticket_to_db("t", 42).ok(), Some(42));
-        assert!(ticket_to_db("t", u64::MAX).is_err());
+    fn rows_without_ticket_u64_read_the_bigint_and_bad_tickets_are_named() {
         let cell = Cell {
             table: "bot_trades",
             row: "1",
         };
-        assert!(cell.ticket("ticket", Some(-1)).is_err());
+        assert_eq!(cell.ticket(None, Some(42)).ok(), Some(Some(42)));
+        assert_eq!(cell.ticket(None, None).ok(), Some(None));
+        assert!(cell.ticket(None, Some(-1)).is_err());
+        for bad in [
+            "42",
+            "+0000000000000000042",
+            "18446744073709551616",
+            "0000000000000000004x",
+        ] {
+            let text = cell.ticket(Some(bad), None).unwrap_err().to_string();
+            assert!(
+                text.contains("bot_trades.ticket_u64") && text.contains(bad),
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -137,11 +137,11 @@ pub async fn apply_diff<C: TransactionTrait>(
     db: &C,
     diff: &DivergenceDiff,
 ) -> Result<DiffOutcome, StoreError> {
-    let rows = diff
+    let rows: Vec<_> = diff
         .opened
         .iter()
         .map(|d| convert::divergence_row(&diff.account_id, d, diff.at))
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect();
     let opened_fps: HashSet<&str> = diff.opened.iter().map(|d| d.fingerprint.as_str()).collect();
     let resolved_fps: Vec<&str> = diff
         .resolved

@@ -38,7 +38,7 @@ pub enum StoreError {
         /// Why it was refused.
         reason: String,
     },
-    /// A domain value cannot be stored, e.g. a ticket beyond the range of `BIGINT`.
+    /// A domain value cannot be stored, e.g. a count beyond the range of `INTEGER`.
     #[error("cannot store {field} = {value}: {reason}")]
     Unstorable {
         /// Which field.
@@ -62,6 +62,39 @@ impl StoreError {
             self,
             StoreError::BadData { .. } | StoreError::Unstorable { .. }
         )
+    }
+}
+
+impl StoreError {
+    /// True when the data is at fault and sending it again will fail again: a value the
+    /// store cannot convert, or one the database refuses (PostgreSQL's data exceptions and
+    /// integrity violations, SQLSTATE classes 22 and 23; SQLite's CONSTRAINT, TOOBIG,
+    /// MISMATCH and RANGE). A busy, locked or unreachable database is never a refusal.
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            StoreError::Unstorable { .. } => true,
+            StoreError::Database(err) => refused_by_database(err),
+            _ => false,
+        }
+    }
+}
+
+/// Does the database refuse the values themselves (rather than being away, busy or
+/// broken)?
+fn refused_by_database(err: &DbErr) -> bool {
+    let (DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))) = err
+    else {
+        return false;
+    };
+    let sqlx::Error::Database(db) = e.as_ref() else {
+        return false;
+    };
+    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        let code = db.code().and_then(|c| c.parse::<i32>().ok()).unwrap_or(0);
+        matches!(code & 0xff, 18 | 19 | 20 | 25)
+    } else {
+        let code = db.code().unwrap_or_default();
+        code.starts_with("22") || code.starts_with("23")
     }
 }
 

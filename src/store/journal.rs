@@ -4,12 +4,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::{NotSet, Set};
-use sea_orm::{ConnectionTrait, EntityTrait};
+use sea_orm::{ConnectionTrait, EntityTrait, TransactionTrait};
 
-use super::chunks::{row_bytes, statement_chunks, text};
 use super::convert::{count_to_db, db_time};
 use super::entities::{audit_event, sync_run};
 use super::error::StoreError;
+use super::isolate::{Rows, write, write_isolating};
 
 /// The outcome of one sync of one account.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,23 +65,37 @@ pub async fn record_sync_runs<C: ConnectionTrait>(
     db: &C,
     runs: &[SyncRunRecord],
 ) -> Result<(), StoreError> {
-    let bytes = |r: &SyncRunRecord| {
-        let optional = |s: &Option<String>| s.as_ref().map_or(0, String::len);
-        row_bytes(
-            10,
-            r.account_id.len() + optional(&r.error_class) + optional(&r.error_message),
-        )
-    };
-    for chunk in statement_chunks(db.get_database_backend(), runs, bytes) {
-        let rows = chunk
-            .iter()
-            .map(sync_run_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        sync_run::Entity::insert_many(rows)
-            .exec_without_returning(db)
-            .await?;
+    let rows = runs
+        .iter()
+        .map(sync_run_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    write(db, Rows::SyncRuns(&rows)).await
+}
+
+/// Like [`record_sync_runs`], but a run the store cannot convert or the database refuses
+/// is left out instead of failing the batch; returns the index and error of each. Run it
+/// inside a transaction: each statement gets a savepoint.
+pub async fn record_sync_runs_isolating<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    runs: &[SyncRunRecord],
+) -> Result<Vec<(usize, StoreError)>, StoreError> {
+    let mut refused = Vec::new();
+    let mut rows = Vec::with_capacity(runs.len());
+    let mut index = Vec::with_capacity(runs.len());
+    for (i, run) in runs.iter().enumerate() {
+        match sync_run_row(run) {
+            Ok(row) => {
+                rows.push(row);
+                index.push(i);
+            }
+            Err(e) => refused.push((i, e)),
+        }
     }
-    Ok(())
+    for (k, e) in write_isolating(db, Rows::SyncRuns(&rows)).await? {
+        refused.push((index[k], e));
+    }
+    refused.sort_by_key(|(i, _)| *i);
+    Ok(refused)
 }
 
 /// Appends many events with one statement per chunk. Works inside a caller's transaction.
@@ -90,15 +104,18 @@ pub async fn append_audits<C: ConnectionTrait>(
     events: &[AuditEvent],
 ) -> Result<(), StoreError> {
     let rows: Vec<_> = events.iter().map(audit_row).collect();
-    let bytes = |r: &audit_event::ActiveModel| {
-        row_bytes(4, text(&r.account_id) + text(&r.kind) + text(&r.detail))
-    };
-    for chunk in statement_chunks(db.get_database_backend(), &rows, bytes) {
-        audit_event::Entity::insert_many(chunk.iter().cloned())
-            .exec_without_returning(db)
-            .await?;
-    }
-    Ok(())
+    write(db, Rows::Audits(&rows)).await
+}
+
+/// Like [`append_audits`], but an event the database refuses is left out instead of
+/// failing the batch; returns the index and error of each. Run it inside a transaction:
+/// each statement gets a savepoint.
+pub async fn append_audits_isolating<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    events: &[AuditEvent],
+) -> Result<Vec<(usize, StoreError)>, StoreError> {
+    let rows: Vec<_> = events.iter().map(audit_row).collect();
+    write_isolating(db, Rows::Audits(&rows)).await
 }
 
 fn sync_run_row(run: &SyncRunRecord) -> Result<sync_run::ActiveModel, StoreError> {

@@ -10,10 +10,12 @@ mod batch;
 mod chunks;
 mod connect;
 mod convert;
+mod dead_letters;
 mod divergence_query;
 mod divergences;
 pub mod entities;
 mod error;
+mod isolate;
 mod journal;
 mod trades;
 
@@ -24,8 +26,12 @@ pub use alerts::{
     AlertRecord, AlertStatus, CancelOutcome, Claim, alert_status, cancel_enforcement, claim_close,
     enforcing_alerts, insert_alert, list_alerts, transition_alert,
 };
-pub use batch::{Wanted, converge_many};
+pub use batch::{Refusal, Wanted, converge_many, converge_many_isolating};
 pub use connect::{LockWait, connect, connect_waiting, connect_with};
+pub use dead_letters::{
+    DeadLetter, audit_refusal, divergence_refusal, list_dead_letters, record_dead_letters,
+    sync_run_refusal,
+};
 pub use divergence_query::{
     DivergenceFilter, DivergencePage, MAX_PAGE, OpenCount, open_divergence_counts,
     query_divergences,
@@ -36,7 +42,7 @@ pub use divergences::{
 };
 pub use error::{StoreError, redact_url};
 pub use journal::{
-    AuditEvent, SyncRunRecord, append_audit, append_audits, list_audit, record_sync_run,
-    record_sync_runs,
+    AuditEvent, SyncRunRecord, append_audit, append_audits, append_audits_isolating, list_audit,
+    record_sync_run, record_sync_runs, record_sync_runs_isolating,
 };
 pub use trades::{import_trades, open_trades};

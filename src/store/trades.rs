@@ -15,8 +15,7 @@ use crate::domain::BotTrade;
 /// Inserts or updates `trades` by (account, trade id), all marked open, atomically.
 ///
 /// Every trade must belong to `account_id` (its `account` field); a trade of another
-/// account, or a ticket beyond `i64::MAX`, fails the whole import. Returns the number of
-/// trades written.
+/// account fails the whole import. Returns the number of trades written.
 pub async fn import_trades<C: TransactionTrait>(
     db: &C,
     account_id: &str,
@@ -37,8 +36,9 @@ pub async fn import_trades<C: TransactionTrait>(
             + text(&r.sl)
             + text(&r.tp)
             + text(&r.client_id)
-            + text(&r.status);
-        row_bytes(13, text)
+            + text(&r.status)
+            + text(&r.ticket_u64);
+        row_bytes(14, text)
     };
     for chunk in statement_chunks(txn.get_database_backend(), &rows, bytes) {
         bot_trade::Entity::insert_many(chunk.iter().cloned())
@@ -78,6 +78,7 @@ fn upsert_by_trade_id() -> OnConflict {
             C::Sl,
             C::Tp,
             C::Ticket,
+            C::TicketU64,
             C::ClientId,
             C::OpenedAt,
             C::Status,

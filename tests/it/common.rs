@@ -60,6 +60,63 @@ async fn postgres(url: &str) -> DatabaseConnection {
 
 /// Like [`postgres`], with explicit lock waits; also returns the schema name.
 async fn postgres_with(url: &str, wait: store::LockWait) -> (DatabaseConnection, String) {
+    let schema = new_schema(url).await;
+    let mut options = ConnectOptions::new(url);
+    options
+        .max_connections(4)
+        .min_connections(1)
+        .acquire_timeout(PATIENT)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .set_schema_search_path(schema.clone())
+        .sqlx_logging(false);
+    match store::connect_waiting(options, wait).await {
+        Ok(db) => (db, schema),
+        Err(e) => panic!("cannot open postgres schema {schema}: {e}"),
+    }
+}
+
+/// A PostgreSQL database in a new schema, reached through `proxy` (which the test may
+/// cut); a cut connection fails within seconds instead of waiting for the pool.
+pub async fn postgres_through(url: &str, proxy: &TcpProxy) -> DatabaseConnection {
+    let schema = new_schema(url).await;
+    let Some(rest) = url.split_once("://").map(|(_, rest)| rest) else {
+        panic!("DATABASE_URL without a scheme");
+    };
+    let (auth, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let user = auth.rsplit_once('@').map_or("", |(user, _)| user);
+    let at = if user.is_empty() { "" } else { "@" };
+    let proxied = format!("postgres://{user}{at}{}/{path}", proxy.addr());
+    let mut options = ConnectOptions::new(proxied);
+    options
+        .max_connections(2)
+        .min_connections(0)
+        .acquire_timeout(Duration::from_secs(2))
+        .connect_timeout(Duration::from_secs(2))
+        .set_schema_search_path(schema.clone())
+        .sqlx_logging(false);
+    match store::connect_with(options).await {
+        Ok(db) => db,
+        Err(e) => panic!("cannot open postgres schema {schema} through the proxy: {e}"),
+    }
+}
+
+/// The `host:port` of a PostgreSQL URL.
+pub fn postgres_addr(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?']).next().unwrap_or(rest);
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    if host.contains(':') {
+        host.to_owned()
+    } else {
+        format!("{host}:5432")
+    }
+}
+
+/// A new, empty schema for one test.
+async fn new_schema(url: &str) -> String {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
@@ -83,20 +140,7 @@ async fn postgres_with(url: &str, wait: store::LockWait) -> (DatabaseConnection,
         panic!("cannot create schema {schema}: {e}");
     }
     let _ = admin.close().await;
-
-    let mut options = ConnectOptions::new(url);
-    options
-        .max_connections(4)
-        .min_connections(1)
-        .acquire_timeout(PATIENT)
-        .idle_timeout(None)
-        .max_lifetime(None)
-        .set_schema_search_path(schema.clone())
-        .sqlx_logging(false);
-    match store::connect_waiting(options, wait).await {
-        Ok(db) => (db, schema),
-        Err(e) => panic!("cannot open postgres schema {schema}: {e}"),
-    }
+    schema
 }
 
 /// Pool acquire timeout for tests: under paused tokio time the clock may jump while a
@@ -235,4 +279,72 @@ pub async fn audit_kinds(db: &DatabaseConnection, account: &str) -> Vec<String> 
         .into_iter()
         .map(|e| e.kind)
         .collect()
+}
+
+/// A loopback TCP proxy the test owns, to take a server away without touching it: `cut`
+/// closes every connection through it and refuses new ones until `restore`.
+pub struct TcpProxy {
+    addr: std::net::SocketAddr,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl TcpProxy {
+    /// Listens on a free loopback port and forwards to `target` (`host:port`).
+    pub async fn start(target: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("proxy port");
+        let addr = listener.local_addr().expect("proxy address");
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (up2, conns2) = (up.clone(), conns.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !up2.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let target = target.clone();
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                conns2.lock().expect("proxy connections").push(task);
+            }
+        });
+        Self {
+            addr,
+            up,
+            conns,
+            accept,
+        }
+    }
+
+    /// Where clients connect.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    /// Closes every connection and refuses new ones.
+    pub fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        for task in self.conns.lock().expect("proxy connections").drain(..) {
+            task.abort();
+        }
+    }
+
+    /// Accepts connections again.
+    pub fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.cut();
+        self.accept.abort();
+    }
 }

@@ -13,6 +13,7 @@ mod http_api;
 mod logs;
 mod metaapi;
 mod ops;
+mod persistence;
 mod service_proc;
 mod store;
 mod tree;

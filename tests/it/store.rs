@@ -320,6 +320,7 @@ fn raw_divergence(fingerprint: &str, status: &str) -> entities::divergence::Acti
         kind: Set("missing_at_broker".to_owned()),
         symbol: Set("EURUSD".to_owned()),
         ticket: Set(None),
+        ticket_u64: Set(None),
         trade_id: Set(Some("t1".to_owned())),
         expected: Set(Some("0.1".to_owned())),
         actual: Set(None),
@@ -404,19 +405,15 @@ async fn open_trades_are_the_accounts_open_trades_only() {
 async fn unstorable_and_bad_data_are_errors_not_panics() {
     for (label, db) in databases().await {
         add_account(&db, "acc-1").await;
-        let mut big = trade("acc-1", "big", "1.1", "0.1");
-        big.ticket = Some(u64::MAX);
-        let err = store::import_trades(&db, "acc-1", &[trade("acc-1", "ok", "1.1", "0.1"), big])
+        let other = trade("acc-2", "x", "1.1", "0.1");
+        let err = store::import_trades(&db, "acc-1", &[trade("acc-1", "ok", "1.1", "0.1"), other])
             .await
             .unwrap_err();
         assert!(err.is_bad_data(), "{label}: {err}");
         assert!(
             store::open_trades(&db, "acc-1").await.unwrap().is_empty(),
-            "{label}"
+            "{label}: nothing of a refused import is written"
         );
-
-        let other = store::import_trades(&db, "acc-1", &[trade("acc-2", "x", "1.1", "0.1")]).await;
-        assert!(other.is_err(), "{label}");
 
         store::import_trades(&db, "acc-1", &[trade("acc-1", "t1", "1.1", "0.1")])
             .await
@@ -437,6 +434,73 @@ async fn unstorable_and_bad_data_are_errors_not_panics() {
             "{label}: {text}"
         );
         assert!(text.contains("row "), "{label}: {text}");
+    }
+}
+
+/// Tickets at the edges of `u64` and of `i64`: every one must come back bit for bit.
+const EDGE_TICKETS: [u64; 4] = [0, i64::MAX as u64, 1 << 63, u64::MAX];
+
+#[tokio::test]
+async fn tickets_round_trip_exactly_across_the_whole_u64_range() {
+    for (label, db) in databases().await {
+        add_account(&db, "acc-1").await;
+        let trades: Vec<BotTrade> = EDGE_TICKETS
+            .iter()
+            .enumerate()
+            .map(|(i, ticket)| BotTrade {
+                ticket: Some(*ticket),
+                ..trade("acc-1", &format!("t{i}"), "1.1", "0.1")
+            })
+            .collect();
+        store::import_trades(&db, "acc-1", &trades)
+            .await
+            .unwrap_or_else(|e| panic!("{label}: {e}"));
+        let back: Vec<Option<u64>> = store::open_trades(&db, "acc-1")
+            .await
+            .unwrap()
+            .iter()
+            .map(|t| t.ticket)
+            .collect();
+        let want: Vec<Option<u64>> = EDGE_TICKETS.iter().copied().map(Some).collect();
+        assert_eq!(back, want, "{label}: bot_trades.ticket");
+
+        let opened: Vec<Divergence> = EDGE_TICKETS
+            .iter()
+            .map(|ticket| slippage(*ticket, "1.08140", "1.08200", "6"))
+            .collect();
+        store::apply_diff(&db, &diff("acc-1", t(1), opened.clone(), &[]))
+            .await
+            .unwrap_or_else(|e| panic!("{label}: {e}"));
+        let stored = store::open_divergences(&db, "acc-1").await.unwrap();
+        let mut back: Vec<Option<u64>> = stored.iter().map(|r| r.divergence.ticket).collect();
+        back.sort();
+        assert_eq!(back, want, "{label}: divergences.ticket");
+        for row in &stored {
+            assert!(opened.contains(&row.divergence), "{label}: {row:?}");
+        }
+
+        // A row written before `ticket_u64` existed has only the BIGINT.
+        let legacy = entities::divergence::ActiveModel {
+            ticket: Set(Some(42)),
+            account_id: Set("acc-old".to_owned()),
+            ..raw_divergence("fp-old", "open")
+        };
+        entities::divergence::Entity::insert(legacy)
+            .exec(&db)
+            .await
+            .unwrap();
+        let old = store::open_divergences(&db, "acc-old").await.unwrap();
+        assert_eq!(old[0].divergence.ticket, Some(42), "{label}");
+
+        if label == "postgres" {
+            // Only 20 digits get in, whoever writes.
+            let bad = entities::divergence::ActiveModel {
+                ticket_u64: Set(Some("42".to_owned())),
+                ..raw_divergence("fp-bad", "open")
+            };
+            let err = entities::divergence::Entity::insert(bad).exec(&db).await;
+            assert!(err.is_err(), "{label}: the check refuses a short ticket");
+        }
     }
 }
 

@@ -47,6 +47,7 @@ pub(crate) fn tree_config() -> TreeConfig {
             flush_interval_ms: 50,
             retry_min_ms: 100,
             retry_max_ms: 1_000,
+            ..PersistenceConfig::default()
         },
         guards: Default::default(),
     }

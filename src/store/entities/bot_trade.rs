@@ -2,7 +2,8 @@
 
 use sea_orm::entity::prelude::*;
 
-/// A row of `bot_trades`. Decimals are exact text; `ticket` is the broker's `u64` as `i64`.
+/// A row of `bot_trades`. Decimals are exact text; the broker's `u64` ticket is in
+/// `ticket_u64`.
 #[sea_orm::model]
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "bot_trades")]
@@ -30,8 +31,11 @@ pub struct Model {
     /// Take profit, exact decimal text.
     #[sea_orm(column_type = "Text", nullable)]
     pub tp: Option<String>,
-    /// Broker ticket, once known.
+    /// Broker ticket as `BIGINT`: written when it fits, read when `ticket_u64` is `NULL`
+    /// (rows from before `ticket_u64`).
     pub ticket: Option<i64>,
+    /// Broker ticket, any `u64`, as 20 zero-padded decimal digits (see `convert`).
+    pub ticket_u64: Option<String>,
     /// Client id sent with the order.
     pub client_id: Option<String>,
     /// When the bot opened the trade.

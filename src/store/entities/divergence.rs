@@ -18,8 +18,11 @@ pub struct Model {
     pub kind: String,
     /// Canonical symbol.
     pub symbol: String,
-    /// Broker ticket, when a position is involved.
+    /// Broker ticket as `BIGINT`: written when it fits, read when `ticket_u64` is `NULL`
+    /// (rows from before `ticket_u64`).
     pub ticket: Option<i64>,
+    /// Broker ticket, any `u64`, as 20 zero-padded decimal digits (see `convert`).
+    pub ticket_u64: Option<String>,
     /// Bot trade id, when a trade is involved.
     pub trade_id: Option<String>,
     /// The bot's value: exact decimal text or a side.

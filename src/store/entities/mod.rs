@@ -4,5 +4,6 @@ pub mod account;
 pub mod alert;
 pub mod audit_event;
 pub mod bot_trade;
+pub mod dead_letter;
 pub mod divergence;
 pub mod sync_run;

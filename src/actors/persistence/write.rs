@@ -1,0 +1,168 @@
+//! One write of the persistence buffer, in one transaction.
+//!
+//! First as fast as it goes: every kind of row in a few multi-row statements. If the
+//! database refuses a row (see [`StoreError::is_refusal`]), the same batch is written
+//! again with each statement in a savepoint, bisecting the refused ones out: those go to
+//! `dead_letters` with their error, the account's sync report is marked `malformed`
+//! naming the field and value, and every other row is written in the same transaction.
+//! Nothing here reports to the supervisor: a dead letter is the data's fault, not the
+//! account's, and the breaker does not count it.
+
+use chrono::Utc;
+use sea_orm::{DatabaseConnection, TransactionTrait};
+
+use super::Converge;
+use crate::broker::ErrorClass;
+use crate::store::{self, AuditEvent, Converged, DeadLetter, StoreError, SyncRunRecord, Wanted};
+
+/// What a write did: per converge (in the order given), what changed.
+pub(super) struct Written {
+    /// The divergences opened and resolved, per converge.
+    pub changes: Vec<Converged>,
+    /// Items that went to `dead_letters`.
+    pub dead_letters: usize,
+}
+
+/// Writes the converges, reports and audit events in one transaction; isolates refused
+/// rows only when the fast attempt was refused.
+pub(super) async fn write(
+    db: &DatabaseConnection,
+    converges: &[&Converge],
+    reports: &[SyncRunRecord],
+    audits: &[AuditEvent],
+) -> Result<Written, StoreError> {
+    match write_fast(db, converges, reports, audits).await {
+        Err(e) if e.is_refusal() => {
+            tracing::warn!(error = %e, "the database refused a row; writing the batch around it");
+            write_isolating(db, converges, reports, audits).await
+        }
+        other => other,
+    }
+}
+
+fn wanted<'a>(converges: &[&'a Converge]) -> Vec<Wanted<'a>> {
+    converges
+        .iter()
+        .map(|c| Wanted {
+            account_id: &c.account_id,
+            at: c.at,
+            desired: &c.desired,
+        })
+        .collect()
+}
+
+/// The converges' reports with their opened/resolved counts, then the other reports.
+fn all_reports(
+    converges: &[&Converge],
+    changes: &[Converged],
+    reports: &[SyncRunRecord],
+) -> Vec<SyncRunRecord> {
+    let mut out = Vec::with_capacity(changes.len() + reports.len());
+    for (c, done) in converges.iter().zip(changes) {
+        let mut report = c.report.clone();
+        report.divergences_opened = done.opened.len();
+        report.divergences_resolved = done.resolved.len();
+        out.push(report);
+    }
+    out.extend(reports.iter().cloned());
+    out
+}
+
+async fn write_fast(
+    db: &DatabaseConnection,
+    converges: &[&Converge],
+    reports: &[SyncRunRecord],
+    audits: &[AuditEvent],
+) -> Result<Written, StoreError> {
+    let txn = db.begin().await?;
+    let changes = store::converge_many(&txn, &wanted(converges)).await?;
+    store::record_sync_runs(&txn, &all_reports(converges, &changes, reports)).await?;
+    store::append_audits(&txn, audits).await?;
+    txn.commit().await?;
+    Ok(Written {
+        changes,
+        dead_letters: 0,
+    })
+}
+
+/// Marks `report` failed as malformed with `message` (the first refusal of its sync).
+fn mark_malformed(report: &mut SyncRunRecord, message: String) {
+    if report.error_class.as_deref() != Some(ErrorClass::Malformed.as_str()) {
+        report.error_class = Some(ErrorClass::Malformed.as_str().to_owned());
+        report.error_message = Some(message);
+    }
+}
+
+async fn write_isolating(
+    db: &DatabaseConnection,
+    converges: &[&Converge],
+    reports: &[SyncRunRecord],
+    audits: &[AuditEvent],
+) -> Result<Written, StoreError> {
+    let now = Utc::now();
+    let txn = db.begin().await?;
+    let mut letters = Vec::new();
+
+    let (changes, refusals) = store::converge_many_isolating(&txn, &wanted(converges)).await?;
+    let mut runs = all_reports(converges, &changes, reports);
+    for r in refusals {
+        let c = converges[r.wanted];
+        let (message, letter) = match &r.divergence {
+            Some(d) => {
+                let message = store::divergence_refusal(&c.account_id, d, &r.error);
+                let letter = DeadLetter::divergence(&c.account_id, c.at, d, &message, now);
+                (message, letter)
+            }
+            None => {
+                let message = format!("cannot resolve divergence {}: {}", r.fingerprint, r.error);
+                let letter =
+                    DeadLetter::resolution(&c.account_id, c.at, &r.fingerprint, &message, now);
+                (message, letter)
+            }
+        };
+        mark_malformed(&mut runs[r.wanted], letter.error.clone());
+        tracing::warn!(account = %c.account_id, kind = %letter.kind, error = %message, "row refused, kept as a dead letter");
+        letters.push(letter);
+    }
+
+    // A refused report is replaced by a bare one that says why, so the sync still shows.
+    let mut substitutes = Vec::new();
+    for (i, error) in store::record_sync_runs_isolating(&txn, &runs).await? {
+        let run = &runs[i];
+        let message = store::sync_run_refusal(run, &error);
+        let letter = DeadLetter::sync_run(run, &message, now);
+        tracing::warn!(account = %run.account_id, kind = %letter.kind, error = %message, "row refused, kept as a dead letter");
+        substitutes.push(SyncRunRecord {
+            account_id: letter.account_id.clone().unwrap_or_default(),
+            started_at: run.started_at,
+            finished_at: run.finished_at,
+            duration: std::time::Duration::ZERO,
+            positions: 0,
+            trades: 0,
+            divergences_opened: 0,
+            divergences_resolved: 0,
+            error_class: Some(ErrorClass::Malformed.as_str().to_owned()),
+            error_message: Some(letter.error.clone()),
+        });
+        letters.push(letter);
+    }
+    for (i, error) in store::record_sync_runs_isolating(&txn, &substitutes).await? {
+        // Its dead letter is already there.
+        tracing::warn!(account = %substitutes[i].account_id, error = %error, "even a bare sync report was refused");
+    }
+
+    for (i, error) in store::append_audits_isolating(&txn, audits).await? {
+        let event = &audits[i];
+        let message = store::audit_refusal(event, &error);
+        let letter = DeadLetter::audit(event, &message, now);
+        tracing::warn!(kind = %letter.kind, error = %message, "row refused, kept as a dead letter");
+        letters.push(letter);
+    }
+
+    store::record_dead_letters(&txn, &letters).await?;
+    txn.commit().await?;
+    Ok(Written {
+        changes,
+        dead_letters: letters.len(),
+    })
+}
