@@ -201,9 +201,11 @@ pub fn subject(prefix: &str, account_id: &str) -> String {
     subject
 }
 
-/// A short stable id for an alert.
-pub fn alert_id(account: &str, rule: &str, at: DateTime<Utc>) -> String {
-    let key = format!("{account}\u{1f}{rule}\u{1f}{}", at.timestamp_micros());
+/// The id of the alert of `account`'s rule `rule` at `level` (`warn`, `breach`) on
+/// trading day `day`: the same breach always has the same id, so a restart (or another
+/// instance taking the account over) finds the stored alert instead of raising a second.
+pub fn alert_id(account: &str, rule: &str, level: &str, day: chrono::NaiveDate) -> String {
+    let key = format!("{account}\u{1f}{rule}\u{1f}{level}\u{1f}{day}");
     let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
     });

@@ -118,7 +118,7 @@ pub struct DrawdownRule {
 }
 
 /// How a rule stands after a snapshot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Level {
     /// Within limits.
@@ -144,7 +144,7 @@ pub struct Evaluation {
 }
 
 /// What a rule remembers between snapshots.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct RuleState {
     day: Option<NaiveDate>,
     /// Today's reference, once a snapshot with a positive balance gave one.

@@ -27,10 +27,14 @@ pub struct Crossing {
     pub from: Level,
     /// The evaluation now.
     pub now: Evaluation,
+    /// The trading day of the crossing (daily rules), or its UTC date: with the account,
+    /// the rule and the level it names one breach, whatever restarts happen.
+    pub day: NaiveDate,
 }
 
 /// How long a breach holds whatever equity does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 enum Latch {
     /// Until this trading day is over (daily loss).
     Day(NaiveDate),
@@ -45,6 +49,21 @@ struct Drawdown {
     state: RuleState,
     level: Level,
     latch: Option<Latch>,
+}
+
+/// What one drawdown rule remembers.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct RuleMemory {
+    state: RuleState,
+    level: Level,
+    latch: Option<Latch>,
+}
+
+/// What an account's drawdown rules remember, by rule name: stored as JSON so a restart
+/// continues the same trading day and the same breach.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct GuardMemory {
+    rules: std::collections::BTreeMap<String, RuleMemory>,
 }
 
 /// One account's guards and what they remember.
@@ -117,6 +136,7 @@ impl GuardSet {
                 crossings.push(Crossing {
                     from: d.level,
                     now: e.clone(),
+                    day: trading_day_of(&d.rule, at).unwrap_or(at.date_naive()),
                 });
                 d.level = e.level;
             }
@@ -183,6 +203,37 @@ impl GuardSet {
         self.holds.get(symbol).map_or(&[], Vec::as_slice)
     }
 
+    /// What the drawdown rules remember (references, high-water marks, levels, latches),
+    /// to be stored and restored after a restart.
+    pub fn memory(&self) -> GuardMemory {
+        GuardMemory {
+            rules: self
+                .drawdown
+                .iter()
+                .map(|d| {
+                    let m = RuleMemory {
+                        state: d.state.clone(),
+                        level: d.level,
+                        latch: d.latch,
+                    };
+                    (d.rule.name.clone(), m)
+                })
+                .collect(),
+        }
+    }
+
+    /// Takes back what [`GuardSet::memory`] gave; rules no longer configured are ignored,
+    /// new ones start afresh.
+    pub fn restore(&mut self, memory: GuardMemory) {
+        for d in &mut self.drawdown {
+            if let Some(m) = memory.rules.get(&d.rule.name) {
+                d.state = m.state.clone();
+                d.level = m.level;
+                d.latch = m.latch;
+            }
+        }
+    }
+
     /// Every symbol's holds now (symbols without one are absent).
     pub fn holds_all(&self) -> HashMap<String, Vec<Hold>> {
         self.holds.clone()
@@ -237,4 +288,99 @@ fn position_price(
         ask: price,
         time: snapshot.taken_at,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use rust_decimal::dec;
+
+    use super::*;
+    use crate::guards::config::DrawdownConfig;
+
+    fn config(kind: &str) -> GuardsConfig {
+        GuardsConfig {
+            drawdown: vec![DrawdownConfig {
+                name: "rule".into(),
+                accounts: vec!["*".into()],
+                kind: kind.into(),
+                reference: None,
+                reset_at: Some("00:00".into()),
+                time_zone: None,
+                initial_balance: Some(dec!(10000)),
+                basis: None,
+                warn: "4%".into(),
+                breach: "5%".into(),
+            }],
+            ..GuardsConfig::default()
+        }
+    }
+
+    fn snapshot(balance: Decimal, equity: Decimal, at: &str) -> AccountSnapshot {
+        AccountSnapshot {
+            balance,
+            equity,
+            margin: Decimal::ZERO,
+            free_margin: equity,
+            positions: Vec::new(),
+            quotes: Vec::new(),
+            taken_at: DateTime::parse_from_rfc3339(at).unwrap().to_utc(),
+        }
+    }
+
+    fn observe(set: &mut GuardSet, balance: i64, equity: i64, at: &str) -> Vec<Crossing> {
+        let s = snapshot(Decimal::from(balance), Decimal::from(equity), at);
+        set.observe(&s, &ReconcileRules::default(), s.taken_at)
+    }
+
+    #[test]
+    fn a_daily_breach_holds_until_the_next_trading_day_whatever_equity_does() {
+        let mut set = GuardSet::new(&config("daily_loss"), "a", &ReconcileRules::default());
+        observe(&mut set, 10_000, 10_000, "2026-03-02T10:00:00Z");
+        observe(&mut set, 10_000, 9_400, "2026-03-02T11:00:00Z");
+        assert!(set.breached());
+        // The close realised the loss; equity is back at the balance: still breached.
+        assert!(observe(&mut set, 9_400, 9_400, "2026-03-02T12:00:00Z").is_empty());
+        assert!(set.breached());
+        // A new trading day: the breach is over.
+        let c = observe(&mut set, 9_400, 9_400, "2026-03-03T00:30:00Z");
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].now.level, Level::Ok);
+        assert!(!set.breached());
+    }
+
+    #[test]
+    fn a_max_loss_breach_holds_until_an_operator_releases_it() {
+        let mut set = GuardSet::new(&config("max_loss"), "a", &ReconcileRules::default());
+        observe(&mut set, 10_000, 9_400, "2026-03-02T11:00:00Z");
+        assert!(set.breached());
+        observe(&mut set, 10_000, 10_000, "2026-03-09T11:00:00Z");
+        assert!(set.breached(), "days later, still breached");
+        set.release();
+        observe(&mut set, 10_000, 10_000, "2026-03-09T11:01:00Z");
+        assert!(!set.breached());
+    }
+
+    #[test]
+    fn a_restored_memory_continues_the_same_day_and_the_same_breach() {
+        let rules = ReconcileRules::default();
+        let mut set = GuardSet::new(&config("daily_loss"), "a", &rules);
+        observe(&mut set, 10_000, 10_000, "2026-03-02T10:00:00Z");
+        observe(&mut set, 10_000, 9_400, "2026-03-02T11:00:00Z");
+        let json = serde_json::to_string(&set.memory()).unwrap();
+        let mut again = GuardSet::new(&config("daily_loss"), "a", &rules);
+        again.restore(serde_json::from_str(&json).unwrap());
+        // Measured from the day's first balance, not from the reduced one; no new crossing.
+        assert!(observe(&mut again, 9_400, 9_400, "2026-03-02T12:00:00Z").is_empty());
+        assert!(again.breached());
+        let fresh = observe(
+            &mut GuardSet::new(&config("daily_loss"), "a", &rules),
+            9_400,
+            9_400,
+            "2026-03-02T12:00:00Z",
+        );
+        assert!(
+            fresh.is_empty(),
+            "without the memory the breach is forgotten"
+        );
+    }
 }

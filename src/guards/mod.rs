@@ -16,6 +16,6 @@ pub mod market;
 pub use alerts::{Alert, Sinks};
 pub use config::GuardsConfig;
 pub use drawdown::{Evaluation, Level};
-pub use engine::{Crossing, GuardSet};
+pub use engine::{Crossing, GuardMemory, GuardSet};
 pub use lifecycle::AlertStatus;
 pub use market::Hold;

@@ -15,6 +15,7 @@ mod divergence_query;
 mod divergences;
 pub mod entities;
 mod error;
+mod guard_state;
 mod isolate;
 mod journal;
 mod trades;
@@ -41,6 +42,7 @@ pub use divergences::{
     converge, list_divergences, open_divergences,
 };
 pub use error::{StoreError, redact_url};
+pub use guard_state::{load_guard_state, save_guard_state};
 pub use journal::{
     AuditEvent, SyncRunRecord, append_audit, append_audits, append_audits_isolating, list_audit,
     record_sync_run, record_sync_runs, record_sync_runs_isolating,

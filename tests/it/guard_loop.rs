@@ -431,3 +431,44 @@ async fn a_failed_close_is_retried_until_the_position_is_closed() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_pending_close_survives_a_restart_as_the_same_alert() {
+    for (label, db) in common::databases().await {
+        let sim = flat_sim();
+        let positions = sim.positions(ACCOUNT).len() as u64;
+        let mut config = guards(true);
+        config.alert_lead_secs = 60;
+        tokio::time::pause();
+        let tree = start_with(&db, sim_connector(&sim), config.clone()).await;
+        syncs(&tree, 1).await;
+        lose(&sim, 600);
+        tokio::time::resume();
+        let first = breach_alert(&db).await;
+        // The process dies within the lead; a new one starts on the same database.
+        tree.abort().await;
+        tokio::time::pause();
+        let tree = start_with(&db, sim_connector(&sim), config).await;
+        tokio::time::sleep(Duration::from_secs(90)).await;
+        until("every position closed", || {
+            sim.positions(ACCOUNT).is_empty()
+        })
+        .await;
+        tokio::time::resume();
+        closed(&db, &label).await;
+        tree.abort().await;
+        let breaches: Vec<_> = store::list_alerts(&db, Some(ACCOUNT), 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|a| a.kind == "breach")
+            .collect();
+        assert_eq!(
+            breaches.len(),
+            1,
+            "{label}: one breach, one alert: {breaches:?}"
+        );
+        assert_eq!(breaches[0].id, first.id, "{label}");
+        assert_eq!(sim.close_calls(ACCOUNT), positions, "{label}: closed once");
+    }
+}

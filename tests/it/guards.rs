@@ -208,7 +208,15 @@ async fn warn_then_breach_alerts_and_closes_every_position_after_the_lead() {
             positions,
             "{label}"
         );
-        let alert = breach_alert(&db).await;
+        // The round records its outcome once its last close answered.
+        let start = std::time::Instant::now();
+        let mut alert = breach_alert(&db).await;
+        while alert.status == store::AlertStatus::Closing
+            && start.elapsed() < Duration::from_secs(30)
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            alert = breach_alert(&db).await;
+        }
         assert_eq!(alert.status, store::AlertStatus::Closed, "{label}");
         assert!(alert.close_at.is_some(), "{label}");
         tree.abort().await;
@@ -352,6 +360,8 @@ async fn a_market_gap_during_a_breach_postpones_the_close_until_the_guard_clears
             sim.positions(ACCOUNT).is_empty()
         })
         .await;
+        // The last closes' audit events follow their answers.
+        tokio::time::sleep(Duration::from_secs(5)).await;
         flush(&tree).await;
         let k = kinds(&db).await;
         let postponed = k

@@ -86,6 +86,8 @@ pub struct GuardState {
     pub(super) set: GuardSet,
     pub(super) enforcement: Option<Enforcement>,
     pub(super) generation: u64,
+    /// The memory as last stored (JSON), to write only what changed.
+    pub(super) saved: Option<String>,
 }
 
 #[cfg_attr(feature = "async-trait", ractor::async_trait)]
@@ -104,7 +106,17 @@ impl Actor for GuardActor {
             args: Arc::new(args),
             enforcement: None,
             generation: 0,
+            saved: None,
         })
+    }
+
+    async fn post_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        super::memory::restore(&myself, state).await;
+        Ok(())
     }
 
     async fn handle(
@@ -117,7 +129,10 @@ impl Actor for GuardActor {
             GuardMsg::Snapshot {
                 snapshot,
                 requested_at,
-            } => enforce::on_snapshot(&myself, state, &snapshot, requested_at).await,
+            } => {
+                enforce::on_snapshot(&myself, state, &snapshot, requested_at).await;
+                super::memory::save(state).await;
+            }
             GuardMsg::RoundDue { generation } => enforce::on_due(&myself, state, generation),
             GuardMsg::RoundDone {
                 generation,

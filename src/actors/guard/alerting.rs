@@ -1,7 +1,7 @@
 //! What the guards tell people and the audit trail: alerts stored before they are sent,
 //! notices of close outcomes, and audit events.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 use super::actor::GuardArgs;
 use crate::actors::persistence::PersistMsg;
@@ -33,16 +33,16 @@ pub(super) fn notify(args: &GuardArgs, alert: &str, kind: &str, message: String)
     });
 }
 
-/// The alert row of evaluation `e` (`kind` is `warn` or `breach`).
+/// The alert row of evaluation `e` (`kind` is `warn` or `breach`) on trading day `day`.
 pub(super) fn record(
     args: &GuardArgs,
     e: &Evaluation,
-    kind: &str,
+    (kind, day): (&str, NaiveDate),
     status: AlertStatus,
     close_at: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> AlertRecord {
-    let id = crate::guards::alerts::alert_id(&args.account_id, &format!("{}:{kind}", e.rule), now);
+    let id = crate::guards::alerts::alert_id(&args.account_id, &e.rule, kind, day);
     let message = match close_at {
         Some(at) => format!(
             "{} breached on {}: loss {} of {}; every position closes at {} unless cancelled",
@@ -71,13 +71,14 @@ pub(super) fn record(
     }
 }
 
-/// Stores `r`; `Err` says why it is not stored. The deadline is the database's own
-/// (lock and statement timeouts set when the pool connects), not a timer of this
-/// process: a real query must not lose to a clock that tests run ahead.
-pub(super) async fn store(args: &GuardArgs, r: &AlertRecord) -> Result<(), String> {
+/// Stores `r`: `Ok(true)` when stored now, `Ok(false)` when a row with its id was
+/// already there (the same breach, seen before a restart); `Err` says why it is not
+/// stored. The deadline is the database's own (lock and statement timeouts set when the
+/// pool connects), not a timer of this process: a real query must not lose to a clock
+/// that tests run ahead.
+pub(super) async fn store(args: &GuardArgs, r: &AlertRecord) -> Result<bool, String> {
     store::insert_alert(&args.db, r)
         .await
-        .map(|_| ())
         .map_err(|e| e.to_string())
 }
 
@@ -103,13 +104,20 @@ pub(super) fn send(args: &GuardArgs, r: &AlertRecord, stored: bool) {
 
 /// An alert that closes nothing (a warning, a detect-only breach, a second rule's breach
 /// while another alert enforces): stored if the store answers, sent either way.
-pub(super) async fn raise(args: &GuardArgs, e: &Evaluation, kind: &str, note: Option<String>) {
+pub(super) async fn raise(
+    args: &GuardArgs,
+    e: &Evaluation,
+    kind: (&str, NaiveDate),
+    note: Option<String>,
+) {
     let mut r = record(args, e, kind, AlertStatus::Alerted, None, Utc::now());
     if let Some(note) = note {
         r.message = format!("{}; {note}", r.message);
     }
     let stored = match store(args, &r).await {
-        Ok(()) => true,
+        Ok(true) => true,
+        // Already raised (before a restart): not again.
+        Ok(false) => return,
         Err(error) => {
             tracing::error!(account = %args.account_id, alert = %r.id, error = %error, "cannot store the alert");
             false

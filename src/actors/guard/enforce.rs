@@ -82,19 +82,19 @@ async fn on_crossing(state: &mut GuardState, snapshot: &AccountSnapshot, c: &Cro
         Level::Ok => audit(&args, "guard_cleared", detail),
         Level::Warn if c.from == Level::Ok => {
             audit(&args, "guard_warn", detail);
-            alerting::raise(&args, e, "warn", None).await;
+            alerting::raise(&args, e, ("warn", c.day), None).await;
         }
         Level::Warn => audit(&args, "guard_below_breach", detail),
         Level::Breach => {
             audit(&args, "guard_breach", detail);
             if !args.config.closes(&args.account_id) {
-                alerting::raise(&args, e, "breach", None).await;
+                alerting::raise(&args, e, ("breach", c.day), None).await;
             } else if let Some(active) = &state.enforcement {
                 let note = format!(
                     "positions are already being closed under {}",
                     active.alert.id
                 );
-                alerting::raise(&args, e, "breach", Some(note)).await;
+                alerting::raise(&args, e, ("breach", c.day), Some(note)).await;
             } else {
                 let now = Utc::now();
                 let lead = chrono::Duration::seconds(
@@ -104,7 +104,7 @@ async fn on_crossing(state: &mut GuardState, snapshot: &AccountSnapshot, c: &Cro
                 let alert = alerting::record(
                     &args,
                     e,
-                    "breach",
+                    ("breach", c.day),
                     AlertStatus::PendingClose,
                     Some(close_at),
                     now,
@@ -142,7 +142,12 @@ async fn progress(
                 .ok()
                 .and_then(|d| now.checked_add_signed(d));
             match alerting::store(&args, &enf.alert).await {
-                Ok(()) => {
+                Ok(false) => {
+                    // The same breach was stored before a restart: take up where it stands.
+                    let id = enf.alert.id.clone();
+                    adopt(myself, state, &id).await;
+                }
+                Ok(true) => {
                     alerting::send(&args, &enf.alert, true);
                     audit(
                         &args,
@@ -195,6 +200,58 @@ async fn progress(
         }
         Phase::Lead(_) | Phase::Backoff(_) | Phase::Idle(_) | Phase::Running => {}
     }
+}
+
+/// Takes up the stored alert `id` of the breach this guard enforces: where it stands
+/// decides what follows (a pending close keeps its stored due time).
+async fn adopt(myself: &ActorRef<GuardMsg>, state: &mut GuardState, id: &str) {
+    let args = state.args.clone();
+    let stored = match crate::store::list_alerts(&args.db, Some(&args.account_id), 50).await {
+        Ok(rows) => rows.into_iter().find(|r| r.id == id),
+        Err(e) => {
+            tracing::warn!(account = %args.account_id, alert = %id, error = %e, "cannot read the stored alert; will try again");
+            return;
+        }
+    };
+    match stored {
+        Some(r) if r.status.enforcing() => resume(myself, state, r),
+        Some(r) => {
+            audit(
+                &args,
+                "breach_already_handled",
+                serde_json::json!({"alert": id, "status": r.status}),
+            );
+            state.enforcement = None;
+        }
+        None => {}
+    }
+}
+
+/// Resumes the enforcement of stored alert `r` (after a restart): a pending close waits
+/// for its stored due time; anything else starts with a round, whose first step is a
+/// fresh look at the account.
+pub(super) fn resume(myself: &ActorRef<GuardMsg>, state: &mut GuardState, r: AlertRecord) {
+    let now = Utc::now();
+    let wait = r
+        .close_at
+        .filter(|_| r.status == AlertStatus::PendingClose)
+        .and_then(|at| (at - now).to_std().ok())
+        .unwrap_or_default();
+    audit(
+        &state.args,
+        "enforcement_resumed",
+        serde_json::json!({"alert": r.id, "status": r.status, "close_at": r.close_at}),
+    );
+    let holding = r.status == AlertStatus::Closing;
+    state.enforcement = Some(Enforcement {
+        alert: r,
+        phase: Phase::Lead(Instant::now() + wait),
+        attempt: 0,
+        holding,
+    });
+    state.generation += 1;
+    let generation = state.generation;
+    myself.send_after(wait, move || GuardMsg::RoundDue { generation });
 }
 
 /// A lead or backoff timer fired.

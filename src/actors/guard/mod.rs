@@ -4,6 +4,7 @@
 pub mod actor;
 mod alerting;
 mod enforce;
+mod memory;
 pub mod round;
 
 pub use actor::{GuardActor, GuardArgs, GuardHandle, GuardMsg};

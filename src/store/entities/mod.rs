@@ -6,4 +6,5 @@ pub mod audit_event;
 pub mod bot_trade;
 pub mod dead_letter;
 pub mod divergence;
+pub mod guard_state;
 pub mod sync_run;
