@@ -10,6 +10,7 @@ mod m20261124_000002_alerts;
 mod m20261203_000001_u64_tickets;
 mod m20261203_000002_dead_letters;
 mod m20261203_000010_guard_state;
+mod m20261203_000011_service_closes;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000001_u64_tickets::Migration),
             Box::new(m20261203_000002_dead_letters::Migration),
             Box::new(m20261203_000010_guard_state::Migration),
+            Box::new(m20261203_000011_service_closes::Migration),
         ]
     }
 }

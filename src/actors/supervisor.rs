@@ -26,7 +26,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::breaker::{Action, Breaker, SupervisionConfig, Transition};
-use super::guard::{GuardActor, GuardArgs, GuardHandle};
+use super::guard::{GuardActor, GuardArgs, GuardHandle, ServiceCloses};
 use super::persistence::{
     PersistMsg, PersistenceActor, PersistenceArgs, PersistenceConfig, ReconcilerEvent,
 };
@@ -223,6 +223,8 @@ struct Entry {
     status: AccountStatus,
     /// The account's guard actor (when it has guards), swapped on a restart.
     guard: Option<GuardHandle>,
+    /// The positions this service closed on the account (its guard writes, its sync reads).
+    closes: ServiceCloses,
     /// Whether its row in the accounts table says the breaker disabled it (then a row
     /// without that reason is an operator's re-enable).
     disabled_in_table: bool,
@@ -542,6 +544,7 @@ async fn add_account(
         slot: (hash % u64::from(slots)) as u32,
         round: None,
         guard: None,
+        closes: ServiceCloses::default(),
         disabled_in_table: false,
     };
     state.accounts.insert(id.clone(), entry);
@@ -584,6 +587,7 @@ async fn start_guard(myself: &ActorRef<SupervisorMsg>, state: &mut SupervisorSta
         persistence,
         limiter: state.limiter.clone(),
         timeout: Duration::from_millis(state.args.config.scheduler.sync_timeout_ms),
+        closes: entry.closes.clone(),
     };
     match Actor::spawn_linked(None, GuardActor, args, myself.get_cell()).await {
         Ok((actor, _)) => {
@@ -642,6 +646,7 @@ async fn start_actor(
         limiter: state.limiter.clone(),
         timeout: Duration::from_millis(state.args.config.scheduler.sync_timeout_ms),
         guard: entry.guard.clone(),
+        closes: entry.closes.clone(),
     };
     let spawned = Actor::spawn_linked(None, UserSyncActor, args, myself.get_cell())
         .await

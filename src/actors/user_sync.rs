@@ -18,11 +18,11 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::guard::{GuardHandle, GuardMsg};
+use super::guard::{GuardHandle, GuardMsg, ServiceCloses};
 use super::persistence::{Converge, PersistMsg};
 use super::supervisor::{PersistenceHandle, SupervisorMsg, SyncOutcome, SyncStats};
 use crate::broker::{BrokerError, Connector, ErrorClass};
-use crate::domain::{ReconcileRules, reconcile};
+use crate::domain::{ReconcileRules, reconcile, relabel_service_closes};
 use crate::store::SyncRunRecord;
 
 /// Messages of a UserSyncActor.
@@ -58,6 +58,8 @@ pub struct UserSyncArgs {
     pub timeout: Duration,
     /// The account's guard actor, when it has guards: every snapshot goes there first.
     pub guard: Option<GuardHandle>,
+    /// The positions this service closed (their trades are `closed_by_service`).
+    pub closes: ServiceCloses,
 }
 
 /// The actor (empty: everything lives in its state).
@@ -203,7 +205,7 @@ async fn sync(myself: &ActorRef<UserSyncMsg>, state: &mut UserSyncState) -> Sync
     // The broker's symbol specifications join the pip rules; configuration wins.
     let broker = args.connector.broker.as_ref();
     let rules = crate::broker::symbols::rules_for(broker, account, &args.rules);
-    let result = match reconcile(&trades, &snapshot.positions, &rules) {
+    let mut result = match reconcile(&trades, &snapshot.positions, &rules) {
         Ok(r) => r,
         // Unknown pip sizes or duplicate keys: retrying cannot fix the configuration,
         // unless the broker is still loading the missing symbols' specifications.
@@ -218,6 +220,12 @@ async fn sync(myself: &ActorRef<UserSyncMsg>, state: &mut UserSyncState) -> Sync
             return fail(report, class, message, None, true);
         }
     };
+    if !args.closes.is_empty() {
+        relabel_service_closes(&mut result.divergences, |t| args.closes.alert_of(t));
+        // Once the bot marks the trade closed, the record has done its job.
+        args.closes
+            .retain(|t| trades.iter().any(|trade| trade.ticket == Some(t)));
+    }
     report.finished_at = Utc::now();
     report.duration = clock.elapsed();
 

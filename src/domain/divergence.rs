@@ -26,11 +26,15 @@ pub enum DivergenceKind {
     MissingAtBroker,
     /// The broker has a position the bot does not know.
     UnexpectedAtBroker,
+    /// The bot's trade is gone at the broker because this service closed it (a guard's
+    /// enforced breach); its alert is the `actual` value. Open until the bot marks the
+    /// trade closed.
+    ClosedByService,
 }
 
 impl DivergenceKind {
     /// Every kind, in output order.
-    pub const ALL: [DivergenceKind; 7] = [
+    pub const ALL: [DivergenceKind; 8] = [
         Self::EntrySlippage,
         Self::VolumeMismatch,
         Self::SlMismatch,
@@ -38,6 +42,7 @@ impl DivergenceKind {
         Self::SideMismatch,
         Self::MissingAtBroker,
         Self::UnexpectedAtBroker,
+        Self::ClosedByService,
     ];
 
     /// The snake_case name used in files, the database and output.
@@ -50,6 +55,7 @@ impl DivergenceKind {
             Self::SideMismatch => "side_mismatch",
             Self::MissingAtBroker => "missing_at_broker",
             Self::UnexpectedAtBroker => "unexpected_at_broker",
+            Self::ClosedByService => "closed_by_service",
         }
     }
 }
@@ -108,6 +114,8 @@ pub enum Value {
     Number(Decimal),
     /// A side, for `side_mismatch`.
     Side(Side),
+    /// An alert of the risk guards (`al-` and 16 hex digits), for `closed_by_service`.
+    Alert(u64),
 }
 
 impl fmt::Display for Value {
@@ -115,6 +123,7 @@ impl fmt::Display for Value {
         match self {
             Value::Number(d) => fmt::Display::fmt(d, f),
             Value::Side(s) => fmt::Display::fmt(s, f),
+            Value::Alert(id) => write!(f, "al-{id:016x}"),
         }
     }
 }
@@ -125,9 +134,15 @@ impl FromStr for Value {
         if let Ok(side) = s.parse::<Side>() {
             return Ok(Value::Side(side));
         }
+        if let Some(hex) = s.strip_prefix("al-")
+            && hex.len() == 16
+            && let Ok(id) = u64::from_str_radix(hex, 16)
+        {
+            return Ok(Value::Alert(id));
+        }
         Decimal::from_str(s)
             .map(Value::Number)
-            .map_err(|_| format!("{s:?} is neither a number nor a side"))
+            .map_err(|_| format!("{s:?} is neither a number, a side nor an alert id"))
     }
 }
 
@@ -252,6 +267,9 @@ pub fn fingerprint(
                 let _ = write!(hash, "{}", d.normalize());
             }
             Some(Value::Side(s)) => hash.bytes(s.as_str().as_bytes()),
+            Some(Value::Alert(id)) => {
+                let _ = write!(hash, "al-{id:016x}");
+            }
             None => {}
         }
     }

@@ -7,6 +7,7 @@ pub mod model;
 pub mod pips;
 pub mod reconcile;
 pub mod rules;
+pub mod service_closes;
 pub mod values;
 
 #[cfg(test)]
@@ -19,4 +20,5 @@ pub use model::{AccountSnapshot, BotTrade, BrokerPosition, Quote};
 pub use pips::{SymbolSpec, SymbolTable, UnknownPipSize};
 pub use reconcile::{ReconcileError, reconcile};
 pub use rules::{MAX_TOLERANCE, ReconcileRules, ToleranceOverride, Tolerances};
+pub use service_closes::relabel_service_closes;
 pub use values::{Price, Side, ValueError, Volume};

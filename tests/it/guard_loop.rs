@@ -472,3 +472,46 @@ async fn a_pending_close_survives_a_restart_as_the_same_alert() {
         assert_eq!(sim.close_calls(ACCOUNT), positions, "{label}: closed once");
     }
 }
+
+#[tokio::test]
+async fn positions_the_guard_closed_are_closed_by_service_not_missing() {
+    for (label, db) in common::databases().await {
+        let sim = flat_sim();
+        tokio::time::pause();
+        let tree = start_with(&db, sim_connector(&sim), guards(true)).await;
+        syncs(&tree, 1).await;
+        lose(&sim, 600);
+        until("every position closed", || {
+            sim.positions(ACCOUNT).is_empty()
+        })
+        .await;
+        // The bot has not caught up: its trades are still open.
+        syncs(&tree, 2).await;
+        flush(&tree).await;
+        tokio::time::resume();
+        let open = store::open_divergences(&db, ACCOUNT).await.unwrap();
+        let kinds: Vec<&str> = open.iter().map(|d| d.divergence.kind.as_str()).collect();
+        tree.abort().await;
+        assert!(
+            !kinds.contains(&"missing_at_broker"),
+            "{label}: the service's own closes reported as missing: {kinds:?}"
+        );
+        let alert = breach_alert(&db).await;
+        let by_service: Vec<_> = open
+            .iter()
+            .filter(|d| d.divergence.kind.as_str() == "closed_by_service")
+            .collect();
+        assert_eq!(
+            by_service.len(),
+            sim.trades(ACCOUNT).len(),
+            "{label}: {kinds:?}"
+        );
+        assert!(
+            by_service
+                .iter()
+                .all(|d| d.divergence.actual.as_ref().map(ToString::to_string)
+                    == Some(alert.id.clone())),
+            "{label}: each names the alert"
+        );
+    }
+}

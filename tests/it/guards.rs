@@ -46,7 +46,9 @@ pub(crate) fn guards(auto_close: bool) -> GuardsConfig {
         market: vec![MarketConfig {
             symbols: vec!["GBPUSD".into()],
             max_gap_pips: Some(Decimal::from(30)),
-            gap_clear_after_snapshots: 3,
+            // Long enough to outlast the lead, however far paused time runs ahead while
+            // the guard waits for the database.
+            gap_clear_after_snapshots: 30,
             max_spread_pips: None,
             stale_secs: None,
             sessions: vec![],
@@ -286,8 +288,8 @@ async fn detect_only_alerts_and_never_closes() {
         syncs(&tree, 1).await;
         lose(&sim, 700);
         syncs(&tree, 4).await;
-        flush(&tree).await;
         let alert = breach_alert(&db).await;
+        flush(&tree).await;
         assert_eq!(
             (alert.status, alert.close_at),
             (store::AlertStatus::Alerted, None),

@@ -75,6 +75,8 @@ pub struct GuardArgs {
     pub limiter: Arc<Semaphore>,
     /// Deadline of every broker call.
     pub timeout: Duration,
+    /// The positions this guard closed, shared with the account's sync.
+    pub closes: super::ServiceCloses,
 }
 
 /// The actor (empty: everything lives in its state).

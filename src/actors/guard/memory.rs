@@ -31,6 +31,16 @@ pub(super) async fn restore(myself: &ActorRef<GuardMsg>, state: &mut GuardState)
             tracing::error!(account = %account, error = %e, "cannot read the guard memory; starting afresh")
         }
     }
+    match store::service_closes(&args.db, account).await {
+        Ok(closes) => {
+            for (ticket, alert) in closes {
+                args.closes.insert(ticket, &alert);
+            }
+        }
+        Err(e) => {
+            tracing::error!(account = %account, error = %e, "cannot read this service's closes; their trades may show as missing")
+        }
+    }
     match store::enforcing_alerts(&args.db, account).await {
         Ok(alerts) => {
             // The newest breach enforces; an older one still open is over.

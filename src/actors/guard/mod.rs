@@ -3,9 +3,11 @@
 
 pub mod actor;
 mod alerting;
+pub mod closed;
 mod enforce;
 mod memory;
 pub mod round;
 
 pub use actor::{GuardActor, GuardArgs, GuardHandle, GuardMsg};
+pub use closed::ServiceCloses;
 pub use round::RoundOutcome;

@@ -161,6 +161,7 @@ async fn close_all(args: &Arc<GuardArgs>, round: &Round, tickets: &[u64]) -> Vec
                         "close_confirmed",
                         serde_json::json!({"alert": alert, "ticket": ticket, "checked": false}),
                     );
+                    closed(&args, &alert, ticket);
                     (ticket, None)
                 }
                 Ok(Err(e)) => (ticket, Some(e.to_string())),
@@ -183,7 +184,7 @@ async fn close_all(args: &Arc<GuardArgs>, round: &Round, tickets: &[u64]) -> Vec
 
 /// Looks again at the positions whose close was not answered "closed"; returns how many
 /// are (or may be) still open.
-async fn check(args: &GuardArgs, alert: &str, unanswered: &[(u64, String)]) -> usize {
+async fn check(args: &Arc<GuardArgs>, alert: &str, unanswered: &[(u64, String)]) -> usize {
     if unanswered.is_empty() {
         return 0;
     }
@@ -215,9 +216,26 @@ async fn check(args: &GuardArgs, alert: &str, unanswered: &[(u64, String)]) -> u
                 "close_confirmed",
                 serde_json::json!({"alert": alert, "ticket": ticket, "checked": true, "after": error}),
             );
+            closed(args, alert, *ticket);
         }
     }
     open
+}
+
+/// Remembers that this service closed `ticket`: at once for the sync; durably in the
+/// background (the close is done either way; a lost record only means the trade shows as
+/// missing after a restart).
+fn closed(args: &Arc<GuardArgs>, alert: &str, ticket: u64) {
+    args.closes.insert(ticket, alert);
+    let (args, alert) = (args.clone(), alert.to_owned());
+    tokio::spawn(async move {
+        let at = Utc::now();
+        let stored =
+            store::record_service_close(&args.db, &args.account_id, ticket, &alert, at).await;
+        if let Err(e) = stored {
+            tracing::warn!(account = %args.account_id, ticket, error = %e, "cannot store a close of this service");
+        }
+    });
 }
 
 /// Releases the claim into `status`; false when the store did not record it (the claim

@@ -7,4 +7,5 @@ pub mod bot_trade;
 pub mod dead_letter;
 pub mod divergence;
 pub mod guard_state;
+pub mod service_close;
 pub mod sync_run;
