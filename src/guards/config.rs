@@ -13,6 +13,12 @@ use super::market::{MarketRule, Session};
 /// Largest `alert_lead_secs`: one day.
 pub const MAX_ALERT_LEAD_SECS: u64 = 86_400;
 
+/// Largest `confirm_jump_pct`: a tenfold move.
+pub const MAX_CONFIRM_JUMP_PCT: u32 = 1_000;
+
+/// Largest `blind_after_secs`: one day.
+pub const MAX_BLIND_AFTER_SECS: u64 = 86_400;
+
 /// Largest `webhook.backoff_ms`: one hour.
 pub const MAX_WEBHOOK_BACKOFF_MS: u64 = 3_600_000;
 
@@ -31,6 +37,13 @@ pub struct GuardsConfig {
     pub alert_lead_secs: u64,
     /// Accounts whose breaches close positions (`"*"` = all). Default: none, detect-only.
     pub auto_close: Vec<String>,
+    /// A snapshot whose equity moved more than this percentage from the previous one, or
+    /// whose balance or equity is zero or less, counts only once the next snapshot
+    /// confirms it (1 to [`MAX_CONFIRM_JUMP_PCT`]).
+    pub confirm_jump_pct: u32,
+    /// Seconds without a good snapshot after which a guarded account's guards are blind,
+    /// and an alert says so (1 to [`MAX_BLIND_AFTER_SECS`]).
+    pub blind_after_secs: u64,
     /// `[guards.webhook]`.
     pub webhook: WebhookConfig,
     /// `[guards.nats]`.
@@ -46,6 +59,8 @@ impl Default for GuardsConfig {
         Self {
             alert_lead_secs: 10,
             auto_close: Vec::new(),
+            confirm_jump_pct: 50,
+            blind_after_secs: 120,
             webhook: WebhookConfig::default(),
             nats: NatsConfig::default(),
             drawdown: Vec::new(),
@@ -327,6 +342,18 @@ impl GuardsConfig {
             out.push(format!(
                 "guards.alert_lead_secs = {}: must be at most {MAX_ALERT_LEAD_SECS}",
                 self.alert_lead_secs
+            ));
+        }
+        if !(1..=MAX_CONFIRM_JUMP_PCT).contains(&self.confirm_jump_pct) {
+            out.push(format!(
+                "guards.confirm_jump_pct = {}: must be from 1 to {MAX_CONFIRM_JUMP_PCT}",
+                self.confirm_jump_pct
+            ));
+        }
+        if !(1..=MAX_BLIND_AFTER_SECS).contains(&self.blind_after_secs) {
+            out.push(format!(
+                "guards.blind_after_secs = {}: must be from 1 to {MAX_BLIND_AFTER_SECS}",
+                self.blind_after_secs
             ));
         }
         if self.webhook.backoff_ms > MAX_WEBHOOK_BACKOFF_MS {

@@ -66,10 +66,36 @@ pub struct GuardMemory {
     rules: std::collections::BTreeMap<String, RuleMemory>,
 }
 
+/// Balance and equity of one snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Reading {
+    balance: Decimal,
+    equity: Decimal,
+}
+
+impl Reading {
+    /// Whether `self` follows `prev` without contradicting it: both positive, and equity
+    /// within `jump_pct` percent of the previous equity.
+    fn follows(self, prev: Reading, jump_pct: Decimal) -> bool {
+        let positive = self.balance > Decimal::ZERO && self.equity > Decimal::ZERO;
+        let moved = (self.equity - prev.equity).abs();
+        let allowed = prev
+            .equity
+            .abs()
+            .checked_mul(jump_pct)
+            .map(|a| a / Decimal::ONE_HUNDRED);
+        positive && allowed.is_some_and(|a| moved <= a)
+    }
+}
+
 /// One account's guards and what they remember.
 #[derive(Debug, Clone)]
 pub struct GuardSet {
     drawdown: Vec<Drawdown>,
+    /// The last reading the drawdown rules took, and one waiting for confirmation.
+    last: Option<Reading>,
+    doubtful: Option<Reading>,
+    jump_pct: Decimal,
     market: HashMap<String, (MarketRule, MarketState)>,
     holds: HashMap<String, Vec<Hold>>,
 }
@@ -98,7 +124,15 @@ impl GuardSet {
                 })
                 .collect(),
             holds: HashMap::new(),
+            last: None,
+            doubtful: None,
+            jump_pct: Decimal::from(config.confirm_jump_pct),
         }
+    }
+
+    /// Whether the last snapshot was set aside until the next one confirms it.
+    pub fn doubting(&self) -> bool {
+        self.doubtful.is_some()
     }
 
     /// Whether there is anything to evaluate.
@@ -114,7 +148,31 @@ impl GuardSet {
         now: DateTime<Utc>,
     ) -> Vec<Crossing> {
         let mut crossings = Vec::new();
-        for d in &mut self.drawdown {
+        let now_reading = Reading {
+            balance: snapshot.balance,
+            equity: snapshot.equity,
+        };
+        // A reading that contradicts the last one counts only when the next one follows it
+        // (the move was real) — a reconnecting terminal's zeros never breach on their own.
+        let trusted = match (self.last, self.doubtful) {
+            (None, None) => {
+                now_reading.balance > Decimal::ZERO && now_reading.equity > Decimal::ZERO
+            }
+            (last, doubtful) => {
+                [last, doubtful]
+                    .into_iter()
+                    .flatten()
+                    .any(|prev| now_reading.follows(prev, self.jump_pct))
+                    || doubtful.is_some_and(|d| d == now_reading)
+            }
+        };
+        if trusted {
+            self.last = Some(now_reading);
+            self.doubtful = None;
+        } else {
+            self.doubtful = Some(now_reading);
+        }
+        for d in self.drawdown.iter_mut().filter(|_| trusted) {
             let at = snapshot.taken_at;
             let mut e = d
                 .rule
@@ -382,5 +440,33 @@ mod tests {
             fresh.is_empty(),
             "without the memory the breach is forgotten"
         );
+    }
+
+    #[test]
+    fn a_reading_that_contradicts_the_last_waits_for_the_next_to_confirm_it() {
+        let rules = ReconcileRules::default();
+        let mut set = GuardSet::new(&config("max_loss"), "a", &rules);
+        observe(&mut set, 10_000, 10_000, "2026-03-02T10:00:00Z");
+        // A terminal reconnecting reports zero equity: set aside, no breach.
+        assert!(observe(&mut set, 10_000, 0, "2026-03-02T10:00:10Z").is_empty());
+        assert!(set.doubting() && !set.breached());
+        // The next reading follows the one before the glitch: the glitch is forgotten.
+        assert!(observe(&mut set, 10_000, 10_000, "2026-03-02T10:00:20Z").is_empty());
+        assert!(!set.doubting() && !set.breached());
+        // A real crash shows on two readings in a row: the second breaches.
+        assert!(observe(&mut set, 10_000, 4_000, "2026-03-02T10:00:30Z").is_empty());
+        let c = observe(&mut set, 10_000, 4_000, "2026-03-02T10:00:40Z");
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert!(set.breached());
+    }
+
+    #[test]
+    fn a_first_reading_without_money_needs_a_second() {
+        let rules = ReconcileRules::default();
+        let mut set = GuardSet::new(&config("max_loss"), "a", &rules);
+        assert!(observe(&mut set, 0, 0, "2026-03-02T10:00:00Z").is_empty());
+        assert!(!set.breached());
+        observe(&mut set, 0, 0, "2026-03-02T10:00:10Z");
+        assert!(set.breached(), "confirmed: the account is blown");
     }
 }

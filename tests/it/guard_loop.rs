@@ -16,7 +16,7 @@ use rust_decimal::Decimal;
 
 use crate::common;
 use crate::guards::{
-    ACCOUNT, breach_alert, flat_sim, guards, kinds, lose, start_with, syncs, until,
+    ACCOUNT, breach_alert, flat_sim, guards, kinds, lose, settle, start_with, syncs, until,
 };
 use crate::tree::flush;
 
@@ -302,6 +302,7 @@ async fn a_close_claimed_by_another_closer_is_left_to_it() {
         tokio::time::pause();
         let tree = start_with(&db, sim_connector(&sim), guards(true)).await;
         syncs(&tree, 1).await;
+        settle().await;
         lose(&sim, 600);
         syncs(&tree, 1).await;
         tokio::time::resume();
@@ -347,6 +348,7 @@ async fn a_close_whose_check_fails_is_never_sent_again_blindly() {
         tokio::time::pause();
         let tree = start_with(&db, connector, guards(true)).await;
         syncs(&tree, 1).await;
+        settle().await;
         lose(&sim, 600);
         until("every position closed", || {
             sim.positions(ACCOUNT).is_empty()
@@ -370,6 +372,7 @@ async fn positions_reopened_during_a_breach_are_closed_too() {
         tokio::time::pause();
         let tree = start_with(&db, sim_connector(&sim), guards(true)).await;
         syncs(&tree, 1).await;
+        settle().await;
         lose(&sim, 600);
         until("every position closed", || {
             sim.positions(ACCOUNT).is_empty()
@@ -415,6 +418,7 @@ async fn a_failed_close_is_retried_until_the_position_is_closed() {
         tokio::time::pause();
         let tree = start_with(&db, sim_connector(&sim), guards(true)).await;
         syncs(&tree, 1).await;
+        settle().await;
         lose(&sim, 600);
         until("every position closed", || {
             sim.positions(ACCOUNT).is_empty()
@@ -442,6 +446,7 @@ async fn a_pending_close_survives_a_restart_as_the_same_alert() {
         tokio::time::pause();
         let tree = start_with(&db, sim_connector(&sim), config.clone()).await;
         syncs(&tree, 1).await;
+        settle().await;
         lose(&sim, 600);
         tokio::time::resume();
         let first = breach_alert(&db).await;
@@ -480,6 +485,7 @@ async fn positions_the_guard_closed_are_closed_by_service_not_missing() {
         tokio::time::pause();
         let tree = start_with(&db, sim_connector(&sim), guards(true)).await;
         syncs(&tree, 1).await;
+        settle().await;
         lose(&sim, 600);
         until("every position closed", || {
             sim.positions(ACCOUNT).is_empty()
@@ -512,6 +518,35 @@ async fn positions_the_guard_closed_are_closed_by_service_not_missing() {
                 .all(|d| d.divergence.actual.as_ref().map(ToString::to_string)
                     == Some(alert.id.clone())),
             "{label}: each names the alert"
+        );
+    }
+}
+
+#[tokio::test]
+async fn guards_without_snapshots_say_they_are_blind_and_when_they_see_again() {
+    for (label, db) in common::databases().await {
+        let sim = flat_sim();
+        let mut config = guards(true);
+        config.blind_after_secs = 30;
+        tokio::time::pause();
+        let tree = start_with(&db, sim_connector(&sim), config).await;
+        syncs(&tree, 1).await;
+        // Paused time would run past the whole outage while the guard starts.
+        settle().await;
+        sim.set_fault(ACCOUNT, Some(Fault::Timeout));
+        tokio::time::sleep(Duration::from_secs(120)).await;
+        sim.set_fault(ACCOUNT, None);
+        tokio::time::sleep(Duration::from_secs(200)).await;
+        syncs(&tree, 1).await;
+        flush(&tree).await;
+        tokio::time::resume();
+        let k = kinds(&db).await;
+        tree.abort().await;
+        let blind = k.iter().position(|x| x == "guards_blind");
+        let sighted = k.iter().position(|x| x == "guards_sighted");
+        assert!(
+            blind.is_some() && sighted > blind,
+            "{label}: blind, then sighted: {k:?}"
         );
     }
 }

@@ -114,6 +114,14 @@ pub(crate) async fn start_with(
     Reconciler::start(args).await.expect("tree starts")
 }
 
+/// Lets the guard finish reading its memory from the database in real time: paused time
+/// would otherwise run ahead by minutes of ticks while it waits.
+pub(crate) async fn settle() {
+    tokio::time::resume();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::pause();
+}
+
 /// Waits until `cond` holds. Tokio time is paused and runs ahead while a real database
 /// call is in flight, so the bound is real time (a guard against hanging, not a timing
 /// assertion).
@@ -163,8 +171,10 @@ async fn warn_then_breach_alerts_and_closes_every_position_after_the_lead() {
         tokio::time::pause();
         let tree = start(&db, &sim, true).await;
         syncs(&tree, 1).await;
+        settle().await;
         lose(&sim, 450); // 4.5 %: warn
         syncs(&tree, 1).await;
+        settle().await;
         lose(&sim, 520); // 5.2 %: breach
         syncs(&tree, 1).await;
         // Within the lead, nothing is closed yet. (No database wait before this check:
@@ -234,6 +244,7 @@ async fn a_close_cancelled_within_the_window_closes_nothing() {
         tokio::time::pause();
         let tree = start(&db, &sim, true).await;
         syncs(&tree, 1).await;
+        settle().await;
         lose(&sim, 600);
         syncs(&tree, 1).await;
         // The operator acts in real time: with tokio time paused, the clock would run
@@ -286,6 +297,7 @@ async fn detect_only_alerts_and_never_closes() {
         tokio::time::pause();
         let tree = start(&db, &sim, false).await;
         syncs(&tree, 1).await;
+        settle().await;
         lose(&sim, 700);
         syncs(&tree, 4).await;
         let alert = breach_alert(&db).await;
@@ -339,6 +351,7 @@ async fn a_market_gap_during_a_breach_postpones_the_close_until_the_guard_clears
         tokio::time::pause();
         let tree = start(&db, &sim, true).await;
         syncs(&tree, 1).await;
+        settle().await;
         // A 50-pip gap and a breach on the same snapshot.
         sim.set_quotes(ACCOUNT, quote(126_500));
         lose(&sim, 600);
@@ -387,6 +400,7 @@ async fn a_close_that_times_out_is_checked_not_doubled() {
         tokio::time::pause();
         let tree = start(&db, &sim, true).await;
         syncs(&tree, 1).await;
+        settle().await;
         lose(&sim, 600);
         syncs(&tree, 1).await;
         until("every position closed", || {

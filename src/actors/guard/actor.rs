@@ -39,6 +39,8 @@ pub enum GuardMsg {
         /// The enforcement generation the timer was set in (stale timers do nothing).
         generation: u64,
     },
+    /// Time to check that snapshots still come (see [`super::blind`]).
+    Watch,
     /// A close round finished.
     RoundDone {
         /// The generation it ran in.
@@ -90,6 +92,12 @@ pub struct GuardState {
     pub(super) generation: u64,
     /// The memory as last stored (JSON), to write only what changed.
     pub(super) saved: Option<String>,
+    /// When the last good snapshot arrived, and whether people were told the guards are
+    /// blind since.
+    pub(super) last_seen: Instant,
+    pub(super) blind: bool,
+    /// The timer of `Watch`.
+    pub(super) watch: Option<tokio::task::JoinHandle<()>>,
 }
 
 #[cfg_attr(feature = "async-trait", ractor::async_trait)]
@@ -109,6 +117,9 @@ impl Actor for GuardActor {
             enforcement: None,
             generation: 0,
             saved: None,
+            last_seen: Instant::now(),
+            blind: false,
+            watch: None,
         })
     }
 
@@ -118,6 +129,18 @@ impl Actor for GuardActor {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         super::memory::restore(&myself, state).await;
+        super::blind::start_watch(&myself, state);
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(timer) = state.watch.take() {
+            timer.abort();
+        }
         Ok(())
     }
 
@@ -132,9 +155,11 @@ impl Actor for GuardActor {
                 snapshot,
                 requested_at,
             } => {
+                super::blind::seen(state);
                 enforce::on_snapshot(&myself, state, &snapshot, requested_at).await;
                 super::memory::save(state).await;
             }
+            GuardMsg::Watch => super::blind::watch(state),
             GuardMsg::RoundDue { generation } => enforce::on_due(&myself, state, generation),
             GuardMsg::RoundDone {
                 generation,

@@ -61,6 +61,16 @@ pub(super) async fn on_snapshot(
     let rules =
         crate::broker::symbols::rules_for(args.broker.as_ref(), &args.account_id, &args.rules);
     let crossings = state.set.observe(snapshot, &rules, Utc::now());
+    if state.set.doubting() {
+        audit(
+            &args,
+            "reading_doubted",
+            serde_json::json!({
+                "balance": snapshot.balance.to_string(), "equity": snapshot.equity.to_string(),
+                "why": "contradicts the previous reading; counts once the next confirms it",
+            }),
+        );
+    }
     for c in &crossings {
         on_crossing(state, snapshot, c).await;
     }

@@ -3,6 +3,7 @@
 
 pub mod actor;
 mod alerting;
+mod blind;
 pub mod closed;
 mod enforce;
 mod memory;
