@@ -8,21 +8,26 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 
 use super::error::{StoreError, redact_text, redact_url};
 
-/// How long a write waits for a lock held by someone else before it fails (and the
-/// persistence actor retries later).
+/// The database's own deadlines: how long a statement waits for a lock held by someone
+/// else, and how long it may run, before it fails (and its caller retries later). They
+/// bound every database call of the sync, guard and persistence paths without a timer of
+/// this process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LockWait {
     /// SQLite's busy timeout.
     pub sqlite_busy: Duration,
     /// PostgreSQL's `lock_timeout` (`None` = the server's default: wait forever).
     pub postgres_lock: Option<Duration>,
+    /// PostgreSQL's `statement_timeout` (`None` = the server's default: no limit).
+    pub postgres_statement: Option<Duration>,
 }
 
 impl Default for LockWait {
     fn default() -> Self {
         Self {
             sqlite_busy: Duration::from_secs(5),
-            postgres_lock: None,
+            postgres_lock: Some(Duration::from_secs(5)),
+            postgres_statement: Some(Duration::from_secs(30)),
         }
     }
 }
@@ -54,9 +59,17 @@ pub async fn connect_waiting(
             .busy_timeout(wait.sqlite_busy)
             .foreign_keys(true)
     });
-    if let Some(lock) = wait.postgres_lock {
-        let value = format!("{}ms", lock.as_millis());
-        options.map_sqlx_postgres_opts(move |o| o.options([("lock_timeout", value.as_str())]));
+    let settings: Vec<(&str, String)> = [
+        ("lock_timeout", wait.postgres_lock),
+        ("statement_timeout", wait.postgres_statement),
+    ]
+    .into_iter()
+    .filter_map(|(name, d)| d.map(|d| (name, format!("{}ms", d.as_millis()))))
+    .collect();
+    if !settings.is_empty() {
+        options.map_sqlx_postgres_opts(move |o| {
+            o.options(settings.iter().map(|(k, v)| (*k, v.as_str())))
+        });
     }
     let db = Database::connect(options)
         .await

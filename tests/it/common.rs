@@ -179,6 +179,7 @@ pub async fn lockable_databases() -> Vec<Lockable> {
     let wait = store::LockWait {
         sqlite_busy: Duration::from_millis(20),
         postgres_lock: Some(Duration::from_millis(20)),
+        ..store::LockWait::default()
     };
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!(
