@@ -1,6 +1,6 @@
 //! The load harness: runs the real actor tree against the simulated broker and prints one
-//! line per figure. Targets are those of the performance issue; a line ends in `ok` or
-//! `MISS`.
+//! line per figure. A figure with a target ends in `ok` or `MISS`; the others are reported
+//! as measured.
 //!
 //! Run all scenarios (numbers in BENCHMARKS.md): `cargo run --release --example load`
 //! One scenario: `cargo run --release --example load -- --only tick`

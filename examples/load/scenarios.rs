@@ -1,4 +1,4 @@
-//! The six scenarios of the performance issue, each printing one line per figure.
+//! The scenarios of the load harness, each printing one line per figure.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
