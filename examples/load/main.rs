@@ -1,9 +1,9 @@
 //! The load harness: runs the real actor tree against the simulated broker and prints one
-//! line per figure. Targets are those of the performance issue; a line ends in `ok` or
-//! `MISS`.
+//! line per figure. A figure with a target ends in `ok` or `MISS`; the others are reported
+//! as measured.
 //!
 //! Run all scenarios (numbers in BENCHMARKS.md): `cargo run --release --example load`
-//! One scenario: `cargo run --release --example load -- --only tick`
+//! One scenario: `cargo run --release --example load -- --only tick` (or `close`, …)
 //! Smoke run with tiny sizes (CI): `cargo run --example load -- --smoke`
 //! With mimalloc (as the binary built with `--features mimalloc`): add `--features mimalloc`.
 
@@ -24,10 +24,11 @@ pub struct Args {
     /// Tiny sizes and short waits: checks that the harness works, measures nothing.
     #[arg(long)]
     pub smoke: bool,
-    /// Run one scenario: tick, cpu, memory, persistence, latency, seed.
+    /// Run one scenario: tick, cpu, memory, persistence, latency, seed, close.
     #[arg(long)]
     pub only: Option<String>,
-    /// Accounts for the scale scenarios (default 10,000; smoke 50).
+    /// Accounts for the scale scenarios (default 10,000; smoke 50) and for close (default
+    /// 1,000; smoke 20).
     #[arg(long)]
     pub accounts: Option<usize>,
     /// PostgreSQL URL for the persistence scenario (default: DATABASE_URL, else
@@ -41,7 +42,15 @@ async fn main() {
     let args = Args::parse();
     // Memory first: its baseline is the RSS of a fresh process, before other scenarios
     // leave freed memory with the allocator.
-    let all = ["memory", "tick", "cpu", "persistence", "latency", "seed"];
+    let all = [
+        "memory",
+        "tick",
+        "cpu",
+        "persistence",
+        "latency",
+        "seed",
+        "close",
+    ];
     let run: Vec<&str> = match &args.only {
         Some(one) if all.contains(&one.as_str()) => vec![one.as_str()],
         Some(other) => {
@@ -74,6 +83,7 @@ async fn main() {
             "memory" => scenarios::memory_per_account(&args).await,
             "persistence" => scenarios::persistence_rate(&args).await,
             "latency" => scenarios::detection_latency(&args).await,
+            "close" => scenarios::close_reaction(&args).await,
             _ => scenarios::seed_comparison(&args).await,
         };
         if let Err(e) = result {

@@ -1,11 +1,14 @@
-//! Measuring tools: a timing broker wrapper, process CPU time and resident memory.
+//! Measuring tools: broker wrappers that time snapshots and closes, process CPU time and
+//! resident memory.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use mt5_reconciler::broker::{BoxFuture, Broker, BrokerError};
 use mt5_reconciler::domain::AccountSnapshot;
+use rust_decimal::Decimal;
 
 /// Wraps a broker and records how long each snapshot took.
 pub struct Timed {
@@ -130,4 +133,87 @@ pub fn quantile(samples: &mut [Duration], q: f64) -> Duration {
 /// `ok` or `MISS`.
 pub fn verdict(ok: bool) -> &'static str {
     if ok { "ok" } else { "MISS" }
+}
+
+/// What [`CloseClock`] saw of one account.
+#[derive(Debug, Clone, Default)]
+pub struct CloseStamps {
+    /// When the first snapshot showing the breach was answered.
+    pub breach_seen: Option<Instant>,
+    /// When the first close call for the account arrived.
+    pub first_close: Option<Instant>,
+    /// When each close answered "closed", in order.
+    pub closed: Vec<Instant>,
+}
+
+/// Wraps a broker, forwards snapshots and closes, and timestamps per account the first
+/// snapshot whose equity is at or below `breach_equity`, the first close call and every
+/// successful close.
+pub struct CloseClock {
+    inner: Arc<dyn Broker>,
+    breach_equity: Decimal,
+    stamps: Mutex<HashMap<String, CloseStamps>>,
+}
+
+impl CloseClock {
+    /// Wraps `inner`; a snapshot with equity at or below `breach_equity` shows the breach.
+    pub fn new(inner: Arc<dyn Broker>, breach_equity: Decimal) -> Self {
+        Self {
+            inner,
+            breach_equity,
+            stamps: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// What was seen so far, by account.
+    pub fn stamps(&self) -> HashMap<String, CloseStamps> {
+        self.stamps.lock().expect("stamps").clone()
+    }
+
+    fn stamp(&self, account: &str, f: impl FnOnce(&mut CloseStamps)) {
+        let mut stamps = self.stamps.lock().expect("stamps");
+        match stamps.get_mut(account) {
+            Some(s) => f(s),
+            None => f(stamps.entry(account.to_owned()).or_default()),
+        }
+    }
+}
+
+impl Broker for CloseClock {
+    fn snapshot<'a>(
+        &'a self,
+        account: &'a str,
+    ) -> BoxFuture<'a, Result<AccountSnapshot, BrokerError>> {
+        Box::pin(async move {
+            let r = self.inner.snapshot(account).await;
+            if let Ok(s) = &r
+                && s.equity <= self.breach_equity
+            {
+                let now = Instant::now();
+                self.stamp(account, |a| {
+                    a.breach_seen.get_or_insert(now);
+                });
+            }
+            r
+        })
+    }
+
+    fn close_position<'a>(
+        &'a self,
+        account: &'a str,
+        ticket: u64,
+    ) -> BoxFuture<'a, Result<(), BrokerError>> {
+        Box::pin(async move {
+            let asked = Instant::now();
+            self.stamp(account, |a| {
+                a.first_close.get_or_insert(asked);
+            });
+            let r = self.inner.close_position(account, ticket).await;
+            if r.is_ok() {
+                let now = Instant::now();
+                self.stamp(account, |a| a.closed.push(now));
+            }
+            r
+        })
+    }
 }

@@ -1,4 +1,4 @@
-//! The six scenarios of the performance issue, each printing one line per figure.
+//! The scenarios of the load harness, each printing one line per figure.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,9 +10,11 @@ use mt5_reconciler::actors::{
     AccountSpec, PersistMsg, PersistenceConfig, ReconcilerEvent, SchedulerConfig, Status,
     SupervisionConfig, SupervisorArgs, TreeConfig,
 };
-use mt5_reconciler::broker::Connector;
 use mt5_reconciler::broker::sim::{SimBroker, SimConfig};
+use mt5_reconciler::broker::{Broker, Connector};
 use mt5_reconciler::domain::{Divergence, DivergenceKind, ReconcileRules, Value};
+use mt5_reconciler::guards::GuardsConfig;
+use mt5_reconciler::guards::config::DrawdownConfig;
 use mt5_reconciler::service::{self, Reconciler};
 use mt5_reconciler::store::{self, SyncRunRecord};
 use ractor::{Actor, ActorProcessingErr, ActorRef, OutputPort};
@@ -20,7 +22,7 @@ use rust_decimal::Decimal;
 use sea_orm::{ConnectOptions, ConnectionTrait, DatabaseConnection};
 
 use crate::Args;
-use crate::measure::{Timed, cpu_time, quantile, rss_bytes, verdict};
+use crate::measure::{CloseClock, Timed, cpu_time, quantile, rss_bytes, verdict};
 
 type Res = Result<(), String>;
 
@@ -73,8 +75,23 @@ async fn start(
     config: TreeConfig,
     events: Arc<OutputPort<ReconcilerEvent>>,
 ) -> Result<Running, String> {
-    let (db, dir) = sqlite_file().await?;
     let timed = Arc::new(Timed::new(sim.clone()));
+    let (tree, dir) = start_on(sim, timed.clone(), config, events).await?;
+    Ok(Running {
+        tree,
+        timed,
+        _dir: dir,
+    })
+}
+
+/// The tree over every account of `sim`, its snapshots and closes going to `broker`.
+async fn start_on(
+    sim: &Arc<SimBroker>,
+    broker: Arc<dyn Broker>,
+    config: TreeConfig,
+    events: Arc<OutputPort<ReconcilerEvent>>,
+) -> Result<(Reconciler, tempfile::TempDir), String> {
+    let (db, dir) = sqlite_file().await?;
     let args = SupervisorArgs {
         db,
         config,
@@ -82,7 +99,7 @@ async fn start(
         connectors: HashMap::from([(
             "sim".to_owned(),
             Connector {
-                broker: timed.clone(),
+                broker,
                 trades: sim.clone(),
             },
         )]),
@@ -98,11 +115,7 @@ async fn start(
         follow_accounts_table: false,
     };
     let tree = Reconciler::start(args).await.map_err(|e| e.to_string())?;
-    Ok(Running {
-        tree,
-        timed,
-        _dir: dir,
-    })
+    Ok((tree, dir))
 }
 
 async fn poll(
@@ -485,6 +498,137 @@ pub async fn seed_comparison(args: &Args) -> Res {
             t.elapsed().as_millis()
         );
         run.tree.abort().await;
+    }
+    Ok(())
+}
+
+/// p50, p99 and max of `samples`, in milliseconds, as `p50/p99/max`.
+fn spread_ms(samples: &mut [Duration]) -> String {
+    let max = samples.iter().max().copied().unwrap_or_default();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    format!(
+        "{:.0}/{:.0}/{:.0}",
+        ms(quantile(samples, 0.5)),
+        ms(quantile(samples, 0.99)),
+        ms(max)
+    )
+}
+
+/// 7. From an equity crossing to the close request, with automatic close.
+///
+/// Times, per account, from its equity crossing the breach level to the first close
+/// request and to every position closed. No alert lead: the service's own reaction time
+/// (the next scheduled sync, evaluation, the stored alert, the claim, the round's fresh
+/// snapshot, the closes). Two patterns: breaches spread over five seconds, and every
+/// account breaching at once.
+pub async fn close_reaction(args: &Args) -> Res {
+    let (positions, interval, latency, spread_over) = if args.smoke {
+        (3, 200, (5, 10), 200)
+    } else {
+        (10, 1_000, (20, 80), 5_000)
+    };
+    let n = args.accounts.unwrap_or(if args.smoke { 20 } else { 1_000 });
+    let balance = Decimal::from(10_000);
+    let loss = Decimal::from(600); // 6 % of the initial balance: past the 5 % breach
+    for pattern in ["spread", "burst"] {
+        let sim = Arc::new(SimBroker::new(
+            &SimConfig {
+                balance,
+                ..sim_config(n, positions, latency)
+            }
+            .without_noise(),
+        ));
+        let ids = sim.account_ids();
+        for id in &ids {
+            for p in sim.positions(id) {
+                sim.update_position(id, p.ticket, |p| {
+                    (p.profit, p.swap) = (Decimal::ZERO, Decimal::ZERO)
+                });
+            }
+        }
+        let mut config = tree_config(interval, 10, n);
+        config.guards = GuardsConfig {
+            alert_lead_secs: 0,
+            auto_close: vec!["*".into()],
+            drawdown: vec![DrawdownConfig {
+                name: "max-loss".into(),
+                accounts: vec!["*".into()],
+                kind: "max_loss".into(),
+                reference: None,
+                reset_at: None,
+                time_zone: None,
+                initial_balance: Some(balance),
+                basis: None,
+                warn: "4%".into(),
+                breach: "5%".into(),
+            }],
+            ..GuardsConfig::default()
+        };
+        // 5 % of 10,000 below the balance: a snapshot at or under it shows the breach.
+        let clock = Arc::new(CloseClock::new(sim.clone(), Decimal::from(9_500)));
+        let (tree, _dir) =
+            start_on(&sim, clock.clone(), config, Arc::new(OutputPort::default())).await?;
+        first_round(&tree).await?;
+        let gap = match pattern {
+            "spread" => Duration::from_micros(spread_over * 1_000 / n.max(1) as u64),
+            _ => Duration::ZERO,
+        };
+        let mut crossed: Vec<(String, Instant)> = Vec::with_capacity(n);
+        let t0 = Instant::now();
+        for (k, id) in ids.iter().enumerate() {
+            let due = t0 + gap * k as u32;
+            let now = Instant::now();
+            if due > now {
+                tokio::time::sleep(due - now).await;
+            }
+            let first = sim.positions(id)[0].ticket;
+            // Stamped just before the change: no snapshot can show it earlier.
+            crossed.push((id.clone(), Instant::now()));
+            sim.update_position(id, first, |p| p.profit = -loss);
+        }
+        // Until every position is closed, or 20 intervals after the last crossing.
+        let deadline = Instant::now() + Duration::from_millis(interval * 20);
+        while Instant::now() < deadline && ids.iter().any(|id| !sim.positions(id).is_empty()) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let stamps = clock.stamps();
+        let (mut seen, mut react, mut first, mut all) = (vec![], vec![], vec![], vec![]);
+        for (id, at) in &crossed {
+            let Some(s) = stamps.get(id) else { continue };
+            if let Some(t) = s.breach_seen {
+                seen.push(t.saturating_duration_since(*at));
+                if let Some(c) = s.first_close {
+                    react.push(c.saturating_duration_since(t));
+                }
+            }
+            if let Some(c) = s.first_close {
+                first.push(c.saturating_duration_since(*at));
+            }
+            if let Some(c) = s.closed.get(positions - 1) {
+                all.push(c.saturating_duration_since(*at));
+            }
+        }
+        println!(
+            "close pattern={pattern} accounts={n} positions={positions} interval_ms={interval} slots=10 broker_latency={}-{}ms alert_lead_secs=0 breaches_over_ms={} \
+             missing_first_close={} missing_all_closed={} \
+             crossing_to_first_close_ms(p50/p99/max)={} crossing_to_all_closed_ms(p50/p99/max)={} \
+             crossing_to_snapshot_ms(p50/p99/max)={} snapshot_to_first_close_ms(p50/p99/max)={}",
+            latency.0,
+            latency.1,
+            crossed
+                .last()
+                .map_or(0, |(_, at)| at.duration_since(t0).as_millis()),
+            n - first.len(),
+            n - all.len(),
+            spread_ms(&mut first),
+            spread_ms(&mut all),
+            spread_ms(&mut seen),
+            spread_ms(&mut react),
+        );
+        tree.abort().await;
+        if first.is_empty() {
+            return Err(format!("{pattern}: no close request seen for any account"));
+        }
     }
     Ok(())
 }
