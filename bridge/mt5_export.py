@@ -1,17 +1,33 @@
 #!/usr/bin/env python3
-"""Export MetaTrader 5 positions and account information for mt5-reconciler.
+"""Export MetaTrader 5 positions, account information and quotes for mt5-reconciler.
 
 Runs next to a MetaTrader 5 terminal (Windows, or Wine) with the official ``MetaTrader5``
 Python package, and every ``--interval`` seconds writes, for one account:
 
     <out>/<account>/positions.json   positions_get() as records (p._asdict())
     <out>/<account>/account.json     account_info() as a record
+    <out>/<account>/quotes.json      {"positions_sha256": ..., "quotes": [...]}: for each
+                                     symbol held, symbol_info_tick(symbol) as a record
+                                     with its "symbol"
 
 Each file is replaced atomically: written to a temp file in the same directory, flushed,
 then renamed over the old one, so a reader sees the old file or the new one, never half of
 one. When the terminal fails to answer (``positions_get()`` returns None), nothing is
 written: the old files age, and mt5-reconciler reports the account as stale instead of
 reading an error as "no positions". An empty tuple (no positions) is written as ``[]``.
+
+Quotes are read in the same round as the positions, and ``positions_sha256`` is the
+SHA-256 (hex) of the exact bytes of that round's positions.json: a reader that finds
+another value has files of two rounds, and uses no quotes of that read. A symbol whose
+tick the terminal does not give (``symbol_info_tick()`` returns None, or a value that
+cannot be written as JSON) is logged and left out; it never stops the export.
+
+Tick times (``time``, in seconds, and ``time_msc``, in milliseconds since 1970) are the
+trade server's clock, as MetaTrader 5 gives them, written unchanged. mt5-reconciler reads
+them as UTC. Many trade servers run on another clock (often UTC+2 or UTC+3): their quotes
+then look hours old, or from the future, and the reconciler refuses to measure their age
+(the quote-age check holds instead of passing). The quote-age check is only meaningful for
+a trade server whose clock is UTC.
 
 The terminal password, when ``--login`` is given, is read from the environment variable
 named by ``--password-env`` (default MT5_PASSWORD), never from the command line.
@@ -21,6 +37,7 @@ Usage:
 """
 
 import argparse
+import hashlib
 import json
 import logging
 import os
@@ -32,6 +49,7 @@ import MetaTrader5 as mt5
 
 POSITIONS_FILE = "positions.json"
 ACCOUNT_FILE = "account.json"
+QUOTES_FILE = "quotes.json"
 
 log = logging.getLogger("mt5_export")
 
@@ -42,14 +60,24 @@ def safe_account_dir(account):
     return bool(account) and account not in (".", "..") and set(account) <= allowed
 
 
+def to_json(data):
+    """``data`` as compact JSON text; NaN or Infinity is an error here (ValueError), not
+    invalid JSON for the reader."""
+    return json.dumps(data, allow_nan=False, separators=(",", ":"))
+
+
 def write_atomic(path, data):
     """Writes ``data`` as JSON to ``path`` through a temp file and a rename."""
+    write_text_atomic(path, to_json(data))
+
+
+def write_text_atomic(path, text):
+    """Writes ``text`` (UTF-8) to ``path`` through a temp file and a rename."""
     directory = os.path.dirname(path) or "."
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            # allow_nan=False: NaN or Infinity is an error here, not invalid JSON there.
-            json.dump(data, f, allow_nan=False, separators=(",", ":"))
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -61,9 +89,29 @@ def write_atomic(path, data):
         raise
 
 
+def read_ticks(symbols):
+    """``symbol_info_tick()`` of each symbol as a record with its ``symbol``; a symbol
+    without a usable tick is logged and left out."""
+    ticks = []
+    for symbol in symbols:
+        tick = mt5.symbol_info_tick(symbol)
+        if tick is None:
+            log.warning("symbol_info_tick(%s) failed: %s", symbol, mt5.last_error())
+            continue
+        record = dict(tick._asdict(), symbol=symbol)
+        try:
+            to_json(record)
+        except (TypeError, ValueError) as e:
+            log.warning("tick of %s cannot be written as JSON: %s", symbol, e)
+            continue
+        ticks.append(record)
+    return ticks
+
+
 def export_once(out_dir):
-    """Reads the terminal once and writes both files. Returns False (and writes nothing)
-    when the terminal does not answer or its data cannot be written as JSON."""
+    """Reads the terminal once and writes the three files. Returns False (and writes
+    nothing) when the terminal does not answer or its positions or account information
+    cannot be written as JSON; a missing tick only leaves its symbol out of quotes.json."""
     positions = mt5.positions_get()
     if positions is None:
         log.error("positions_get failed: %s", mt5.last_error())
@@ -74,17 +122,22 @@ def export_once(out_dir):
         return False
     try:
         records = [p._asdict() for p in positions]
-        account = info._asdict()
-        # Serialise both before writing either, so a bad value leaves both files as they were.
-        json.dumps(records, allow_nan=False)
-        json.dumps(account, allow_nan=False)
+        # Serialise both before writing either, so a bad value leaves the files as they were.
+        positions_text = to_json(records)
+        account_text = to_json(info._asdict())
     except (TypeError, ValueError) as e:
         log.error("terminal data cannot be written as JSON: %s", e)
         return False
+    symbols = sorted({r["symbol"] for r in records})
+    quotes = {
+        "positions_sha256": hashlib.sha256(positions_text.encode("utf-8")).hexdigest(),
+        "quotes": read_ticks(symbols),
+    }
     os.makedirs(out_dir, exist_ok=True)
-    write_atomic(os.path.join(out_dir, POSITIONS_FILE), records)
-    write_atomic(os.path.join(out_dir, ACCOUNT_FILE), account)
-    log.info("exported positions=%d", len(records))
+    write_text_atomic(os.path.join(out_dir, POSITIONS_FILE), positions_text)
+    write_text_atomic(os.path.join(out_dir, ACCOUNT_FILE), account_text)
+    write_atomic(os.path.join(out_dir, QUOTES_FILE), quotes)
+    log.info("exported positions=%d quotes=%d", len(records), len(quotes["quotes"]))
     return True
 
 
@@ -107,7 +160,7 @@ def connect(args):
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description="Export MT5 positions for mt5-reconciler.")
+    p = argparse.ArgumentParser(description="Export MT5 positions and quotes for mt5-reconciler.")
     p.add_argument("--out", required=True, help="export directory ([broker.mt5_export] dir)")
     p.add_argument("--account", required=True, help="our account id ([[accounts]] id)")
     p.add_argument("--interval", type=float, default=5.0, help="seconds between exports")

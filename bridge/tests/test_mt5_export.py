@@ -4,6 +4,7 @@ Run from the repository root:
     PYTHONPATH=bridge/tests/fake python3 -m unittest discover -s bridge/tests -v
 """
 
+import hashlib
 import json
 import os
 import subprocess
@@ -20,6 +21,7 @@ import MetaTrader5  # noqa: E402  (the stand-in, from FAKE)
 import mt5_export  # noqa: E402
 
 FIXTURE = os.path.join(BRIDGE, "..", "examples", "data", "mt5-positions.json")
+FILES = ["account.json", "positions.json", "quotes.json"]
 
 
 def read(path):
@@ -33,6 +35,7 @@ class ExportTest(unittest.TestCase):
         self.out = os.path.join(self.dir.name, "acc-1")
         MetaTrader5.POSITIONS = None
         MetaTrader5.ACCOUNT = None
+        MetaTrader5.TICKS = None
         MetaTrader5.INITIALIZE_OK = True
         self.assertEqual(MetaTrader5.__file__, os.path.join(FAKE, "MetaTrader5.py"))
 
@@ -45,12 +48,45 @@ class ExportTest(unittest.TestCase):
         account = read(os.path.join(self.out, "account.json"))
         self.assertEqual(account["equity"], 99517.41)
         self.assertEqual(account["margin_free"], 99493.25)
-        self.assertEqual(sorted(os.listdir(self.out)), ["account.json", "positions.json"])
+        self.assertEqual(sorted(os.listdir(self.out)), FILES)
+
+    def test_quotes_are_the_ticks_of_the_held_symbols_of_the_same_round(self):
+        self.assertTrue(mt5_export.export_once(self.out))
+        with open(os.path.join(self.out, "positions.json"), "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()
+        quotes = read(os.path.join(self.out, "quotes.json"))
+        self.assertEqual(quotes["positions_sha256"], digest)
+        by_symbol = {q["symbol"]: q for q in quotes["quotes"]}
+        self.assertEqual(sorted(by_symbol), ["GBPJPY", "USDCHF", "XAUUSD"])
+        self.assertEqual(
+            by_symbol["USDCHF"],
+            dict(MetaTrader5.DEFAULT_TICKS["USDCHF"], symbol="USDCHF"))
+        asked = [c[1]["symbol"] for c in MetaTrader5.calls if c[0] == "symbol_info_tick"]
+        self.assertEqual(asked[-3:], ["GBPJPY", "USDCHF", "XAUUSD"])
+
+    def test_a_missing_or_unwritable_tick_leaves_only_its_symbol_out(self):
+        ticks = dict(MetaTrader5.DEFAULT_TICKS)
+        del ticks["XAUUSD"]
+        ticks["GBPJPY"] = dict(ticks["GBPJPY"], ask=float("nan"))
+        MetaTrader5.TICKS = ticks
+        with self.assertLogs("mt5_export", level="WARNING") as logs:
+            self.assertTrue(mt5_export.export_once(self.out))
+        said = "\n".join(logs.output)
+        self.assertIn("symbol_info_tick(XAUUSD) failed", said)
+        self.assertIn("GBPJPY", said)
+        quotes = read(os.path.join(self.out, "quotes.json"))
+        self.assertEqual([q["symbol"] for q in quotes["quotes"]], ["USDCHF"])
+        self.assertEqual(read(os.path.join(self.out, "positions.json")), read(FIXTURE))
+        MetaTrader5.TICKS = "error"
+        with self.assertLogs("mt5_export", level="WARNING"):
+            self.assertTrue(mt5_export.export_once(self.out))
+        self.assertEqual(read(os.path.join(self.out, "quotes.json"))["quotes"], [])
 
     def test_no_positions_is_an_empty_array(self):
         MetaTrader5.POSITIONS = []
         self.assertTrue(mt5_export.export_once(self.out))
         self.assertEqual(read(os.path.join(self.out, "positions.json")), [])
+        self.assertEqual(read(os.path.join(self.out, "quotes.json"))["quotes"], [])
 
     def test_a_terminal_error_writes_nothing_and_keeps_the_old_files(self):
         self.assertTrue(mt5_export.export_once(self.out))
@@ -73,7 +109,7 @@ class ExportTest(unittest.TestCase):
         with self.assertLogs("mt5_export", level="ERROR"):
             self.assertFalse(mt5_export.export_once(self.out))
         self.assertEqual(read(os.path.join(self.out, "positions.json")), read(FIXTURE))
-        self.assertEqual(sorted(os.listdir(self.out)), ["account.json", "positions.json"])
+        self.assertEqual(sorted(os.listdir(self.out)), FILES)
 
     def test_replacement_is_atomic_and_leaves_no_temp_files(self):
         os.makedirs(self.out)
@@ -115,6 +151,7 @@ class ExportTest(unittest.TestCase):
             env=env, capture_output=True, text=True, timeout=60)
         self.assertEqual(run.returncode, 0, run.stderr)
         self.assertEqual(read(os.path.join(self.out, "positions.json")), read(FIXTURE))
+        self.assertEqual(len(read(os.path.join(self.out, "quotes.json"))["quotes"]), 3)
         env["FAKE_MT5_POSITIONS"] = "error"
         run = subprocess.run(
             [sys.executable, script, "--out", self.dir.name, "--account", "acc-1", "--once"],

@@ -140,6 +140,14 @@ pub trait Broker: Send + Sync + 'static {
     fn symbol_pending(&self, _account: &str, _symbol: &str) -> bool {
         false
     }
+
+    /// Whether this broker's snapshots carry [`AccountSnapshot::quotes`] (bid, ask and the
+    /// quote's time) for the symbols the account holds. A broker that answers false never
+    /// fills them, so spread and quote-age checks on its accounts can only hold. A broker
+    /// that answers true may still leave out a symbol whose quote it could not read.
+    fn quotes_available(&self) -> bool {
+        false
+    }
 }
 
 /// Where the bot's open trades come from (the `bot_trades` table, or a host's own source).

@@ -11,9 +11,11 @@ use std::collections::BTreeMap;
 use rust_decimal::Decimal;
 use serde_json::value::RawValue;
 
+use chrono::{DateTime, Utc};
+
 use super::BrokerError;
-use crate::domain::BrokerPosition;
 use crate::domain::decimal_serde::parse_decimal;
+use crate::domain::{BrokerPosition, Quote};
 use crate::input::{InputError, parse_positions};
 
 /// The largest payload read from a broker or an export file (4 MiB): a bigger one is
@@ -147,6 +149,26 @@ impl<'a> Object<'a> {
     }
 }
 
+/// A quote of `symbol` at `time` from the `bid` and `ask` of `o`: both required, read
+/// exactly, strictly positive (a terminal without a price sends 0), and the ask not below
+/// the bid (a crossed quote would pass any spread limit).
+pub fn quote(o: &Object<'_>, symbol: &str, time: DateTime<Utc>) -> Result<Quote, BrokerError> {
+    let price = |field: &str| {
+        o.opt_positive(field)?
+            .ok_or_else(|| o.error(field, "missing required field"))
+    };
+    let (bid, ask) = (price("bid")?, price("ask")?);
+    if ask < bid {
+        return Err(o.error("ask", format!("below the bid {bid}")));
+    }
+    Ok(Quote {
+        symbol: symbol.to_owned(),
+        bid,
+        ask,
+        time,
+    })
+}
+
 #[cfg(test)]
 pub mod mutate;
 
@@ -210,6 +232,27 @@ mod tests {
         assert_eq!(field, "positions[0].symbol");
         assert!(reason.contains("U+0000"), "{reason}");
         assert_eq!(shown("a\0b"), "a\\u{0}b");
+    }
+
+    #[test]
+    fn quotes_need_positive_uncrossed_prices() {
+        let at = DateTime::<Utc>::UNIX_EPOCH;
+        let read = |text: &str| quote(&Object::parse("q", text).unwrap(), "EURUSD", at);
+        let q = read(r#"{"bid": 1.08012, "ask": "1.08020"}"#).expect("a quote");
+        assert_eq!((q.bid, q.ask), (dec!(1.08012), dec!(1.08020)));
+        assert_eq!((q.symbol.as_str(), q.time), ("EURUSD", at));
+        for (text, field, value) in [
+            (r#"{"bid": 0, "ask": 1.1}"#, "q.bid", "0"),
+            (r#"{"bid": 1.1}"#, "q.ask", ""),
+            (r#"{"bid": 1.2, "ask": 1.1}"#, "q.ask", "1.1"),
+            (r#"{"bid": "NaN", "ask": 1.1}"#, "q.bid", "NaN"),
+        ] {
+            let Err(BrokerError::Malformed { field: f, reason }) = read(text) else {
+                panic!("{text} must be refused");
+            };
+            assert_eq!(f, field, "{text}");
+            assert!(reason.contains(value), "{reason}");
+        }
     }
 
     #[test]

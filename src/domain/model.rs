@@ -131,8 +131,9 @@ pub struct AccountSnapshot {
     pub free_margin: Decimal,
     /// Open positions.
     pub positions: Vec<BrokerPosition>,
-    /// Quotes of the symbols the broker reported prices for (may be empty: guards then
-    /// fall back to the positions' current prices).
+    /// Quotes of the symbols the broker reported prices for (may be empty, or lack a
+    /// symbol: the guards then measure gaps on the positions' current prices, and the
+    /// spread and quote-age checks hold).
     #[serde(default)]
     pub quotes: Vec<Quote>,
     /// When the snapshot was taken.

@@ -1118,3 +1118,186 @@ async fn a_symbol_only_metaapi_describes_is_reconciled_with_its_digits() {
     }
     tree.shutdown(Duration::from_secs(5)).await;
 }
+
+/// MetaApi's documented position, and gold as ticket 777.
+fn audnzd_and_gold() -> String {
+    let list: Vec<serde_json::Value> = serde_json::from_str(POSITIONS).expect("fixture");
+    let mut gold = list[0].clone();
+    gold["id"] = serde_json::json!("777");
+    gold["symbol"] = serde_json::json!("XAUUSD");
+    gold["openPrice"] = serde_json::json!(2000.5);
+    gold["currentPrice"] = serde_json::json!(2001.0);
+    gold["stopLoss"] = serde_json::Value::Null;
+    gold["clientId"] = serde_json::json!("AS_XAUUSD_777");
+    serde_json::json!([list[0], gold]).to_string()
+}
+
+fn prices(
+    s: &mt5_reconciler::domain::AccountSnapshot,
+) -> Vec<(&str, rust_decimal::Decimal, rust_decimal::Decimal)> {
+    s.quotes
+        .iter()
+        .map(|q| (q.symbol.as_str(), q.bid, q.ask))
+        .collect()
+}
+
+/// Each snapshot carries the current prices of the symbols held, exactly, each asked once
+/// per snapshot; a price MetaApi cannot give (a 500, a crossed quote, an unknown symbol)
+/// leaves that symbol without a quote and the snapshot whole.
+#[tokio::test]
+async fn snapshots_carry_the_current_prices_of_the_held_symbols() {
+    use rust_decimal::dec;
+    let fake = FakeMetaApi::start(TOKEN, &[("ma-q", Script::Positions(audnzd_and_gold()))]).await;
+    let broker = broker(&fake, &["q"]);
+    assert!(broker.quotes_available());
+    let at = chrono::DateTime::parse_from_rfc3339("2026-03-04T10:00:00.250Z")
+        .expect("time")
+        .to_utc();
+    fake.set_price(
+        "ma-q",
+        "AUDNZD",
+        200,
+        fake::price_body("AUDNZD", "1.05297", "1.05309", at),
+    );
+    let first = broker.snapshot("q").await.expect("snapshot");
+    assert_eq!(
+        prices(&first),
+        [
+            ("AUDNZD", dec!(1.05297), dec!(1.05309)),
+            ("XAUUSD", dec!(2000.90), dec!(2001.10))
+        ]
+    );
+    assert_eq!(first.quotes[0].time, at, "time, not the broker's clock");
+
+    let echo = r#"{"id": 1, "error": "InternalError", "message": "try later"}"#;
+    fake.set_price("ma-q", "XAUUSD", 500, echo);
+    let second = broker
+        .snapshot("q")
+        .await
+        .expect("a failed price fails no snapshot");
+    assert_eq!(tickets(&second), [777, 46648037]);
+    assert_eq!(prices(&second), [("AUDNZD", dec!(1.05297), dec!(1.05309))]);
+
+    fake.set_price(
+        "ma-q",
+        "AUDNZD",
+        200,
+        fake::price_body("AUDNZD", "1.05309", "1.05297", at),
+    );
+    fake.set_price(
+        "ma-q",
+        "XAUUSD",
+        404,
+        r#"{"id": 4, "error": "NotFoundError", "message": "Symbol XAUUSD not found"}"#,
+    );
+    let third = broker.snapshot("q").await.expect("snapshot");
+    assert_eq!(tickets(&third), [777, 46648037]);
+    assert!(third.quotes.is_empty(), "{:?}", third.quotes);
+    for symbol in ["AUDNZD", "XAUUSD"] {
+        assert_eq!(
+            fake.count("ma-q", &format!("current-price/{symbol}")),
+            3,
+            "{symbol}: once per snapshot"
+        );
+    }
+    assert_eq!(fake.unauthorised_requests(), 0);
+}
+
+/// A breach closes positions through MetaApi, but not while AUDNZD's spread (read from
+/// MetaApi's current price) is wider than the market guard allows: the close waits, and
+/// goes through once the spread narrows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wide_spread_from_metaapi_postpones_a_breach_close() {
+    use mt5_reconciler::guards::GuardsConfig;
+    use mt5_reconciler::guards::config::{DrawdownConfig, MarketConfig};
+    let db = common::databases().await.remove(0).1;
+    let fake =
+        FakeMetaApi::start(TOKEN, &[("ma-acc-s", Script::Positions(three_positions()))]).await;
+    // 10 pips wide, stamped now (the age check, an hour, passes).
+    fake.set_price(
+        "ma-acc-s",
+        "AUDNZD",
+        200,
+        fake::price_body("AUDNZD", "1.05297", "1.05397", chrono::Utc::now()),
+    );
+    let broker = broker(&fake, &["acc-s"]);
+    import(&db, "acc-s").await;
+    let mut config = tree_config();
+    config.guards = GuardsConfig {
+        alert_lead_secs: 1,
+        auto_close: vec!["acc-s".into()],
+        drawdown: vec![DrawdownConfig {
+            name: "max-loss".into(),
+            accounts: vec!["*".into()],
+            kind: "max_loss".into(),
+            reference: None,
+            reset_at: None,
+            time_zone: None,
+            // The documented equity, 7306.65, is a 27 % loss of this.
+            initial_balance: Some(rust_decimal::Decimal::from(10_000)),
+            basis: None,
+            warn: "4%".into(),
+            breach: "5%".into(),
+        }],
+        market: vec![MarketConfig {
+            symbols: vec!["AUDNZD".into()],
+            max_gap_pips: None,
+            gap_clear_after_snapshots: 2,
+            // The wide quote is 10 pips, the narrow one 1.2.
+            max_spread_pips: Some(rust_decimal::Decimal::from(2)),
+            stale_secs: Some(3_600),
+            sessions: Vec::new(),
+            time_zone: None,
+        }],
+        ..GuardsConfig::default()
+    };
+    let tree = start_with(&db, &broker, &["acc-s"], config).await;
+    let mut postponed = None;
+    for _ in 0..750 {
+        flush(&tree).await;
+        postponed = store::list_audit(&db, Some("acc-s"))
+            .await
+            .expect("audit trail")
+            .into_iter()
+            .find(|e| e.kind == "close_postponed");
+        if postponed.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let detail = postponed
+        .expect("the close was postponed")
+        .detail
+        .to_string();
+    assert!(detail.to_lowercase().contains("spread"), "{detail}");
+    assert!(
+        !detail.contains("no quote"),
+        "the quote came through: {detail}"
+    );
+    assert_eq!(fake.count("ma-acc-s", "trade"), 0, "nothing closed yet");
+
+    // The spread narrows (the fake's own quote, stamped now): the close goes ahead.
+    fake.set_price(
+        "ma-acc-s",
+        "AUDNZD",
+        200,
+        fake::price_body("AUDNZD", "1.05297", "1.05309", chrono::Utc::now()),
+    );
+    let mut closed = false;
+    for _ in 0..750 {
+        if fake.count("ma-acc-s", "trade") >= 3 {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let left = broker.snapshot("acc-s").await.expect("snapshot");
+    assert!(
+        closed,
+        "the held positions never closed: {:?}",
+        tickets(&left)
+    );
+    assert!(left.positions.is_empty(), "{:?}", tickets(&left));
+    assert_eq!(fake.count("ma-acc-s", "trade"), 3, "one close per position");
+    tree.shutdown(Duration::from_secs(5)).await;
+}

@@ -1,13 +1,19 @@
 """A stand-in for the MetaTrader5 package, for testing mt5_export.py without a terminal.
 
 Answers like the real package: positions_get() returns a tuple of TradePosition named
-tuples (or None on error), account_info() an AccountInfo named tuple (or None). What it
-returns is set by the module globals below, or, for a script run as a process, by
+tuples (or None on error), account_info() an AccountInfo named tuple (or None),
+symbol_info_tick(symbol) a Tick named tuple (or None for a symbol it has no tick of). What
+it returns is set by the module globals below, or, for a script run as a process, by
 environment variables:
 
     FAKE_MT5_POSITIONS  "error" (None), "empty" (()), or a JSON file of position records
                         (default: examples/data/mt5-positions.json of this repository)
     FAKE_MT5_ACCOUNT    "error" (None), or a JSON file of one account record
+    FAKE_MT5_TICKS      "error" (None for every symbol), or a JSON file of
+                        {symbol: tick record} (default: DEFAULT_TICKS)
+
+Tick times, like the real terminal's, are the trade server's clock (seconds, and
+milliseconds in time_msc); the defaults are fixed times of a server that runs on UTC.
 """
 
 import collections
@@ -31,6 +37,19 @@ AccountInfo = collections.namedtuple(
     "liabilities commission_blocked name server currency company",
 )
 
+Tick = collections.namedtuple(
+    "Tick", "time bid ask last volume time_msc flags volume_real")
+
+# One tick per symbol of the default positions.
+DEFAULT_TICKS = {
+    "USDCHF": {"time": 1772618400, "bid": 0.98528, "ask": 0.98532, "last": 0.0, "volume": 0,
+               "time_msc": 1772618400250, "flags": 6, "volume_real": 0.0},
+    "XAUUSD": {"time": 1772618399, "bid": 2419.91, "ask": 2420.14, "last": 0.0, "volume": 0,
+               "time_msc": 1772618399875, "flags": 6, "volume_real": 0.0},
+    "GBPJPY": {"time": 1772618398, "bid": 142.513, "ask": 142.531, "last": 0.0, "volume": 0,
+               "time_msc": 1772618398001, "flags": 6, "volume_real": 0.0},
+}
+
 DEFAULT_ACCOUNT = {
     "login": 25115284, "trade_mode": 0, "leverage": 100, "limit_orders": 200,
     "margin_so_mode": 0, "trade_allowed": True, "trade_expert": True, "margin_mode": 2,
@@ -45,6 +64,7 @@ DEFAULT_ACCOUNT = {
 # None: read from the environment / defaults; set by tests to script the terminal.
 POSITIONS = None
 ACCOUNT = None
+TICKS = None
 INITIALIZE_OK = True
 calls = []
 _last_error = (1, "Success")
@@ -75,6 +95,12 @@ def _account():
     if ACCOUNT is not None:
         return ACCOUNT
     return _load("FAKE_MT5_ACCOUNT", DEFAULT_ACCOUNT)
+
+
+def _ticks():
+    if TICKS is not None:
+        return TICKS
+    return _load("FAKE_MT5_TICKS", DEFAULT_TICKS)
 
 
 def initialize(*args, **kwargs):
@@ -108,3 +134,13 @@ def account_info():
         _last_error = (-10004, "No IPC connection")
         return None
     return AccountInfo(**data)
+
+
+def symbol_info_tick(symbol):
+    global _last_error
+    calls.append(("symbol_info_tick", {"symbol": symbol}))
+    data = _ticks()
+    if data == "error" or symbol not in data:
+        _last_error = (-1, "Terminal: Call failed")
+        return None
+    return Tick(**data[symbol])

@@ -1,8 +1,8 @@
-//! `MetaApiBroker`: an account's snapshot from MetaApi (positions and account information,
-//! fetched together), and its symbols' specifications, fetched in the background once per
-//! symbol and cached per account.
+//! `MetaApiBroker`: an account's snapshot from MetaApi (positions, account information and
+//! the current prices of the held symbols, fetched together), and its symbols'
+//! specifications, fetched in the background once per symbol and cached per account.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::Utc;
@@ -14,7 +14,7 @@ use super::payload;
 use crate::broker::unavailable::Unavailable;
 use crate::broker::{BoxFuture, Broker, BrokerError, ErrorClass};
 use crate::config::AccountConfig;
-use crate::domain::{AccountSnapshot, SymbolSpec, SymbolTable};
+use crate::domain::{AccountSnapshot, Quote, SymbolSpec, SymbolTable};
 
 /// A symbol's specification as far as it is known.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +37,9 @@ pub struct MetaApiBroker {
     specs: Arc<Mutex<Specs>>,
     /// (account, symbol) pairs whose specification is being fetched.
     fetching: Arc<Mutex<HashSet<(String, String)>>>,
+    /// The symbols each account held at its last snapshot: their prices are fetched
+    /// together with the next positions.
+    held: Arc<Mutex<HashMap<String, BTreeSet<String>>>>,
 }
 
 impl MetaApiBroker {
@@ -52,6 +55,7 @@ impl MetaApiBroker {
             ids: Arc::new(ids),
             specs: Arc::new(Mutex::new(HashMap::new())),
             fetching: Arc::new(Mutex::new(HashSet::new())),
+            held: Arc::new(Mutex::new(HashMap::new())),
         })
     }
 
@@ -144,6 +148,58 @@ impl MetaApiBroker {
         });
     }
 
+    /// The current price of `symbol` on `account` (`GET …/symbols/{symbol}/current-price`),
+    /// under the client's cap, timeout and body limit; a 404 means the broker does not
+    /// know the symbol. No long-term subscription is asked for: MetaApi keeps the symbol's
+    /// market data for 12 minutes after each call, which every sync renews while the
+    /// symbol is held.
+    pub async fn current_price(&self, account: &str, symbol: &str) -> Result<Quote, BrokerError> {
+        let url = self.http.url(
+            self.metaapi_id(account),
+            &["symbols", symbol, "current-price"],
+        );
+        let what = format!("current_price[{symbol}]");
+        let text = self.http.get(url, &what, Subject::Symbol).await?;
+        payload::current_price(symbol, &text).map_err(|e| self.http.redacted(e))
+    }
+
+    /// The current prices of `symbols` on `account`, fetched concurrently (the client's
+    /// cap on requests in flight still applies). A symbol whose price cannot be read is
+    /// left out and logged: without its quote the market guards hold, which is the safe
+    /// side, and the account's other data stays usable.
+    async fn quotes(&self, account: &str, symbols: &[String]) -> Vec<Quote> {
+        let mut set = tokio::task::JoinSet::new();
+        for symbol in symbols {
+            let (me, account, symbol) = (self.clone(), account.to_owned(), symbol.clone());
+            set.spawn(async move {
+                let price = me.current_price(&account, &symbol).await;
+                (symbol, price)
+            });
+        }
+        let mut out = Vec::with_capacity(symbols.len());
+        while let Some(joined) = set.join_next().await {
+            match joined {
+                Ok((_, Ok(quote))) => out.push(quote),
+                Ok((symbol, Err(e))) => {
+                    tracing::warn!(account = %account, symbol = %symbol, class = %e.class(), error = %e, "current price unavailable; the symbol has no quote in this snapshot");
+                }
+                Err(e) => {
+                    tracing::warn!(account = %account, error = %e, "a current-price request did not finish");
+                }
+            }
+        }
+        out.sort_by(|a, b| a.symbol.cmp(&b.symbol));
+        out
+    }
+
+    /// The symbols `account` held at its last snapshot.
+    fn last_held(&self, account: &str) -> Vec<String> {
+        let held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        held.get(account)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
     fn cache(&self) -> MutexGuard<'_, Specs> {
         // A poisoned cache is still a valid cache: entries are inserted whole.
         self.specs.lock().unwrap_or_else(|p| p.into_inner())
@@ -176,15 +232,34 @@ impl Broker for MetaApiBroker {
                     .await?;
                 payload::account_information(&text)
             };
-            let (positions, balances) = tokio::try_join!(positions, info)?;
-            self.prefetch_specs(account, positions.iter().map(|p| p.symbol.clone()));
+            // The prices of the symbols held last time come with the positions; a symbol
+            // held for the first time costs one more round trip, after them.
+            let known = self.last_held(account);
+            let prices = async { Ok::<_, BrokerError>(self.quotes(account, &known).await) };
+            let (positions, balances, mut quotes) = tokio::try_join!(positions, info, prices)?;
+            let held: BTreeSet<String> = positions.iter().map(|p| p.symbol.clone()).collect();
+            let new: Vec<String> = held
+                .iter()
+                .filter(|s| !known.contains(s))
+                .cloned()
+                .collect();
+            if !new.is_empty() {
+                quotes.extend(self.quotes(account, &new).await);
+                quotes.sort_by(|a, b| a.symbol.cmp(&b.symbol));
+            }
+            quotes.retain(|q| held.contains(&q.symbol));
+            self.held
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(account.to_owned(), held.clone());
+            self.prefetch_specs(account, held);
             Ok(AccountSnapshot {
                 balance: balances.balance,
                 equity: balances.equity,
                 margin: balances.margin,
                 free_margin: balances.free_margin,
                 positions,
-                quotes: Vec::new(),
+                quotes,
                 taken_at: Utc::now(),
             })
         })
@@ -214,6 +289,11 @@ impl Broker for MetaApiBroker {
 
     fn symbols(&self, account: &str) -> Option<SymbolTable> {
         Some(self.symbol_table(account))
+    }
+
+    /// Snapshots carry the current prices of the held symbols.
+    fn quotes_available(&self) -> bool {
+        true
     }
 
     /// Pending unless MetaApi settled the symbol as unusable (unknown or malformed), or

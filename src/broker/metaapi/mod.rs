@@ -6,6 +6,10 @@
 //! - symbol specification: `GET {base}/users/current/accounts/{accountId}/symbols/{symbol}/specification`,
 //!   fetched once per symbol and cached per account ([`MetaApiBroker::symbol_table`]),
 //!   and offered to the pip rules through [`crate::broker::Broker::symbols`];
+//! - current prices: `GET {base}/users/current/accounts/{accountId}/symbols/{symbol}/current-price`
+//!   for each symbol the account holds, fetched with every snapshot into
+//!   [`crate::domain::AccountSnapshot::quotes`]; a symbol whose price cannot be read has
+//!   no quote (the snapshot itself does not fail);
 //! - closing a position: `POST {base}/users/current/accounts/{accountId}/trade` with
 //!   `actionType: POSITION_CLOSE_ID` ([`close_result`] classifies the answer).
 //!
@@ -25,4 +29,6 @@ mod tests;
 pub use broker::{MetaApiBroker, from_config};
 pub use config::{DEFAULT_BASE_URL, DEFAULT_TOKEN_ENV, MetaApiConfig, Token, TokenError};
 pub use http::SetupError;
-pub use payload::{Balances, account_information, close_result, positions, symbol_specification};
+pub use payload::{
+    Balances, account_information, close_result, current_price, positions, symbol_specification,
+};

@@ -1,12 +1,13 @@
 //! MetaApi's payloads into domain values: positions (through the shared positions reader),
-//! account information, symbol specifications, and the answers to trades.
+//! account information, symbol specifications, current prices, and the answers to trades.
 
+use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
 use crate::broker::BrokerError;
 use crate::broker::wire::{self, Object};
 use crate::domain::pips::{MAX_DIGITS, MAX_PRICE_STEP, MIN_PRICE_STEP};
-use crate::domain::{BrokerPosition, SymbolSpec};
+use crate::domain::{BrokerPosition, Quote, SymbolSpec};
 
 /// Balance, equity and margins of an account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +61,29 @@ pub fn symbol_specification(symbol: &str, text: &str) -> Result<SymbolSpec, Brok
         ));
     }
     Ok(spec)
+}
+
+/// `GET …/symbols/{symbol}/current-price`: `bid`, `ask` (exact, strictly positive, the
+/// ask not below the bid) and `time` (ISO-8601, UTC) are required; `symbol`, when given,
+/// must be the one asked for. The quote carries the asked spelling of the symbol.
+pub fn current_price(symbol: &str, text: &str) -> Result<Quote, BrokerError> {
+    let source = format!("current_price[{symbol}]");
+    let o = Object::parse(&source, text)?;
+    if let Some(name) = o.opt_string("symbol")?
+        && !name.eq_ignore_ascii_case(symbol)
+    {
+        return Err(o.error(
+            "symbol",
+            format!("price of another symbol (asked for {symbol})"),
+        ));
+    }
+    let time = o
+        .opt_string("time")?
+        .ok_or_else(|| o.error("time", "missing required field"))?;
+    let time = DateTime::parse_from_rfc3339(time.trim())
+        .map_err(|e| o.error("time", format!("expected an ISO-8601 time: {e}")))?
+        .with_timezone(&Utc);
+    wire::quote(&o, symbol, time)
 }
 
 /// An optional price step: strictly positive, at least [`MIN_PRICE_STEP`] (a smaller one

@@ -28,6 +28,9 @@ const SPEC: &str = r#"{"symbol": "AUDNZD", "tickSize": 0.00001, "minVolume": 0.0
   "maxVolume": 500, "volumeStep": 0.01, "contractSize": 100000, "digits": 5,
   "point": 0.00001, "fillingModes": ["ORDER_FILLING_FOK"],
   "executionMode": "SYMBOL_TRADE_EXECUTION_MARKET"}"#;
+const PRICE: &str = r#"{"symbol": "AUDNZD", "bid": 1.05297, "ask": 1.05309,
+  "profitTickValue": 0.59731, "lossTickValue": 0.59736, "accountCurrencyExchangeRate": 1,
+  "time": "2020-04-07T03:45:00.000Z", "brokerTime": "2020-04-07 06:45:00.000"}"#;
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2021, 2, 5, 16, 59, 0)
@@ -174,6 +177,74 @@ fn the_documented_examples_parse_exactly() {
     assert_eq!(spec.pip_size(), Some(dec!(0.1)));
 }
 
+#[test]
+fn the_documented_current_price_parses_exactly() {
+    let q = current_price("AUDNZD", PRICE).expect("documented current price");
+    assert_eq!(q.symbol, "AUDNZD");
+    assert_eq!((q.bid, q.ask), (dec!(1.05297), dec!(1.05309)));
+    let at = Utc
+        .with_ymd_and_hms(2020, 4, 7, 3, 45, 0)
+        .single()
+        .expect("valid time");
+    assert_eq!(q.time, at, "time is UTC; brokerTime is the server's clock");
+    let q = current_price(
+        "audnzd",
+        r#"{"bid": "1.1", "ask": "1.1", "time": "2020-04-07T06:45:00+03:00"}"#,
+    )
+    .expect("string prices, an offset, no symbol");
+    assert_eq!((q.symbol.as_str(), q.time), ("audnzd", at));
+}
+
+#[rstest]
+#[case::missing_time(r#"{"bid": 1, "ask": 1}"#, "current_price[X].time", "")]
+#[case::broker_time_only(
+    r#"{"bid": 1, "ask": 1, "time": "2020-04-07 06:45:00.000"}"#,
+    "current_price[X].time",
+    "2020-04-07 06:45"
+)]
+#[case::zero_bid(
+    r#"{"bid": 0, "ask": 1, "time": "2020-04-07T03:45:00Z"}"#,
+    "current_price[X].bid",
+    "0"
+)]
+#[case::crossed(
+    r#"{"bid": 1.2, "ask": 1.1, "time": "2020-04-07T03:45:00Z"}"#,
+    "current_price[X].ask",
+    "1.1"
+)]
+#[case::nan_ask(
+    r#"{"bid": 1, "ask": "NaN", "time": "2020-04-07T03:45:00Z"}"#,
+    "current_price[X].ask",
+    "NaN"
+)]
+#[case::other_symbol(
+    r#"{"symbol": "Y", "bid": 1, "ask": 1, "time": "2020-04-07T03:45:00Z"}"#,
+    "current_price[X].symbol",
+    "Y"
+)]
+#[case::not_an_object("[]", "current_price[X]", "object")]
+fn bad_current_prices_name_field_and_value(
+    #[case] text: &str,
+    #[case] field: &str,
+    #[case] value: &str,
+) {
+    match current_price("X", text) {
+        Err(BrokerError::Malformed { field: f, reason }) => {
+            assert_eq!(f, field);
+            assert!(reason.contains(value), "{reason}");
+        }
+        other => panic!("expected malformed {field}, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_metaapi_broker_says_it_feeds_quotes() {
+    let token = Token::new("abc-very-secret").expect("a usable token");
+    let broker = MetaApiBroker::new(&MetaApiConfig::default(), token, Default::default())
+        .expect("client builds");
+    assert!(crate::broker::Broker::quotes_available(&broker));
+}
+
 #[rstest]
 #[case::nan(
     r#"{"balance": "NaN", "equity": 1, "margin": 0, "freeMargin": 1}"#,
@@ -309,6 +380,7 @@ static TRADE_SEEDS: &[&str] = &[
     r#"{"numericCode": 10009, "stringCode": "TRADE_RETCODE_DONE", "message": "Request completed", "orderId": "47137555"}"#,
     r#"{"numericCode": 10036, "stringCode": "TRADE_RETCODE_POSITION_CLOSED", "message": "Position doesn't exist"}"#,
 ];
+static PRICE_SEEDS: &[&str] = &[PRICE];
 static SPEC_SEEDS: &[&str] = &[
     r#"{"symbol": "XAUUSD", "tickSize": 0.01, "contractSize": 100, "digits": 2, "point": 0.01}"#,
     r#"{"symbol": "XAUUSD", "digits": 3, "pipSize": 0.1}"#,
@@ -346,6 +418,15 @@ proptest! {
     fn close_result_parser_never_panics(text in mutate::mutated(TRADE_SEEDS)) {
         if let Err(e) = close_result(46648037, &text) {
             prop_assert!(matches!(e.class(), ErrorClass::Retryable | ErrorClass::Permanent), "{e}");
+        }
+    }
+
+    /// Hostile prices never panic; an accepted one is positive and not crossed.
+    #[test]
+    fn current_price_parser_never_panics(text in mutate::mutated(PRICE_SEEDS)) {
+        match current_price("AUDNZD", &text) {
+            Ok(q) => prop_assert!(q.bid > rust_decimal::Decimal::ZERO && q.ask >= q.bid, "{:?}", q),
+            Err(e) => prop_assert_eq!(e.class(), ErrorClass::Malformed),
         }
     }
 

@@ -6,12 +6,23 @@
 //! ```text
 //! <dir>/<account>/positions.json   positions_get() as records: [{"ticket": …, "price_open": …}]
 //! <dir>/<account>/account.json     account_info() as a record: {"balance": …, "equity": …}
+//! <dir>/<account>/quotes.json      {"positions_sha256": "<hex>", "quotes": [{"symbol": …,
+//!                                  "bid": …, "ask": …, "time": …, "time_msc": …}]}
 //! ```
 //!
 //! The bridge replaces each file atomically (temp file + rename) every few seconds. A file
 //! older than `max_age_secs` is stale: the bridge or the terminal has stopped, and the
 //! account's read fails as retryable. A missing or stale export is never read as an empty
 //! account.
+//!
+//! Quotes are optional: a missing, stale or unreadable `quotes.json` means a snapshot
+//! without quotes, never a failed read. `positions_sha256` ties them to one export round:
+//! unless it is the SHA-256 of the `positions.json` just read, the files come from two
+//! rounds and no quote is used. A quote's time is `time_msc` (else `time`) read as UTC,
+//! although MetaTrader 5 gives the trade server's clock: on a server whose clock is not
+//! UTC the age of a quote is wrong. A quote more than [`MAX_TICK_AHEAD`] ahead of this
+//! machine's clock cannot be aged and is left out (the quote-age check then holds); a
+//! server behind UTC makes quotes look old, and the quote-age check holds as well.
 
 #[cfg(test)]
 mod tests;
@@ -20,18 +31,28 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
 use serde::Deserialize;
+use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
 
 use super::wire::{self, MAX_PAYLOAD_BYTES, Object};
 use super::{BoxFuture, Broker, BrokerError};
-use crate::domain::AccountSnapshot;
-use crate::input::text::MAX_ID_BYTES;
+use crate::domain::{AccountSnapshot, Quote};
+use crate::input::text::{MAX_ID_BYTES, MAX_SYMBOL_BYTES, text_problem};
 
 /// The positions file of an account's export directory.
 pub const POSITIONS_FILE: &str = "positions.json";
 /// The account-information file of an account's export directory.
 pub const ACCOUNT_FILE: &str = "account.json";
+/// The quotes file of an account's export directory.
+pub const QUOTES_FILE: &str = "quotes.json";
+
+/// How far a quote's time may be ahead of this machine's clock (two machines' clocks
+/// differ a little); beyond it the trade server's clock is taken not to be UTC.
+pub const MAX_TICK_AHEAD: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 
 /// `[broker.mt5_export]`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -105,8 +126,160 @@ impl Mt5ExportBroker {
         let now = SystemTime::now();
         let positions = read_fresh(&dir.join(POSITIONS_FILE), self.max_age, now)?;
         let info = read_fresh(&dir.join(ACCOUNT_FILE), self.max_age, now)?;
-        parse(account, &positions, &info)
+        let mut snapshot = parse(account, &positions, &info)?;
+        snapshot.quotes = self.read_quotes(account, &dir, &positions, now);
+        Ok(snapshot)
     }
+
+    /// The quotes of the export round whose positions are `positions`; none when the file
+    /// is missing (an older bridge), stale, unreadable or of another round. Problems are
+    /// logged; they never fail the read.
+    fn read_quotes(
+        &self,
+        account: &str,
+        dir: &Path,
+        positions: &str,
+        now: SystemTime,
+    ) -> Vec<Quote> {
+        let path = dir.join(QUOTES_FILE);
+        if !path.exists() {
+            return Vec::new();
+        }
+        let text = match read_fresh(&path, self.max_age, now) {
+            Ok(text) => text,
+            Err(e) => {
+                tracing::warn!(account = %account, error = %e, "no quotes from the export");
+                return Vec::new();
+            }
+        };
+        let (quotes, problems) = match parse_quotes(account, positions, &text, now.into()) {
+            Ok(read) => read,
+            Err(Round::Other) => {
+                tracing::debug!(account = %account, "quotes of another export round; none used in this read");
+                return Vec::new();
+            }
+            Err(Round::Unreadable(e)) => {
+                tracing::warn!(account = %account, error = %e, "no quotes from the export");
+                return Vec::new();
+            }
+        };
+        for e in problems {
+            tracing::warn!(account = %account, error = %e, "a quote of the export left out");
+        }
+        quotes
+    }
+}
+
+/// Why a quotes file gives no quotes at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Round {
+    /// It belongs to another export round than the positions read.
+    Other,
+    /// It cannot be read (the error names the field).
+    Unreadable(BrokerError),
+}
+
+#[derive(Deserialize)]
+struct QuotesFile<'a> {
+    positions_sha256: Option<String>,
+    #[serde(borrow)]
+    quotes: Option<Vec<&'a RawValue>>,
+}
+
+/// The quotes of a `quotes.json` text whose round wrote `positions` (the exact text of
+/// the positions file read), at `now`: the usable quotes, and an error for each one left
+/// out (naming `<account>/quotes.json.quotes[i].<field>` and its value). Each quote needs
+/// a `symbol`, a `bid` and an `ask` (exact, positive, not crossed) and `time_msc` or
+/// `time` (whole milliseconds or seconds since 1970, read as UTC, at most
+/// [`MAX_TICK_AHEAD`] ahead of `now`).
+pub fn parse_quotes(
+    account: &str,
+    positions: &str,
+    text: &str,
+    now: DateTime<Utc>,
+) -> Result<(Vec<Quote>, Vec<BrokerError>), Round> {
+    let label = format!("{account}/{QUOTES_FILE}");
+    let file: QuotesFile<'_> = serde_json::from_str(text)
+        .map_err(|e| Round::Unreadable(wire::malformed(&label, format!("invalid JSON: {e}"))))?;
+    let Some(sha) = file.positions_sha256 else {
+        return Err(Round::Unreadable(wire::malformed(
+            format!("{label}.positions_sha256"),
+            "missing required field",
+        )));
+    };
+    let digest: String = Sha256::digest(positions.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    if !sha.trim().eq_ignore_ascii_case(&digest) {
+        return Err(Round::Other);
+    }
+    let Some(records) = file.quotes else {
+        return Err(Round::Unreadable(wire::malformed(
+            format!("{label}.quotes"),
+            "missing required field",
+        )));
+    };
+    let (mut quotes, mut problems) = (Vec::new(), Vec::new());
+    for (i, raw) in records.iter().enumerate() {
+        let source = format!("{label}.quotes[{i}]");
+        match tick(&source, raw.get(), now) {
+            Ok(q) if quotes.iter().any(|o: &Quote| o.symbol == q.symbol) => {
+                problems.push(wire::malformed(
+                    format!("{source}.symbol"),
+                    format!("value {}: duplicate", q.symbol),
+                ))
+            }
+            Ok(q) => quotes.push(q),
+            Err(e) => problems.push(e),
+        }
+    }
+    Ok((quotes, problems))
+}
+
+/// One `symbol_info_tick()` record (with its `symbol`) as a quote.
+fn tick(source: &str, text: &str, now: DateTime<Utc>) -> Result<Quote, BrokerError> {
+    let o = Object::parse(source, text)?;
+    let symbol = o
+        .opt_string("symbol")?
+        .ok_or_else(|| o.error("symbol", "missing required field"))?;
+    if let Some(problem) = text_problem(&symbol, MAX_SYMBOL_BYTES) {
+        return Err(o.error("symbol", problem));
+    }
+    let (field, time) = match o.opt_decimal("time_msc")? {
+        Some(ms) => (
+            "time_msc",
+            whole(&o, "time_msc", ms)?.and_then(DateTime::from_timestamp_millis),
+        ),
+        None => {
+            let secs = o
+                .opt_decimal("time")?
+                .ok_or_else(|| o.error("time", "missing required field (and no time_msc)"))?;
+            (
+                "time",
+                whole(&o, "time", secs)?.and_then(|s| DateTime::from_timestamp(s, 0)),
+            )
+        }
+    };
+    let time = time.ok_or_else(|| o.error(field, "out of range"))?;
+    if time - now > MAX_TICK_AHEAD {
+        return Err(o.error(
+            field,
+            format!(
+                "{}s ahead of this machine's clock: the trade server's clock is not UTC, so the quote's age cannot be measured",
+                (time - now).num_seconds()
+            ),
+        ));
+    }
+    wire::quote(&o, &symbol, time)
+}
+
+/// A whole, non-negative number of `field`, or `None` when it does not fit an `i64`.
+fn whole(o: &Object<'_>, field: &str, d: Decimal) -> Result<Option<i64>, BrokerError> {
+    if d.is_sign_negative() || !d.fract().is_zero() {
+        return Err(o.error(field, "expected a whole number since 1970"));
+    }
+    Ok(d.to_i64())
 }
 
 /// An account's snapshot from the texts of its two export files: `positions` holds
@@ -141,6 +314,11 @@ impl Broker for Mt5ExportBroker {
                     retry_after: None,
                 })?
         })
+    }
+
+    /// Snapshots carry the quotes the bridge exported with the positions.
+    fn quotes_available(&self) -> bool {
+        true
     }
 }
 

@@ -25,6 +25,34 @@ fn export(dir: &Path, account: &str, positions: &str, info: &str) {
     std::fs::write(d.join(ACCOUNT_FILE), info).expect("account");
 }
 
+/// The SHA-256 (hex) of `text`, as the bridge writes it into `quotes.json`.
+fn sha(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A `quotes.json` of the round that wrote `positions`.
+fn quotes_of(positions: &str, quotes: &str) -> String {
+    format!(
+        r#"{{"positions_sha256": "{}", "quotes": {quotes}}}"#,
+        sha(positions)
+    )
+}
+
+const TICKS: &str = r#"[
+  {"time": 1772618400, "bid": 0.98528, "ask": 0.98532, "last": 0.0, "volume": 0,
+   "time_msc": 1772618400250, "flags": 6, "volume_real": 0.0, "symbol": "USDCHF"},
+  {"time": 1772618399, "bid": 2419.91, "ask": 2420.14, "symbol": "XAUUSD"}
+]"#;
+
+fn at(text: &str) -> chrono::DateTime<Utc> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .expect("time")
+        .to_utc()
+}
+
 fn broker(dir: &Path, max_age_secs: u64) -> Mt5ExportBroker {
     Mt5ExportBroker::new(&Mt5ExportConfig {
         dir: dir.to_owned(),
@@ -100,6 +128,140 @@ async fn a_stale_file_is_retryable_never_empty() {
     }
     // A longer max age accepts the same files.
     assert!(broker(dir.path(), 600).snapshot("acc-1").await.is_ok());
+}
+
+#[tokio::test]
+async fn quotes_of_the_same_round_are_read_exactly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    export(dir.path(), "acc-1", POSITIONS, ACCOUNT);
+    let file = dir.path().join("acc-1").join(QUOTES_FILE);
+    std::fs::write(&file, quotes_of(POSITIONS, TICKS)).expect("quotes");
+    let b = broker(dir.path(), 30);
+    assert!(b.quotes_available());
+    let s = b.snapshot("acc-1").await.expect("snapshot");
+    let q: Vec<_> = s
+        .quotes
+        .iter()
+        .map(|q| (q.symbol.as_str(), q.bid, q.ask, q.time))
+        .collect();
+    assert_eq!(
+        q,
+        [
+            (
+                "USDCHF",
+                dec!(0.98528),
+                dec!(0.98532),
+                at("2026-03-04T10:00:00.250Z")
+            ),
+            (
+                "XAUUSD",
+                dec!(2419.91),
+                dec!(2420.14),
+                at("2026-03-04T09:59:59Z")
+            ),
+        ],
+        "time_msc first, else time"
+    );
+}
+
+#[tokio::test]
+async fn quotes_are_optional_and_never_fail_the_positions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    export(dir.path(), "acc-1", POSITIONS, ACCOUNT);
+    let file = dir.path().join("acc-1").join(QUOTES_FILE);
+    let read = || async {
+        let s = broker(dir.path(), 30)
+            .snapshot("acc-1")
+            .await
+            .expect("the positions read without quotes");
+        assert_eq!(s.positions.len(), 3);
+        s.quotes.len()
+    };
+    assert_eq!(read().await, 0, "no quotes file: an older bridge");
+    std::fs::write(&file, quotes_of(POSITIONS, TICKS)).expect("quotes");
+    assert_eq!(read().await, 2);
+    // The next round's quotes beside this round's positions: none is used.
+    std::fs::write(&file, quotes_of("[]", TICKS)).expect("quotes");
+    assert_eq!(read().await, 0, "another round");
+    for bad in ["{", "[]", r#"{"quotes": []}"#, &quotes_of(POSITIONS, "7")] {
+        std::fs::write(&file, bad).expect("quotes");
+        assert_eq!(read().await, 0, "{bad}");
+    }
+    std::fs::write(&file, quotes_of(POSITIONS, TICKS)).expect("quotes");
+    age(&file, Duration::from_secs(120));
+    assert_eq!(read().await, 0, "stale quotes");
+}
+
+#[rstest::rstest]
+#[case::crossed(r#"{"symbol": "X", "bid": 1.2, "ask": 1.1, "time": 1}"#, "ask", "1.1")]
+#[case::no_price(r#"{"symbol": "X", "bid": 0.0, "ask": 0.0, "time": 1}"#, "bid", "0.0")]
+#[case::no_time(r#"{"symbol": "X", "bid": 1, "ask": 1}"#, "time", "time_msc")]
+#[case::fractional_msc(
+    r#"{"symbol": "X", "bid": 1, "ask": 1, "time_msc": 1.5}"#,
+    "time_msc",
+    "1.5"
+)]
+#[case::negative_time(r#"{"symbol": "X", "bid": 1, "ask": 1, "time": -5}"#, "time", "-5")]
+#[case::huge_time(
+    r#"{"symbol": "X", "bid": 1, "ask": 1, "time": 99999999999999999}"#,
+    "time",
+    "99999999999999999"
+)]
+#[case::server_ahead(
+    r#"{"symbol": "X", "bid": 1, "ask": 1, "time": 1772625600}"#,
+    "time",
+    "1772625600"
+)]
+#[case::no_symbol(r#"{"bid": 1, "ask": 1, "time": 1}"#, "symbol", "missing")]
+#[case::control(
+    r#"{"symbol": "X\u0000", "bid": 1, "ask": 1, "time": 1}"#,
+    "symbol",
+    "U+0000"
+)]
+fn a_bad_quote_is_left_out_and_named(
+    #[case] record: &str,
+    #[case] field: &str,
+    #[case] said: &str,
+) {
+    // Two hours after 10:00 on the server's clock is "now" + 2h: a UTC+2 server.
+    let now = at("2026-03-04T10:00:00Z");
+    let text = quotes_of(
+        POSITIONS,
+        &format!("[{record}, {}]", &TICKS[1..TICKS.len() - 1]),
+    );
+    let (quotes, problems) = parse_quotes("acc", POSITIONS, &text, now).expect("same round");
+    assert_eq!(
+        quotes.iter().map(|q| q.symbol.as_str()).collect::<Vec<_>>(),
+        ["USDCHF", "XAUUSD"],
+        "the others are kept"
+    );
+    let [BrokerError::Malformed { field: f, reason }] = problems.as_slice() else {
+        panic!("one problem expected: {problems:?}");
+    };
+    assert_eq!(f, &format!("acc/quotes.json.quotes[0].{field}"));
+    assert!(reason.contains(said), "{reason}");
+}
+
+#[test]
+fn quotes_of_another_round_or_without_their_round_are_refused_whole() {
+    let now = at("2026-03-04T10:00:00Z");
+    assert_eq!(
+        parse_quotes("acc", POSITIONS, &quotes_of("[]", TICKS), now),
+        Err(Round::Other)
+    );
+    let Err(Round::Unreadable(BrokerError::Malformed { field, .. })) =
+        parse_quotes("acc", POSITIONS, r#"{"quotes": []}"#, now)
+    else {
+        panic!("a file without its round must be refused");
+    };
+    assert_eq!(field, "acc/quotes.json.positions_sha256");
+    let twice = quotes_of(
+        POSITIONS,
+        &format!("[{0}, {0}]", &TICKS[1..TICKS.len() - 1]),
+    );
+    let (quotes, problems) = parse_quotes("acc", POSITIONS, &twice, now).expect("same round");
+    assert_eq!(quotes.len(), 2);
+    assert_eq!(problems.len(), 2, "{problems:?}");
 }
 
 #[tokio::test]
@@ -216,6 +378,35 @@ async fn what_the_bridge_writes_the_adapter_reads() {
     let expected = crate::input::parse_positions("fixture", POSITIONS).expect("fixture");
     assert_eq!(s.positions, expected);
     assert_eq!(s.equity, dec!(99517.41));
+    let q: Vec<_> = s
+        .quotes
+        .iter()
+        .map(|q| (q.symbol.as_str(), q.bid, q.ask, q.time))
+        .collect();
+    assert_eq!(
+        q,
+        [
+            (
+                "GBPJPY",
+                dec!(142.513),
+                dec!(142.531),
+                at("2026-03-04T09:59:58.001Z")
+            ),
+            (
+                "USDCHF",
+                dec!(0.98528),
+                dec!(0.98532),
+                at("2026-03-04T10:00:00.250Z")
+            ),
+            (
+                "XAUUSD",
+                dec!(2419.91),
+                dec!(2420.14),
+                at("2026-03-04T09:59:59.875Z")
+            ),
+        ],
+        "one quote per held symbol, of the same round"
+    );
 
     // The terminal fails: the script writes nothing, and once the files age the adapter
     // reports the account as stale instead of empty.
@@ -242,6 +433,7 @@ async fn what_the_bridge_writes_the_adapter_reads() {
 
 static POSITION_SEEDS: &[&str] = &[POSITIONS];
 static ACCOUNT_SEEDS: &[&str] = &[ACCOUNT];
+static TICK_SEEDS: &[&str] = &[TICKS];
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(
@@ -260,6 +452,21 @@ proptest! {
                 }
             }
             Err(e) => prop_assert_eq!(e.class(), ErrorClass::Malformed),
+        }
+    }
+
+    /// Hostile tick records never panic; accepted quotes are positive and not crossed.
+    #[test]
+    fn export_ticks_never_panic(ticks in mutate::mutated(TICK_SEEDS)) {
+        let now = at("2026-03-04T10:00:00Z");
+        if let Ok((quotes, problems)) = parse_quotes("acc", POSITIONS, &quotes_of(POSITIONS, &ticks), now) {
+            for q in &quotes {
+                prop_assert!(q.bid > rust_decimal::Decimal::ZERO && q.ask >= q.bid, "{:?}", q);
+                prop_assert!(q.time - now <= MAX_TICK_AHEAD);
+            }
+            for e in &problems {
+                prop_assert_eq!(e.class(), ErrorClass::Malformed);
+            }
         }
     }
 

@@ -301,6 +301,11 @@ impl Broker for SimBroker {
     ) -> BoxFuture<'a, Result<(), BrokerError>> {
         Box::pin(self.close(account, ticket))
     }
+
+    /// The simulator reports the quotes set by [`SimBroker::set_quotes`].
+    fn quotes_available(&self) -> bool {
+        true
+    }
 }
 
 impl SimBroker {

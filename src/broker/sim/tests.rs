@@ -262,3 +262,11 @@ async fn unknown_accounts_are_permanent_errors() {
         Err(BrokerError::Permanent(_))
     ));
 }
+
+#[test]
+fn the_simulator_says_it_feeds_quotes_and_an_unavailable_broker_does_not() {
+    use crate::broker::Broker;
+    use crate::broker::unavailable::Unavailable;
+    assert!(SimBroker::new(&SimConfig::default()).quotes_available());
+    assert!(!Unavailable::new("down").quotes_available());
+}

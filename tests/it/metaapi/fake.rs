@@ -1,7 +1,9 @@
 //! A fake MetaApi on 127.0.0.1: MetaApi's documented paths and payload shapes, scripted per
 //! account, with every request recorded (account, endpoint, time, status, token seen).
 //! `POST …/trade` with `POSITION_CLOSE_ID` closes a position in the fake: later positions
-//! answers leave it out.
+//! answers leave it out. `GET …/symbols/{symbol}/current-price` answers a quote stamped
+//! now (AUDNZD and XAUUSD; other symbols are unknown), or what [`FakeMetaApi::set_price`]
+//! scripted.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -53,7 +55,8 @@ pub enum Script {
 pub struct Seen {
     /// MetaApi account id in the path.
     pub account: String,
-    /// `positions`, `account-information`, `specification/<symbol>` or `trade`.
+    /// `positions`, `account-information`, `specification/<symbol>`,
+    /// `current-price/<symbol>` or `trade`.
     pub endpoint: String,
     /// Status answered.
     pub status: u16,
@@ -70,6 +73,8 @@ struct Inner {
     early: HashMap<String, usize>,
     /// MetaApi account id → ids of the positions closed through `trade`.
     closed: HashMap<String, HashSet<String>>,
+    /// (MetaApi account id, symbol) → the scripted current-price answer.
+    prices: HashMap<(String, String), (u16, String)>,
 }
 
 /// A running fake; stops when dropped.
@@ -142,6 +147,15 @@ impl FakeMetaApi {
         self.lock().early.get(account).copied().unwrap_or(0)
     }
 
+    /// From now on, `GET …/symbols/{symbol}/current-price` of `account` answers `status`
+    /// with `body`.
+    pub fn set_price(&self, account: &str, symbol: &str, status: u16, body: impl Into<String>) {
+        self.lock().prices.insert(
+            (account.to_owned(), symbol.to_owned()),
+            (status, body.into()),
+        );
+    }
+
     /// Whether any request so far lacked the expected token.
     pub fn unauthorised_requests(&self) -> usize {
         self.lock().seen.iter().filter(|s| !s.authorised).count()
@@ -183,6 +197,41 @@ fn specification(symbol: &str) -> Response<Body> {
     json(200, body)
 }
 
+/// MetaApi's current-price answer for `symbol`: `bid`, `ask`, and `time` in UTC (with the
+/// broker's clock, three hours ahead, in `brokerTime` as MetaApi sends it).
+pub fn price_body(symbol: &str, bid: &str, ask: &str, time: DateTime<Utc>) -> String {
+    let broker_time = (time + chrono::Duration::hours(3)).format("%Y-%m-%d %H:%M:%S%.3f");
+    format!(
+        r#"{{"symbol": "{symbol}", "bid": {bid}, "ask": {ask}, "profitTickValue": 0.59731,
+        "lossTickValue": 0.59736, "accountCurrencyExchangeRate": 1,
+        "time": "{}", "brokerTime": "{broker_time}"}}"#,
+        time.to_rfc3339_opts(SecondsFormat::Millis, true)
+    )
+}
+
+/// The current price of `symbol` on `account`: scripted, or a quote stamped now.
+fn price(g: &Inner, account: &str, symbol: &str, now: SystemTime) -> Response<Body> {
+    if let Some((status, body)) = g.prices.get(&(account.to_owned(), symbol.to_owned())) {
+        return json(*status, body.clone());
+    }
+    let (bid, ask) = match symbol {
+        "AUDNZD" => ("1.05297", "1.05309"),
+        "XAUUSD" => ("2000.90", "2001.10"),
+        _ => {
+            return json(
+                404,
+                format!(
+                    r#"{{"id": 4, "error": "NotFoundError", "message": "Symbol {symbol} not found"}}"#
+                ),
+            );
+        }
+    };
+    json(
+        200,
+        price_body(symbol, bid, ask, DateTime::<Utc>::from(now)),
+    )
+}
+
 async fn handle(
     State(inner): State<Arc<Mutex<Inner>>>,
     method: Method,
@@ -208,6 +257,15 @@ async fn handle(
             s,
             "specification",
         ] => (*a, format!("specification/{s}")),
+        [
+            "users",
+            "current",
+            "accounts",
+            a,
+            "symbols",
+            s,
+            "current-price",
+        ] => (*a, format!("current-price/{s}")),
         _ => {
             return json(
                 404,
@@ -275,6 +333,9 @@ fn decide(
     };
     if let Some(symbol) = endpoint.strip_prefix("specification/") {
         return specification(symbol);
+    }
+    if let Some(symbol) = endpoint.strip_prefix("current-price/") {
+        return price(g, account, symbol, now);
     }
     let positions = endpoint == "positions";
     match script {
