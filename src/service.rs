@@ -30,6 +30,10 @@ pub enum ServiceError {
     /// A call into the tree failed or timed out.
     #[error("the actor tree did not answer: {0}")]
     Call(String),
+    /// A configured check cannot work (a guard needs quotes the account's broker does not
+    /// give): every such problem, each naming the rule, the account and the reason.
+    #[error("configured checks that cannot work:\n  {}", .0.join("\n  "))]
+    Config(Vec<String>),
     /// The HTTP server could not start (bad address, missing token, port taken).
     #[error(transparent)]
     Http(#[from] crate::http::HttpError),
@@ -54,6 +58,18 @@ pub struct StopReport {
 impl Reconciler {
     /// Spawns the tree as a root (for `run`, `demo` and tests).
     pub async fn start(args: SupervisorArgs) -> Result<Self, ServiceError> {
+        let problems: Vec<String> = args
+            .accounts
+            .iter()
+            .filter_map(|a| Some((a, args.connectors.get(&a.broker)?)))
+            .flat_map(|(a, c)| {
+                let guards = &args.config.guards;
+                guards.unworkable_checks(&a.id, c.broker.quotes_available())
+            })
+            .collect();
+        if !problems.is_empty() {
+            return Err(ServiceError::Config(problems));
+        }
         let events = args.events.clone();
         let (supervisor, handle) = Actor::spawn(None, ReconcilerSupervisor, args)
             .await

@@ -577,6 +577,20 @@ async fn start_guard(myself: &ActorRef<SupervisorMsg>, state: &mut SupervisorSta
     ) else {
         return;
     };
+    let unworkable = guards.unworkable_checks(id, connector.broker.quotes_available());
+    for problem in &unworkable {
+        // An account added while running cannot be refused at start-up: say it loudly;
+        // the checks hold its closes (they never pass unchecked).
+        tracing::error!(account = %id, "{problem}");
+    }
+    if !unworkable.is_empty() {
+        audit(
+            state,
+            Some(id),
+            "guard_check_unworkable",
+            serde_json::json!({"problems": unworkable}),
+        );
+    }
     let args = GuardArgs {
         account_id: id.to_owned(),
         broker: connector.broker.clone(),

@@ -167,6 +167,10 @@ async fn run_service(config: Option<PathBuf>) -> ExitCode {
             );
             ExitCode::from(EXIT_RUNTIME)
         }
+        Err(e @ crate::service::ServiceError::Config(_)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(EXIT_RUNTIME)

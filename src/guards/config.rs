@@ -406,6 +406,27 @@ impl GuardsConfig {
         out
     }
 
+    /// The configured checks that cannot work on `account` because its broker gives no
+    /// quotes (spread and quote age need the broker's bid, ask and time), each naming the
+    /// rule, the account and the reason.
+    pub fn unworkable_checks(&self, account: &str, quotes_available: bool) -> Vec<String> {
+        if quotes_available {
+            return Vec::new();
+        }
+        self.market
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.max_spread_pips.is_some() || m.stale_secs.is_some())
+            .map(|(i, m)| {
+                format!(
+                    "guards.market[{i}] ({}): max_spread_pips and stale_secs cannot work on \
+                     account {account}: its broker gives no quotes",
+                    m.symbols.join(", ")
+                )
+            })
+            .collect()
+    }
+
     /// Whether any guard is configured at all.
     pub fn any(&self) -> bool {
         !self.drawdown.is_empty() || !self.market.is_empty()

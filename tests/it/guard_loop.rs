@@ -550,3 +550,37 @@ async fn guards_without_snapshots_say_they_are_blind_and_when_they_see_again() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_spread_check_on_a_broker_without_quotes_is_refused_at_start() {
+    for (label, db) in common::databases().await {
+        let sim = flat_sim();
+        let connector = Connector {
+            broker: Arc::new(Wrapped::new(&sim)),
+            trades: sim.clone(),
+        };
+        let mut config = guards(true);
+        config.market[0].max_spread_pips = Some(Decimal::from(3));
+        let mut tree = crate::tree::tree_config();
+        tree.guards = config;
+        let args = mt5_reconciler::actors::SupervisorArgs {
+            db: db.clone(),
+            config: tree,
+            rules: Arc::new(mt5_reconciler::domain::ReconcileRules::default()),
+            connectors: std::collections::HashMap::from([("sim".to_owned(), connector)]),
+            accounts: vec![mt5_reconciler::actors::AccountSpec {
+                id: ACCOUNT.into(),
+                broker: "sim".into(),
+            }],
+            events: Arc::new(ractor::OutputPort::default()),
+            follow_accounts_table: false,
+        };
+        let Err(e) = mt5_reconciler::service::Reconciler::start(args).await else {
+            panic!("{label}: started with a check that cannot work");
+        };
+        let text = e.to_string();
+        for needle in ["guards.market[0]", "GBPUSD", ACCOUNT, "no quotes"] {
+            assert!(text.contains(needle), "{label}: {needle} in {text}");
+        }
+    }
+}
