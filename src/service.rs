@@ -107,7 +107,8 @@ impl Reconciler {
         let _ = self.handle.await;
     }
 
-    /// Stops gracefully: no new ticks, in-flight syncs may finish within `grace`, the
+    /// Stops gracefully: no new ticks, in-flight syncs may finish within `grace`, guards
+    /// start no new close round and finish (verify and record) the one under way, the
     /// buffer is flushed (retrying while the database is away, within `grace`), then the
     /// tree stops.
     pub async fn shutdown(self, grace: Duration) -> StopReport {
@@ -131,6 +132,17 @@ impl Reconciler {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Guards send nothing new; closes already sent are verified and recorded first.
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let silent = ractor::call_t!(
+            self.supervisor,
+            SupervisorMsg::DrainGuards,
+            u64::try_from(left.as_millis()).unwrap_or(u64::MAX).max(100),
+            left
+        );
+        if !matches!(silent, Ok(0)) {
+            tracing::warn!(guards = ?silent, "some guards did not finish their close round before the stop");
         }
         let mut flushed = false;
         while !flushed {

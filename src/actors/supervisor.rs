@@ -26,7 +26,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::breaker::{Action, Breaker, SupervisionConfig, Transition};
-use super::guard::{GuardActor, GuardArgs, GuardHandle, ServiceCloses};
+use super::guard::{GuardActor, GuardArgs, GuardHandle, GuardMsg, ServiceCloses};
 use super::persistence::{
     PersistMsg, PersistenceActor, PersistenceArgs, PersistenceConfig, ReconcilerEvent,
 };
@@ -124,6 +124,10 @@ pub enum SupervisorMsg {
     GetStatus(RpcReplyPort<Status>),
     /// Stop dispatching ticks (shutdown); replies with the syncs still in flight.
     PauseTicks(RpcReplyPort<usize>),
+    /// Shutdown: guards start no new close round; replies once the rounds under way have
+    /// verified and recorded their closes (or `timeout` passed), with the guards that did
+    /// not answer.
+    DrainGuards(Duration, RpcReplyPort<usize>),
     /// Re-read the `accounts` table.
     RefreshAccounts,
     /// The `accounts` table, read.
@@ -390,6 +394,7 @@ impl Actor for ReconcilerSupervisor {
                 state.ticking = false;
                 let _ = reply.send(state.accounts.values().filter(|e| e.status.syncing).count());
             }
+            SupervisorMsg::DrainGuards(timeout, reply) => drain_guards(state, timeout, reply),
             SupervisorMsg::RefreshAccounts => {
                 if state.args.follow_accounts_table {
                     refresh_accounts(&myself, state);
@@ -859,6 +864,30 @@ fn audit(state: &SupervisorState, account: Option<&str>, kind: &str, detail: ser
             detail,
         }));
     }
+}
+
+/// Asks every guard to start nothing new and to finish the round under way; answers in
+/// a task of its own, so the supervisor keeps serving meanwhile.
+fn drain_guards(state: &SupervisorState, timeout: Duration, reply: RpcReplyPort<usize>) {
+    let guards: Vec<_> = state
+        .accounts
+        .values()
+        .filter_map(|e| e.guard.as_ref().and_then(GuardHandle::get))
+        .collect();
+    tokio::spawn(async move {
+        let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        let mut calls = tokio::task::JoinSet::new();
+        for guard in guards {
+            calls.spawn(async move { ractor::call_t!(guard, GuardMsg::Drain, ms).is_ok() });
+        }
+        let mut silent = 0;
+        while let Some(done) = calls.join_next().await {
+            if !matches!(done, Ok(true)) {
+                silent += 1;
+            }
+        }
+        let _ = reply.send(silent);
+    });
 }
 
 /// Re-enables account `id` (or resets its tripped breaker); false when it is not

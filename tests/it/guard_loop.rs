@@ -584,3 +584,76 @@ async fn a_spread_check_on_a_broker_without_quotes_is_refused_at_start() {
         }
     }
 }
+
+/// The simulated broker, whose closes take a second to answer.
+struct SlowCloses(Arc<SimBroker>);
+
+impl Broker for SlowCloses {
+    fn snapshot<'a>(
+        &'a self,
+        account: &'a str,
+    ) -> BoxFuture<'a, Result<AccountSnapshot, BrokerError>> {
+        self.0.snapshot(account)
+    }
+
+    fn close_position<'a>(
+        &'a self,
+        account: &'a str,
+        ticket: u64,
+    ) -> BoxFuture<'a, Result<(), BrokerError>> {
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            self.0.close_position(account, ticket).await
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_during_a_close_round_records_every_close_it_sent() {
+    for (label, db) in common::databases().await {
+        let sim = flat_sim();
+        let mut tree = crate::tree::tree_config();
+        tree.scheduler.interval_ms = 200;
+        tree.guards = guards(true);
+        tree.guards.alert_lead_secs = 0;
+        let args = mt5_reconciler::actors::SupervisorArgs {
+            db: db.clone(),
+            config: tree,
+            rules: Arc::new(mt5_reconciler::domain::ReconcileRules::default()),
+            connectors: std::collections::HashMap::from([(
+                "sim".to_owned(),
+                Connector {
+                    broker: Arc::new(SlowCloses(sim.clone())),
+                    trades: sim.clone(),
+                },
+            )]),
+            accounts: vec![mt5_reconciler::actors::AccountSpec {
+                id: ACCOUNT.into(),
+                broker: "sim".into(),
+            }],
+            events: Arc::new(ractor::OutputPort::default()),
+            follow_accounts_table: false,
+        };
+        let tree = mt5_reconciler::service::Reconciler::start(args)
+            .await
+            .unwrap();
+        lose(&sim, 600);
+        // Stop while the closes are in flight.
+        until("a close sent", || sim.close_calls(ACCOUNT) > 0).await;
+        let report = tree.shutdown(Duration::from_secs(20)).await;
+        assert!(report.flushed, "{label}");
+        let k = kinds(&db).await;
+        let requested = k.iter().filter(|x| *x == "close_requested").count();
+        let confirmed = k.iter().filter(|x| *x == "close_confirmed").count();
+        assert!(requested > 0, "{label}: {k:?}");
+        assert_eq!(
+            requested, confirmed,
+            "{label}: every close sent is recorded: {k:?}"
+        );
+        assert_eq!(
+            sim.close_calls(ACCOUNT) as usize,
+            requested,
+            "{label}: nothing sent unrecorded"
+        );
+    }
+}

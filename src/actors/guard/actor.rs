@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use sea_orm::DatabaseConnection;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -41,6 +41,9 @@ pub enum GuardMsg {
     },
     /// Time to check that snapshots still come (see [`super::blind`]).
     Watch,
+    /// The service stops: start nothing new; answer once the round under way (if any)
+    /// has verified and recorded its closes.
+    Drain(RpcReplyPort<()>),
     /// A close round finished.
     RoundDone {
         /// The generation it ran in.
@@ -98,6 +101,8 @@ pub struct GuardState {
     pub(super) blind: bool,
     /// The timer of `Watch`.
     pub(super) watch: Option<tokio::task::JoinHandle<()>>,
+    /// Set by `Drain`: no new round starts; the port answers when the last one ended.
+    pub(super) draining: Option<Vec<RpcReplyPort<()>>>,
 }
 
 #[cfg_attr(feature = "async-trait", ractor::async_trait)]
@@ -120,6 +125,7 @@ impl Actor for GuardActor {
             last_seen: Instant::now(),
             blind: false,
             watch: None,
+            draining: None,
         })
     }
 
@@ -160,6 +166,7 @@ impl Actor for GuardActor {
                 super::memory::save(state).await;
             }
             GuardMsg::Watch => super::blind::watch(state),
+            GuardMsg::Drain(reply) => enforce::drain(state, reply),
             GuardMsg::RoundDue { generation } => enforce::on_due(&myself, state, generation),
             GuardMsg::RoundDone {
                 generation,

@@ -276,6 +276,9 @@ pub(super) fn on_due(myself: &ActorRef<GuardMsg>, state: &mut GuardState, genera
 }
 
 fn start_round(myself: &ActorRef<GuardMsg>, state: &mut GuardState) {
+    if state.draining.is_some() {
+        return;
+    }
     let Some(enf) = state.enforcement.as_mut() else {
         return;
     };
@@ -298,6 +301,21 @@ fn start_round(myself: &ActorRef<GuardMsg>, state: &mut GuardState) {
     });
 }
 
+/// The service stops: nothing new starts; `reply` answers once no round is under way
+/// (a round verifies and records its closes before it ends).
+pub(super) fn drain(state: &mut GuardState, reply: ractor::RpcReplyPort<()>) {
+    let running = state
+        .enforcement
+        .as_ref()
+        .is_some_and(|e| e.phase == Phase::Running);
+    let waiting = state.draining.get_or_insert_with(Vec::new);
+    if running {
+        waiting.push(reply);
+    } else {
+        let _ = reply.send(());
+    }
+}
+
 /// A round ended: decide what follows.
 pub(super) fn on_round_done(
     myself: &ActorRef<GuardMsg>,
@@ -306,6 +324,11 @@ pub(super) fn on_round_done(
     outcome: RoundOutcome,
 ) {
     let args = state.args.clone();
+    if let Some(waiting) = state.draining.as_mut() {
+        for reply in waiting.drain(..) {
+            let _ = reply.send(());
+        }
+    }
     if generation != state.generation {
         return;
     }
