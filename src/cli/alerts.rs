@@ -49,8 +49,12 @@ pub enum AlertsAction {
     /// Stop the enforcement of an alert: its pending close, or the closes of a breach
     /// that still holds (audited with who and why).
     Cancel {
-        /// Alert id, as `alerts list` shows it.
-        id: String,
+        /// Alert id, as `alerts list` shows it (or `--account`).
+        #[arg(required_unless_present = "account", conflicts_with = "account")]
+        id: Option<String>,
+        /// Stop every enforcement of this account instead of one alert's.
+        #[arg(long)]
+        account: Option<String>,
         /// Who cancels, for the audit trail (default: the USER environment variable).
         #[arg(long)]
         by: Option<String>,
@@ -91,13 +95,44 @@ pub async fn run(args: &AlertsArgs) -> ExitCode {
             ops::print(&text);
             ExitCode::SUCCESS
         }
-        AlertsAction::Cancel { id, by, reason } => {
+        AlertsAction::Cancel {
+            id,
+            account,
+            by,
+            reason,
+        } => {
             let by = by
                 .clone()
                 .or_else(|| std::env::var("USER").ok())
                 .unwrap_or_else(|| "cli".into());
-            cancel(&db, id, &by, reason).await
+            match (id, account) {
+                (Some(id), _) => cancel(&db, id, &by, reason).await,
+                (None, Some(account)) => cancel_account(&db, account, &by, reason).await,
+                (None, None) => ExitCode::from(EXIT_BAD_INPUT),
+            }
         }
+    }
+}
+
+async fn cancel_account(
+    db: &sea_orm::DatabaseConnection,
+    account: &str,
+    by: &str,
+    reason: &str,
+) -> ExitCode {
+    match store::cancel_account_enforcement(db, account, Utc::now(), by, reason).await {
+        Ok(ids) if ids.is_empty() => {
+            eprintln!("error: account {account} has no alert that still closes positions");
+            ExitCode::from(EXIT_NOT_PENDING)
+        }
+        Ok(ids) => {
+            ops::print(&format!(
+                "account {account}: enforcement cancelled ({}); nothing more will be closed for it",
+                ids.join(", ")
+            ));
+            ExitCode::SUCCESS
+        }
+        Err(e) => ops::store_failed(&format!("cannot cancel the enforcement of {account}"), &e),
     }
 }
 

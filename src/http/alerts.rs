@@ -51,6 +51,49 @@ struct CancelBody {
     reason: Option<String>,
 }
 
+/// Who and why from a request body that may be empty.
+fn who(body: &[u8]) -> Result<CancelBody, Response> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(CancelBody::default());
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, &format!("request body: {e}")))
+}
+
+/// `POST /api/accounts/{id}/enforcement/cancel`: stops every enforcement of the account
+/// (optional body `{"by": …, "reason": …}`); 200 with the cancelled alert ids (409 when
+/// there was none).
+pub(super) async fn cancel_account(
+    State(state): State<AppState>,
+    Path(account): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let who = match who(&body) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let by = who.by.as_deref().unwrap_or("api");
+    let reason = who.reason.as_deref().unwrap_or("");
+    match store::cancel_account_enforcement(&state.0.db, &account, Utc::now(), by, reason).await {
+        Ok(ids) if ids.is_empty() => {
+            let body = json!({
+                "cancelled": ids,
+                "account": account,
+                "error": format!("account {account} has no alert that still closes positions"),
+            });
+            (StatusCode::CONFLICT, Json(body)).into_response()
+        }
+        Ok(ids) => {
+            tracing::info!(account = %account, by = %by, "enforcement of the account cancelled by an operator");
+            Json(json!({ "cancelled": ids, "account": account })).into_response()
+        }
+        Err(e) => {
+            tracing::warn!(account = %account, error = %e, "cannot cancel an account's enforcement");
+            error(StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
+        }
+    }
+}
+
 /// `POST /api/alerts/{id}/cancel`: 200 `{"cancelled": true}` when the enforcement was
 /// stopped; 409 with the alert's status when there was nothing to stop; 404 for an
 /// unknown id; 400 for a body that is not `{"by": "…", "reason": "…"}`.
@@ -59,13 +102,9 @@ pub(super) async fn cancel(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    let who: CancelBody = if body.iter().all(u8::is_ascii_whitespace) {
-        CancelBody::default()
-    } else {
-        match serde_json::from_slice(&body) {
-            Ok(b) => b,
-            Err(e) => return error(StatusCode::BAD_REQUEST, &format!("request body: {e}")),
-        }
+    let who = match who(&body) {
+        Ok(w) => w,
+        Err(r) => return r,
     };
     let by = who.by.as_deref().unwrap_or("api");
     let reason = who.reason.as_deref().unwrap_or("");

@@ -149,6 +149,10 @@ fn router(state: AppState) -> Router {
         .route("/api/alerts", get(alerts::list))
         .route("/api/alerts/{id}/cancel", post(alerts::cancel))
         .route("/api/accounts/{id}/enable", post(api::enable_account))
+        .route(
+            "/api/accounts/{id}/enforcement/cancel",
+            post(alerts::cancel_account),
+        )
         .route("/metrics", get(metrics::handler))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()

@@ -162,6 +162,24 @@ pub async fn cancel_enforcement<C: ConnectionTrait + TransactionTrait>(
     Ok(CancelOutcome::Cancelled)
 }
 
+/// Stops every enforcement of `account` (see [`cancel_enforcement`]); returns the ids of
+/// the alerts it cancelled.
+pub async fn cancel_account_enforcement<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    account: &str,
+    at: DateTime<Utc>,
+    by: &str,
+    reason: &str,
+) -> Result<Vec<String>, StoreError> {
+    let mut cancelled = Vec::new();
+    for alert in enforcing_alerts(db, account).await? {
+        if cancel_enforcement(db, &alert.id, at, by, reason).await? == CancelOutcome::Cancelled {
+            cancelled.push(alert.id);
+        }
+    }
+    Ok(cancelled)
+}
+
 /// The status of alert `id`, if it is stored.
 pub async fn alert_status<C: ConnectionTrait>(
     db: &C,

@@ -25,8 +25,8 @@ pub use accounts::{
     Account, BREAKER_DISABLED, StoredAccount, list_accounts, record_breaker_state, upsert_account,
 };
 pub use alerts::{
-    AlertRecord, AlertStatus, CancelOutcome, Claim, alert_status, cancel_enforcement, claim_close,
-    enforcing_alerts, insert_alert, list_alerts, transition_alert,
+    AlertRecord, AlertStatus, CancelOutcome, Claim, alert_status, cancel_account_enforcement,
+    cancel_enforcement, claim_close, enforcing_alerts, insert_alert, list_alerts, transition_alert,
 };
 pub use batch::{Refusal, Wanted, converge_many, converge_many_isolating};
 pub use connect::{LockWait, connect, connect_waiting, connect_with};

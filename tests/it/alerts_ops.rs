@@ -183,6 +183,60 @@ async fn cancel_lands_once_on_a_pending_close_and_refuses_everything_else() {
     assert_eq!(status_of(d, "al-detect").await.as_deref(), Some("alerted"));
 }
 
+#[tokio::test]
+async fn cancel_by_account_stops_every_enforcement_of_it_and_audits_who() {
+    let dir = workdir();
+    let d = dir.path();
+    seed(
+        d,
+        &[
+            record("al-closed", "acc-a", "breach", "closed", 0),
+            record("al-failed", "acc-a", "breach", "failed", 1),
+            record("al-warn", "acc-a", "warn", "alerted", 2),
+            record("al-other", "acc-b", "breach", "pending_close", 3),
+        ],
+    )
+    .await;
+    let out = run(
+        d,
+        &[
+            "alerts",
+            "cancel",
+            "--account",
+            "acc-a",
+            "--by",
+            "desk-1",
+            "--reason",
+            "hedged",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for (id, status) in [
+        ("al-closed", "cancelled"),
+        ("al-failed", "cancelled"),
+        ("al-warn", "alerted"),
+        ("al-other", "pending_close"),
+    ] {
+        assert_eq!(status_of(d, id).await.as_deref(), Some(status), "{id}");
+    }
+    let db = store::connect(&db_url(d)).await.unwrap();
+    let trail = store::list_audit(&db, Some("acc-a")).await.unwrap();
+    db.close().await.unwrap();
+    let cancels: Vec<_> = trail
+        .iter()
+        .filter(|e| e.kind == "close_cancelled")
+        .collect();
+    assert_eq!(cancels.len(), 2, "{trail:?}");
+    assert!(
+        cancels
+            .iter()
+            .all(|e| e.detail["by"] == "desk-1" && e.detail["reason"] == "hedged"),
+        "{cancels:?}"
+    );
+    let again = run(d, &["alerts", "cancel", "--account", "acc-a"]);
+    assert_eq!(again.code, 1, "nothing left to cancel: {}", again.stderr);
+}
+
 #[test]
 fn alerts_exit_3_when_the_database_is_away() {
     let dir = tempfile::tempdir().unwrap();

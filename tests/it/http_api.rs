@@ -271,6 +271,8 @@ async fn alerts_are_listed_and_a_pending_close_is_cancelled_once_over_http() {
         }
         let (code, body) = post(addr, "/api/alerts/al-nope/cancel", None);
         assert_eq!(code, 404, "{label}: {body}");
+        let (code, body) = post(addr, "/api/accounts/acc-a/enforcement/cancel", None);
+        assert_eq!(code, 409, "{label}: nothing left on acc-a: {body}");
         assert_eq!(
             store::alert_status(&db, "al-detect").await.unwrap(),
             Some(store::AlertStatus::Alerted),
