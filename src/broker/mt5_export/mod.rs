@@ -10,8 +10,9 @@
 //!
 //! The bridge replaces each file atomically (temp file + rename) every few seconds. A file
 //! older than `max_age_secs` is stale: the bridge or the terminal has stopped, and the
-//! account's read fails as retryable. A missing or stale export is never read as an empty
-//! account.
+//! account's read fails as retryable. So is a file modified more than
+//! `max_clock_skew_secs` ahead of now: its writer's clock is ahead, and its age cannot be
+//! known. A missing or stale export is never read as an empty account.
 
 #[cfg(test)]
 mod tests;
@@ -41,6 +42,9 @@ pub struct Mt5ExportConfig {
     pub dir: PathBuf,
     /// An export file older than this, in seconds, is stale.
     pub max_age_secs: u64,
+    /// An export file modified more than this many seconds ahead of now is stale too (the
+    /// clocks of the bridge's machine and ours may differ this much).
+    pub max_clock_skew_secs: u64,
 }
 
 impl Default for Mt5ExportConfig {
@@ -48,6 +52,7 @@ impl Default for Mt5ExportConfig {
         Self {
             dir: PathBuf::from("mt5-export"),
             max_age_secs: 30,
+            max_clock_skew_secs: 5,
         }
     }
 }
@@ -82,7 +87,16 @@ pub fn is_safe_account_dir(account: &str) -> bool {
 #[derive(Debug, Clone)]
 pub struct Mt5ExportBroker {
     dir: PathBuf,
-    max_age: Duration,
+    max_age: MaxAge,
+}
+
+/// How old, and how far ahead of now, an export file's modification time may be.
+#[derive(Debug, Clone, Copy)]
+struct MaxAge {
+    /// `max_age_secs`.
+    behind: Duration,
+    /// `max_clock_skew_secs`.
+    ahead: Duration,
 }
 
 impl Mt5ExportBroker {
@@ -90,7 +104,10 @@ impl Mt5ExportBroker {
     pub fn new(config: &Mt5ExportConfig) -> Self {
         Self {
             dir: config.dir.clone(),
-            max_age: Duration::from_secs(config.max_age_secs),
+            max_age: MaxAge {
+                behind: Duration::from_secs(config.max_age_secs),
+                ahead: Duration::from_secs(config.max_clock_skew_secs),
+            },
         }
     }
 
@@ -146,7 +163,7 @@ impl Broker for Mt5ExportBroker {
 
 /// Reads `path` if it was written within `max_age` of `now`, up to the payload limit.
 /// The age is taken from the opened file, so a rename in between cannot mix versions.
-fn read_fresh(path: &Path, max_age: Duration, now: SystemTime) -> Result<String, BrokerError> {
+fn read_fresh(path: &Path, max_age: MaxAge, now: SystemTime) -> Result<String, BrokerError> {
     let shown = path.display();
     let retry = |reason: String| BrokerError::Retryable {
         reason,
@@ -165,13 +182,24 @@ fn read_fresh(path: &Path, max_age: Duration, now: SystemTime) -> Result<String,
     let written = meta
         .modified()
         .map_err(|e| retry(format!("{shown}: no modification time: {e}")))?;
-    // A time in the future (clocks of two machines) counts as fresh.
+    // A time a little in the future is the clocks of two machines; more is no age at all.
+    if let Ok(ahead) = written.duration_since(now)
+        && ahead > max_age.ahead
+    {
+        return Err(retry(format!(
+            "{shown}: stale export, modified at {} which is {}s ahead of now ({}) (max_clock_skew_secs = {}): is the clock of the bridge's machine ahead?",
+            utc(written),
+            ahead.as_secs(),
+            utc(now),
+            max_age.ahead.as_secs()
+        )));
+    }
     let age = now.duration_since(written).unwrap_or(Duration::ZERO);
-    if age > max_age {
+    if age > max_age.behind {
         return Err(retry(format!(
             "{shown}: stale export, last written {}s ago (max_age_secs = {})",
             age.as_secs(),
-            max_age.as_secs()
+            max_age.behind.as_secs()
         )));
     }
     if meta.len() > MAX_PAYLOAD_BYTES as u64 {
@@ -194,4 +222,9 @@ fn read_fresh(path: &Path, max_age: Duration, now: SystemTime) -> Result<String,
         ));
     }
     String::from_utf8(bytes).map_err(|_| wire::malformed(shown.to_string(), "not UTF-8"))
+}
+
+/// A file time for a message, in RFC 3339 UTC.
+fn utc(t: SystemTime) -> String {
+    chrono::DateTime::<Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }

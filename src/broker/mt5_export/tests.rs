@@ -29,6 +29,7 @@ fn broker(dir: &Path, max_age_secs: u64) -> Mt5ExportBroker {
     Mt5ExportBroker::new(&Mt5ExportConfig {
         dir: dir.to_owned(),
         max_age_secs,
+        ..Mt5ExportConfig::default()
     })
 }
 
@@ -102,6 +103,43 @@ async fn a_stale_file_is_retryable_never_empty() {
     assert!(broker(dir.path(), 600).snapshot("acc-1").await.is_ok());
 }
 
+/// Sets `path`'s modification time `by` ahead of now.
+fn date_ahead(path: &Path, by: Duration) {
+    let file = std::fs::File::options()
+        .write(true)
+        .open(path)
+        .expect("open to date ahead");
+    file.set_modified(SystemTime::now() + by)
+        .expect("set mtime");
+}
+
+#[tokio::test]
+async fn a_file_from_the_future_is_stale_beyond_the_allowed_skew() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for file in [POSITIONS_FILE, ACCOUNT_FILE] {
+        export(dir.path(), "acc-1", POSITIONS, ACCOUNT);
+        date_ahead(
+            &dir.path().join("acc-1").join(file),
+            Duration::from_secs(120),
+        );
+        let e = broker(dir.path(), 30)
+            .snapshot("acc-1")
+            .await
+            .expect_err("a clock two minutes ahead");
+        assert_eq!(e.class(), ErrorClass::Retryable, "{e}");
+        let text = e.to_string();
+        assert!(text.contains(file) && text.contains("ahead"), "{text}");
+        assert!(text.contains("max_clock_skew_secs = 5"), "{text}");
+    }
+    // Within the skew it is fresh.
+    export(dir.path(), "acc-1", POSITIONS, ACCOUNT);
+    date_ahead(
+        &dir.path().join("acc-1").join(POSITIONS_FILE),
+        Duration::from_secs(2),
+    );
+    assert!(broker(dir.path(), 30).snapshot("acc-1").await.is_ok());
+}
+
 #[tokio::test]
 async fn unsafe_account_ids_are_permanent() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -149,6 +187,7 @@ fn config_problems_name_their_keys() {
     let bad = Mt5ExportConfig {
         dir: PathBuf::new(),
         max_age_secs: 0,
+        ..Mt5ExportConfig::default()
     };
     let p = bad.problems().join("\n");
     assert!(
