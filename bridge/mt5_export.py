@@ -4,10 +4,12 @@
 Runs next to a MetaTrader 5 terminal (Windows, or Wine) with the official ``MetaTrader5``
 Python package, and every ``--interval`` seconds writes, for one account:
 
-    <out>/<account>/positions.json   positions_get() as records (p._asdict())
-    <out>/<account>/account.json     account_info() as a record
+    <out>/<account>/positions.json   {"export_round": ID, "positions": [positions_get() records]}
+    <out>/<account>/account.json     account_info() as a record, plus "export_round": ID
 
-Each file is replaced atomically: written to a temp file in the same directory, flushed,
+Both files of one export carry the same round id (a string, new for every export), so
+mt5-reconciler can tell a positions file of one round from an account file of the next
+and read again instead of combining them. Each file is replaced atomically: written to a temp file in the same directory, flushed,
 then renamed over the old one, so a reader sees the old file or the new one, never half of
 one. When the terminal fails to answer (``positions_get()`` returns None), nothing is
 written: the old files age, and mt5-reconciler reports the account as stale instead of
@@ -25,6 +27,7 @@ import json
 import logging
 import os
 import sys
+import itertools
 import tempfile
 import time
 
@@ -32,6 +35,9 @@ import MetaTrader5 as mt5
 
 POSITIONS_FILE = "positions.json"
 ACCOUNT_FILE = "account.json"
+ROUND_FIELD = "export_round"
+
+_rounds = itertools.count(1)
 
 log = logging.getLogger("mt5_export")
 
@@ -61,6 +67,12 @@ def write_atomic(path, data):
         raise
 
 
+def new_round():
+    """A round id no earlier export used: the time in nanoseconds and a counter, so two
+    exports within one clock tick, or after a restart, still differ."""
+    return "%d-%d" % (time.time_ns(), next(_rounds))
+
+
 def export_once(out_dir):
     """Reads the terminal once and writes both files. Returns False (and writes nothing)
     when the terminal does not answer or its data cannot be written as JSON."""
@@ -73,8 +85,9 @@ def export_once(out_dir):
         log.error("account_info failed: %s", mt5.last_error())
         return False
     try:
-        records = [p._asdict() for p in positions]
-        account = info._asdict()
+        round_id = new_round()
+        records = {ROUND_FIELD: round_id, "positions": [p._asdict() for p in positions]}
+        account = dict(info._asdict(), **{ROUND_FIELD: round_id})
         # Serialise both before writing either, so a bad value leaves both files as they were.
         json.dumps(records, allow_nan=False)
         json.dumps(account, allow_nan=False)
@@ -84,7 +97,7 @@ def export_once(out_dir):
     os.makedirs(out_dir, exist_ok=True)
     write_atomic(os.path.join(out_dir, POSITIONS_FILE), records)
     write_atomic(os.path.join(out_dir, ACCOUNT_FILE), account)
-    log.info("exported positions=%d", len(records))
+    log.info("exported positions=%d round=%s", len(records["positions"]), round_id)
     return True
 
 

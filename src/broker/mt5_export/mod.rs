@@ -8,12 +8,16 @@
 //! <dir>/<account>/account.json     account_info() as a record: {"balance": …, "equity": …}
 //! ```
 //!
+//! Both files of one export carry the same round id, and a pair of two rounds is refused
+//! as retryable (see `round`).
+//!
 //! The bridge replaces each file atomically (temp file + rename) every few seconds. A file
 //! older than `max_age_secs` is stale: the bridge or the terminal has stopped, and the
 //! account's read fails as retryable. So is a file modified more than
 //! `max_clock_skew_secs` ahead of now: its writer's clock is ahead, and its age cannot be
 //! known. A missing or stale export is never read as an empty account.
 
+mod round;
 #[cfg(test)]
 mod tests;
 
@@ -128,11 +132,14 @@ impl Mt5ExportBroker {
 
 /// An account's snapshot from the texts of its two export files: `positions` holds
 /// `positions_get()` records, `account` the `account_info()` record (balance, equity,
-/// margin and margin_free are required). Errors name `<account>/<file>` and the field.
+/// margin and margin_free are required). Errors name `<account>/<file>` and the field;
+/// files of two export rounds are refused as retryable.
 pub fn parse(account: &str, positions: &str, info: &str) -> Result<AccountSnapshot, BrokerError> {
-    let positions = wire::positions(&format!("{account}/{POSITIONS_FILE}"), positions)?;
+    let split = round::split_positions(&format!("{account}/{POSITIONS_FILE}"), positions)?;
+    let positions = wire::positions(&split.source, split.text)?;
     let label = format!("{account}/{ACCOUNT_FILE}");
     let info = Object::parse(&label, info)?;
+    round::check(account, split.round.as_deref(), &info)?;
     Ok(AccountSnapshot {
         balance: info.decimal("balance")?,
         equity: info.decimal("equity")?,
