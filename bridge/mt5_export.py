@@ -4,13 +4,15 @@
 Runs next to a MetaTrader 5 terminal (Windows, or Wine) with the official ``MetaTrader5``
 Python package, and every ``--interval`` seconds writes, for one account:
 
-    <out>/<account>/positions.json   positions_get() as records (p._asdict())
-    <out>/<account>/account.json     account_info() as a record
+    <out>/<account>/positions.json   {"export_round": ID, "positions": [positions_get() records]}
+    <out>/<account>/account.json     account_info() as a record, plus "export_round": ID
     <out>/<account>/quotes.json      {"positions_sha256": ..., "quotes": [...]}: for each
                                      symbol held, symbol_info_tick(symbol) as a record
                                      with its "symbol"
 
-Each file is replaced atomically: written to a temp file in the same directory, flushed,
+Both files of one export carry the same round id (a string, new for every export), so
+mt5-reconciler can tell a positions file of one round from an account file of the next
+and read again instead of combining them. Each file is replaced atomically: written to a temp file in the same directory, flushed,
 then renamed over the old one, so a reader sees the old file or the new one, never half of
 one. When the terminal fails to answer (``positions_get()`` returns None), nothing is
 written: the old files age, and mt5-reconciler reports the account as stale instead of
@@ -38,6 +40,7 @@ Usage:
 
 import argparse
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -50,6 +53,9 @@ import MetaTrader5 as mt5
 POSITIONS_FILE = "positions.json"
 ACCOUNT_FILE = "account.json"
 QUOTES_FILE = "quotes.json"
+ROUND_FIELD = "export_round"
+
+_rounds = itertools.count(1)
 
 log = logging.getLogger("mt5_export")
 
@@ -108,6 +114,12 @@ def read_ticks(symbols):
     return ticks
 
 
+def new_round():
+    """A round id no earlier export used: the time in nanoseconds and a counter, so two
+    exports within one clock tick, or after a restart, still differ."""
+    return "%d-%d" % (time.time_ns(), next(_rounds))
+
+
 def export_once(out_dir):
     """Reads the terminal once and writes the three files. Returns False (and writes
     nothing) when the terminal does not answer or its positions or account information
@@ -121,14 +133,16 @@ def export_once(out_dir):
         log.error("account_info failed: %s", mt5.last_error())
         return False
     try:
-        records = [p._asdict() for p in positions]
+        round_id = new_round()
+        records = {ROUND_FIELD: round_id, "positions": [p._asdict() for p in positions]}
+        account = dict(info._asdict(), **{ROUND_FIELD: round_id})
         # Serialise both before writing either, so a bad value leaves the files as they were.
         positions_text = to_json(records)
-        account_text = to_json(info._asdict())
+        account_text = to_json(account)
     except (TypeError, ValueError) as e:
         log.error("terminal data cannot be written as JSON: %s", e)
         return False
-    symbols = sorted({r["symbol"] for r in records})
+    symbols = sorted({r["symbol"] for r in records["positions"]})
     quotes = {
         "positions_sha256": hashlib.sha256(positions_text.encode("utf-8")).hexdigest(),
         "quotes": read_ticks(symbols),
@@ -137,7 +151,12 @@ def export_once(out_dir):
     write_text_atomic(os.path.join(out_dir, POSITIONS_FILE), positions_text)
     write_text_atomic(os.path.join(out_dir, ACCOUNT_FILE), account_text)
     write_atomic(os.path.join(out_dir, QUOTES_FILE), quotes)
-    log.info("exported positions=%d quotes=%d", len(records), len(quotes["quotes"]))
+    log.info(
+        "exported positions=%d quotes=%d round=%s",
+        len(records["positions"]),
+        len(quotes["quotes"]),
+        round_id,
+    )
     return True
 
 

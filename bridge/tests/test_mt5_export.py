@@ -44,7 +44,8 @@ class ExportTest(unittest.TestCase):
 
     def test_writes_positions_get_and_account_info_as_records(self):
         self.assertTrue(mt5_export.export_once(self.out))
-        self.assertEqual(read(os.path.join(self.out, "positions.json")), read(FIXTURE))
+        positions = read(os.path.join(self.out, "positions.json"))
+        self.assertEqual(positions["positions"], read(FIXTURE))
         account = read(os.path.join(self.out, "account.json"))
         self.assertEqual(account["equity"], 99517.41)
         self.assertEqual(account["margin_free"], 99493.25)
@@ -76,16 +77,26 @@ class ExportTest(unittest.TestCase):
         self.assertIn("GBPJPY", said)
         quotes = read(os.path.join(self.out, "quotes.json"))
         self.assertEqual([q["symbol"] for q in quotes["quotes"]], ["USDCHF"])
-        self.assertEqual(read(os.path.join(self.out, "positions.json")), read(FIXTURE))
+        self.assertEqual(read(os.path.join(self.out, "positions.json"))["positions"], read(FIXTURE))
         MetaTrader5.TICKS = "error"
         with self.assertLogs("mt5_export", level="WARNING"):
             self.assertTrue(mt5_export.export_once(self.out))
         self.assertEqual(read(os.path.join(self.out, "quotes.json"))["quotes"], [])
 
+    def test_both_files_carry_the_same_round_and_each_export_a_new_one(self):
+        self.assertTrue(mt5_export.export_once(self.out))
+        first = read(os.path.join(self.out, "positions.json"))["export_round"]
+        self.assertIsInstance(first, str)
+        self.assertEqual(read(os.path.join(self.out, "account.json"))["export_round"], first)
+        self.assertTrue(mt5_export.export_once(self.out))
+        second = read(os.path.join(self.out, "positions.json"))["export_round"]
+        self.assertNotEqual(second, first)
+        self.assertEqual(read(os.path.join(self.out, "account.json"))["export_round"], second)
+
     def test_no_positions_is_an_empty_array(self):
         MetaTrader5.POSITIONS = []
         self.assertTrue(mt5_export.export_once(self.out))
-        self.assertEqual(read(os.path.join(self.out, "positions.json")), [])
+        self.assertEqual(read(os.path.join(self.out, "positions.json"))["positions"], [])
         self.assertEqual(read(os.path.join(self.out, "quotes.json"))["quotes"], [])
 
     def test_a_terminal_error_writes_nothing_and_keeps_the_old_files(self):
@@ -108,7 +119,8 @@ class ExportTest(unittest.TestCase):
         MetaTrader5.POSITIONS = records
         with self.assertLogs("mt5_export", level="ERROR"):
             self.assertFalse(mt5_export.export_once(self.out))
-        self.assertEqual(read(os.path.join(self.out, "positions.json")), read(FIXTURE))
+        self.assertEqual(read(os.path.join(self.out, "positions.json"))["positions"],
+                         read(FIXTURE))
         self.assertEqual(sorted(os.listdir(self.out)), FILES)
 
     def test_replacement_is_atomic_and_leaves_no_temp_files(self):
@@ -150,7 +162,8 @@ class ExportTest(unittest.TestCase):
             [sys.executable, script, "--out", self.dir.name, "--account", "acc-1", "--once"],
             env=env, capture_output=True, text=True, timeout=60)
         self.assertEqual(run.returncode, 0, run.stderr)
-        self.assertEqual(read(os.path.join(self.out, "positions.json")), read(FIXTURE))
+        self.assertEqual(read(os.path.join(self.out, "positions.json"))["positions"],
+                         read(FIXTURE))
         self.assertEqual(len(read(os.path.join(self.out, "quotes.json"))["quotes"]), 3)
         env["FAKE_MT5_POSITIONS"] = "error"
         run = subprocess.run(

@@ -52,12 +52,16 @@ struct CancelBody {
 }
 
 /// Who and why from a request body that may be empty.
-fn who(body: &[u8]) -> Result<CancelBody, Response> {
+fn who(body: &[u8]) -> Result<CancelBody, Box<Response>> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(CancelBody::default());
     }
-    serde_json::from_slice(body)
-        .map_err(|e| error(StatusCode::BAD_REQUEST, &format!("request body: {e}")))
+    serde_json::from_slice(body).map_err(|e| {
+        Box::new(error(
+            StatusCode::BAD_REQUEST,
+            &format!("request body: {e}"),
+        ))
+    })
 }
 
 /// `POST /api/accounts/{id}/enforcement/cancel`: stops every enforcement of the account
@@ -70,7 +74,7 @@ pub(super) async fn cancel_account(
 ) -> Response {
     let who = match who(&body) {
         Ok(w) => w,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let by = who.by.as_deref().unwrap_or("api");
     let reason = who.reason.as_deref().unwrap_or("");
@@ -104,7 +108,7 @@ pub(super) async fn cancel(
 ) -> Response {
     let who = match who(&body) {
         Ok(w) => w,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let by = who.by.as_deref().unwrap_or("api");
     let reason = who.reason.as_deref().unwrap_or("");

@@ -114,7 +114,8 @@ pub struct DivergenceView {
     pub status: &'static str,
     /// When it was first seen.
     pub first_seen: DateTime<Utc>,
-    /// When it was last seen.
+    /// When a sync last observed it, accurate to a minute
+    /// ([`crate::store::LAST_SEEN_PRECISION`]); it stays so once resolved.
     pub last_seen: DateTime<Utc>,
     /// When it went away.
     pub resolved_at: Option<DateTime<Utc>>,

@@ -5,6 +5,9 @@
 //! resolved ones — instead of a few statements per account. Chunk sizes depend on the
 //! backend (see `chunks`). [`converge_many_isolating`] writes the same statements so that
 //! a divergence the database refuses is left out and reported, not fatal (see `isolate`).
+//!
+//! Unchanged divergences are not written here: the batch's sync reports move their
+//! `last_seen` (see `seen`), so a batch that changes nothing costs no divergence write.
 
 use std::collections::{HashMap, HashSet};
 

@@ -2,6 +2,8 @@
 //!
 //! Invariants kept here and by the schema: at most one open row per (account, fingerprint)
 //! (a partial unique index); applying the same [`DivergenceDiff`] twice changes nothing.
+//! Opening sets `first_seen` and `last_seen`; resolving sets `resolved_at` and leaves
+//! `last_seen` alone; later sightings move `last_seen` (see `seen`).
 
 use std::collections::HashSet;
 use std::fmt;
@@ -19,6 +21,7 @@ use super::chunks::{row_bytes, statement_chunks};
 use super::convert::{self, OPEN, RESOLVED, db_time};
 use super::entities::divergence;
 use super::error::StoreError;
+use super::seen::{Sighting, mark_seen};
 use crate::domain::Divergence;
 
 /// Lifecycle state of a stored divergence.
@@ -72,7 +75,8 @@ pub struct StoredDivergence {
     pub status: DivergenceStatus,
     /// When it was first seen.
     pub first_seen: DateTime<Utc>,
-    /// When it was last seen.
+    /// When a sync last observed it, to [`super::LAST_SEEN_PRECISION`]; kept as it was when
+    /// the divergence resolves.
     pub last_seen: DateTime<Utc>,
     /// When it went away, if it did.
     pub resolved_at: Option<DateTime<Utc>>,
@@ -165,7 +169,6 @@ pub async fn apply_diff<C: TransactionTrait>(
         let result = divergence::Entity::update_many()
             .col_expr(divergence::Column::Status, Expr::value(RESOLVED))
             .col_expr(divergence::Column::ResolvedAt, Expr::value(at))
-            .col_expr(divergence::Column::LastSeen, Expr::value(at))
             .filter(divergence::Column::AccountId.eq(diff.account_id.as_str()))
             .filter(divergence::Column::Status.eq(OPEN))
             .filter(divergence::Column::Fingerprint.is_in(chunk.iter().copied()))
@@ -186,8 +189,9 @@ pub struct Converged {
     pub resolved: Vec<String>,
 }
 
-/// Brings the account's open divergences to exactly `desired`: opens what is new, resolves
-/// what is gone, leaves the rest untouched (no write for an unchanged divergence).
+/// Brings the account's open divergences to exactly `desired`, observed at `at`: opens what
+/// is new, resolves what is gone, and marks the rest seen at `at` (a write only when their
+/// `last_seen` is more than [`super::LAST_SEEN_PRECISION`] older, see [`super::mark_seen`]).
 ///
 /// Idempotent by construction, so a sender may re-send its latest state after a crash or a
 /// lost acknowledgement without duplicating or losing anything. Pass a transaction to make
@@ -217,7 +221,9 @@ pub async fn converge<C: TransactionTrait + ConnectionTrait>(
         .filter(|fp| !wanted.contains(fp.as_str()))
         .collect();
     resolved.sort();
+    let sighting = Sighting { account_id, at };
     if opened.is_empty() && resolved.is_empty() {
+        mark_seen(db, &[sighting]).await?;
         return Ok(Converged::default());
     }
     let diff = DivergenceDiff {
@@ -227,6 +233,7 @@ pub async fn converge<C: TransactionTrait + ConnectionTrait>(
         resolved,
     };
     apply_diff(db, &diff).await?;
+    mark_seen(db, &[sighting]).await?;
     Ok(Converged {
         opened: diff.opened,
         resolved: diff.resolved,

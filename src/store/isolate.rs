@@ -77,7 +77,6 @@ impl Rows<'_> {
                 divergence::Entity::update_many()
                     .col_expr(divergence::Column::Status, Expr::value(RESOLVED))
                     .col_expr(divergence::Column::ResolvedAt, Expr::value(at))
-                    .col_expr(divergence::Column::LastSeen, Expr::value(at))
                     .filter(divergence::Column::Id.is_in(ids.iter().copied()))
                     .filter(divergence::Column::Status.eq(OPEN))
                     .exec(db)

@@ -10,6 +10,7 @@ use super::convert::{count_to_db, db_time};
 use super::entities::{audit_event, sync_run};
 use super::error::StoreError;
 use super::isolate::{Rows, write, write_isolating};
+use super::seen::{mark_seen, mark_seen_isolating, sightings};
 
 /// The outcome of one sync of one account.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,7 +50,9 @@ pub struct AuditEvent {
     pub detail: serde_json::Value,
 }
 
-/// Stores `run`; returns its row id. Works inside a caller's transaction.
+/// Stores `run`; returns its row id. A successful run also moves `last_seen` of its
+/// account's open divergences (see [`super::mark_seen`]). Works inside a caller's
+/// transaction.
 pub async fn record_sync_run<C: ConnectionTrait>(
     db: &C,
     run: &SyncRunRecord,
@@ -57,10 +60,13 @@ pub async fn record_sync_run<C: ConnectionTrait>(
     let result = sync_run::Entity::insert(sync_run_row(run)?)
         .exec(db)
         .await?;
+    mark_seen(db, &sightings([run])).await?;
     Ok(result.last_insert_id)
 }
 
-/// Stores many runs with one statement per chunk. Works inside a caller's transaction.
+/// Stores many runs with one statement per chunk, then moves `last_seen` of the open
+/// divergences of the accounts whose sync succeeded, in one more statement (see
+/// [`super::mark_seen`]). Works inside a caller's transaction.
 pub async fn record_sync_runs<C: ConnectionTrait>(
     db: &C,
     runs: &[SyncRunRecord],
@@ -69,12 +75,14 @@ pub async fn record_sync_runs<C: ConnectionTrait>(
         .iter()
         .map(sync_run_row)
         .collect::<Result<Vec<_>, _>>()?;
-    write(db, Rows::SyncRuns(&rows)).await
+    write(db, Rows::SyncRuns(&rows)).await?;
+    mark_seen(db, &sightings(runs)).await?;
+    Ok(())
 }
 
 /// Like [`record_sync_runs`], but a run the store cannot convert or the database refuses
-/// is left out instead of failing the batch; returns the index and error of each. Run it
-/// inside a transaction: each statement gets a savepoint.
+/// is left out instead of failing the batch (and is no sighting); returns the index and
+/// error of each. Run it inside a transaction: each statement gets a savepoint.
 pub async fn record_sync_runs_isolating<C: ConnectionTrait + TransactionTrait>(
     db: &C,
     runs: &[SyncRunRecord],
@@ -95,6 +103,12 @@ pub async fn record_sync_runs_isolating<C: ConnectionTrait + TransactionTrait>(
         refused.push((index[k], e));
     }
     refused.sort_by_key(|(i, _)| *i);
+    let written = runs
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| refused.binary_search_by_key(i, |(r, _)| *r).is_err())
+        .map(|(_, run)| run);
+    mark_seen_isolating(db, &sightings(written)).await?;
     Ok(refused)
 }
 

@@ -18,6 +18,7 @@ mod error;
 mod guard_state;
 mod isolate;
 mod journal;
+mod seen;
 mod service_closes;
 mod trades;
 
@@ -48,5 +49,6 @@ pub use journal::{
     AuditEvent, SyncRunRecord, append_audit, append_audits, append_audits_isolating, list_audit,
     record_sync_run, record_sync_runs, record_sync_runs_isolating,
 };
+pub use seen::{LAST_SEEN_PRECISION, Sighting, mark_seen};
 pub use service_closes::{record_service_close, service_closes};
 pub use trades::{import_trades, open_trades};

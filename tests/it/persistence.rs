@@ -122,6 +122,44 @@ async fn a_ticket_above_i64_max_is_stored_exactly_alongside_other_accounts() {
     }
 }
 
+#[tokio::test]
+async fn a_sync_that_changes_nothing_still_moves_last_seen_and_a_failed_one_does_not() {
+    for (label, db) in common::databases().await {
+        let actor = spawn(&db).await;
+        actor
+            .cast(converge("acc-1", t(0), vec![unexpected("EURUSD", 11)]))
+            .unwrap();
+        flush(&actor).await.unwrap();
+        // The unchanged syncs that follow send only their reports.
+        actor
+            .cast(PersistMsg::Report(report("acc-1", t(120))))
+            .unwrap();
+        flush(&actor).await.unwrap();
+        let mut failed = report("acc-1", t(300));
+        failed.error_class = Some("timeout".to_owned());
+        failed.error_message = Some("no snapshot within 5s".to_owned());
+        actor.cast(PersistMsg::Report(failed)).unwrap();
+        flush(&actor).await.unwrap();
+        let open = store::open_divergences(&db, "acc-1").await.unwrap();
+        assert_eq!(
+            (open[0].first_seen, open[0].last_seen),
+            (t(0), t(120)),
+            "{label}"
+        );
+
+        // Gone at the next good sync: resolved then, last seen before.
+        actor.cast(converge("acc-1", t(400), vec![])).unwrap();
+        flush(&actor).await.unwrap();
+        let rows = store::list_divergences(&db, "acc-1", None).await.unwrap();
+        assert_eq!(
+            (rows[0].last_seen, rows[0].resolved_at),
+            (t(120), Some(t(400))),
+            "{label}"
+        );
+        actor.stop(None);
+    }
+}
+
 fn audit(account: &str, kind: &str, at: DateTime<Utc>) -> PersistMsg {
     PersistMsg::Audit(store::AuditEvent {
         at,

@@ -253,7 +253,11 @@ async fn gone_divergences_are_resolved_and_others_stay_open() {
         assert_eq!(r.divergence.fingerprint, a.fingerprint);
         assert_eq!(r.status, DivergenceStatus::Resolved);
         assert_eq!(r.first_seen, t(10).trunc_subsecs(6), "{label}");
-        assert_eq!(r.last_seen, t(30).trunc_subsecs(6), "{label}");
+        assert_eq!(
+            r.last_seen,
+            t(10).trunc_subsecs(6),
+            "{label}: not seen since"
+        );
         assert_eq!(r.resolved_at, Some(t(30).trunc_subsecs(6)), "{label}");
         assert_eq!(
             store::open_divergences(&db, "acc-2").await.unwrap().len(),
@@ -817,5 +821,179 @@ async fn batches_larger_than_one_statement_are_written_whole() {
                 "{label}"
             );
         }
+    }
+}
+
+fn sync(account: &str, at: DateTime<Utc>, error_class: Option<&str>) -> SyncRunRecord {
+    SyncRunRecord {
+        account_id: account.to_owned(),
+        started_at: at,
+        finished_at: at,
+        duration: std::time::Duration::from_millis(3),
+        positions: 1,
+        trades: 1,
+        divergences_opened: 0,
+        divergences_resolved: 0,
+        error_class: error_class.map(str::to_owned),
+        error_message: error_class.map(|c| format!("{c} at {at}")),
+    }
+}
+
+async fn last_seen(db: &DatabaseConnection, account: &str) -> Vec<DateTime<Utc>> {
+    store::list_divergences(db, account, None)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.last_seen)
+        .collect()
+}
+
+#[tokio::test]
+async fn last_seen_is_the_last_sync_that_observed_it_to_a_minute() {
+    for (label, db) in databases().await {
+        let (a, b) = (missing("a1", dec!(0.1)), missing("b1", dec!(0.2)));
+        let first = [
+            store::Wanted {
+                account_id: "acc-a",
+                at: t(0),
+                desired: std::slice::from_ref(&a),
+            },
+            store::Wanted {
+                account_id: "acc-b",
+                at: t(0),
+                desired: std::slice::from_ref(&b),
+            },
+        ];
+        let txn = db.begin().await.unwrap();
+        store::converge_many(&txn, &first).await.unwrap();
+        store::record_sync_runs(
+            &txn,
+            &[sync("acc-a", t(0), None), sync("acc-b", t(0), None)],
+        )
+        .await
+        .unwrap();
+        txn.commit().await.unwrap();
+        let opened = t(0).trunc_subsecs(6);
+
+        // Within a minute of the stored time nothing is written; a failed sync saw nothing.
+        store::record_sync_runs(
+            &db,
+            &[
+                sync("acc-a", t(30), None),
+                sync("acc-b", t(90), Some("timeout")),
+            ],
+        )
+        .await
+        .unwrap();
+        assert_eq!(last_seen(&db, "acc-a").await, [opened], "{label}");
+        assert_eq!(last_seen(&db, "acc-b").await, [opened], "{label}");
+
+        // Later syncs of one batch: the latest counts, whatever the order.
+        store::record_sync_runs(
+            &db,
+            &[sync("acc-a", t(90), None), sync("acc-a", t(61), None)],
+        )
+        .await
+        .unwrap();
+        let seen = t(90).trunc_subsecs(6);
+        assert_eq!(last_seen(&db, "acc-a").await, [seen], "{label}");
+        assert_eq!(last_seen(&db, "acc-b").await, [opened], "{label}");
+
+        // An older report, written late, never moves it back.
+        store::record_sync_runs(&db, &[sync("acc-a", t(20), None)])
+            .await
+            .unwrap();
+        assert_eq!(last_seen(&db, "acc-a").await, [seen], "{label}");
+
+        // Resolved: last_seen stays the last sighting; resolved_at says when it went away.
+        let gone = [store::Wanted {
+            account_id: "acc-a",
+            at: t(200),
+            desired: &[],
+        }];
+        store::converge_many(&db, &gone).await.unwrap();
+        let rows = store::list_divergences(&db, "acc-a", None).await.unwrap();
+        assert_eq!(
+            (rows[0].status, rows[0].last_seen, rows[0].resolved_at),
+            (
+                DivergenceStatus::Resolved,
+                seen,
+                Some(t(200).trunc_subsecs(6))
+            ),
+            "{label}"
+        );
+
+        // A single-account converge of an unchanged set is a sighting too.
+        store::converge(&db, "acc-b", t(150), std::slice::from_ref(&b))
+            .await
+            .unwrap();
+        assert_eq!(
+            last_seen(&db, "acc-b").await,
+            [t(150).trunc_subsecs(6)],
+            "{label}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn last_seen_moves_when_the_batch_is_written_around_a_refused_report() {
+    for (label, db) in databases().await {
+        let a = missing("a1", dec!(0.1));
+        store::converge(&db, "acc-a", t(0), std::slice::from_ref(&a))
+            .await
+            .unwrap();
+        let mut huge = sync("acc-huge", t(120), None);
+        huge.positions = usize::MAX;
+        let txn = db.begin().await.unwrap();
+        let refused = store::record_sync_runs_isolating(&txn, &[sync("acc-a", t(120), None), huge])
+            .await
+            .unwrap();
+        txn.commit().await.unwrap();
+        assert_eq!(
+            refused.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+            [1],
+            "{label}"
+        );
+        assert_eq!(
+            last_seen(&db, "acc-a").await,
+            [t(120).trunc_subsecs(6)],
+            "{label}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn one_batch_of_reports_moves_last_seen_on_hundreds_of_accounts() {
+    // More accounts than one statement takes on PostgreSQL.
+    let accounts: Vec<String> = (0..600).map(|i| format!("acc-many-{i:04}")).collect();
+    let a = missing("a1", dec!(0.1));
+    for (label, db) in databases().await {
+        let wanted: Vec<store::Wanted<'_>> = accounts
+            .iter()
+            .map(|account_id| store::Wanted {
+                account_id,
+                at: t(0),
+                desired: std::slice::from_ref(&a),
+            })
+            .collect();
+        store::converge_many(&db, &wanted).await.unwrap();
+        let runs: Vec<SyncRunRecord> = accounts.iter().map(|a| sync(a, t(120), None)).collect();
+        store::record_sync_runs(&db, &runs).await.unwrap();
+        let moved = entities::divergence::Entity::find()
+            .filter(entities::divergence::Column::LastSeen.eq(t(120).trunc_subsecs(6)))
+            .count(&db)
+            .await
+            .unwrap();
+        assert_eq!(moved, 600, "{label}");
+        // Again within the minute: no row changes.
+        let again: Vec<SyncRunRecord> = accounts.iter().map(|a| sync(a, t(150), None)).collect();
+        let seen: Vec<store::Sighting<'_>> = again
+            .iter()
+            .map(|r| store::Sighting {
+                account_id: &r.account_id,
+                at: r.finished_at,
+            })
+            .collect();
+        assert_eq!(store::mark_seen(&db, &seen).await.unwrap(), 0, "{label}");
     }
 }

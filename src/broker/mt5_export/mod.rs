@@ -10,10 +10,14 @@
 //!                                  "bid": …, "ask": …, "time": …, "time_msc": …}]}
 //! ```
 //!
+//! Both files of one export carry the same round id, and a pair of two rounds is refused
+//! as retryable (see `round`).
+//!
 //! The bridge replaces each file atomically (temp file + rename) every few seconds. A file
 //! older than `max_age_secs` is stale: the bridge or the terminal has stopped, and the
-//! account's read fails as retryable. A missing or stale export is never read as an empty
-//! account.
+//! account's read fails as retryable. So is a file modified more than
+//! `max_clock_skew_secs` ahead of now: its writer's clock is ahead, and its age cannot be
+//! known. A missing or stale export is never read as an empty account.
 //!
 //! Quotes are optional: a missing, stale or unreadable `quotes.json` means a snapshot
 //! without quotes, never a failed read. `positions_sha256` ties them to one export round:
@@ -24,6 +28,7 @@
 //! machine's clock cannot be aged and is left out (the quote-age check then holds); a
 //! server behind UTC makes quotes look old, and the quote-age check holds as well.
 
+mod round;
 #[cfg(test)]
 mod tests;
 
@@ -62,6 +67,9 @@ pub struct Mt5ExportConfig {
     pub dir: PathBuf,
     /// An export file older than this, in seconds, is stale.
     pub max_age_secs: u64,
+    /// An export file modified more than this many seconds ahead of now is stale too (the
+    /// clocks of the bridge's machine and ours may differ this much).
+    pub max_clock_skew_secs: u64,
 }
 
 impl Default for Mt5ExportConfig {
@@ -69,6 +77,7 @@ impl Default for Mt5ExportConfig {
         Self {
             dir: PathBuf::from("mt5-export"),
             max_age_secs: 30,
+            max_clock_skew_secs: 5,
         }
     }
 }
@@ -103,7 +112,16 @@ pub fn is_safe_account_dir(account: &str) -> bool {
 #[derive(Debug, Clone)]
 pub struct Mt5ExportBroker {
     dir: PathBuf,
-    max_age: Duration,
+    max_age: MaxAge,
+}
+
+/// How old, and how far ahead of now, an export file's modification time may be.
+#[derive(Debug, Clone, Copy)]
+struct MaxAge {
+    /// `max_age_secs`.
+    behind: Duration,
+    /// `max_clock_skew_secs`.
+    ahead: Duration,
 }
 
 impl Mt5ExportBroker {
@@ -111,7 +129,10 @@ impl Mt5ExportBroker {
     pub fn new(config: &Mt5ExportConfig) -> Self {
         Self {
             dir: config.dir.clone(),
-            max_age: Duration::from_secs(config.max_age_secs),
+            max_age: MaxAge {
+                behind: Duration::from_secs(config.max_age_secs),
+                ahead: Duration::from_secs(config.max_clock_skew_secs),
+            },
         }
     }
 
@@ -284,11 +305,14 @@ fn whole(o: &Object<'_>, field: &str, d: Decimal) -> Result<Option<i64>, BrokerE
 
 /// An account's snapshot from the texts of its two export files: `positions` holds
 /// `positions_get()` records, `account` the `account_info()` record (balance, equity,
-/// margin and margin_free are required). Errors name `<account>/<file>` and the field.
+/// margin and margin_free are required). Errors name `<account>/<file>` and the field;
+/// files of two export rounds are refused as retryable.
 pub fn parse(account: &str, positions: &str, info: &str) -> Result<AccountSnapshot, BrokerError> {
-    let positions = wire::positions(&format!("{account}/{POSITIONS_FILE}"), positions)?;
+    let split = round::split_positions(&format!("{account}/{POSITIONS_FILE}"), positions)?;
+    let positions = wire::positions(&split.source, split.text)?;
     let label = format!("{account}/{ACCOUNT_FILE}");
     let info = Object::parse(&label, info)?;
+    round::check(account, split.round.as_deref(), &info)?;
     Ok(AccountSnapshot {
         balance: info.decimal("balance")?,
         equity: info.decimal("equity")?,
@@ -324,7 +348,7 @@ impl Broker for Mt5ExportBroker {
 
 /// Reads `path` if it was written within `max_age` of `now`, up to the payload limit.
 /// The age is taken from the opened file, so a rename in between cannot mix versions.
-fn read_fresh(path: &Path, max_age: Duration, now: SystemTime) -> Result<String, BrokerError> {
+fn read_fresh(path: &Path, max_age: MaxAge, now: SystemTime) -> Result<String, BrokerError> {
     let shown = path.display();
     let retry = |reason: String| BrokerError::Retryable {
         reason,
@@ -343,13 +367,24 @@ fn read_fresh(path: &Path, max_age: Duration, now: SystemTime) -> Result<String,
     let written = meta
         .modified()
         .map_err(|e| retry(format!("{shown}: no modification time: {e}")))?;
-    // A time in the future (clocks of two machines) counts as fresh.
+    // A time a little in the future is the clocks of two machines; more is no age at all.
+    if let Ok(ahead) = written.duration_since(now)
+        && ahead > max_age.ahead
+    {
+        return Err(retry(format!(
+            "{shown}: stale export, modified at {} which is {}s ahead of now ({}) (max_clock_skew_secs = {}): is the clock of the bridge's machine ahead?",
+            utc(written),
+            ahead.as_secs(),
+            utc(now),
+            max_age.ahead.as_secs()
+        )));
+    }
     let age = now.duration_since(written).unwrap_or(Duration::ZERO);
-    if age > max_age {
+    if age > max_age.behind {
         return Err(retry(format!(
             "{shown}: stale export, last written {}s ago (max_age_secs = {})",
             age.as_secs(),
-            max_age.as_secs()
+            max_age.behind.as_secs()
         )));
     }
     if meta.len() > MAX_PAYLOAD_BYTES as u64 {
@@ -372,4 +407,9 @@ fn read_fresh(path: &Path, max_age: Duration, now: SystemTime) -> Result<String,
         ));
     }
     String::from_utf8(bytes).map_err(|_| wire::malformed(shown.to_string(), "not UTF-8"))
+}
+
+/// A file time for a message, in RFC 3339 UTC.
+fn utc(t: SystemTime) -> String {
+    chrono::DateTime::<Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }

@@ -57,6 +57,7 @@ fn broker(dir: &Path, max_age_secs: u64) -> Mt5ExportBroker {
     Mt5ExportBroker::new(&Mt5ExportConfig {
         dir: dir.to_owned(),
         max_age_secs,
+        ..Mt5ExportConfig::default()
     })
 }
 
@@ -128,6 +129,43 @@ async fn a_stale_file_is_retryable_never_empty() {
     }
     // A longer max age accepts the same files.
     assert!(broker(dir.path(), 600).snapshot("acc-1").await.is_ok());
+}
+
+/// Sets `path`'s modification time `by` ahead of now.
+fn date_ahead(path: &Path, by: Duration) {
+    let file = std::fs::File::options()
+        .write(true)
+        .open(path)
+        .expect("open to date ahead");
+    file.set_modified(SystemTime::now() + by)
+        .expect("set mtime");
+}
+
+#[tokio::test]
+async fn a_file_from_the_future_is_stale_beyond_the_allowed_skew() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for file in [POSITIONS_FILE, ACCOUNT_FILE] {
+        export(dir.path(), "acc-1", POSITIONS, ACCOUNT);
+        date_ahead(
+            &dir.path().join("acc-1").join(file),
+            Duration::from_secs(120),
+        );
+        let e = broker(dir.path(), 30)
+            .snapshot("acc-1")
+            .await
+            .expect_err("a clock two minutes ahead");
+        assert_eq!(e.class(), ErrorClass::Retryable, "{e}");
+        let text = e.to_string();
+        assert!(text.contains(file) && text.contains("ahead"), "{text}");
+        assert!(text.contains("max_clock_skew_secs = 5"), "{text}");
+    }
+    // Within the skew it is fresh.
+    export(dir.path(), "acc-1", POSITIONS, ACCOUNT);
+    date_ahead(
+        &dir.path().join("acc-1").join(POSITIONS_FILE),
+        Duration::from_secs(2),
+    );
+    assert!(broker(dir.path(), 30).snapshot("acc-1").await.is_ok());
 }
 
 #[tokio::test]
@@ -305,12 +343,92 @@ fn hostile_records_name_the_field(
     }
 }
 
+/// `positions.json` as the bridge writes it: the records with their export round.
+fn positions_of_round(round: &str) -> String {
+    format!(r#"{{"export_round": "{round}", "positions": {POSITIONS}}}"#)
+}
+
+/// `account.json` of an export round.
+fn account_of_round(round: &str) -> String {
+    ACCOUNT.replacen('{', &format!(r#"{{"export_round": "{round}", "#), 1)
+}
+
+#[test]
+fn files_of_one_export_round_are_read_together() {
+    let s = parse("acc", &positions_of_round("17"), &account_of_round("17")).expect("one round");
+    assert_eq!(s.positions.len(), 3);
+    assert_eq!(s.equity, dec!(99517.41));
+    let flat = parse(
+        "acc",
+        r#"{"export_round": "18", "positions": []}"#,
+        &account_of_round("18"),
+    );
+    assert!(flat.expect("an empty round").positions.is_empty());
+}
+
+#[rstest::rstest]
+#[case::different_rounds(
+    positions_of_round("17"),
+    account_of_round("18"),
+    "positions round 17, account round 18"
+)]
+#[case::account_without_round(positions_of_round("17"), ACCOUNT.to_owned(), "positions round 17, account round none")]
+#[case::positions_without_round(POSITIONS.to_owned(), account_of_round("18"), "positions round none, account round 18")]
+fn files_of_different_export_rounds_are_refused_as_retryable(
+    #[case] positions: String,
+    #[case] info: String,
+    #[case] rounds: &str,
+) {
+    let e = parse("acc", &positions, &info).expect_err("rounds differ");
+    assert_eq!(e.class(), ErrorClass::Retryable, "{e}");
+    let text = e.to_string();
+    assert!(
+        text.contains(&format!("export round mismatch: {rounds}")) && text.contains("acc/"),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_export_without_rounds_from_an_older_bridge_is_still_read() {
+    let s = parse("acc", POSITIONS, ACCOUNT).expect("no round in either file");
+    assert_eq!(s.positions.len(), 3);
+}
+
+#[rstest::rstest]
+#[case::round_not_a_string(
+    r#"{"export_round": 17, "positions": []}"#,
+    ACCOUNT,
+    "acc/positions.json.export_round"
+)]
+#[case::no_positions(r#"{"export_round": "17"}"#, ACCOUNT, "acc/positions.json.positions")]
+#[case::bad_record(
+    r#"{"export_round": "17", "positions": [{"ticket": 1}]}"#,
+    ACCOUNT,
+    "acc/positions.json.positions[0]"
+)]
+#[case::account_round_not_a_string(
+    POSITIONS,
+    r#"{"export_round": [1], "balance": 1, "equity": 1, "margin": 0, "margin_free": 1}"#,
+    "acc/account.json.export_round"
+)]
+fn malformed_export_rounds_name_the_field(
+    #[case] positions: &str,
+    #[case] info: &str,
+    #[case] field: &str,
+) {
+    match parse("acc", positions, info) {
+        Err(BrokerError::Malformed { field: f, .. }) => assert_eq!(f, field),
+        other => panic!("expected malformed {field}, got {other:?}"),
+    }
+}
+
 #[test]
 fn config_problems_name_their_keys() {
     assert!(Mt5ExportConfig::default().problems().is_empty());
     let bad = Mt5ExportConfig {
         dir: PathBuf::new(),
         max_age_secs: 0,
+        ..Mt5ExportConfig::default()
     };
     let p = bad.problems().join("\n");
     assert!(
@@ -431,7 +549,13 @@ async fn what_the_bridge_writes_the_adapter_reads() {
     assert_eq!(e.class(), ErrorClass::Retryable, "{e}");
 }
 
-static POSITION_SEEDS: &[&str] = &[POSITIONS];
+/// `positions.json` of round 17, for the seeds.
+const POSITIONS_OF_ROUND: &str = concat!(
+    r#"{"export_round": "17", "positions": "#,
+    include_str!("../../../examples/data/mt5-positions.json"),
+    "}"
+);
+static POSITION_SEEDS: &[&str] = &[POSITIONS, POSITIONS_OF_ROUND];
 static ACCOUNT_SEEDS: &[&str] = &[ACCOUNT];
 static TICK_SEEDS: &[&str] = &[TICKS];
 
@@ -440,16 +564,21 @@ proptest! {
         std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(512)
     ))]
 
-    /// Hostile `positions_get()` records never panic; accepted ones are sound.
+    /// Hostile `positions_get()` records never panic; accepted ones are sound. A file
+    /// that carries a round is read with the account file of round 17.
     #[test]
     fn export_records_never_panic(text in mutate::mutated(POSITION_SEEDS)) {
-        match parse("acc", &text, ACCOUNT) {
+        let info = if text.trim_start().starts_with('{') { account_of_round("17") } else { ACCOUNT.to_owned() };
+        match parse("acc", &text, &info) {
             Ok(s) => {
                 let mut tickets = std::collections::HashSet::new();
                 for p in &s.positions {
                     prop_assert!(p.volume.get() > rust_decimal::Decimal::ZERO);
                     prop_assert!(tickets.insert(p.ticket));
                 }
+            }
+            Err(e) if e.class() == ErrorClass::Retryable => {
+                prop_assert!(e.to_string().contains("export round mismatch"), "{}", e);
             }
             Err(e) => prop_assert_eq!(e.class(), ErrorClass::Malformed),
         }
