@@ -134,21 +134,10 @@ async fn sync(myself: &ActorRef<UserSyncMsg>, state: &mut UserSyncState) -> Sync
     let started_at = Utc::now();
     let clock = Instant::now();
 
-    let fetched = async {
-        let _permit = args
-            .limiter
-            .acquire()
-            .await
-            .map_err(|_| BrokerError::Retryable {
-                reason: "shutting down".into(),
-                retry_after: None,
-            })?;
-        tokio::time::timeout(args.timeout, args.connector.broker.snapshot(account))
-            .await
-            .map_err(|_| BrokerError::Timeout(format!("no snapshot within {:?}", args.timeout)))?
-    }
-    .await
-    .map(Arc::new);
+    let broker = args.connector.broker.as_ref();
+    let fetched = crate::broker::snapshot_within(broker, account, &args.limiter, args.timeout)
+        .await
+        .map(Arc::new);
     // The guards see every good snapshot, whatever happens to the rest of this sync.
     if let (Ok(snapshot), Some(guard)) = (&fetched, &args.guard) {
         guard.send(GuardMsg::Snapshot {

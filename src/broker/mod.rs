@@ -150,6 +150,26 @@ pub trait Broker: Send + Sync + 'static {
     }
 }
 
+/// `account`'s snapshot, asked under the global cap on broker calls in flight
+/// (`limiter`) and within `timeout`.
+pub async fn snapshot_within(
+    broker: &dyn Broker,
+    account: &str,
+    limiter: &tokio::sync::Semaphore,
+    timeout: Duration,
+) -> Result<AccountSnapshot, BrokerError> {
+    let _permit = limiter
+        .acquire()
+        .await
+        .map_err(|_| BrokerError::Retryable {
+            reason: "shutting down".into(),
+            retry_after: None,
+        })?;
+    tokio::time::timeout(timeout, broker.snapshot(account))
+        .await
+        .map_err(|_| BrokerError::Timeout(format!("no snapshot within {timeout:?}")))?
+}
+
 /// Where the bot's open trades come from (the `bot_trades` table, or a host's own source).
 pub trait TradeSource: Send + Sync + 'static {
     /// The trades the bot believes are open on `account`.

@@ -51,17 +51,22 @@ struct CancelBody {
     reason: Option<String>,
 }
 
-/// Who and why from a request body that may be empty.
-fn who(body: &[u8]) -> Result<CancelBody, Box<Response>> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(CancelBody::default());
-    }
-    serde_json::from_slice(body).map_err(|e| {
-        Box::new(error(
-            StatusCode::BAD_REQUEST,
-            &format!("request body: {e}"),
-        ))
-    })
+/// Who (default `api`) and why (default empty) from a request body that may be empty.
+fn who(body: &[u8]) -> Result<(String, String), Box<Response>> {
+    let parsed: CancelBody = if body.iter().all(u8::is_ascii_whitespace) {
+        CancelBody::default()
+    } else {
+        serde_json::from_slice(body).map_err(|e| {
+            Box::new(error(
+                StatusCode::BAD_REQUEST,
+                &format!("request body: {e}"),
+            ))
+        })?
+    };
+    Ok((
+        parsed.by.unwrap_or_else(|| "api".into()),
+        parsed.reason.unwrap_or_default(),
+    ))
 }
 
 /// `POST /api/accounts/{id}/enforcement/cancel`: stops every enforcement of the account
@@ -72,13 +77,11 @@ pub(super) async fn cancel_account(
     Path(account): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    let who = match who(&body) {
+    let (by, reason) = match who(&body) {
         Ok(w) => w,
         Err(r) => return *r,
     };
-    let by = who.by.as_deref().unwrap_or("api");
-    let reason = who.reason.as_deref().unwrap_or("");
-    match store::cancel_account_enforcement(&state.0.db, &account, Utc::now(), by, reason).await {
+    match store::cancel_account_enforcement(&state.0.db, &account, Utc::now(), &by, &reason).await {
         Ok(ids) if ids.is_empty() => {
             let body = json!({
                 "cancelled": ids,
@@ -106,13 +109,11 @@ pub(super) async fn cancel(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    let who = match who(&body) {
+    let (by, reason) = match who(&body) {
         Ok(w) => w,
         Err(r) => return *r,
     };
-    let by = who.by.as_deref().unwrap_or("api");
-    let reason = who.reason.as_deref().unwrap_or("");
-    match store::cancel_enforcement(&state.0.db, &id, Utc::now(), by, reason).await {
+    match store::cancel_enforcement(&state.0.db, &id, Utc::now(), &by, &reason).await {
         Ok(CancelOutcome::Cancelled) => {
             tracing::info!(alert = %id, by = %by, "enforcement cancelled by an operator");
             Json(json!({ "cancelled": true, "id": id })).into_response()

@@ -124,17 +124,8 @@ fn not_started(reason: String, holding: bool) -> RoundOutcome {
 
 /// A snapshot under the broker cap, within the deadline.
 async fn fetch(args: &GuardArgs) -> Result<AccountSnapshot, BrokerError> {
-    let _permit = args
-        .limiter
-        .acquire()
-        .await
-        .map_err(|_| BrokerError::Retryable {
-            reason: "shutting down".into(),
-            retry_after: None,
-        })?;
-    tokio::time::timeout(args.timeout, args.broker.snapshot(&args.account_id))
-        .await
-        .map_err(|_| BrokerError::Timeout(format!("no snapshot within {:?}", args.timeout)))?
+    let broker = args.broker.as_ref();
+    crate::broker::snapshot_within(broker, &args.account_id, &args.limiter, args.timeout).await
 }
 
 /// Sends every close at once (each waits for a place under the cap); returns the tickets
