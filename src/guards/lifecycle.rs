@@ -26,7 +26,8 @@ use serde::Serialize;
 pub enum AlertStatus {
     /// Sent; closes nothing (a warning, or a breach on a detect-only account).
     Alerted,
-    /// A breach whose close waits for its lead; an operator may cancel it.
+    /// A breach whose close waits for its lead, or for the market of positions a market
+    /// guard holds back; an operator may cancel it.
     PendingClose,
     /// A closer holds the claim and is closing positions.
     Closing,

@@ -370,6 +370,19 @@ async fn a_market_gap_during_a_breach_postpones_the_close_until_the_guard_clears
             !left.is_empty() && left.iter().all(|s| s == "GBPUSD"),
             "{label}: only GBPUSD waits: {left:?} {trail:?}"
         );
+        // Its close is still pending (for its market), not done.
+        let start = std::time::Instant::now();
+        let status = loop {
+            let status = breach_alert(&db).await.status;
+            if status != store::AlertStatus::Closing || start.elapsed() > Duration::from_secs(30) {
+                break status;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(
+            status == store::AlertStatus::PendingClose || sim.positions(ACCOUNT).is_empty(),
+            "{label}: {status} while GBPUSD waits"
+        );
         // Calm snapshots follow: the guard clears and the rest closes.
         until("the waiting positions closed", || {
             sim.positions(ACCOUNT).is_empty()

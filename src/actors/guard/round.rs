@@ -104,10 +104,14 @@ pub(super) async fn run(args: Arc<GuardArgs>, round: Round) -> RoundOutcome {
     let unanswered = close_all(&args, &round, &targets).await;
     let closed_first = targets.len() - unanswered.len();
     let failed = check(&args, alert, &unanswered).await;
-    let status = if failed == 0 {
-        AlertStatus::Closed
-    } else {
+    // Positions a market guard holds back are still to be closed: the close is pending
+    // (for their market), not done.
+    let status = if failed > 0 {
         AlertStatus::Failed
+    } else if !held.is_empty() {
+        AlertStatus::PendingClose
+    } else {
+        AlertStatus::Closed
     };
     let recorded = finish(&args, alert, status).await;
     RoundOutcome::Done {
