@@ -3,8 +3,9 @@
 //! once when a level is crossed, not on every sync.
 //!
 //! A breach latches: a daily-loss breach holds until the next trading day, a maximum-loss
-//! or trailing breach until an operator releases it, whatever equity does meanwhile (the
-//! realised loss of a close would otherwise end the breach the close enforces).
+//! or trailing breach for good (an operator stops its enforcement by cancelling its
+//! alert), whatever equity does meanwhile (the realised loss of a close would otherwise
+//! end the breach the close enforces).
 //!
 //! Market checks run on every configured symbol with the pip rules the reconciliation
 //! uses (configuration and the broker's specifications). A check that needs a pip size
@@ -38,7 +39,7 @@ pub struct Crossing {
 enum Latch {
     /// Until this trading day is over (daily loss).
     Day(NaiveDate),
-    /// Until an operator releases it (maximum and trailing loss).
+    /// For good (maximum and trailing loss): an operator stops the enforcement instead.
     Operator,
 }
 
@@ -246,16 +247,6 @@ impl GuardSet {
         crossings
     }
 
-    /// Ends the latched breach of every maximum-loss and trailing rule (an operator's
-    /// decision); daily breaches end with their trading day.
-    pub fn release(&mut self) {
-        for d in &mut self.drawdown {
-            if d.latch == Some(Latch::Operator) {
-                d.latch = None;
-            }
-        }
-    }
-
     /// Why automatic closes on `symbol` must wait now (empty: they may go ahead).
     pub fn holds(&self, symbol: &str) -> &[Hold] {
         self.holds.get(symbol).map_or(&[], Vec::as_slice)
@@ -407,15 +398,12 @@ mod tests {
     }
 
     #[test]
-    fn a_max_loss_breach_holds_until_an_operator_releases_it() {
+    fn a_max_loss_breach_holds_whatever_equity_and_the_days_do() {
         let mut set = GuardSet::new(&config("max_loss"), "a", &ReconcileRules::default());
         observe(&mut set, 10_000, 9_400, "2026-03-02T11:00:00Z");
         assert!(set.breached());
         observe(&mut set, 10_000, 10_000, "2026-03-09T11:00:00Z");
         assert!(set.breached(), "days later, still breached");
-        set.release();
-        observe(&mut set, 10_000, 10_000, "2026-03-09T11:01:00Z");
-        assert!(!set.breached());
     }
 
     #[test]
