@@ -209,29 +209,9 @@ impl Config {
     /// Every invalid value, each with its key path.
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
-        let t = self.reconcile.tolerances();
-        let mut check = |path: String, value: Option<Decimal>| {
-            if let Some(v) = value.filter(|v| v.is_sign_negative()) {
-                out.push(format!("{path} = {v}: must not be negative"));
-            }
-        };
-        check(
-            "reconcile.entry_slippage_pips".into(),
-            t.entry_slippage_pips,
-        );
-        check("reconcile.volume_pct".into(), t.volume_pct);
-        check("reconcile.sl_pips".into(), t.sl_pips);
-        check("reconcile.tp_pips".into(), t.tp_pips);
-        check("reconcile.match_price_pips".into(), t.match_price_pips);
-        check("reconcile.match_volume_pct".into(), t.match_volume_pct);
+        out.extend(self.reconcile.tolerances().problems("reconcile"));
         for (symbol, o) in &self.reconcile.overrides {
-            let p = |k: &str| format!("reconcile.overrides.{symbol}.{k}");
-            check(p("entry_slippage_pips"), o.entry_slippage_pips);
-            check(p("volume_pct"), o.volume_pct);
-            check(p("sl_pips"), o.sl_pips);
-            check(p("tp_pips"), o.tp_pips);
-            check(p("match_price_pips"), o.match_price_pips);
-            check(p("match_volume_pct"), o.match_volume_pct);
+            out.extend(o.problems(&format!("reconcile.overrides.{symbol}")));
         }
         out.extend(self.scheduler.problems());
         out.extend(self.guards.problems());
@@ -425,6 +405,21 @@ mod tests {
              [[accounts]]\nid = \"live-2\"\nbroker = \"metaapi\"\n",
         )
         .unwrap();
+    }
+
+    #[test]
+    fn tolerances_beyond_their_bound_are_refused_with_their_path() {
+        let err = Config::parse(
+            "[reconcile]\nmatch_price_pips = \"10000000000\"\n\
+             [reconcile.overrides.XAUUSD]\nsl_pips = \"-1\"\n",
+        )
+        .unwrap_err();
+        for needle in [
+            "reconcile.match_price_pips = 10000000000: must be at most",
+            "reconcile.overrides.XAUUSD.sl_pips = -1: must not be negative",
+        ] {
+            assert!(err.contains(needle), "{needle} in {err}");
+        }
     }
 
     #[test]
