@@ -26,9 +26,17 @@ impl<M: Message> SwapRef<M> {
         Self(Arc::new(RwLock::new(Some(actor))))
     }
 
-    /// Sends `msg` to the current actor; false when there is none or it is stopping.
+    /// Sends `msg` to the current actor; false (and a warning) when there is none or it
+    /// is stopping: its sender re-reads or re-sends what matters on its next round.
     pub fn send(&self, msg: M) -> bool {
-        self.get().is_some_and(|a| a.cast(msg).is_ok())
+        let sent = self.get().is_some_and(|a| a.cast(msg).is_ok());
+        if !sent {
+            tracing::warn!(
+                actor = std::any::type_name::<M>(),
+                "not running; message dropped"
+            );
+        }
+        sent
     }
 
     /// The current actor.

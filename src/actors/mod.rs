@@ -12,12 +12,12 @@ pub mod supervisor;
 pub mod user_sync;
 
 pub use breaker::{Breaker, BreakerState, SupervisionConfig};
-pub use persistence::{PersistMsg, PersistenceConfig, ReconcilerEvent};
+pub use persistence::{PersistMsg, PersistenceConfig, PersistenceHandle, ReconcilerEvent};
 pub use scheduler::SchedulerConfig;
 pub use status::{AccountStatus, SchedulerStatus, Status};
 pub use supervisor::{
-    AccountSpec, PersistenceHandle, ReconcilerSupervisor, SupervisorArgs, SupervisorMsg,
-    SyncOutcome, SyncStats, TreeConfig,
+    AccountSpec, ReconcilerSupervisor, SupervisorArgs, SupervisorMsg, SyncOutcome, SyncStats,
+    TreeConfig,
 };
 pub use user_sync::UserSyncMsg;
 

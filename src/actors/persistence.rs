@@ -19,7 +19,6 @@ use sea_orm::DatabaseConnection;
 use serde::Deserialize;
 
 use super::status::{DurationHistogram, PersistenceStats};
-use super::user_sync::UserSyncMsg;
 use crate::domain::Divergence;
 use crate::store::{AuditEvent, Converged, StoreError, SyncRunRecord};
 
@@ -113,6 +112,32 @@ pub enum ReconcilerEvent {
     },
 }
 
+/// Where the acknowledgement of a [`Converge`] goes: a callback the sender gives, so this
+/// actor needs to know nothing of its senders.
+#[derive(Clone)]
+pub struct AckTo(Arc<dyn Fn(u64) + Send + Sync>);
+
+impl AckTo {
+    /// An acknowledgement that calls `f` with the acknowledged sequence number.
+    pub fn new(f: impl Fn(u64) + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+
+    fn ack(&self, seq: u64) {
+        (self.0)(seq);
+    }
+}
+
+impl std::fmt::Debug for AckTo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AckTo")
+    }
+}
+
+/// The current persistence actor, swapped when it is restarted, so senders never hold a
+/// stale `ActorRef`.
+pub type PersistenceHandle = super::handle::SwapRef<PersistMsg>;
+
 /// An account's whole desired set of open divergences, with the report of the sync that
 /// observed it.
 #[derive(Debug, Clone)]
@@ -126,7 +151,7 @@ pub struct Converge {
     /// The sender's sequence number, echoed in the acknowledgement.
     pub seq: u64,
     /// Where the acknowledgement goes.
-    pub ack_to: Option<ActorRef<UserSyncMsg>>,
+    pub ack_to: Option<AckTo>,
     /// The sync's report; its opened/resolved counts are filled in here.
     pub report: SyncRunRecord,
 }
@@ -325,7 +350,7 @@ fn publish(state: &PersistenceState, converges: &[Converge], changes: Vec<Conver
     for (c, done) in converges.iter().zip(changes) {
         if let Some(to) = &c.ack_to {
             // The sender may have been replaced meanwhile: then nobody waits for this.
-            let _ = to.cast(UserSyncMsg::Acked { seq: c.seq });
+            to.ack(c.seq);
         }
         for divergence in done.opened {
             state.events.send(ReconcilerEvent::DivergenceOpened {

@@ -11,7 +11,7 @@
 //! supervisor: every child exit is handled here, none escalates.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -28,7 +28,8 @@ use tokio::time::Instant;
 use super::breaker::{Action, Breaker, SupervisionConfig, Transition};
 use super::guard::{GuardActor, GuardArgs, GuardHandle, GuardMsg, ServiceCloses};
 use super::persistence::{
-    PersistMsg, PersistenceActor, PersistenceArgs, PersistenceConfig, ReconcilerEvent,
+    PersistMsg, PersistenceActor, PersistenceArgs, PersistenceConfig, PersistenceHandle,
+    ReconcilerEvent,
 };
 use super::scheduler::{Scheduler, SchedulerArgs, SchedulerConfig};
 use super::status::{AccountStatus, DurationHistogram, PersistenceStats, SchedulerStatus, Status};
@@ -140,39 +141,6 @@ pub enum SupervisorMsg {
 
 #[cfg(feature = "cluster")]
 impl ractor::Message for SupervisorMsg {}
-
-/// A reference to the current PersistenceActor, swapped when it is restarted, so senders
-/// never hold a stale `ActorRef`.
-#[derive(Clone)]
-pub struct PersistenceHandle(Arc<RwLock<ActorRef<PersistMsg>>>);
-
-impl PersistenceHandle {
-    /// Sends `msg` to the current persistence actor.
-    pub fn send(&self, msg: PersistMsg) {
-        let actor = match self.0.read() {
-            Ok(guard) => guard.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        };
-        if actor.cast(msg).is_err() {
-            tracing::warn!("persistence is not running; the sender will re-send its state");
-        }
-    }
-
-    /// The current actor.
-    pub fn get(&self) -> ActorRef<PersistMsg> {
-        match self.0.read() {
-            Ok(guard) => guard.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
-
-    fn swap(&self, actor: ActorRef<PersistMsg>) {
-        match self.0.write() {
-            Ok(mut guard) => *guard = actor,
-            Err(poisoned) => *poisoned.into_inner() = actor,
-        }
-    }
-}
 
 /// Settings of the whole tree.
 #[derive(Debug, Clone, Default)]
@@ -298,7 +266,7 @@ impl Actor for ReconcilerSupervisor {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         let persistence = spawn_persistence(&myself, &state.args).await?;
-        state.persistence = Some(PersistenceHandle(Arc::new(RwLock::new(persistence))));
+        state.persistence = Some(PersistenceHandle::new(persistence));
         for spec in state.args.accounts.clone() {
             add_account(&myself, state, spec, Origin::Configured).await;
         }
@@ -403,12 +371,12 @@ impl Actor for ReconcilerSupervisor {
             SupervisorMsg::AccountsLoaded(rows) => on_accounts_loaded(&myself, state, rows).await,
             SupervisorMsg::Flush(reply) => {
                 if let Some(p) = &state.persistence {
-                    let _ = p.get().cast(PersistMsg::Flush(reply));
+                    p.send(PersistMsg::Flush(reply));
                 }
             }
             SupervisorMsg::PersistenceStats(reply) => {
                 if let Some(p) = &state.persistence {
-                    let _ = p.get().cast(PersistMsg::Stats(reply));
+                    p.send(PersistMsg::Stats(reply));
                 }
             }
         }
@@ -509,12 +477,13 @@ async fn on_child_exit(
     if state
         .persistence
         .as_ref()
-        .is_some_and(|p| p.get().get_id() == id)
+        .and_then(PersistenceHandle::get)
+        .is_some_and(|p| p.get_id() == id)
     {
         tracing::error!(reason = ?failure, "persistence stopped; restarting it");
         let actor = spawn_persistence(myself, &state.args).await?;
         if let Some(handle) = &state.persistence {
-            handle.swap(actor);
+            handle.swap(Some(actor));
         }
     } else if state.scheduler.as_ref().is_some_and(|s| s.get_id() == id) {
         tracing::error!(reason = ?failure, "scheduler stopped; restarting it");

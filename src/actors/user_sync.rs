@@ -19,8 +19,8 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::guard::{GuardHandle, GuardMsg, ServiceCloses};
-use super::persistence::{Converge, PersistMsg};
-use super::supervisor::{PersistenceHandle, SupervisorMsg, SyncOutcome, SyncStats};
+use super::persistence::{AckTo, Converge, PersistMsg, PersistenceHandle};
+use super::supervisor::{SupervisorMsg, SyncOutcome, SyncStats};
 use crate::broker::{BrokerError, Connector, ErrorClass};
 use crate::domain::{ReconcileRules, reconcile, relabel_service_closes};
 use crate::store::SyncRunRecord;
@@ -244,7 +244,12 @@ async fn sync(myself: &ActorRef<UserSyncMsg>, state: &mut UserSyncState) -> Sync
                 at: snapshot.taken_at,
                 desired: result.divergences,
                 seq,
-                ack_to: Some(myself.clone()),
+                ack_to: Some({
+                    let me = myself.clone();
+                    AckTo::new(move |seq| {
+                        let _ = me.cast(UserSyncMsg::Acked { seq });
+                    })
+                }),
                 report,
             })));
         state.pending = Some((seq, fingerprints));

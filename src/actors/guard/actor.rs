@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use super::enforce::{self, Enforcement};
 use super::round::RoundOutcome;
 use crate::actors::handle::SwapRef;
-use crate::actors::supervisor::PersistenceHandle;
+use crate::actors::persistence::PersistenceHandle;
 use crate::broker::Broker;
 use crate::domain::{AccountSnapshot, ReconcileRules};
 use crate::guards::{GuardSet, GuardsConfig, Sinks};
