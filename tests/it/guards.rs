@@ -9,6 +9,7 @@ use std::time::Duration;
 use mt5_reconciler::actors::{AccountSpec, SupervisorArgs};
 use mt5_reconciler::broker::Connector;
 use mt5_reconciler::broker::sim::{Fault, SimBroker, SimConfig};
+use mt5_reconciler::clock::Clock;
 use mt5_reconciler::domain::{Quote, ReconcileRules};
 use mt5_reconciler::guards::GuardsConfig;
 use mt5_reconciler::guards::config::{DrawdownConfig, MarketConfig};
@@ -97,6 +98,16 @@ pub(crate) async fn start_with(
     connector: Connector,
     guards: GuardsConfig,
 ) -> Reconciler {
+    start_on_clock(db, connector, guards, Clock::real()).await
+}
+
+/// The same, on `clock`.
+pub(crate) async fn start_on_clock(
+    db: &DatabaseConnection,
+    connector: Connector,
+    guards: GuardsConfig,
+    clock: Clock,
+) -> Reconciler {
     let mut config = tree_config();
     config.guards = guards;
     let args = SupervisorArgs {
@@ -110,6 +121,7 @@ pub(crate) async fn start_with(
         }],
         events: Arc::new(OutputPort::default()),
         follow_accounts_table: false,
+        clock,
     };
     Reconciler::start(args).await.expect("tree starts")
 }
