@@ -61,15 +61,23 @@ pub(crate) fn guards(auto_close: bool) -> GuardsConfig {
 
 /// One account at 10 000 balance whose positions carry no floating profit.
 pub(crate) fn flat_sim() -> Arc<SimBroker> {
-    let sim = Arc::new(SimBroker::new(
-        &SimConfig {
-            accounts: 1,
-            positions_per_account: 6,
-            seed: 29,
-            ..SimConfig::default()
-        }
-        .without_noise(),
-    ));
+    flat_sim_on(Clock::real())
+}
+
+/// The same, stamping its snapshots with `clock`.
+pub(crate) fn flat_sim_on(clock: Clock) -> Arc<SimBroker> {
+    let sim = Arc::new(
+        SimBroker::new(
+            &SimConfig {
+                accounts: 1,
+                positions_per_account: 6,
+                seed: 29,
+                ..SimConfig::default()
+            }
+            .without_noise(),
+        )
+        .with_clock(clock),
+    );
     for p in sim.positions(ACCOUNT) {
         sim.update_position(ACCOUNT, p.ticket, |p| {
             (p.profit, p.swap) = (Decimal::ZERO, Decimal::ZERO)
