@@ -139,6 +139,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }],
         events: events.clone(),
         follow_accounts_table: false,
+        clock: mt5_reconciler::clock::Clock::real(),
     };
     let (host, handle) = Actor::spawn(None, Host, (args, events)).await?;
     // The host adds an account at run time and asks for a sync now.

@@ -4,6 +4,7 @@
 //! - [`domain`]: pure types and the `reconcile` function (no I/O, no clock).
 //! - [`input`]: reads position, trade and symbol files into domain types, exactly.
 //! - [`actors`]: the supervised actor tree; [`broker`]: brokers and trade sources.
+//! - [`clock`]: the one wall clock the tree reads (real, or following tokio time in tests).
 //! - [`guards`]: drawdown and market guards, alerts, automatic closes.
 //! - [`store`]: sea-orm entities and the queries the service needs.
 //! - [`config`]: typed `config.toml`; [`config_env`]: `MT5R_…` environment overrides.
@@ -14,6 +15,7 @@
 pub mod actors;
 pub mod broker;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod config_env;
 pub mod domain;

@@ -280,6 +280,7 @@ pub async fn run(
         accounts,
         events: Arc::new(OutputPort::default()),
         follow_accounts_table: true,
+        clock: crate::clock::Clock::real(),
     };
     let reconciler = Reconciler::start(args).await?;
     let slots = config.scheduler.spread_slots;

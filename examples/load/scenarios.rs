@@ -113,6 +113,7 @@ async fn start_on(
             .collect(),
         events,
         follow_accounts_table: false,
+        clock: mt5_reconciler::clock::Clock::real(),
     };
     let tree = Reconciler::start(args).await.map_err(|e| e.to_string())?;
     Ok((tree, dir))
@@ -318,6 +319,7 @@ async fn persistence_on(label: &str, db: DatabaseConnection, args: &Args, target
         db,
         config: PersistenceConfig::default(),
         events: Arc::new(OutputPort::default()),
+        clock: mt5_reconciler::clock::Clock::real(),
     };
     let (actor, handle) = Actor::spawn(None, PersistenceActor, pargs)
         .await

@@ -19,6 +19,7 @@ use sea_orm::DatabaseConnection;
 use serde::Deserialize;
 
 use super::status::{DurationHistogram, PersistenceStats};
+use crate::clock::Clock;
 use crate::domain::Divergence;
 use crate::store::{AuditEvent, Converged, StoreError, SyncRunRecord};
 
@@ -185,6 +186,8 @@ pub struct PersistenceArgs {
     pub config: PersistenceConfig,
     /// Where durable divergence changes are published.
     pub events: Arc<OutputPort<ReconcilerEvent>>,
+    /// The wall clock of dead letters.
+    pub clock: Clock,
 }
 
 /// The actor (empty: everything lives in its state).
@@ -195,6 +198,7 @@ pub struct PersistenceState {
     db: DatabaseConnection,
     config: PersistenceConfig,
     events: Arc<OutputPort<ReconcilerEvent>>,
+    clock: Clock,
     buffer: Buffer,
     timer_set: bool,
     retry: Option<Duration>,
@@ -227,6 +231,7 @@ impl Actor for PersistenceActor {
             db: args.db,
             config: args.config,
             events: args.events,
+            clock: args.clock,
             buffer,
             timer_set: false,
             retry: None,
@@ -327,7 +332,8 @@ async fn flush(state: &mut PersistenceState) -> Result<(), StoreError> {
         let chunk = state.buffer.take(state.config.batch_size);
         let started = std::time::Instant::now();
         let converges: Vec<&Converge> = chunk.converges.iter().collect();
-        let written = write::write(&state.db, &converges, &chunk.reports, &chunk.audits).await;
+        let (reports, audits, now) = (&chunk.reports, &chunk.audits, state.clock.now());
+        let written = write::write(&state.db, &converges, reports, audits, now).await;
         let written = match written {
             Ok(w) => w,
             Err(e) => {

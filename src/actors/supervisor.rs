@@ -14,7 +14,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use ractor::{
     Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, OutputPort, RpcReplyPort,
     SupervisionEvent,
@@ -35,6 +34,7 @@ use super::scheduler::{Scheduler, SchedulerArgs, SchedulerConfig};
 use super::status::{AccountStatus, DurationHistogram, PersistenceStats, SchedulerStatus, Status};
 use super::user_sync::{UserSyncActor, UserSyncArgs, UserSyncMsg};
 use crate::broker::{Connector, ErrorClass};
+use crate::clock::Clock;
 use crate::domain::ReconcileRules;
 use crate::guards::{GuardsConfig, Sinks};
 use crate::store::{self, AuditEvent, StoredAccount};
@@ -171,6 +171,9 @@ pub struct SupervisorArgs {
     pub events: Arc<OutputPort<ReconcilerEvent>>,
     /// Whether to follow the `accounts` table (the `run` command does).
     pub follow_accounts_table: bool,
+    /// The wall clock of every decision and record of the tree ([`Clock::real`] in
+    /// production; a clock following tokio time in tests).
+    pub clock: Clock,
 }
 
 /// The actor.
@@ -407,6 +410,7 @@ async fn spawn_persistence(
         db: args.db.clone(),
         config: args.config.persistence.clone(),
         events: args.events.clone(),
+        clock: args.clock,
     };
     let (actor, _) = Actor::spawn_linked(None, PersistenceActor, pargs, myself.get_cell()).await?;
     Ok(actor)
@@ -576,6 +580,7 @@ async fn start_guard(myself: &ActorRef<SupervisorMsg>, state: &mut SupervisorSta
         limiter: state.limiter.clone(),
         timeout: Duration::from_millis(state.args.config.scheduler.sync_timeout_ms),
         closes: entry.closes.clone(),
+        clock: state.args.clock,
     };
     match Actor::spawn_linked(None, GuardActor, args, myself.get_cell()).await {
         Ok((actor, _)) => {
@@ -635,6 +640,7 @@ async fn start_actor(
         timeout: Duration::from_millis(state.args.config.scheduler.sync_timeout_ms),
         guard: entry.guard.clone(),
         closes: entry.closes.clone(),
+        clock: state.args.clock,
     };
     let spawned = Actor::spawn_linked(None, UserSyncActor, args, myself.get_cell())
         .await
@@ -716,7 +722,7 @@ async fn on_outcome(
         SyncOutcome::Ok(stats) => {
             let s = &mut entry.status;
             s.syncs_ok += 1;
-            s.last_sync_at = Some(Utc::now());
+            s.last_sync_at = Some(state.args.clock.now());
             s.last_sync_duration = Some(stats.duration);
             s.sync_duration.observe(stats.duration);
             s.positions = stats.positions;
@@ -827,7 +833,7 @@ fn stop_actor(entry: &mut Entry, why: &str) {
 fn audit(state: &SupervisorState, account: Option<&str>, kind: &str, detail: serde_json::Value) {
     if let Some(p) = &state.persistence {
         p.send(PersistMsg::Audit(AuditEvent {
-            at: Utc::now(),
+            at: state.args.clock.now(),
             account_id: account.map(str::to_owned),
             kind: kind.to_owned(),
             detail,
@@ -886,9 +892,9 @@ fn record_breaker_state(
     disabled: Option<String>,
 ) {
     let (db, me, account_id) = (state.args.db.clone(), myself.clone(), id.to_owned());
+    let at = state.args.clock.now();
     tokio::spawn(async move {
-        let written =
-            store::record_breaker_state(&db, &account_id, disabled.as_deref(), Utc::now()).await;
+        let written = store::record_breaker_state(&db, &account_id, disabled.as_deref(), at).await;
         match written {
             Ok(true) => {
                 let _ = me.cast(SupervisorMsg::BreakerStateRecorded {

@@ -12,7 +12,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -22,6 +21,7 @@ use super::guard::{GuardHandle, GuardMsg, ServiceCloses};
 use super::persistence::{AckTo, Converge, PersistMsg, PersistenceHandle};
 use super::supervisor::{SupervisorMsg, SyncOutcome, SyncStats};
 use crate::broker::{BrokerError, Connector, ErrorClass};
+use crate::clock::Clock;
 use crate::domain::{ReconcileRules, reconcile, relabel_service_closes};
 use crate::store::SyncRunRecord;
 
@@ -60,6 +60,8 @@ pub struct UserSyncArgs {
     pub guard: Option<GuardHandle>,
     /// The positions this service closed (their trades are `closed_by_service`).
     pub closes: ServiceCloses,
+    /// The wall clock of the sync reports.
+    pub clock: Clock,
 }
 
 /// The actor (empty: everything lives in its state).
@@ -131,7 +133,7 @@ impl Actor for UserSyncActor {
 async fn sync(myself: &ActorRef<UserSyncMsg>, state: &mut UserSyncState) -> SyncOutcome {
     let args = &state.args;
     let account = args.account_id.as_str();
-    let started_at = Utc::now();
+    let started_at = args.clock.now();
     let clock = Instant::now();
 
     let broker = args.connector.broker.as_ref();
@@ -163,7 +165,7 @@ async fn sync(myself: &ActorRef<UserSyncMsg>, state: &mut UserSyncState) -> Sync
                 message: String,
                 retry_after,
                 broker_answered| {
-        report.finished_at = Utc::now();
+        report.finished_at = args.clock.now();
         report.duration = clock.elapsed();
         report.error_class = Some(class.as_str().to_owned());
         report.error_message = Some(message.clone());
@@ -215,7 +217,7 @@ async fn sync(myself: &ActorRef<UserSyncMsg>, state: &mut UserSyncState) -> Sync
         args.closes
             .retain(|t| trades.iter().any(|trade| trade.ticket == Some(t)));
     }
-    report.finished_at = Utc::now();
+    report.finished_at = args.clock.now();
     report.duration = clock.elapsed();
 
     // Compared borrowed and sorted: most syncs change nothing, and then nothing is copied.

@@ -124,6 +124,7 @@ pub async fn run(args: &DemoArgs) -> ExitCode {
         accounts: accounts.clone(),
         events: Arc::new(OutputPort::default()),
         follow_accounts_table: false,
+        clock: crate::clock::Clock::real(),
     };
     let reconciler = match Reconciler::start(tree).await {
         Ok(r) => r,

@@ -574,6 +574,7 @@ async fn a_spread_check_on_a_broker_without_quotes_is_refused_at_start() {
             }],
             events: Arc::new(ractor::OutputPort::default()),
             follow_accounts_table: false,
+            clock: mt5_reconciler::clock::Clock::real(),
         };
         let Err(e) = mt5_reconciler::service::Reconciler::start(args).await else {
             panic!("{label}: started with a check that cannot work");
@@ -633,6 +634,7 @@ async fn a_stop_during_a_close_round_records_every_close_it_sent() {
             }],
             events: Arc::new(ractor::OutputPort::default()),
             follow_accounts_table: false,
+            clock: mt5_reconciler::clock::Clock::real(),
         };
         let tree = mt5_reconciler::service::Reconciler::start(args)
             .await

@@ -9,6 +9,7 @@ use std::time::Duration;
 use mt5_reconciler::actors::{AccountSpec, SupervisorArgs};
 use mt5_reconciler::broker::Connector;
 use mt5_reconciler::broker::sim::{Fault, SimBroker, SimConfig};
+use mt5_reconciler::clock::Clock;
 use mt5_reconciler::domain::{Quote, ReconcileRules};
 use mt5_reconciler::guards::GuardsConfig;
 use mt5_reconciler::guards::config::{DrawdownConfig, MarketConfig};
@@ -60,15 +61,23 @@ pub(crate) fn guards(auto_close: bool) -> GuardsConfig {
 
 /// One account at 10 000 balance whose positions carry no floating profit.
 pub(crate) fn flat_sim() -> Arc<SimBroker> {
-    let sim = Arc::new(SimBroker::new(
-        &SimConfig {
-            accounts: 1,
-            positions_per_account: 6,
-            seed: 29,
-            ..SimConfig::default()
-        }
-        .without_noise(),
-    ));
+    flat_sim_on(Clock::real())
+}
+
+/// The same, stamping its snapshots with `clock`.
+pub(crate) fn flat_sim_on(clock: Clock) -> Arc<SimBroker> {
+    let sim = Arc::new(
+        SimBroker::new(
+            &SimConfig {
+                accounts: 1,
+                positions_per_account: 6,
+                seed: 29,
+                ..SimConfig::default()
+            }
+            .without_noise(),
+        )
+        .with_clock(clock),
+    );
     for p in sim.positions(ACCOUNT) {
         sim.update_position(ACCOUNT, p.ticket, |p| {
             (p.profit, p.swap) = (Decimal::ZERO, Decimal::ZERO)
@@ -97,6 +106,16 @@ pub(crate) async fn start_with(
     connector: Connector,
     guards: GuardsConfig,
 ) -> Reconciler {
+    start_on_clock(db, connector, guards, Clock::real()).await
+}
+
+/// The same, on `clock`.
+pub(crate) async fn start_on_clock(
+    db: &DatabaseConnection,
+    connector: Connector,
+    guards: GuardsConfig,
+    clock: Clock,
+) -> Reconciler {
     let mut config = tree_config();
     config.guards = guards;
     let args = SupervisorArgs {
@@ -110,6 +129,7 @@ pub(crate) async fn start_with(
         }],
         events: Arc::new(OutputPort::default()),
         follow_accounts_table: false,
+        clock,
     };
     Reconciler::start(args).await.expect("tree starts")
 }

@@ -79,6 +79,7 @@ async fn serve(db: &DatabaseConnection) -> (Reconciler, http::HttpServer) {
         accounts: Vec::new(),
         events: Arc::new(OutputPort::default()),
         follow_accounts_table: false,
+        clock: mt5_reconciler::clock::Clock::real(),
     };
     let tree = Reconciler::start(args).await.expect("tree starts");
     let http_config = HttpConfig {

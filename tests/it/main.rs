@@ -16,4 +16,5 @@ mod ops;
 mod persistence;
 mod service_proc;
 mod store;
+mod trading_day;
 mod tree;

@@ -121,6 +121,7 @@ async fn start_with(
             .collect(),
         events: Arc::new(OutputPort::default()),
         follow_accounts_table: false,
+        clock: mt5_reconciler::clock::Clock::real(),
     };
     Reconciler::start(args).await.expect("tree starts")
 }
@@ -841,6 +842,7 @@ broker = "mt5_export"
         accounts,
         events: Arc::new(OutputPort::default()),
         follow_accounts_table: false,
+        clock: mt5_reconciler::clock::Clock::real(),
     };
     let tree = Reconciler::start(args).await.expect("tree starts");
     let s = wait_for(&tree, "live-1 disabled, sim syncing", |s| {

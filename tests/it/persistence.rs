@@ -32,6 +32,7 @@ async fn spawn_with(db: &DatabaseConnection, config: PersistenceConfig) -> Actor
         db: db.clone(),
         config,
         events: Arc::new(OutputPort::default()),
+        clock: mt5_reconciler::clock::Clock::real(),
     };
     let (actor, _) = ractor::Actor::spawn(None, PersistenceActor, args)
         .await

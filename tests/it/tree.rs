@@ -88,6 +88,7 @@ fn args(db: &DatabaseConnection, sim: &Arc<SimBroker>, config: TreeConfig) -> Su
             .collect(),
         events: Arc::new(OutputPort::default()),
         follow_accounts_table: false,
+        clock: mt5_reconciler::clock::Clock::real(),
     }
 }
 

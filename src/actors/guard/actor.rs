@@ -20,6 +20,7 @@ use super::round::RoundOutcome;
 use crate::actors::handle::SwapRef;
 use crate::actors::persistence::PersistenceHandle;
 use crate::broker::Broker;
+use crate::clock::Clock;
 use crate::domain::{AccountSnapshot, ReconcileRules};
 use crate::guards::{GuardSet, GuardsConfig, Sinks};
 
@@ -82,6 +83,8 @@ pub struct GuardArgs {
     pub timeout: Duration,
     /// The positions this guard closed, shared with the account's sync.
     pub closes: super::ServiceCloses,
+    /// The wall clock of evaluations, alerts (`close_at`), claims and audit events.
+    pub clock: Clock,
 }
 
 /// The actor (empty: everything lives in its state).

@@ -11,7 +11,7 @@ use crate::store::{self, AlertRecord, AuditEvent};
 /// Appends an audit event of the account (through persistence: buffered, retried).
 pub(super) fn audit(args: &GuardArgs, kind: &str, detail: serde_json::Value) {
     args.persistence.send(PersistMsg::Audit(AuditEvent {
-        at: Utc::now(),
+        at: args.clock.now(),
         account_id: Some(args.account_id.clone()),
         kind: kind.to_owned(),
         detail,
@@ -29,7 +29,7 @@ pub(super) fn notify(args: &GuardArgs, alert: &str, kind: &str, message: String)
         reference: None,
         close_at: None,
         message,
-        at: Utc::now(),
+        at: args.clock.now(),
     });
 }
 
@@ -110,7 +110,7 @@ pub(super) async fn raise(
     kind: (&str, NaiveDate),
     note: Option<String>,
 ) {
-    let mut r = record(args, e, kind, AlertStatus::Alerted, None, Utc::now());
+    let mut r = record(args, e, kind, AlertStatus::Alerted, None, args.clock.now());
     if let Some(note) = note {
         r.message = format!("{}; {note}", r.message);
     }

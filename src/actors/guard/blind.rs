@@ -29,7 +29,7 @@ pub(super) fn start_watch(myself: &ActorRef<GuardMsg>, state: &mut GuardState) {
 
 /// One id per account and day for its blindness notices.
 fn blind_id(args: &super::actor::GuardArgs) -> String {
-    let today = chrono::Utc::now().date_naive();
+    let today = args.clock.now().date_naive();
     crate::guards::alerts::alert_id(&args.account_id, "guards", "blind", today)
 }
 

@@ -10,7 +10,6 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
 use ractor::ActorRef;
 use tokio::time::Instant;
 
@@ -60,7 +59,7 @@ pub(super) async fn on_snapshot(
     let args = state.args.clone();
     let rules =
         crate::broker::symbols::rules_for(args.broker.as_ref(), &args.account_id, &args.rules);
-    let crossings = state.set.observe(snapshot, &rules, Utc::now());
+    let crossings = state.set.observe(snapshot, &rules, args.clock.now());
     if state.set.doubting() {
         audit(
             &args,
@@ -106,7 +105,7 @@ async fn on_crossing(state: &mut GuardState, snapshot: &AccountSnapshot, c: &Cro
                 );
                 alerting::raise(&args, e, ("breach", c.day), Some(note)).await;
             } else {
-                let now = Utc::now();
+                let now = args.clock.now();
                 let lead = chrono::Duration::seconds(
                     i64::try_from(args.config.alert_lead_secs).unwrap_or(i64::MAX),
                 );
@@ -146,7 +145,7 @@ async fn progress(
             // The lead starts once the alert is durable: a close always has a stored,
             // cancellable intent behind it.
             let lead = std::time::Duration::from_secs(args.config.alert_lead_secs);
-            let now = Utc::now();
+            let now = args.clock.now();
             enf.alert.created_at = now;
             enf.alert.close_at = chrono::Duration::from_std(lead)
                 .ok()
@@ -241,7 +240,7 @@ async fn adopt(myself: &ActorRef<GuardMsg>, state: &mut GuardState, id: &str) {
 /// for its stored due time; anything else starts with a round, whose first step is a
 /// fresh look at the account.
 pub(super) fn resume(myself: &ActorRef<GuardMsg>, state: &mut GuardState, r: AlertRecord) {
-    let now = Utc::now();
+    let now = state.args.clock.now();
     let wait = r
         .close_at
         .filter(|_| r.status == AlertStatus::PendingClose)
@@ -428,14 +427,14 @@ fn end(state: &mut GuardState, why: &str) {
         serde_json::json!({"alert": enf.alert.id, "why": why}),
     );
     state.generation += 1;
-    let id = enf.alert.id;
+    let (id, at) = (enf.alert.id, args.clock.now());
     tokio::spawn(async move {
         let moved = crate::store::transition_alert(
             &args.db,
             &id,
             &AlertStatus::CANCELLABLE,
             AlertStatus::Ended,
-            Utc::now(),
+            at,
         );
         if moved.await.is_err() {
             tracing::warn!(account = %args.account_id, alert = %id, "cannot record the end of the enforcement");

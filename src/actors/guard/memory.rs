@@ -4,7 +4,6 @@
 //! continues the same trading day and the same breach. Nothing here may stop the guard:
 //! a store that does not answer leaves it running on what it has.
 
-use chrono::Utc;
 use ractor::ActorRef;
 
 use super::actor::{GuardMsg, GuardState};
@@ -52,7 +51,7 @@ pub(super) async fn restore(myself: &ActorRef<GuardMsg>, state: &mut GuardState)
                     &older.id,
                     &AlertStatus::CANCELLABLE,
                     AlertStatus::Ended,
-                    Utc::now(),
+                    args.clock.now(),
                 );
                 if let Err(e) = moved.await {
                     tracing::warn!(account = %account, alert = %older.id, error = %e, "cannot end an older enforcement");
@@ -78,7 +77,7 @@ pub(super) async fn save(state: &mut GuardState) {
         return;
     }
     let args = &state.args;
-    match store::save_guard_state(&args.db, &args.account_id, &json, Utc::now()).await {
+    match store::save_guard_state(&args.db, &args.account_id, &json, args.clock.now()).await {
         Ok(()) => state.saved = Some(json),
         Err(e) => {
             tracing::warn!(account = %args.account_id, error = %e, "cannot store the guard memory; will try again")

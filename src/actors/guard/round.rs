@@ -14,7 +14,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use tokio::task::JoinSet;
 
 use super::actor::GuardArgs;
@@ -68,7 +67,7 @@ pub(super) struct Round {
 /// Runs one round.
 pub(super) async fn run(args: Arc<GuardArgs>, round: Round) -> RoundOutcome {
     let alert = round.alert.as_str();
-    match store::claim_close(&args.db, alert, Utc::now()).await {
+    match store::claim_close(&args.db, alert, args.clock.now()).await {
         Ok(Claim::Won) => {}
         Ok(Claim::Lost(AlertStatus::Closing)) if round.holding => {}
         Ok(Claim::Lost(AlertStatus::Closing)) => return RoundOutcome::ClaimedElsewhere,
@@ -223,8 +222,8 @@ async fn check(args: &Arc<GuardArgs>, alert: &str, unanswered: &[(u64, String)])
 fn closed(args: &Arc<GuardArgs>, alert: &str, ticket: u64) {
     args.closes.insert(ticket, alert);
     let (args, alert) = (args.clone(), alert.to_owned());
+    let at = args.clock.now();
     tokio::spawn(async move {
-        let at = Utc::now();
         let stored =
             store::record_service_close(&args.db, &args.account_id, ticket, &alert, at).await;
         if let Err(e) = stored {
@@ -236,7 +235,7 @@ fn closed(args: &Arc<GuardArgs>, alert: &str, ticket: u64) {
 /// Releases the claim into `status`; false when the store did not record it (the claim
 /// then stays this closer's). An operator's cancel meanwhile wins: nothing is changed.
 async fn finish(args: &GuardArgs, alert: &str, status: AlertStatus) -> bool {
-    let at = Utc::now();
+    let at = args.clock.now();
     match store::transition_alert(&args.db, alert, &[AlertStatus::Closing], status, at).await {
         Ok(_) => true,
         Err(e) => {

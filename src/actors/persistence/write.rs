@@ -8,7 +8,7 @@
 //! Nothing here reports to the supervisor: a dead letter is the data's fault, not the
 //! account's, and the breaker does not count it.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sea_orm::{DatabaseConnection, TransactionTrait};
 
 use super::Converge;
@@ -24,17 +24,18 @@ pub(super) struct Written {
 }
 
 /// Writes the converges, reports and audit events in one transaction; isolates refused
-/// rows only when the fast attempt was refused.
+/// rows only when the fast attempt was refused; a dead letter is dated `now`.
 pub(super) async fn write(
     db: &DatabaseConnection,
     converges: &[&Converge],
     reports: &[SyncRunRecord],
     audits: &[AuditEvent],
+    now: DateTime<Utc>,
 ) -> Result<Written, StoreError> {
     match write_fast(db, converges, reports, audits).await {
         Err(e) if e.is_refusal() => {
             tracing::warn!(error = %e, "the database refused a row; writing the batch around it");
-            write_isolating(db, converges, reports, audits).await
+            write_isolating(db, converges, reports, audits, now).await
         }
         other => other,
     }
@@ -98,8 +99,8 @@ async fn write_isolating(
     converges: &[&Converge],
     reports: &[SyncRunRecord],
     audits: &[AuditEvent],
+    now: DateTime<Utc>,
 ) -> Result<Written, StoreError> {
-    let now = Utc::now();
     let txn = db.begin().await?;
     let mut letters = Vec::new();
 

@@ -9,7 +9,6 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use chrono::Utc;
 use rust_decimal::Decimal;
 
 use super::config::{MAX_ACCOUNTS, SimConfig};
@@ -17,6 +16,7 @@ use super::generate::{Injected, account_id, generate};
 use super::market;
 use super::rng::SplitMix64;
 use crate::broker::{BoxFuture, Broker, BrokerError, TradeSource};
+use crate::clock::Clock;
 use crate::domain::{AccountSnapshot, BotTrade, BrokerPosition, Quote};
 
 /// How long a [`Fault::Timeout`] call sleeps: far longer than any sync timeout.
@@ -67,6 +67,8 @@ pub struct SimBroker {
     inner: Mutex<Inner>,
     latency_ms: (u64, u64),
     balance: Decimal,
+    /// Stamps every snapshot (`taken_at`).
+    clock: Clock,
 }
 
 fn unknown(account: &str) -> BrokerError {
@@ -101,7 +103,15 @@ impl SimBroker {
             }),
             latency_ms: (a.min(b), a.max(b)),
             balance: config.balance,
+            clock: Clock::real(),
         }
+    }
+
+    /// The same broker stamping its snapshots with `clock` instead of the real clock (a
+    /// clock following paused tokio time runs a trading day in a test).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -259,7 +269,7 @@ impl SimBroker {
             free_margin: equity - margin,
             positions,
             quotes,
-            taken_at: Utc::now(),
+            taken_at: self.clock.now(),
         })
     }
 }
