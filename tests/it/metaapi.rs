@@ -9,6 +9,7 @@
 //! how long something took.
 
 mod fake;
+mod guards;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;

@@ -3,9 +3,11 @@
 //! `POST …/trade` with `POSITION_CLOSE_ID` closes a position in the fake: later positions
 //! answers leave it out. `GET …/symbols/{symbol}/current-price` answers a quote stamped
 //! now (AUDNZD and XAUUSD; other symbols are unknown), or what [`FakeMetaApi::set_price`]
-//! scripted.
+//! scripted. [`FakeMetaApi::set_positions`] changes what an account holds (a bot opening
+//! positions); [`FakeMetaApi::answer_trades`] scripts the answers of the next trade
+//! requests (a refused close leaves the position open).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
@@ -75,6 +77,8 @@ struct Inner {
     closed: HashMap<String, HashSet<String>>,
     /// (MetaApi account id, symbol) → the scripted current-price answer.
     prices: HashMap<(String, String), (u16, String)>,
+    /// MetaApi account id → the scripted answers (status, body) of its next trade requests.
+    trade_answers: HashMap<String, VecDeque<(u16, String)>>,
 }
 
 /// A running fake; stops when dropped.
@@ -154,6 +158,39 @@ impl FakeMetaApi {
             (account.to_owned(), symbol.to_owned()),
             (status, body.into()),
         );
+    }
+
+    /// From now on, `account` holds this positions list (status 200, documented account
+    /// information); positions closed through `trade` stay closed.
+    pub fn set_positions(&self, account: &str, body: impl Into<String>) {
+        self.lock()
+            .scripts
+            .insert(account.to_owned(), Script::Positions(body.into()));
+    }
+
+    /// The next trade requests of `account` get these answers (status, body), in order,
+    /// and close nothing; later ones are answered as usual.
+    pub fn answer_trades(&self, account: &str, answers: impl IntoIterator<Item = (u16, String)>) {
+        self.lock()
+            .trade_answers
+            .entry(account.to_owned())
+            .or_default()
+            .extend(answers);
+    }
+
+    /// The ids of the positions `account` holds now.
+    pub fn open(&self, account: &str) -> Vec<String> {
+        let g = self.lock();
+        let body = match g.scripts.get(account) {
+            Some(Script::Positions(body)) => open_positions(&g, account, body),
+            Some(_) => open_positions(&g, account, POSITIONS),
+            None => return Vec::new(),
+        };
+        serde_json::from_str::<Vec<serde_json::Value>>(&body)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|p| p["id"].as_str().map(str::to_owned))
+            .collect()
     }
 
     /// Whether any request so far lacked the expected token.
@@ -340,7 +377,16 @@ fn decide(
     let positions = endpoint == "positions";
     match script {
         Script::Status(code, body) => json(*code, body.replace("{token}", token)),
-        _ if endpoint == "trade" => close(g, account, script, body),
+        _ if endpoint == "trade" => {
+            let scripted = g
+                .trade_answers
+                .get_mut(account)
+                .and_then(VecDeque::pop_front);
+            match scripted {
+                Some((status, answer)) => json(status, answer),
+                None => close(g, account, script, body),
+            }
+        }
         Script::Positions(body) if positions => json(200, open_positions(g, account, body)),
         Script::Account(body) if !positions => json(200, body.clone()),
         Script::RateLimited(wait) if positions => {
