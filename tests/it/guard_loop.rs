@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use mt5_reconciler::actors::guard::GuardMsg;
 use mt5_reconciler::broker::sim::{Fault, SimBroker};
 use mt5_reconciler::broker::{BoxFuture, Broker, BrokerError, Connector, TradeSource};
 use mt5_reconciler::domain::{AccountSnapshot, BotTrade, Quote, SymbolSpec, SymbolTable};
@@ -146,6 +147,49 @@ async fn an_unknown_pip_size_does_not_stop_the_drawdown_guard() {
         let tree = start_with(&db, sim_connector(&sim), guards(true)).await;
         tokio::time::sleep(Duration::from_secs(11)).await;
         lose(&sim, 600);
+        until("every position closed", || {
+            sim.positions(ACCOUNT).is_empty()
+        })
+        .await;
+        tokio::time::resume();
+        closed(&db, &label).await;
+        tree.abort().await;
+    }
+}
+
+/// The account's guard actor among the supervisor's children.
+fn guard_of(tree: &mt5_reconciler::service::Reconciler) -> Option<ractor::ActorCell> {
+    tree.actor()
+        .get_children()
+        .into_iter()
+        .find(|c| c.is_message_type_of::<GuardMsg>() == Some(true))
+}
+
+/// A guard that stops (here: killed) stops neither the account's reconciliation nor its
+/// protection: the supervisor starts the guard again, audits it, and a breach after that
+/// still closes every position.
+#[tokio::test]
+async fn a_guard_that_stops_is_restarted_and_reconciliation_goes_on() {
+    for (label, db) in common::databases().await {
+        let sim = flat_sim();
+        tokio::time::pause();
+        let tree = start_with(&db, sim_connector(&sim), guards(true)).await;
+        syncs(&tree, 1).await;
+        settle().await;
+        let first = guard_of(&tree).expect("a guard actor");
+        first.kill();
+        syncs(&tree, 2).await;
+        tokio::time::resume();
+        until("another guard actor", || {
+            guard_of(&tree).is_some_and(|g| g.get_id() != first.get_id())
+        })
+        .await;
+        flush(&tree).await;
+        let k = kinds(&db).await;
+        assert!(k.iter().any(|x| x == "guard_restarted"), "{label}: {k:?}");
+        tokio::time::pause();
+        lose(&sim, 600);
+        tokio::time::sleep(Duration::from_secs(25)).await;
         until("every position closed", || {
             sim.positions(ACCOUNT).is_empty()
         })
