@@ -349,3 +349,23 @@ impl Drop for TcpProxy {
         self.accept.abort();
     }
 }
+
+/// A source of the bot's trades that always fails (a bot database that cannot be read).
+pub struct BrokenTrades;
+
+impl mt5_reconciler::broker::TradeSource for BrokenTrades {
+    fn open_trades<'a>(
+        &'a self,
+        _account: &'a str,
+    ) -> mt5_reconciler::broker::BoxFuture<
+        'a,
+        Result<Vec<mt5_reconciler::domain::BotTrade>, mt5_reconciler::broker::BrokerError>,
+    > {
+        Box::pin(async {
+            Err(mt5_reconciler::broker::BrokerError::Retryable {
+                reason: "bot_trades unreadable".into(),
+                retry_after: None,
+            })
+        })
+    }
+}

@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use mt5_reconciler::actors::guard::GuardMsg;
 use mt5_reconciler::broker::sim::{Fault, SimBroker};
-use mt5_reconciler::broker::{BoxFuture, Broker, BrokerError, Connector, TradeSource};
-use mt5_reconciler::domain::{AccountSnapshot, BotTrade, Quote, SymbolSpec, SymbolTable};
+use mt5_reconciler::broker::{BoxFuture, Broker, BrokerError, Connector};
+use mt5_reconciler::domain::{AccountSnapshot, Quote, SymbolSpec, SymbolTable};
 use mt5_reconciler::guards::config::MarketConfig;
 use mt5_reconciler::store;
 use rust_decimal::Decimal;
 
-use crate::common;
+use crate::common::{self, BrokenTrades};
 use crate::guards::{
     ACCOUNT, breach_alert, flat_sim, guards, kinds, lose, settle, start_with, syncs, until,
 };
@@ -48,23 +48,6 @@ fn add_position(sim: &SimBroker, ticket: u64, symbol: &str) {
     (p.profit, p.swap) = (Decimal::ZERO, Decimal::ZERO);
     positions.push(p);
     sim.set_positions(ACCOUNT, positions);
-}
-
-/// A trade source that always fails.
-struct BrokenTrades;
-
-impl TradeSource for BrokenTrades {
-    fn open_trades<'a>(
-        &'a self,
-        _account: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<BotTrade>, BrokerError>> {
-        Box::pin(async {
-            Err(BrokerError::Retryable {
-                reason: "bot_trades unreadable".into(),
-                retry_after: None,
-            })
-        })
-    }
 }
 
 /// The simulated broker, plus symbol specifications only it knows, and snapshots that fail

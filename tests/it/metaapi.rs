@@ -104,20 +104,38 @@ async fn start_with(
     accounts: &[&str],
     config: TreeConfig,
 ) -> Reconciler {
-    let connector = Connector {
-        broker: broker.clone(),
-        trades: Arc::new(DbTrades::new(db.clone())),
-    };
+    let accounts: Vec<(&str, &str)> = accounts.iter().map(|a| (*a, "metaapi")).collect();
+    start_tree(db, metaapi(db, broker), &accounts, config).await
+}
+
+/// The MetaApi broker with the bot's trades from the database, as connector `metaapi`.
+fn metaapi(db: &DatabaseConnection, broker: &Arc<MetaApiBroker>) -> HashMap<String, Connector> {
+    HashMap::from([(
+        "metaapi".to_owned(),
+        Connector {
+            broker: broker.clone(),
+            trades: Arc::new(DbTrades::new(db.clone())),
+        },
+    )])
+}
+
+/// The tree over `connectors` (by name), each account (id, connector) on the named one.
+async fn start_tree(
+    db: &DatabaseConnection,
+    connectors: HashMap<String, Connector>,
+    accounts: &[(&str, &str)],
+    config: TreeConfig,
+) -> Reconciler {
     let args = SupervisorArgs {
         db: db.clone(),
         config,
         rules: Arc::new(ReconcileRules::default()),
-        connectors: HashMap::from([("metaapi".to_owned(), connector)]),
+        connectors,
         accounts: accounts
             .iter()
-            .map(|id| AccountSpec {
+            .map(|(id, connector)| AccountSpec {
                 id: (*id).to_owned(),
-                broker: "metaapi".into(),
+                broker: (*connector).to_owned(),
             })
             .collect(),
         events: Arc::new(OutputPort::default()),
@@ -988,87 +1006,6 @@ async fn failed_closes_are_classified_and_name_no_secret() {
     );
     let still = broker.snapshot("ok").await.expect("snapshot");
     assert_eq!(tickets(&still), [46648037], "nothing was closed");
-}
-
-/// A MetaApi account far below its initial balance breaches a max-loss rule; with
-/// auto-close on, every position is closed through MetaApi's trade endpoint after the
-/// alert lead, each confirmed in the audit trail.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_drawdown_breach_closes_every_position_through_metaapi() {
-    use mt5_reconciler::guards::GuardsConfig;
-    use mt5_reconciler::guards::config::DrawdownConfig;
-    for (label, db) in common::databases().await {
-        let fake =
-            FakeMetaApi::start(TOKEN, &[("ma-acc-g", Script::Positions(three_positions()))]).await;
-        let broker = broker(&fake, &["acc-g"]);
-        import(&db, "acc-g").await;
-        let mut config = tree_config();
-        config.guards = GuardsConfig {
-            alert_lead_secs: 1,
-            auto_close: vec!["acc-g".into()],
-            drawdown: vec![DrawdownConfig {
-                name: "max-loss".into(),
-                accounts: vec!["*".into()],
-                kind: "max_loss".into(),
-                reference: None,
-                reset_at: None,
-                time_zone: None,
-                // The documented equity, 7306.65, is a 27 % loss of this.
-                initial_balance: Some(rust_decimal::Decimal::from(10_000)),
-                basis: None,
-                warn: "4%".into(),
-                breach: "5%".into(),
-            }],
-            ..GuardsConfig::default()
-        };
-        let tree = start_with(&db, &broker, &["acc-g"], config).await;
-        let mut closed = false;
-        for _ in 0..750 {
-            let alerts = store::list_alerts(&db, Some("acc-g"), 10)
-                .await
-                .expect("alerts");
-            if alerts
-                .iter()
-                .any(|a| a.kind == "breach" && a.status == store::AlertStatus::Closed)
-            {
-                closed = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let left = broker.snapshot("acc-g").await.expect("snapshot");
-        assert!(
-            closed,
-            "{label}: the breach's close never finished: {:?}",
-            tickets(&left)
-        );
-        assert!(left.positions.is_empty(), "{label}: {:?}", tickets(&left));
-        assert_eq!(
-            fake.count("ma-acc-g", "trade"),
-            3,
-            "{label}: one close per position"
-        );
-        flush(&tree).await;
-        let kinds = audit_kinds(&db, "acc-g").await;
-        for want in [
-            "guard_breach",
-            "alert_sent",
-            "close_scheduled",
-            "close_requested",
-        ] {
-            assert!(
-                kinds.iter().any(|k| k == want),
-                "{label}: no {want} in {kinds:?}"
-            );
-        }
-        let confirmed = kinds.iter().filter(|k| *k == "close_confirmed").count();
-        assert_eq!(confirmed, 3, "{label}: {kinds:?}");
-        assert!(
-            !everything_said(&tree, &db).await.contains(TOKEN),
-            "{label}"
-        );
-        tree.shutdown(Duration::from_secs(5)).await;
-    }
 }
 
 /// Gold is configured nowhere: its pip size comes from MetaApi's specification (digits 2,

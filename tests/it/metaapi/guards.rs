@@ -11,21 +11,19 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mt5_reconciler::actors::{AccountSpec, SupervisorArgs};
-use mt5_reconciler::broker::db_trades::DbTrades;
-use mt5_reconciler::broker::metaapi::MetaApiBroker;
-use mt5_reconciler::broker::{BoxFuture, BrokerError, Connector, TradeSource};
-use mt5_reconciler::domain::{BotTrade, ReconcileRules};
+use mt5_reconciler::broker::Connector;
 use mt5_reconciler::guards::GuardsConfig;
 use mt5_reconciler::guards::config::DrawdownConfig;
 use mt5_reconciler::service::Reconciler;
 use mt5_reconciler::store;
-use ractor::OutputPort;
 use sea_orm::{DatabaseConnection, EntityTrait};
 
 use super::fake::{FakeMetaApi, POSITIONS, Script};
-use super::{TOKEN, acc, broker, everything_said, flush, import, three_positions, tree_config};
-use crate::common::{self, audit_kinds};
+use super::{
+    TOKEN, acc, broker, everything_said, flush, import, metaapi, start_tree, three_positions,
+    tree_config,
+};
+use crate::common::{self, BrokenTrades, audit_kinds};
 
 /// A max-loss rule every account breaches at once: the fake's equity, 7306.65, is a 27 %
 /// loss of 10 000 (and stays so after the closes: the breach holds). `auto_close` accounts
@@ -50,7 +48,7 @@ fn guards(auto_close: &[&str], lead: u64) -> GuardsConfig {
     }
 }
 
-/// The tree over `connectors` (by name), each account on the named one.
+/// The tree over `connectors`, each account (id, connector) on the named one.
 async fn start(
     db: &DatabaseConnection,
     connectors: HashMap<String, Connector>,
@@ -59,34 +57,7 @@ async fn start(
 ) -> Reconciler {
     let mut config = tree_config();
     config.guards = guards;
-    let args = SupervisorArgs {
-        db: db.clone(),
-        config,
-        rules: Arc::new(ReconcileRules::default()),
-        connectors,
-        accounts: accounts
-            .iter()
-            .map(|(id, connector)| AccountSpec {
-                id: (*id).to_owned(),
-                broker: (*connector).to_owned(),
-            })
-            .collect(),
-        events: Arc::new(OutputPort::default()),
-        follow_accounts_table: false,
-        clock: mt5_reconciler::clock::Clock::real(),
-    };
-    Reconciler::start(args).await.expect("tree starts")
-}
-
-/// The MetaApi broker with the bot's trades from the database.
-fn metaapi(db: &DatabaseConnection, broker: &Arc<MetaApiBroker>) -> HashMap<String, Connector> {
-    HashMap::from([(
-        "metaapi".to_owned(),
-        Connector {
-            broker: broker.clone(),
-            trades: Arc::new(DbTrades::new(db.clone())),
-        },
-    )])
+    start_tree(db, connectors, accounts, config).await
 }
 
 /// Waits until `cond` holds, polling every 20 ms; gives up after 30 s of real time (a guard
@@ -173,23 +144,6 @@ async fn bot_trades(db: &DatabaseConnection, account: &str, trades: &[serde_json
         .expect("import");
 }
 
-/// A source of the bot's trades that always fails.
-struct BrokenTrades;
-
-impl TradeSource for BrokenTrades {
-    fn open_trades<'a>(
-        &'a self,
-        _account: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<BotTrade>, BrokerError>> {
-        Box::pin(async {
-            Err(BrokerError::Retryable {
-                reason: "bot_trades unreadable".into(),
-                retry_after: None,
-            })
-        })
-    }
-}
-
 /// Two accounts whose reconciliation never works: one whose bot trades cannot be read, one
 /// holding a symbol MetaApi does not know (no pip size, and the bot trades it too). Their
 /// syncs fail, yet each breach closes every position through MetaApi.
@@ -258,6 +212,47 @@ async fn a_breach_closes_every_position_when_reconciliation_cannot_run() {
             let k = audit_kinds(&db, account).await;
             assert_eq!(count(&k, "close_confirmed"), 3, "{label} {account}: {k:?}");
         }
+        assert!(
+            !everything_said(&tree, &db).await.contains(TOKEN),
+            "{label}"
+        );
+        tree.shutdown(Duration::from_secs(5)).await;
+    }
+}
+
+/// A breach closes each position once through MetaApi's trade endpoint after the alert
+/// lead; every step is in the audit trail and the token is never said.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drawdown_breach_closes_every_position_through_metaapi() {
+    for (label, db) in common::databases().await {
+        let fake =
+            FakeMetaApi::start(TOKEN, &[("ma-acc-g", Script::Positions(three_positions()))]).await;
+        let broker = broker(&fake, &["acc-g"]);
+        import(&db, "acc-g").await;
+        let tree = start(
+            &db,
+            metaapi(&db, &broker),
+            &[("acc-g", "metaapi")],
+            guards(&["acc-g"], 1),
+        )
+        .await;
+        alert_closed(&db, "acc-g").await;
+        assert!(fake.open("ma-acc-g").is_empty(), "{label}");
+        assert_eq!(
+            fake.count("ma-acc-g", "trade"),
+            3,
+            "{label}: one close per position"
+        );
+        let k = kinds(&tree, &db, "acc-g").await;
+        for want in [
+            "guard_breach",
+            "alert_sent",
+            "close_scheduled",
+            "close_requested",
+        ] {
+            assert!(k.iter().any(|x| x == want), "{label}: no {want} in {k:?}");
+        }
+        assert_eq!(count(&k, "close_confirmed"), 3, "{label}: {k:?}");
         assert!(
             !everything_said(&tree, &db).await.contains(TOKEN),
             "{label}"
