@@ -5,7 +5,10 @@ Runs next to a MetaTrader 5 terminal (Windows, or Wine) with the official ``Meta
 Python package, and every ``--interval`` seconds writes, for one account:
 
     <out>/<account>/positions.json   {"export_round": ID, "positions": [positions_get() records]}
-    <out>/<account>/account.json     account_info() as a record, plus "export_round": ID
+    <out>/<account>/account.json     account_info() as a record, plus "export_round": ID,
+                                     and terminal_info()'s "connected" and
+                                     "trade_allowed" as "terminal_connected" and
+                                     "terminal_trade_allowed"
     <out>/<account>/quotes.json      {"positions_sha256": ..., "quotes": [...]}: for each
                                      symbol held, symbol_info_tick(symbol) as a record
                                      with its "symbol"
@@ -17,6 +20,12 @@ then renamed over the old one, so a reader sees the old file or the new one, nev
 one. When the terminal fails to answer (``positions_get()`` returns None), nothing is
 written: the old files age, and mt5-reconciler reports the account as stale instead of
 reading an error as "no positions". An empty tuple (no positions) is written as ``[]``.
+
+A terminal that has lost its trade server still answers ``positions_get()``, with what
+it last knew or with nothing: ``terminal_connected`` (``terminal_info().connected``) tells
+mt5-reconciler so, and it then reads the round as unknown, never as a flat account. A
+terminal whose ``terminal_info()`` returns None is treated like one that does not answer:
+nothing is written.
 
 Quotes are read in the same round as the positions, and ``positions_sha256`` is the
 SHA-256 (hex) of the exact bytes of that round's positions.json: a reader that finds
@@ -132,10 +141,19 @@ def export_once(out_dir):
     if info is None:
         log.error("account_info failed: %s", mt5.last_error())
         return False
+    terminal = mt5.terminal_info()
+    if terminal is None:
+        log.error("terminal_info failed: %s", mt5.last_error())
+        return False
     try:
         round_id = new_round()
         records = {ROUND_FIELD: round_id, "positions": [p._asdict() for p in positions]}
-        account = dict(info._asdict(), **{ROUND_FIELD: round_id})
+        account = dict(
+            info._asdict(),
+            terminal_connected=bool(terminal.connected),
+            terminal_trade_allowed=bool(terminal.trade_allowed),
+            **{ROUND_FIELD: round_id},
+        )
         # Serialise both before writing either, so a bad value leaves the files as they were.
         positions_text = to_json(records)
         account_text = to_json(account)

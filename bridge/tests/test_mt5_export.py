@@ -35,6 +35,7 @@ class ExportTest(unittest.TestCase):
         self.out = os.path.join(self.dir.name, "acc-1")
         MetaTrader5.POSITIONS = None
         MetaTrader5.ACCOUNT = None
+        MetaTrader5.TERMINAL = None
         MetaTrader5.TICKS = None
         MetaTrader5.INITIALIZE_OK = True
         self.assertEqual(MetaTrader5.__file__, os.path.join(FAKE, "MetaTrader5.py"))
@@ -111,6 +112,29 @@ class ExportTest(unittest.TestCase):
         MetaTrader5.ACCOUNT = "error"
         with self.assertLogs("mt5_export", level="ERROR"):
             self.assertFalse(mt5_export.export_once(self.out))
+
+    def test_the_account_file_says_whether_the_terminal_is_connected(self):
+        self.assertTrue(mt5_export.export_once(self.out))
+        account = read(os.path.join(self.out, "account.json"))
+        self.assertIs(account["terminal_connected"], True)
+        self.assertIs(account["terminal_trade_allowed"], True)
+        MetaTrader5.TERMINAL = dict(MetaTrader5.DEFAULT_TERMINAL, connected=False,
+                                    trade_allowed=False)
+        MetaTrader5.POSITIONS = []
+        self.assertTrue(mt5_export.export_once(self.out))
+        account = read(os.path.join(self.out, "account.json"))
+        self.assertIs(account["terminal_connected"], False)
+        self.assertIs(account["terminal_trade_allowed"], False)
+        self.assertEqual(read(os.path.join(self.out, "positions.json"))["positions"], [])
+
+    def test_a_terminal_that_does_not_say_its_state_writes_nothing(self):
+        self.assertTrue(mt5_export.export_once(self.out))
+        before = read(os.path.join(self.out, "account.json"))
+        MetaTrader5.TERMINAL = "error"
+        with self.assertLogs("mt5_export", level="ERROR") as logs:
+            self.assertFalse(mt5_export.export_once(self.out))
+        self.assertIn("terminal_info failed", "\n".join(logs.output))
+        self.assertEqual(read(os.path.join(self.out, "account.json")), before)
 
     def test_nan_is_refused_and_leaves_both_files_alone(self):
         self.assertTrue(mt5_export.export_once(self.out))

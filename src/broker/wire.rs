@@ -138,6 +138,16 @@ impl<'a> Object<'a> {
         }
     }
 
+    /// An optional boolean (`true` or `false`).
+    pub fn opt_bool(&self, field: &str) -> Result<Option<bool>, BrokerError> {
+        match self.get(field).map(RawValue::get) {
+            None => Ok(None),
+            Some("true") => Ok(Some(true)),
+            Some("false") => Ok(Some(false)),
+            Some(_) => Err(self.error(field, "expected true or false")),
+        }
+    }
+
     /// An optional string.
     pub fn opt_string(&self, field: &str) -> Result<Option<String>, BrokerError> {
         let Some(raw) = self.get(field) else {

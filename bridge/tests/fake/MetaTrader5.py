@@ -11,6 +11,8 @@ environment variables:
     FAKE_MT5_ACCOUNT    "error" (None), or a JSON file of one account record
     FAKE_MT5_TICKS      "error" (None for every symbol), or a JSON file of
                         {symbol: tick record} (default: DEFAULT_TICKS)
+    FAKE_MT5_TERMINAL   "error" (None), or a JSON file of one terminal_info() record
+                        (default: DEFAULT_TERMINAL, connected and trading allowed)
 
 Tick times, like the real terminal's, are the trade server's clock (seconds, and
 milliseconds in time_msc); the defaults are fixed times of a server that runs on UTC.
@@ -37,6 +39,15 @@ AccountInfo = collections.namedtuple(
     "liabilities commission_blocked name server currency company",
 )
 
+# The fields of the real package's TerminalInfo that the bridge reads, and a few more.
+TerminalInfo = collections.namedtuple(
+    "TerminalInfo",
+    "community_account community_connection connected dlls_allowed trade_allowed "
+    "tradeapi_disabled email_enabled ftp_enabled notifications_enabled mqid build "
+    "maxbars codepage ping_last community_balance retransmission company name language "
+    "path data_path commondata_path",
+)
+
 Tick = collections.namedtuple(
     "Tick", "time bid ask last volume time_msc flags volume_real")
 
@@ -61,10 +72,21 @@ DEFAULT_ACCOUNT = {
     "currency": "USD", "company": "MetaQuotes Software Corp.",
 }
 
+DEFAULT_TERMINAL = {
+    "community_account": False, "community_connection": False, "connected": True,
+    "dlls_allowed": False, "trade_allowed": True, "tradeapi_disabled": False,
+    "email_enabled": False, "ftp_enabled": False, "notifications_enabled": False,
+    "mqid": False, "build": 4755, "maxbars": 100000, "codepage": 0, "ping_last": 31250,
+    "community_balance": 0.0, "retransmission": 0.0, "company": "MetaQuotes Software Corp.",
+    "name": "MetaTrader 5", "language": "English", "path": "C:\\MT5",
+    "data_path": "C:\\MT5", "commondata_path": "C:\\MT5\\Common",
+}
+
 # None: read from the environment / defaults; set by tests to script the terminal.
 POSITIONS = None
 ACCOUNT = None
 TICKS = None
+TERMINAL = None
 INITIALIZE_OK = True
 calls = []
 _last_error = (1, "Success")
@@ -95,6 +117,12 @@ def _account():
     if ACCOUNT is not None:
         return ACCOUNT
     return _load("FAKE_MT5_ACCOUNT", DEFAULT_ACCOUNT)
+
+
+def _terminal():
+    if TERMINAL is not None:
+        return TERMINAL
+    return _load("FAKE_MT5_TERMINAL", DEFAULT_TERMINAL)
 
 
 def _ticks():
@@ -144,3 +172,13 @@ def symbol_info_tick(symbol):
         _last_error = (-1, "Terminal: Call failed")
         return None
     return Tick(**data[symbol])
+
+
+def terminal_info():
+    global _last_error
+    calls.append(("terminal_info", {}))
+    data = _terminal()
+    if data == "error":
+        _last_error = (-10004, "No IPC connection")
+        return None
+    return TerminalInfo(**data)

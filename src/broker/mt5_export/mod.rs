@@ -13,6 +13,12 @@
 //! Both files of one export carry the same round id, and a pair of two rounds is refused
 //! as retryable (see `round`).
 //!
+//! `account.json` also says whether the terminal is connected to its trade server
+//! (`terminal_connected`, from `terminal_info()`). A disconnected terminal still lists
+//! positions — what it last knew, or none — so its read fails as retryable: its `[]` is
+//! unknown, never a flat account, and no guard or reconciliation acts on it. An older
+//! bridge that does not write the field is read as before.
+//!
 //! The bridge replaces each file atomically (temp file + rename) every few seconds. A file
 //! older than `max_age_secs` is stale: the bridge or the terminal has stopped, and the
 //! account's read fails as retryable. So is a file modified more than
@@ -54,6 +60,10 @@ pub const POSITIONS_FILE: &str = "positions.json";
 pub const ACCOUNT_FILE: &str = "account.json";
 /// The quotes file of an account's export directory.
 pub const QUOTES_FILE: &str = "quotes.json";
+
+/// The field of `account.json` that says whether the terminal is connected to its trade
+/// server (`terminal_info().connected`); a bridge that does not write it is read as before.
+pub const TERMINAL_CONNECTED: &str = "terminal_connected";
 
 /// How far a quote's time may be ahead of this machine's clock (two machines' clocks
 /// differ a little); beyond it the trade server's clock is taken not to be UTC.
@@ -313,6 +323,14 @@ pub fn parse(account: &str, positions: &str, info: &str) -> Result<AccountSnapsh
     let label = format!("{account}/{ACCOUNT_FILE}");
     let info = Object::parse(&label, info)?;
     round::check(account, split.round.as_deref(), &info)?;
+    if info.opt_bool(TERMINAL_CONNECTED)? == Some(false) {
+        return Err(BrokerError::Retryable {
+            reason: format!(
+                "{label}: {TERMINAL_CONNECTED} = false: the terminal is not connected to its trade server, so its positions are unknown (not read as flat)"
+            ),
+            retry_after: None,
+        });
+    }
     Ok(AccountSnapshot {
         balance: info.decimal("balance")?,
         equity: info.decimal("equity")?,

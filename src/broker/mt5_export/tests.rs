@@ -70,6 +70,53 @@ fn age(path: &Path, by: Duration) {
         .expect("set mtime");
 }
 
+/// The account file of a terminal that says whether it is connected to its trade server.
+fn with_terminal(connected: &str) -> String {
+    ACCOUNT.replace(
+        r#""currency": "USD"}"#,
+        &format!(
+            r#""currency": "USD", "terminal_connected": {connected}, "terminal_trade_allowed": true}}"#
+        ),
+    )
+}
+
+#[tokio::test]
+async fn a_disconnected_terminals_empty_positions_are_unknown_not_flat() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    export(dir.path(), "acc-1", "[]", &with_terminal("false"));
+    let e = broker(dir.path(), 30)
+        .snapshot("acc-1")
+        .await
+        .expect_err("a disconnected terminal is no reading");
+    assert_eq!(e.class(), ErrorClass::Retryable, "{e}");
+    let text = e.to_string();
+    assert!(
+        text.contains("acc-1/account.json") && text.contains("terminal_connected = false"),
+        "{text}"
+    );
+    // Connected, or an older bridge that does not say: the file is read as before.
+    for info in [with_terminal("true"), ACCOUNT.to_owned()] {
+        export(dir.path(), "acc-1", "[]", &info);
+        let s = broker(dir.path(), 30)
+            .snapshot("acc-1")
+            .await
+            .expect("read");
+        assert!(s.positions.is_empty());
+    }
+    // Anything but a boolean is malformed, naming the field and value.
+    export(dir.path(), "acc-1", "[]", &with_terminal(r#""yes""#));
+    let e = broker(dir.path(), 30)
+        .snapshot("acc-1")
+        .await
+        .expect_err("malformed");
+    assert_eq!(e.class(), ErrorClass::Malformed, "{e}");
+    assert!(
+        e.to_string()
+            .contains(r#"acc-1/account.json.terminal_connected"#),
+        "{e}"
+    );
+}
+
 #[tokio::test]
 async fn a_fresh_export_is_read_exactly() {
     let dir = tempfile::tempdir().expect("tempdir");
