@@ -7,10 +7,12 @@
 //! - a failed fetch never reaches here: an empty position list means a flat account.
 //!
 //! Matching, in order: ticket (the trade's ticket equals the position's ticket or
-//! identifier), client id (the position's client id or comment equals the trade's client
-//! key), heuristic (same canonical symbol and side, entry within `match_price_pips`,
-//! volume within `match_volume_pct`, closest pair first). Ticket and client-id matches
-//! require the same canonical symbol. The heuristic works per (symbol, side) group on
+//! identifier, which survives a re-open under a new ticket), client id (the position's
+//! client id or comment equals the trade's client key), heuristic (same canonical symbol
+//! and side, entry within `match_price_pips`, volume within `match_volume_pct`, closest
+//! pair first). Ticket and client-id matches require the same canonical symbol. A ticket
+//! is an identity: a trade that carries one is matched by it or not at all (its position
+//! gone, it is missing), never by client id or the heuristic with some other position. The heuristic works per (symbol, side) group on
 //! positions sorted by price, so its cost grows as O((n + m) · log) for realistic data.
 //!
 //! Arithmetic never panics. The value types bound what arithmetic sees (prices at most
@@ -141,8 +143,11 @@ pub fn reconcile(
         }
     }
     by_client.sort_unstable();
+    // A trade that carries a ticket is matched by it and nothing else: when its position
+    // is gone, the trade is missing, never paired with some other position.
+    let ticketless = |t: usize| trades[t].ticket.is_none();
     for &t in &t_order {
-        if t_done[t] {
+        if t_done[t] || !ticketless(t) {
             continue;
         }
         let key = trades[t].client_key();
@@ -162,7 +167,7 @@ pub fn reconcile(
     type Group = (Vec<usize>, Vec<usize>);
     let mut groups: BTreeMap<(usize, Side), Group> = BTreeMap::new();
     if p_done.contains(&false) {
-        for &t in t_order.iter().filter(|&&t| !t_done[t]) {
+        for &t in t_order.iter().filter(|&&t| !t_done[t] && ticketless(t)) {
             groups
                 .entry((trade_sym[t], trades[t].side))
                 .or_default()

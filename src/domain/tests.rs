@@ -251,6 +251,36 @@ fn a_ticket_on_another_symbol_does_not_match() {
     assert_eq!(kinds, vec![MissingAtBroker, UnexpectedAtBroker]);
 }
 
+#[test]
+fn a_trade_whose_ticket_is_gone_is_never_paired_with_another_position() {
+    // The bot's trade 10 was closed by hand at the broker; a manual position of the same
+    // symbol, side, volume and price is open. A ticket is an identity: the trade is
+    // missing, the manual position unexpected, and no entry/SL/TP drift is invented.
+    let mut t = trade("a", "EURUSD", Buy, dec!(1), dec!(1.1));
+    (t.ticket, t.client_id, t.sl) = (Some(10), Some("bot-a".into()), Some(Price::new(dec!(1.05))));
+    let manual = BrokerPosition {
+        client_id: Some("bot-a".into()),
+        comment: "a".into(),
+        ..pos(77, "EURUSD", Buy, dec!(1), dec!(1.1003))
+    };
+    let r = reconcile(&[t.clone()], &[manual], &rules()).unwrap();
+    assert!(r.matched.is_empty(), "{:?}", r.matched);
+    let got: Vec<_> = r.divergences.iter().map(|d| (d.kind, d.ticket)).collect();
+    assert_eq!(
+        got,
+        vec![(MissingAtBroker, Some(10)), (UnexpectedAtBroker, Some(77))]
+    );
+    // A trade that knows only the ticket the position had before it was reopened still
+    // matches it by the identifier.
+    let reopened = BrokerPosition {
+        identifier: 10,
+        ..pos(78, "EURUSD", Buy, dec!(1), dec!(1.1))
+    };
+    let r = reconcile(&[t], &[reopened], &rules()).unwrap();
+    assert_eq!(r.matched[0].method, MatchMethod::Ticket);
+    assert_eq!(r.matched[0].ticket, 78);
+}
+
 #[rstest]
 #[case::default_window_20_pips(None, dec!(1.10190), true)]
 #[case::beyond_default_window(None, dec!(1.10201), false)]
