@@ -1,0 +1,407 @@
+//! Judging divergences over time, not on one snapshot: on a live account the bot records a
+//! trade before its fill is visible, and a position appears at the broker before the bot
+//! has recorded it. A reconciliation's divergences are therefore raised only when
+//!
+//! - **no race explains them**: neither the bot's trade nor the broker's position they
+//!   concern was first seen, or last changed, within the grace window (`grace`), measured
+//!   on this service's own clock from when it first saw the trade or the change — never
+//!   by comparing the bot's or the broker's clocks with ours; and
+//! - **they are confirmed**: observed on `confirm_syncs` consecutive good syncs (per kind).
+//!   A failed sync is no observation: it neither counts nor breaks a streak, since the
+//!   judge is only ever given the divergences of a good snapshot.
+//!
+//! What is not raised is *held*: the store neither opens it nor resolves it if it is
+//! already open (a divergence raised before a restart stays open while it is confirmed
+//! again). What the judge first sees after a (re)start is not taken as new: only changes
+//! it sees happen start a grace window.
+//!
+//! Pure: the caller passes the time of the observation.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use super::divergence::{Divergence, DivergenceKind};
+use super::model::{BotTrade, BrokerPosition};
+
+/// The longest grace window accepted, an hour: a wider one would hide real divergences
+/// for longer than any fill or record takes.
+pub const MAX_GRACE_SECS: u64 = 3_600;
+/// The most consecutive observations a divergence may need.
+pub const MAX_CONFIRM_SYNCS: u32 = 100;
+
+/// How divergences are judged over time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveRules {
+    /// A trade or position first seen, or changed, this recently is in flight.
+    pub grace: TimeDelta,
+    /// Consecutive observations needed before a divergence of a kind is raised; a kind
+    /// not listed needs one.
+    pub confirm_syncs: BTreeMap<DivergenceKind, u32>,
+}
+
+impl Default for LiveRules {
+    /// 5 s of grace; missing and unexpected positions confirmed on 2 syncs, value drift
+    /// and the service's own closes on 1.
+    fn default() -> Self {
+        Self {
+            grace: TimeDelta::seconds(5),
+            confirm_syncs: BTreeMap::from([
+                (DivergenceKind::MissingAtBroker, 2),
+                (DivergenceKind::UnexpectedAtBroker, 2),
+            ]),
+        }
+    }
+}
+
+impl LiveRules {
+    /// Judged on the snapshot alone: no grace, every kind raised on its first observation.
+    pub fn immediate() -> Self {
+        Self {
+            grace: TimeDelta::zero(),
+            confirm_syncs: BTreeMap::new(),
+        }
+    }
+
+    /// The consecutive observations `kind` needs (at least 1).
+    pub fn confirm(&self, kind: DivergenceKind) -> u32 {
+        self.confirm_syncs.get(&kind).copied().unwrap_or(1).max(1)
+    }
+}
+
+/// What one judgement decided.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Verdict {
+    /// Divergences to raise (or keep open).
+    pub raised: Vec<Divergence>,
+    /// Observed, but in flight or not yet confirmed: neither opened nor resolved.
+    pub held: Vec<Divergence>,
+}
+
+/// When a trade or position was first seen in its current form.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    digest: u64,
+    since: DateTime<Utc>,
+}
+
+/// One account's memory across syncs.
+#[derive(Debug, Default)]
+pub struct Judge {
+    trades: HashMap<String, Seen>,
+    positions: HashMap<u64, Seen>,
+    /// Fingerprint → consecutive observations so far.
+    streaks: HashMap<String, u32>,
+    /// Whether a snapshot was judged since the start: before it, nothing is "new".
+    warm: bool,
+}
+
+impl Judge {
+    /// Judges `divergences`, the reconciliation of `trades` against `positions` observed
+    /// at `now`.
+    pub fn judge(
+        &mut self,
+        trades: &[BotTrade],
+        positions: &[BrokerPosition],
+        divergences: Vec<Divergence>,
+        now: DateTime<Utc>,
+        rules: &LiveRules,
+    ) -> Verdict {
+        // What was there when the service started is as old as can be.
+        let first_seen = if self.warm {
+            now
+        } else {
+            DateTime::<Utc>::MIN_UTC
+        };
+        self.warm = true;
+        remember(
+            &mut self.trades,
+            trades.iter().map(|t| (t.id.clone(), trade_digest(t))),
+            first_seen,
+        );
+        remember(
+            &mut self.positions,
+            positions.iter().map(|p| (p.ticket, position_digest(p))),
+            first_seen,
+        );
+
+        let in_flight_since = now.checked_sub_signed(rules.grace);
+        let recent = |since: DateTime<Utc>| in_flight_since.is_some_and(|from| since > from);
+        let mut streaks = HashMap::with_capacity(divergences.len());
+        let mut verdict = Verdict::default();
+        for d in divergences {
+            let streak = match streaks.get(&d.fingerprint) {
+                // The same divergence twice in one reconciliation: one observation.
+                Some(&n) => n,
+                None => self.streaks.get(&d.fingerprint).map_or(1, |n| n + 1),
+            };
+            streaks.insert(d.fingerprint.clone(), streak);
+            let trade_moving = d
+                .trade_id
+                .as_ref()
+                .and_then(|id| self.trades.get(id))
+                .is_some_and(|s| recent(s.since));
+            let position_moving = d
+                .ticket
+                .and_then(|t| self.positions.get(&t))
+                .is_some_and(|s| recent(s.since));
+            if trade_moving || position_moving || streak < rules.confirm(d.kind) {
+                verdict.held.push(d);
+            } else {
+                verdict.raised.push(d);
+            }
+        }
+        // Consecutive: what was not observed this time starts again from zero.
+        self.streaks = streaks;
+        verdict
+    }
+}
+
+/// Updates `seen` to exactly `current`: a new key or a changed digest starts at `since`.
+fn remember<K: Hash + Eq + Clone>(
+    seen: &mut HashMap<K, Seen>,
+    current: impl Iterator<Item = (K, u64)>,
+    since: DateTime<Utc>,
+) {
+    let mut present = HashSet::with_capacity(seen.len());
+    for (key, digest) in current {
+        match seen.get_mut(&key) {
+            Some(s) if s.digest == digest => {}
+            Some(s) => *s = Seen { digest, since },
+            None => {
+                seen.insert(key.clone(), Seen { digest, since });
+            }
+        }
+        present.insert(key);
+    }
+    if present.len() != seen.len() {
+        seen.retain(|k, _| present.contains(k));
+    }
+}
+
+/// A digest of what the reconciliation compares of a trade.
+fn trade_digest(t: &BotTrade) -> u64 {
+    let mut h = DefaultHasher::new();
+    (
+        &t.symbol,
+        t.side,
+        t.volume,
+        t.entry_price,
+        t.sl,
+        t.tp,
+        t.ticket,
+        &t.client_id,
+    )
+        .hash(&mut h);
+    h.finish()
+}
+
+/// A digest of what the reconciliation compares of a position.
+fn position_digest(p: &BrokerPosition) -> u64 {
+    let mut h = DefaultHasher::new();
+    (
+        &p.symbol,
+        p.side,
+        p.volume,
+        p.open_price,
+        p.sl,
+        p.tp,
+        p.identifier,
+        &p.client_id,
+        &p.comment,
+    )
+        .hash(&mut h);
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use rust_decimal::dec;
+
+    use super::*;
+    use crate::domain::values::{Price, Side, Volume};
+    use crate::domain::{ReconcileRules, reconcile};
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_770_000_000 + secs, 0).expect("a time")
+    }
+
+    fn trade(id: &str, ticket: u64) -> BotTrade {
+        BotTrade {
+            id: id.into(),
+            account: "acc".into(),
+            symbol: "EURUSD".into(),
+            side: Side::Buy,
+            volume: Volume::new(dec!(1)),
+            entry_price: Price::new(dec!(1.1)),
+            sl: None,
+            tp: None,
+            ticket: Some(ticket),
+            client_id: None,
+            opened_at: None,
+        }
+    }
+
+    fn pos(ticket: u64) -> BrokerPosition {
+        BrokerPosition::for_test(ticket, "EURUSD", Side::Buy, dec!(1), dec!(1.1))
+    }
+
+    /// One sync at `secs`: reconcile, then judge; the kinds raised and held.
+    fn sync(
+        judge: &mut Judge,
+        secs: i64,
+        trades: &[BotTrade],
+        positions: &[BrokerPosition],
+        rules: &LiveRules,
+    ) -> (Vec<DivergenceKind>, Vec<DivergenceKind>) {
+        let r = reconcile(trades, positions, &ReconcileRules::default()).expect("reconciles");
+        let v = judge.judge(trades, positions, r.divergences, at(secs), rules);
+        let kinds = |ds: &[Divergence]| ds.iter().map(|d| d.kind).collect::<Vec<_>>();
+        (kinds(&v.raised), kinds(&v.held))
+    }
+
+    use DivergenceKind::*;
+
+    #[test]
+    fn a_trade_recorded_before_its_fill_is_held_until_grace_and_confirmation_pass() {
+        let rules = LiveRules::default();
+        let mut j = Judge::default();
+        let a = trade("a", 1);
+        assert_eq!(
+            sync(&mut j, 0, std::slice::from_ref(&a), &[pos(1)], &rules),
+            (vec![], vec![])
+        );
+        // The bot records b; the broker does not show its fill yet.
+        let both = [a.clone(), trade("b", 2)];
+        assert_eq!(
+            sync(&mut j, 1, &both, &[pos(1)], &rules),
+            (vec![], vec![MissingAtBroker]),
+            "first seen 0 s ago"
+        );
+        // 5 s later: out of its grace window, and seen missing twice: raised.
+        assert_eq!(
+            sync(&mut j, 6, &both, &[pos(1)], &rules),
+            (vec![MissingAtBroker], vec![])
+        );
+        // Had it filled in time, nothing would ever have been raised.
+        let mut j = Judge::default();
+        sync(&mut j, 0, std::slice::from_ref(&a), &[pos(1)], &rules);
+        sync(&mut j, 1, &both, &[pos(1)], &rules);
+        assert_eq!(
+            sync(&mut j, 2, &both, &[pos(1), pos(2)], &rules),
+            (vec![], vec![])
+        );
+    }
+
+    #[test]
+    fn a_position_opened_before_the_bot_records_it_is_held_within_grace() {
+        let rules = LiveRules::default();
+        let mut j = Judge::default();
+        sync(&mut j, 0, &[], &[], &rules);
+        assert_eq!(
+            sync(&mut j, 10, &[], &[pos(7)], &rules),
+            (vec![], vec![UnexpectedAtBroker])
+        );
+        // Two observations, but the second still within 5 s of the first sighting.
+        assert_eq!(
+            sync(&mut j, 14, &[], &[pos(7)], &rules),
+            (vec![], vec![UnexpectedAtBroker])
+        );
+        assert_eq!(
+            sync(&mut j, 16, &[], &[pos(7)], &rules),
+            (vec![UnexpectedAtBroker], vec![])
+        );
+    }
+
+    #[test]
+    fn a_change_starts_a_new_grace_window() {
+        let rules = LiveRules::default();
+        let mut j = Judge::default();
+        let mut a = trade("a", 1);
+        sync(&mut j, 0, &[a.clone()], &[pos(1)], &rules);
+        // The bot moves its stop loss; the broker has not applied it yet.
+        a.sl = Some(Price::new(dec!(1.05)));
+        assert_eq!(
+            sync(&mut j, 10, &[a.clone()], &[pos(1)], &rules),
+            (vec![], vec![SlMismatch])
+        );
+        assert_eq!(
+            sync(&mut j, 20, &[a.clone()], &[pos(1)], &rules),
+            (vec![SlMismatch], vec![]),
+            "drift needs one observation once the change is older than the grace"
+        );
+    }
+
+    #[test]
+    fn what_is_there_at_start_is_not_new_and_needs_only_its_confirmation() {
+        let rules = LiveRules::default();
+        let mut j = Judge::default();
+        let mut a = trade("a", 1);
+        a.sl = Some(Price::new(dec!(1.05)));
+        let missing = trade("m", 9);
+        assert_eq!(
+            sync(&mut j, 0, &[a.clone(), missing.clone()], &[pos(1)], &rules),
+            (vec![SlMismatch], vec![MissingAtBroker])
+        );
+        assert_eq!(
+            sync(&mut j, 10, &[a, missing], &[pos(1)], &rules),
+            (vec![SlMismatch, MissingAtBroker], vec![])
+        );
+    }
+
+    #[test]
+    fn observations_must_be_consecutive() {
+        let rules = LiveRules {
+            grace: TimeDelta::zero(),
+            ..LiveRules::default()
+        };
+        let mut j = Judge::default();
+        let gone = [trade("a", 1)];
+        assert_eq!(
+            sync(&mut j, 0, &gone, &[], &rules),
+            (vec![], vec![MissingAtBroker])
+        );
+        // The position shows again (a reconnecting terminal's partial list, say).
+        assert_eq!(sync(&mut j, 10, &gone, &[pos(1)], &rules), (vec![], vec![]));
+        assert_eq!(
+            sync(&mut j, 20, &gone, &[], &rules),
+            (vec![], vec![MissingAtBroker]),
+            "the streak starts again"
+        );
+        assert_eq!(
+            sync(&mut j, 30, &gone, &[], &rules),
+            (vec![MissingAtBroker], vec![])
+        );
+    }
+
+    #[test]
+    fn per_kind_confirmation_and_the_immediate_rules() {
+        let mut rules = LiveRules::immediate();
+        assert_eq!(rules.confirm(MissingAtBroker), 1);
+        let mut j = Judge::default();
+        sync(&mut j, 0, &[], &[], &rules);
+        assert_eq!(
+            sync(&mut j, 1, &[trade("a", 1)], &[pos(2)], &rules),
+            (vec![MissingAtBroker, UnexpectedAtBroker], vec![])
+        );
+        rules.confirm_syncs.insert(UnexpectedAtBroker, 3);
+        rules.confirm_syncs.insert(MissingAtBroker, 0);
+        assert_eq!(rules.confirm(MissingAtBroker), 1, "0 is taken as 1");
+        let mut j = Judge::default();
+        let (t, p) = ([trade("a", 1)], [pos(2)]);
+        assert_eq!(
+            sync(&mut j, 0, &t, &p, &rules),
+            (vec![MissingAtBroker], vec![UnexpectedAtBroker])
+        );
+        assert_eq!(
+            sync(&mut j, 1, &t, &p, &rules),
+            (vec![MissingAtBroker], vec![UnexpectedAtBroker])
+        );
+        assert_eq!(
+            sync(&mut j, 2, &t, &p, &rules),
+            (vec![MissingAtBroker, UnexpectedAtBroker], vec![])
+        );
+    }
+}
