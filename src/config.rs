@@ -12,6 +12,8 @@ use crate::broker::metaapi::MetaApiConfig;
 use crate::broker::mt5_export::{Mt5ExportConfig, is_safe_account_dir};
 use crate::broker::sim::SimConfig;
 use crate::domain::decimal_serde;
+use crate::domain::judge::{MAX_CONFIRM_SYNCS, MAX_GRACE_SECS};
+use crate::domain::{DivergenceKind, LiveRules};
 use crate::domain::{ReconcileRules, SymbolSpec, SymbolTable, ToleranceOverride, Tolerances};
 use crate::guards::GuardsConfig;
 
@@ -156,9 +158,54 @@ pub struct ReconcileConfig {
     pub overrides: BTreeMap<String, ToleranceOverride>,
     /// `[reconcile.aliases]`: broker spelling → canonical symbol.
     pub aliases: BTreeMap<String, String>,
+    /// A trade or position first seen or changed this recently (seconds, on this
+    /// service's clock) is in flight: its divergences are held (default 5).
+    pub grace_secs: Option<u64>,
+    /// `[reconcile.confirm_syncs]`: divergence kind → consecutive syncs that must observe
+    /// it before it is raised (defaults: 2 for missing and unexpected, 1 otherwise).
+    pub confirm_syncs: BTreeMap<String, u32>,
 }
 
 impl ReconcileConfig {
+    /// The live rules: the defaults with what this section sets on top. Call after
+    /// [`Self::live_problems`] found nothing: unknown kinds are skipped here.
+    pub fn live(&self) -> LiveRules {
+        let mut live = LiveRules::default();
+        if let Some(secs) = self.grace_secs {
+            live.grace = chrono::TimeDelta::seconds(secs.min(MAX_GRACE_SECS) as i64);
+        }
+        for (kind, n) in &self.confirm_syncs {
+            if let Ok(kind) = kind.parse::<DivergenceKind>() {
+                live.confirm_syncs.insert(kind, *n);
+            }
+        }
+        live
+    }
+
+    /// Out-of-bounds grace and confirmation settings, each with its key and value.
+    pub fn live_problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(secs) = self.grace_secs.filter(|s| *s > MAX_GRACE_SECS) {
+            out.push(format!(
+                "reconcile.grace_secs = {secs}: must be at most {MAX_GRACE_SECS} (an hour)"
+            ));
+        }
+        for (kind, n) in &self.confirm_syncs {
+            if let Err(e) = kind.parse::<DivergenceKind>() {
+                let known: Vec<&str> = DivergenceKind::ALL.iter().map(|k| k.as_str()).collect();
+                out.push(format!(
+                    "reconcile.confirm_syncs.{kind} = {n}: {e}; known kinds: {}",
+                    known.join(", ")
+                ));
+            } else if !(1..=MAX_CONFIRM_SYNCS).contains(n) {
+                out.push(format!(
+                    "reconcile.confirm_syncs.{kind} = {n}: must be from 1 to {MAX_CONFIRM_SYNCS}"
+                ));
+            }
+        }
+        out
+    }
+
     /// The default tolerances as a partial set.
     pub fn tolerances(&self) -> ToleranceOverride {
         ToleranceOverride {
@@ -210,6 +257,7 @@ impl Config {
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
         out.extend(self.reconcile.tolerances().problems("reconcile"));
+        out.extend(self.reconcile.live_problems());
         for (symbol, o) in &self.reconcile.overrides {
             out.extend(o.problems(&format!("reconcile.overrides.{symbol}")));
         }
@@ -295,12 +343,15 @@ impl Config {
         if let Some(extra) = extra {
             symbols.merge(extra);
         }
-        ReconcileRules::with_maps(
-            defaults,
-            self.reconcile.overrides.clone(),
-            symbols,
-            self.reconcile.aliases.clone(),
-        )
+        ReconcileRules {
+            live: self.reconcile.live(),
+            ..ReconcileRules::with_maps(
+                defaults,
+                self.reconcile.overrides.clone(),
+                symbols,
+                self.reconcile.aliases.clone(),
+            )
+        }
     }
 }
 
@@ -308,6 +359,37 @@ impl Config {
 mod tests {
     use super::*;
     use rust_decimal::dec;
+
+    #[test]
+    fn grace_and_confirmation_are_read_and_bounded() {
+        let config = Config::parse(
+            "[reconcile]\ngrace_secs = 8\n[reconcile.confirm_syncs]\nsl_mismatch = 3\n",
+        )
+        .unwrap();
+        let live = config.reconcile_rules(None).live;
+        assert_eq!(live.grace, chrono::TimeDelta::seconds(8));
+        assert_eq!(live.confirm(DivergenceKind::SlMismatch), 3);
+        assert_eq!(
+            live.confirm(DivergenceKind::MissingAtBroker),
+            2,
+            "default kept"
+        );
+        assert_eq!(
+            Config::parse("").unwrap().reconcile_rules(None).live,
+            LiveRules::default()
+        );
+        let err = Config::parse(
+            "[reconcile]\ngrace_secs = 3601\n[reconcile.confirm_syncs]\nmissing = 2\nsl_mismatch = 0\n",
+        )
+        .unwrap_err();
+        for want in [
+            "reconcile.grace_secs = 3601: must be at most 3600",
+            "reconcile.confirm_syncs.missing = 2: unknown divergence kind \"missing\"; known kinds: entry_slippage",
+            "reconcile.confirm_syncs.sl_mismatch = 0: must be from 1 to 100",
+        ] {
+            assert!(err.contains(want), "{want} not in {err}");
+        }
+    }
 
     #[test]
     fn the_shipped_config_parses_and_matches_the_defaults() {

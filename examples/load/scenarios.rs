@@ -296,6 +296,7 @@ async fn persist_round(
             account_id: report.account_id.clone(),
             at: now,
             desired,
+            held: Vec::new(),
             seq: 1,
             ack_to: None,
             report,

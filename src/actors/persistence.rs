@@ -149,6 +149,9 @@ pub struct Converge {
     pub at: DateTime<Utc>,
     /// Every divergence that should be open now.
     pub desired: Vec<Divergence>,
+    /// Fingerprints observed but held (in flight, or not yet confirmed): neither opened
+    /// nor resolved.
+    pub held: Vec<String>,
     /// The sender's sequence number, echoed in the acknowledgement.
     pub seq: u64,
     /// Where the acknowledgement goes.

@@ -71,6 +71,9 @@ pub struct AccountStatus {
     pub positions: usize,
     /// Divergences open after the last successful sync.
     pub open_divergences: usize,
+    /// Divergences the last sync observed but held: in flight (within the grace window)
+    /// or not yet confirmed.
+    pub held_divergences: usize,
     /// Equity at the last successful sync.
     pub equity: Option<Decimal>,
     /// The last error, with its class.

@@ -73,8 +73,10 @@ pub enum SyncOutcome {
 pub struct SyncStats {
     /// Positions at the broker.
     pub positions: usize,
-    /// Divergences found.
+    /// Divergences raised.
     pub open_divergences: usize,
+    /// Divergences observed but held: in flight, or not yet confirmed.
+    pub held_divergences: usize,
     /// Wall time.
     pub duration: Duration,
     /// Account equity.
@@ -727,6 +729,7 @@ async fn on_outcome(
             s.sync_duration.observe(stats.duration);
             s.positions = stats.positions;
             s.open_divergences = stats.open_divergences;
+            s.held_divergences = stats.held_divergences;
             s.equity = Some(stats.equity);
             (entry.breaker.on_success(), None)
         }

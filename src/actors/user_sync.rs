@@ -22,7 +22,7 @@ use super::persistence::{AckTo, Converge, PersistMsg, PersistenceHandle};
 use super::supervisor::{SupervisorMsg, SyncOutcome, SyncStats};
 use crate::broker::{BrokerError, Connector, ErrorClass};
 use crate::clock::Clock;
-use crate::domain::{ReconcileRules, reconcile, relabel_service_closes};
+use crate::domain::{Divergence, Judge, ReconcileRules, reconcile, relabel_service_closes};
 use crate::store::SyncRunRecord;
 
 /// Messages of a UserSyncActor.
@@ -67,15 +67,32 @@ pub struct UserSyncArgs {
 /// The actor (empty: everything lives in its state).
 pub struct UserSyncActor;
 
-/// Its state: dependencies, and what persistence has acknowledged.
+/// Its state: dependencies, the judge's memory, and what persistence has acknowledged.
 pub struct UserSyncState {
     args: UserSyncArgs,
-    /// Fingerprints persistence acknowledged as the open set (sorted, distinct); `None`
-    /// until the first ack.
-    durable: Option<Vec<String>>,
-    /// The last state sent and not yet acknowledged (sorted, distinct).
-    pending: Option<(u64, Vec<String>)>,
+    /// Grace windows and confirmation streaks across syncs.
+    judge: Judge,
+    /// The state persistence acknowledged; `None` until the first ack.
+    durable: Option<Sent>,
+    /// The last state sent and not yet acknowledged.
+    pending: Option<(u64, Sent)>,
     seq: u64,
+}
+
+/// An account's divergence state as sent to persistence: fingerprints raised and held
+/// (each sorted, distinct).
+#[derive(Debug, PartialEq, Eq)]
+struct Sent {
+    raised: Vec<String>,
+    held: Vec<String>,
+}
+
+/// Sorted, distinct fingerprints.
+fn fingerprints(divergences: &[Divergence]) -> Vec<&str> {
+    let mut out: Vec<&str> = divergences.iter().map(|d| d.fingerprint.as_str()).collect();
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 #[cfg_attr(feature = "async-trait", ractor::async_trait)]
@@ -91,6 +108,7 @@ impl Actor for UserSyncActor {
     ) -> Result<Self::State, ActorProcessingErr> {
         Ok(UserSyncState {
             args,
+            judge: Judge::default(),
             durable: None,
             pending: None,
             seq: 0,
@@ -220,31 +238,43 @@ async fn sync(myself: &ActorRef<UserSyncMsg>, state: &mut UserSyncState) -> Sync
     report.finished_at = args.clock.now();
     report.duration = clock.elapsed();
 
+    // Races and unconfirmed observations are held, on the service's own clock.
+    let verdict = state.judge.judge(
+        &trades,
+        &snapshot.positions,
+        result.divergences,
+        args.clock.now(),
+        &args.rules.live,
+    );
     // Compared borrowed and sorted: most syncs change nothing, and then nothing is copied.
-    let mut fingerprints: Vec<&str> = result
-        .divergences
-        .iter()
-        .map(|d| d.fingerprint.as_str())
-        .collect();
-    fingerprints.sort_unstable();
-    fingerprints.dedup();
-    let open = fingerprints.len();
-    let changed = state.pending.is_some()
-        || state.durable.as_ref().is_none_or(|durable| {
-            !durable
+    let (raised, held) = (fingerprints(&verdict.raised), fingerprints(&verdict.held));
+    let (open, in_flight) = (raised.len(), held.len());
+    let same = |sent: &Sent| {
+        sent.raised
+            .iter()
+            .map(String::as_str)
+            .eq(raised.iter().copied())
+            && sent
+                .held
                 .iter()
                 .map(String::as_str)
-                .eq(fingerprints.iter().copied())
-        });
+                .eq(held.iter().copied())
+    };
+    let changed = state.pending.is_some() || state.durable.as_ref().is_none_or(|d| !same(d));
     if changed {
-        let fingerprints: Vec<String> = fingerprints.into_iter().map(str::to_owned).collect();
+        let owned = |v: Vec<&str>| v.into_iter().map(str::to_owned).collect::<Vec<String>>();
+        let sent = Sent {
+            raised: owned(raised),
+            held: owned(held),
+        };
         state.seq += 1;
         let seq = state.seq;
         args.persistence
             .send(PersistMsg::Converge(Box::new(Converge {
                 account_id: account.to_owned(),
                 at: snapshot.taken_at,
-                desired: result.divergences,
+                desired: verdict.raised,
+                held: sent.held.clone(),
                 seq,
                 ack_to: Some({
                     let me = myself.clone();
@@ -254,14 +284,20 @@ async fn sync(myself: &ActorRef<UserSyncMsg>, state: &mut UserSyncState) -> Sync
                 }),
                 report,
             })));
-        state.pending = Some((seq, fingerprints));
+        state.pending = Some((seq, sent));
     } else {
         args.persistence.send(PersistMsg::Report(report));
     }
-    tracing::debug!(positions = snapshot.positions.len(), open, "sync finished");
+    tracing::debug!(
+        positions = snapshot.positions.len(),
+        open,
+        in_flight,
+        "sync finished"
+    );
     SyncOutcome::Ok(SyncStats {
         positions: snapshot.positions.len(),
         open_divergences: open,
+        held_divergences: in_flight,
         duration: clock.elapsed(),
         equity: snapshot.equity,
     })

@@ -80,6 +80,13 @@ pub struct Verdict {
     pub held: Vec<Divergence>,
 }
 
+/// What a divergence concerns, whatever its values.
+type Subject = (DivergenceKind, Option<String>, Option<u64>);
+
+fn subject(d: &Divergence) -> Subject {
+    (d.kind, d.trade_id.clone(), d.ticket)
+}
+
 /// When a trade or position was first seen in its current form.
 #[derive(Debug, Clone, Copy)]
 struct Seen {
@@ -94,6 +101,10 @@ pub struct Judge {
     positions: HashMap<u64, Seen>,
     /// Fingerprint → consecutive observations so far.
     streaks: HashMap<String, u32>,
+    /// What the last judgement raised, by what it concerns: a raised divergence whose
+    /// values move (the broker moving a stop loss again) is held in its new form, and its
+    /// old form stays open meanwhile instead of being resolved and raised again.
+    raised: HashMap<Subject, Divergence>,
     /// Whether a snapshot was judged since the start: before it, nothing is "new".
     warm: bool,
 }
@@ -155,6 +166,28 @@ impl Judge {
         }
         // Consecutive: what was not observed this time starts again from zero.
         self.streaks = streaks;
+        let mut before = std::mem::take(&mut self.raised);
+        let moved: Vec<Divergence> = verdict
+            .held
+            .iter()
+            .filter_map(|d| before.remove(&subject(d)))
+            .filter(|old| {
+                !verdict
+                    .held
+                    .iter()
+                    .any(|d| d.fingerprint == old.fingerprint)
+            })
+            .collect();
+        verdict.held.extend(moved);
+        self.raised = verdict
+            .raised
+            .iter()
+            .chain(verdict.held.iter().filter(|d| {
+                // An old form kept open stays the one to keep.
+                !self.streaks.contains_key(&d.fingerprint)
+            }))
+            .map(|d| (subject(d), d.clone()))
+            .collect();
         verdict
     }
 }
@@ -332,6 +365,70 @@ mod tests {
             (vec![SlMismatch], vec![]),
             "drift needs one observation once the change is older than the grace"
         );
+    }
+
+    #[test]
+    fn a_raised_divergence_whose_values_move_stays_open_in_its_old_form_meanwhile() {
+        let rules = LiveRules::default();
+        let mut j = Judge::default();
+        let mut a = trade("a", 1);
+        a.sl = Some(Price::new(dec!(1.05)));
+        let mut p = pos(1);
+        p.sl = Some(Price::new(dec!(1.03)));
+        let r = reconcile(
+            std::slice::from_ref(&a),
+            std::slice::from_ref(&p),
+            &ReconcileRules::default(),
+        )
+        .unwrap();
+        let old = r.divergences[0].fingerprint.clone();
+        let v = j.judge(
+            std::slice::from_ref(&a),
+            std::slice::from_ref(&p),
+            r.divergences,
+            at(0),
+            &rules,
+        );
+        assert_eq!(v.raised.len(), 1);
+        // The broker moves the stop loss again: the new form is in flight, the old stays.
+        p.sl = Some(Price::new(dec!(1.02)));
+        let r = reconcile(
+            std::slice::from_ref(&a),
+            std::slice::from_ref(&p),
+            &ReconcileRules::default(),
+        )
+        .unwrap();
+        let new = r.divergences[0].fingerprint.clone();
+        assert_ne!(old, new);
+        let v = j.judge(
+            std::slice::from_ref(&a),
+            std::slice::from_ref(&p),
+            r.divergences.clone(),
+            at(10),
+            &rules,
+        );
+        let held: Vec<&str> = v.held.iter().map(|d| d.fingerprint.as_str()).collect();
+        assert!(v.raised.is_empty());
+        assert_eq!(held, vec![new.as_str(), old.as_str()]);
+        let v = j.judge(
+            std::slice::from_ref(&a),
+            std::slice::from_ref(&p),
+            r.divergences.clone(),
+            at(12),
+            &rules,
+        );
+        assert_eq!(v.held.len(), 2, "still in flight: {v:?}");
+        // Past the grace: the new form is raised, the old one is no longer kept.
+        let v = j.judge(
+            std::slice::from_ref(&a),
+            std::slice::from_ref(&p),
+            r.divergences,
+            at(20),
+            &rules,
+        );
+        let raised: Vec<&str> = v.raised.iter().map(|d| d.fingerprint.as_str()).collect();
+        assert_eq!(raised, vec![new.as_str()]);
+        assert!(v.held.is_empty());
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use super::judge::LiveRules;
 use super::pips::{SymbolTable, UnknownPipSize};
 
 /// Thresholds for one symbol. A divergence is raised when a difference is *strictly
@@ -124,6 +125,9 @@ pub struct ReconcileRules {
     pub symbols: SymbolTable,
     /// Broker or bot spelling → canonical symbol (e.g. `EURUSD.m` → `EURUSD`), upper-case.
     pub aliases: BTreeMap<String, String>,
+    /// How the service judges divergences across syncs (grace, confirmation); `reconcile`
+    /// itself, a function of one snapshot, does not read it.
+    pub live: LiveRules,
 }
 
 impl ReconcileRules {
@@ -173,6 +177,7 @@ impl ReconcileRules {
             overrides: self.overrides.clone(),
             symbols,
             aliases: self.aliases.clone(),
+            live: self.live.clone(),
         }
     }
 
@@ -194,6 +199,7 @@ impl ReconcileRules {
                 .into_iter()
                 .map(|(k, v)| (k.to_ascii_uppercase(), v.to_ascii_uppercase()))
                 .collect(),
+            live: LiveRules::default(),
         }
     }
 }

@@ -33,6 +33,9 @@ pub struct Wanted<'a> {
     pub at: DateTime<Utc>,
     /// Every divergence that should be open.
     pub desired: &'a [Divergence],
+    /// Fingerprints observed but not yet raised (in flight, or not yet confirmed): one
+    /// already open stays open, one that is not is not opened.
+    pub held: &'a [String],
 }
 
 /// A change of a batch the database refused: it was left out, the rest was written.
@@ -160,7 +163,7 @@ async fn plan<C: ConnectionTrait>(db: &C, wanted: &[Wanted<'_>]) -> Result<Plan,
         }
         let mut gone: Vec<(&String, &i64)> = current
             .iter()
-            .filter(|(fp, _)| !seen.contains(fp.as_str()))
+            .filter(|(fp, _)| !seen.contains(fp.as_str()) && !want.held.contains(fp))
             .collect();
         gone.sort();
         for (fp, id) in gone {

@@ -83,6 +83,7 @@ fn converge(account: &str, at: DateTime<Utc>, desired: Vec<Divergence>) -> Persi
         account_id: account.to_owned(),
         at,
         desired,
+        held: Vec::new(),
         seq: 1,
         ack_to: None,
         report: report(account, at),

@@ -688,11 +688,13 @@ async fn converging_many_accounts_in_one_batch_opens_and_resolves_exactly_once()
                 account_id: "acc-a",
                 at: t(100),
                 desired: &[a.clone(), b.clone()],
+                held: &[],
             },
             store::Wanted {
                 account_id: "acc-b",
                 at: t(101),
                 desired: &[c.clone(), c.clone()],
+                held: &[],
             },
         ];
         let txn = db.begin().await.unwrap();
@@ -719,11 +721,13 @@ async fn converging_many_accounts_in_one_batch_opens_and_resolves_exactly_once()
                 account_id: "acc-a",
                 at: t(200),
                 desired: std::slice::from_ref(&a),
+                held: &[],
             },
             store::Wanted {
                 account_id: "acc-b",
                 at: t(201),
                 desired: std::slice::from_ref(&c),
+                held: &[],
             },
         ];
         let done = store::converge_many(&db, &second).await.unwrap();
@@ -785,6 +789,7 @@ async fn batches_larger_than_one_statement_are_written_whole() {
                 account_id,
                 at: t(10),
                 desired,
+                held: &[],
             })
             .collect();
         let txn = db.begin().await.unwrap();
@@ -808,6 +813,7 @@ async fn batches_larger_than_one_statement_are_written_whole() {
                 account_id,
                 at: t(20),
                 desired: &[],
+                held: &[],
             })
             .collect();
         let done = store::converge_many(&db, &empty).await.unwrap();
@@ -857,11 +863,13 @@ async fn last_seen_is_the_last_sync_that_observed_it_to_a_minute() {
                 account_id: "acc-a",
                 at: t(0),
                 desired: std::slice::from_ref(&a),
+                held: &[],
             },
             store::Wanted {
                 account_id: "acc-b",
                 at: t(0),
                 desired: std::slice::from_ref(&b),
+                held: &[],
             },
         ];
         let txn = db.begin().await.unwrap();
@@ -910,6 +918,7 @@ async fn last_seen_is_the_last_sync_that_observed_it_to_a_minute() {
             account_id: "acc-a",
             at: t(200),
             desired: &[],
+            held: &[],
         }];
         store::converge_many(&db, &gone).await.unwrap();
         let rows = store::list_divergences(&db, "acc-a", None).await.unwrap();
@@ -974,6 +983,7 @@ async fn one_batch_of_reports_moves_last_seen_on_hundreds_of_accounts() {
                 account_id,
                 at: t(0),
                 desired: std::slice::from_ref(&a),
+                held: &[],
             })
             .collect();
         store::converge_many(&db, &wanted).await.unwrap();

@@ -88,7 +88,8 @@ fn args(db: &DatabaseConnection, sim: &Arc<SimBroker>, config: TreeConfig) -> Su
             .collect(),
         events: Arc::new(OutputPort::default()),
         follow_accounts_table: false,
-        clock: mt5_reconciler::clock::Clock::real(),
+        // Follows tokio's clock: on paused time, grace windows pass with the ticks.
+        clock: mt5_reconciler::clock::Clock::following_tokio(chrono::Utc::now()),
     }
 }
 
@@ -227,8 +228,9 @@ async fn a_sync_records_exactly_the_scripted_divergences_once_and_resolves_them_
         assert!(injected > 0, "the seed must produce some noise");
         tokio::time::pause();
         let tree = start(&db, &sim, tree_config()).await;
-        wait_for(&tree, "one sync of every account", |s| {
-            s.accounts.iter().all(|a| a.syncs_ok >= 1)
+        // Two syncs: a missing or unexpected position is raised once two confirm it.
+        wait_for(&tree, "two syncs of every account", |s| {
+            s.accounts.iter().all(|a| a.syncs_ok >= 2)
         })
         .await;
         flush(&tree).await;
@@ -244,7 +246,7 @@ async fn a_sync_records_exactly_the_scripted_divergences_once_and_resolves_them_
         // More syncs with nothing changed: no new divergence row.
         let before: usize = futures_len(&db, &ids).await;
         wait_for(&tree, "three more syncs", |s| {
-            s.accounts.iter().all(|a| a.syncs_ok >= 4)
+            s.accounts.iter().all(|a| a.syncs_ok >= 5)
         })
         .await;
         flush(&tree).await;
@@ -562,8 +564,8 @@ async fn killed_mid_run_and_started_again_open_divergences_are_neither_duplicate
         let ids = sim.account_ids();
         tokio::time::pause();
         let first = start(&db, &sim, tree_config()).await;
-        wait_for(&first, "a first sync", |s| {
-            s.accounts.iter().all(|a| a.syncs_ok >= 1)
+        wait_for(&first, "two syncs", |s| {
+            s.accounts.iter().all(|a| a.syncs_ok >= 2)
         })
         .await;
         flush(&first).await;
@@ -579,8 +581,9 @@ async fn killed_mid_run_and_started_again_open_divergences_are_neither_duplicate
         first.abort().await;
 
         let second = start(&db, &sim, tree_config()).await;
-        wait_for(&second, "a sync after the restart", |s| {
-            s.accounts.iter().all(|a| a.syncs_ok >= 1)
+        // Two syncs: a missing or unexpected position is raised once two confirm it.
+        wait_for(&second, "two syncs after the restart", |s| {
+            s.accounts.iter().all(|a| a.syncs_ok >= 2)
         })
         .await;
         flush(&second).await;
@@ -611,8 +614,9 @@ async fn a_graceful_stop_flushes_everything_queued() {
         config.persistence.flush_interval_ms = 3_600_000;
         config.persistence.batch_size = 1_000_000;
         let tree = start(&db, &sim, config).await;
-        let s = wait_for(&tree, "a first sync", |s| {
-            s.accounts.iter().all(|a| a.syncs_ok >= 1)
+        // Two syncs: a missing or unexpected position is raised once two confirm it.
+        let s = wait_for(&tree, "two syncs", |s| {
+            s.accounts.iter().all(|a| a.syncs_ok >= 2)
         })
         .await;
         let runs_before = store::entities::sync_run::Entity::find()

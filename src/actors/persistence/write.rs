@@ -48,6 +48,7 @@ fn wanted<'a>(converges: &[&'a Converge]) -> Vec<Wanted<'a>> {
             account_id: &c.account_id,
             at: c.at,
             desired: &c.desired,
+            held: &c.held,
         })
         .collect()
 }
