@@ -548,6 +548,62 @@ mod tests {
         .unwrap();
     }
 
+    #[rstest::rstest]
+    #[case(
+        "address = \"127.0.0.1:42 22\"",
+        "guards.nats.address = \"127.0.0.1:42 22\": "
+    )]
+    #[case("address = \"nats://[::1\"", "guards.nats.address = \"nats://[::1\": ")]
+    #[case(
+        "address = \"http://127.0.0.1:4222\"",
+        "guards.nats.address = \"http://127.0.0.1:4222\": "
+    )]
+    #[case(
+        "address = \"ws://127.0.0.1:4222\"",
+        "guards.nats.address = \"ws://127.0.0.1:4222\": "
+    )]
+    #[case("subject_prefix = \"\"", "guards.nats.subject_prefix = \"\": ")]
+    #[case(
+        "subject_prefix = \"mt5r..alerts\"",
+        "guards.nats.subject_prefix = \"mt5r..alerts\": "
+    )]
+    #[case(
+        "subject_prefix = \"mt5r.alerts.\"",
+        "guards.nats.subject_prefix = \"mt5r.alerts.\": "
+    )]
+    #[case(
+        "subject_prefix = \"mt5r alerts\"",
+        "guards.nats.subject_prefix = \"mt5r alerts\": "
+    )]
+    #[case(
+        "subject_prefix = \"mt5r.*\"",
+        "guards.nats.subject_prefix = \"mt5r.*\": "
+    )]
+    #[case(
+        "subject_prefix = \"mt5r.>\"",
+        "guards.nats.subject_prefix = \"mt5r.>\": "
+    )]
+    fn a_nats_sink_that_cannot_work_is_refused_with_its_path(
+        #[case] setting: &str,
+        #[case] expected: &str,
+    ) {
+        let err = Config::parse(&format!("[guards.nats]\n{setting}\n")).unwrap_err();
+        assert!(err.contains(expected), "{expected:?} not in:\n{err}");
+    }
+
+    #[rstest::rstest]
+    #[case("address = \"\"")]
+    #[case("address = \"127.0.0.1:4222\"")]
+    #[case("address = \"nats.internal\"")]
+    #[case("address = \"nats://alerts:secret@nats.internal:4222\"")]
+    #[case("address = \"tls://nats.internal:4222\"")]
+    #[case("address = \"[::1]:4222\"")]
+    #[case("subject_prefix = \"mt5r\"")]
+    #[case("subject_prefix = \"ops.mt5r-alerts_eu\"")]
+    fn usable_nats_settings_are_accepted(#[case] setting: &str) {
+        Config::parse(&format!("[guards.nats]\n{setting}\n")).unwrap_or_else(|e| panic!("{e}"));
+    }
+
     #[test]
     fn absurd_symbol_specs_are_refused_with_their_path() {
         let err = Config::parse(

@@ -247,7 +247,7 @@ impl Actor for ReconcilerSupervisor {
     ) -> Result<Self::State, ActorProcessingErr> {
         let limiter = Arc::new(Semaphore::new(args.config.scheduler.max_in_flight));
         let guards = Arc::new(args.config.guards.clone());
-        let sinks = Sinks::new(&guards.webhook, &guards.nats);
+        let sinks = Sinks::new(&guards.webhook, &guards.nats).await;
         Ok(SupervisorState {
             guards,
             sinks,

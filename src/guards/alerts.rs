@@ -1,16 +1,19 @@
 //! Alerts and their sinks: the log always; a webhook (JSON POST) and NATS (one subject per
 //! account) when configured. Sending never blocks a sync: each delivery runs in its own
-//! task and retries with backoff. Webhook URLs are never logged (they may carry a token).
+//! task and retries with backoff. Webhook URLs are never logged (they may carry a token),
+//! nor are NATS credentials (only the server's host and port are).
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 
 use super::config::{NatsConfig, WebhookConfig};
+
+/// How long one NATS attempt may take: connecting (at start-up or after a loss) and
+/// publishing. The sink's only timer: the client has no deadline of its own on a flush.
+const NATS_DEADLINE: Duration = Duration::from_secs(5);
 
 /// Something an operator must know: a warning, a breach, a close and its outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -40,13 +43,18 @@ pub struct Alert {
 #[derive(Debug, Clone, Default)]
 pub struct Sinks {
     webhook: Option<(reqwest::Client, WebhookConfig)>,
-    nats: Option<NatsConfig>,
+    /// One NATS client for every clone of the sinks: one connection, which the client
+    /// restores by itself when it is lost.
+    nats: Option<(async_nats::Client, NatsConfig)>,
 }
 
 impl Sinks {
     /// Sinks as configured (empty URL / address = off). A webhook client that cannot be
-    /// built (no TLS roots on the machine) is logged and left off: the log still alerts.
-    pub fn new(webhook: &WebhookConfig, nats: &NatsConfig) -> Self {
+    /// built (no TLS roots on the machine) is logged and left off, as is a NATS address
+    /// that does not parse (the configuration check refuses one): the log still alerts.
+    /// The NATS connection is made in the background: a server that does not answer at
+    /// start-up is a warning, and the client keeps trying.
+    pub async fn new(webhook: &WebhookConfig, nats: &NatsConfig) -> Self {
         let webhook = (!webhook.url.is_empty())
             .then(|| match webhook_client() {
                 Ok(client) => Some((client, webhook.clone())),
@@ -56,7 +64,17 @@ impl Sinks {
                 }
             })
             .flatten();
-        let nats = (!nats.address.is_empty()).then(|| nats.clone());
+        let nats = if nats.address.is_empty() {
+            None
+        } else {
+            match nats_client(&nats.address).await {
+                Ok(client) => Some((client, nats.clone())),
+                Err(e) => {
+                    tracing::error!(error = %e, "nats sink off");
+                    None
+                }
+            }
+        };
         Self { webhook, nats }
     }
 
@@ -98,13 +116,13 @@ impl Sinks {
                 tracing::error!(alert = %id, "webhook delivery gave up");
             });
         }
-        if let Some(config) = &self.nats {
+        if let Some((client, config)) = &self.nats {
             let subject = subject(&config.subject_prefix, &alert.account_id);
-            let (config, id) = (config.clone(), alert.id.clone());
+            let (client, attempts, id) = (client.clone(), config.max_attempts, alert.id.clone());
             tokio::spawn(async move {
                 let mut delay = Duration::from_millis(200);
-                for attempt in 1..=config.max_attempts.max(1) {
-                    match publish(&config.address, &subject, &body).await {
+                for attempt in 1..=attempts.max(1) {
+                    match publish(&client, &subject, &body).await {
                         Ok(()) => return,
                         Err(e) => {
                             tracing::warn!(alert = %id, attempt, error = %e, "nats delivery failed, will retry")
@@ -138,45 +156,60 @@ fn webhook_client() -> Result<reqwest::Client, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Publishes one message with the NATS text protocol and waits for the server's PONG, so
-/// a success means the server accepted it.
-pub async fn publish(address: &str, subject: &str, payload: &[u8]) -> Result<(), String> {
+/// The NATS client of `address` (`host:port`, or a `nats://` / `tls://` URL), made once for
+/// the process. It is returned at once: it connects in the background and, like after any
+/// later loss, keeps reconnecting; publishing waits for the connection (see [`publish`]).
+/// A first connection that does not come within [`NATS_DEADLINE`] is logged as a warning.
+async fn nats_client(address: &str) -> Result<async_nats::Client, String> {
+    let server: async_nats::ServerAddr = address
+        .parse()
+        .map_err(|e| format!("guards.nats.address: {e}"))?;
+    // Host and port only: the address may carry a user and password.
+    let at = format!("{}:{}", server.host(), server.port());
+    let client = async_nats::ConnectOptions::new()
+        .name("mt5-reconciler")
+        .connection_timeout(NATS_DEADLINE)
+        .retry_on_initial_connect()
+        .connect(server)
+        .await
+        .map_err(|e| format!("nats {at}: {e}"))?;
+    let probe = client.clone();
+    tokio::spawn(async move {
+        // A flush completes once the connection is up.
+        match tokio::time::timeout(NATS_DEADLINE, probe.flush()).await {
+            Ok(Ok(())) => tracing::info!(server = %at, "nats sink connected"),
+            Ok(Err(e)) => tracing::warn!(
+                server = %at, error = %e,
+                "nats sink not connected; alerts go to the log, and to NATS once it connects"
+            ),
+            Err(_) => tracing::warn!(
+                server = %at,
+                "no NATS server answers; alerts go to the log, and to NATS once the client \
+                 (which keeps trying) connects"
+            ),
+        }
+    });
+    Ok(client)
+}
+
+/// Publishes one message with core NATS, within [`NATS_DEADLINE`]. It first waits for the
+/// connection (a flush is answered once the client is connected), so an attempt made
+/// while the server is away queues nothing that a later attempt would repeat; then
+/// publishes and flushes, so a success means the message was written to the server's
+/// connection.
+async fn publish(client: &async_nats::Client, subject: &str, payload: &[u8]) -> Result<(), String> {
     let io = async {
-        let stream = TcpStream::connect(address)
+        client
+            .flush()
             .await
-            .map_err(|e| format!("connect: {e}"))?;
-        let (read, mut write) = stream.into_split();
-        let mut lines = BufReader::new(read).lines();
-        let info = lines
-            .next_line()
+            .map_err(|e| format!("not connected: {e}"))?;
+        client
+            .publish(subject.to_owned(), payload.to_vec().into())
             .await
-            .map_err(|e| e.to_string())?
-            .unwrap_or_default();
-        if !info.starts_with("INFO") {
-            return Err(format!(
-                "not a NATS server (said {:?})",
-                info.chars().take(40).collect::<String>()
-            ));
-        }
-        let mut msg = format!(
-            "CONNECT {{\"verbose\":false,\"pedantic\":false,\"name\":\"mt5-reconciler\"}}\r\nPUB {subject} {}\r\n",
-            payload.len()
-        )
-        .into_bytes();
-        msg.extend_from_slice(payload);
-        msg.extend_from_slice(b"\r\nPING\r\n");
-        write.write_all(&msg).await.map_err(|e| e.to_string())?;
-        while let Some(line) = lines.next_line().await.map_err(|e| e.to_string())? {
-            if line.starts_with("PONG") {
-                return Ok(());
-            }
-            if line.starts_with("-ERR") {
-                return Err(line);
-            }
-        }
-        Err("connection closed before PONG".into())
+            .map_err(|e| e.to_string())?;
+        client.flush().await.map_err(|e| e.to_string())
     };
-    tokio::time::timeout(Duration::from_secs(5), io)
+    tokio::time::timeout(NATS_DEADLINE, io)
         .await
         .map_err(|_| "timed out".to_owned())?
 }

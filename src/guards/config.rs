@@ -114,6 +114,38 @@ impl Default for NatsConfig {
     }
 }
 
+impl NatsConfig {
+    /// An address the client cannot use and a prefix no message can be published under,
+    /// each with its key path.
+    fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.address.is_empty() {
+            match self.address.parse::<async_nats::ServerAddr>() {
+                Err(e) => out.push(format!("guards.nats.address = {:?}: {e}", self.address)),
+                // Websockets are not built in.
+                Ok(a) if !matches!(a.scheme(), "nats" | "tls") => out.push(format!(
+                    "guards.nats.address = {:?}: must be host:port, nats://… or tls://…",
+                    self.address
+                )),
+                Ok(_) => {}
+            }
+        }
+        let bad_token = |t: &str| {
+            t.is_empty()
+                || t.bytes()
+                    .any(|b| b.is_ascii_whitespace() || b.is_ascii_control() || b"*>".contains(&b))
+        };
+        if self.subject_prefix.split('.').any(bad_token) {
+            out.push(format!(
+                "guards.nats.subject_prefix = {:?}: must be dot-separated non-empty tokens \
+                 without white space, `*` or `>`",
+                self.subject_prefix
+            ));
+        }
+        out
+    }
+}
+
 /// One `[[guards.drawdown]]` rule.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -372,6 +404,7 @@ impl GuardsConfig {
                 ));
             }
         }
+        out.extend(self.nats.problems());
         for (i, d) in self.drawdown.iter().enumerate() {
             if let Err(p) = d.rule(&format!("guards.drawdown[{i}]")) {
                 out.extend(p);

@@ -1,7 +1,7 @@
 //! The alert sinks against real servers, in real time: a webhook (a local axum server that
 //! fails the first POST) receives the alert JSON after a retry; NATS (the server on
 //! 127.0.0.1:4222, skipped with a message when none answers) carries it on the account's
-//! subject.
+//! subject; a NATS server that does not answer at start-up leaves the sinks working.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -12,12 +12,12 @@ use axum::Router;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::post;
 use chrono::{DateTime, TimeZone, Utc};
+use futures_util::StreamExt;
 use mt5_reconciler::guards::config::{NatsConfig, WebhookConfig};
 use mt5_reconciler::guards::{Alert, Sinks};
 use rust_decimal::Decimal;
 use serde_json::Value as Json;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 /// Where our machines run a NATS server.
@@ -101,7 +101,7 @@ async fn the_webhook_gets_the_alert_json_after_a_failed_first_post() {
         max_attempts: 3,
         backoff_ms: 10,
     };
-    let sinks = Sinks::new(&webhook, &NatsConfig::default());
+    let sinks = Sinks::new(&webhook, &NatsConfig::default()).await;
     sinks.send(&breach("acc-hook"));
 
     let mut received = Vec::new();
@@ -124,80 +124,72 @@ async fn the_webhook_gets_the_alert_json_after_a_failed_first_post() {
     server.abort();
 }
 
-/// The next protocol line, without its CRLF.
-async fn line<R: tokio::io::AsyncBufRead + Unpin>(reader: &mut R) -> String {
-    let mut text = String::new();
-    let read = tokio::time::timeout(PATIENCE, reader.read_line(&mut text))
+/// The next message of `messages`.
+async fn next(messages: &mut async_nats::Subscriber) -> async_nats::Message {
+    tokio::time::timeout(PATIENCE, messages.next())
         .await
-        .expect("the NATS server answers");
-    assert!(read.expect("NATS read") > 0, "the NATS server hung up");
-    text.trim_end().to_owned()
+        .expect("a message arrives")
+        .expect("the subscription stays open")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_carries_the_alert_on_the_account_subject() {
-    let stream = match tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(NATS)).await
-    {
-        Ok(Ok(s)) => s,
+    let connect = async_nats::ConnectOptions::new()
+        .name("it-sub")
+        .connection_timeout(Duration::from_secs(2))
+        .connect(NATS);
+    let client = match tokio::time::timeout(Duration::from_secs(5), connect).await {
+        Ok(Ok(client)) => client,
         _ => {
             // Straight to stderr: `eprintln!` would be captured by the test harness.
             let _ = writeln!(std::io::stderr(), "nats test skipped: no server on {NATS}");
             return;
         }
     };
-    let (read, mut write) = stream.into_split();
-    let mut reader = BufReader::new(read);
-    let info = line(&mut reader).await;
-    assert!(
-        info.starts_with("INFO"),
-        "not a NATS server on {NATS}: {info}"
-    );
 
-    // A subject of our own, so parallel runs on the shared server do not cross.
+    // A subject of our own, so parallel runs on the shared server do not cross; the `.`
+    // of the account id is escaped into the one account token.
     let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
-    let account = format!("it-{}-{nanos}", std::process::id());
-    let subject = format!("mt5r.alerts.{account}");
-    let hello = format!(
-        "CONNECT {{\"verbose\":false,\"pedantic\":false,\"name\":\"it-sub\"}}\r\n\
-         SUB {subject} 1\r\nPING\r\n"
-    );
-    write.write_all(hello.as_bytes()).await.unwrap();
-    // The server answers PING after it handled the SUB before it: subscribed.
-    loop {
-        let l = line(&mut reader).await;
-        assert!(!l.starts_with("-ERR"), "{l}");
-        if l == "PONG" {
-            break;
-        }
-    }
+    let unique = format!("{}-{nanos}", std::process::id());
+    let account = format!("it.{unique}");
+    let subject = format!("mt5r.alerts.it~2E{unique}");
+    let mut messages = client.subscribe(subject.clone()).await.expect("subscribe");
+    // The server holds the subscription once a message published after it on the same
+    // connection comes back.
+    client
+        .publish(subject.clone(), "probe".into())
+        .await
+        .expect("publish the probe");
+    assert_eq!(&next(&mut messages).await.payload[..], b"probe");
 
     let nats = NatsConfig {
         address: NATS.into(),
         ..NatsConfig::default()
     };
-    Sinks::new(&WebhookConfig::default(), &nats).send(&breach(&account));
+    let sinks = Sinks::new(&WebhookConfig::default(), &nats).await;
+    sinks.send(&breach(&account));
 
-    let (got_subject, len) = loop {
-        let l = line(&mut reader).await;
-        if l == "PING" {
-            write.write_all(b"PONG\r\n").await.unwrap();
-            continue;
-        }
-        assert!(!l.starts_with("-ERR"), "{l}");
-        // MSG <subject> <sid> [reply-to] <#bytes>
-        if let Some(rest) = l.strip_prefix("MSG ") {
-            let parts: Vec<&str> = rest.split_whitespace().collect();
-            let len: usize = parts.last().and_then(|n| n.parse().ok()).expect("size");
-            break (parts[0].to_owned(), len);
-        }
-    };
-    assert_eq!(got_subject, subject);
-    let mut payload = vec![0; len + 2];
-    tokio::time::timeout(PATIENCE, reader.read_exact(&mut payload))
-        .await
-        .expect("the payload arrives")
-        .expect("NATS read");
-    assert_eq!(&payload[len..], b"\r\n");
-    let body: Json = serde_json::from_slice(&payload[..len]).expect("JSON payload");
+    let message = next(&mut messages).await;
+    assert_eq!(message.subject.as_str(), subject);
+    let body: Json = serde_json::from_slice(&message.payload).expect("JSON payload");
     assert_alert_json(&body, &account);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nats_server_that_does_not_answer_leaves_the_sinks_working() {
+    // A port nothing listens on: bound, then released.
+    let address = {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        listener.local_addr().unwrap().to_string()
+    };
+    let nats = NatsConfig {
+        address,
+        max_attempts: 1,
+        ..NatsConfig::default()
+    };
+    let sinks = tokio::time::timeout(PATIENCE, Sinks::new(&WebhookConfig::default(), &nats))
+        .await
+        .expect("the sinks are made without waiting for the server");
+    // Logged; the delivery fails in its own task, without holding up the sender.
+    sinks.send(&breach("acc-away"));
 }
