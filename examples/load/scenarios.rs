@@ -53,6 +53,7 @@ fn tree_config(interval_ms: u64, slots: u32, cap: usize) -> TreeConfig {
         supervision: SupervisionConfig::default(),
         persistence: PersistenceConfig::default(),
         guards: Default::default(),
+        retention: Default::default(),
     }
 }
 

@@ -18,6 +18,7 @@ mod error;
 mod guard_state;
 mod isolate;
 mod journal;
+mod retention;
 mod rollups;
 mod seen;
 mod service_closes;
@@ -51,6 +52,7 @@ pub use journal::{
     record_sightings, record_sightings_isolating, record_sync_run, record_sync_runs,
     record_sync_runs_isolating,
 };
+pub use retention::{Aged, prune_batch};
 pub use rollups::{
     BUCKET_BOUNDS_MS, BUCKETS, FAILURE_CLASSES, SyncRollup, add_rollups, add_rollups_isolating,
     hour_of, list_rollups,

@@ -50,6 +50,7 @@ pub(crate) fn tree_config() -> TreeConfig {
             ..PersistenceConfig::default()
         },
         guards: Default::default(),
+        retention: Default::default(),
     }
 }
 
