@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
-use crate::actors::{PersistenceConfig, SchedulerConfig, SupervisionConfig};
+use crate::actors::{PersistenceConfig, RetentionConfig, SchedulerConfig, SupervisionConfig};
 use crate::broker::metaapi::MetaApiConfig;
 use crate::broker::mt5_export::{Mt5ExportConfig, is_safe_account_dir};
 use crate::broker::sim::SimConfig;
@@ -60,6 +60,8 @@ pub struct Config {
     pub supervision: SupervisionConfig,
     /// `[persistence]`: batching and retries of database writes.
     pub persistence: PersistenceConfig,
+    /// `[retention]`: how long rows are kept, and how old ones are deleted.
+    pub retention: RetentionConfig,
     /// `[broker]`: which connectors run, and their settings.
     pub broker: BrokerConfig,
     /// `[[accounts]]`: accounts to supervise besides those of the `accounts` table.
@@ -269,6 +271,7 @@ impl Config {
         out.extend(self.broker.mt5_export.problems());
         out.extend(self.http.problems());
         out.extend(self.persistence.problems());
+        out.extend(self.retention.problems());
         for name in &self.broker.enabled {
             if !KNOWN_BROKERS.contains(&name.as_str()) {
                 out.push(format!(
@@ -402,6 +405,7 @@ mod tests {
         assert_eq!(config.scheduler, SchedulerConfig::default());
         assert_eq!(config.supervision, SupervisionConfig::default());
         assert_eq!(config.persistence, PersistenceConfig::default());
+        assert_eq!(config.retention, RetentionConfig::default());
         assert_eq!(config.broker.sim, SimConfig::default());
         assert_eq!(config.broker.enabled, ["sim"]);
         assert_eq!(config.guards, GuardsConfig::default(), "no guard is active");
@@ -516,7 +520,8 @@ mod tests {
              [guards]\nalert_lead_secs = 18446744073709551615\n\
              [guards.webhook]\nbackoff_ms = 3600001\nmax_attempts = 21\n\
              [guards.nats]\nmax_attempts = 4294967295\n\
-             [[guards.market]]\nsymbols = [\"EURUSD\"]\nstale_secs = 9223372036854775808\n",
+             [[guards.market]]\nsymbols = [\"EURUSD\"]\nstale_secs = 9223372036854775808\n\
+             [retention]\naudit_events_days = 36501\ninterval_secs = 86401\nbatch_size = 0\n",
         )
         .unwrap_err();
         for expected in [
@@ -536,6 +541,9 @@ mod tests {
             "guards.webhook.max_attempts = 21: must be at most 20",
             "guards.nats.max_attempts = 4294967295: must be at most 20",
             "guards.market[0].stale_secs = 9223372036854775808: must be at most 86400",
+            "retention.audit_events_days = 36501: must be at most 36500 (0 = forever)",
+            "retention.interval_secs = 86401: must be between 1 and 86400",
+            "retention.batch_size = 0: must be between 1 and 100000",
         ] {
             assert!(err.contains(expected), "{expected:?} not in:\n{err}");
         }
@@ -543,7 +551,8 @@ mod tests {
         Config::parse(
             "[scheduler]\ninterval_ms = 86400000\nsync_timeout_ms = 3600000\n\
              [supervision]\nmax_backoff_ms = 86400000\nmax_open_for_secs = 86400\n\
-             [guards]\nalert_lead_secs = 86400\n",
+             [guards]\nalert_lead_secs = 86400\n\
+             [retention]\nsync_runs_days = 36500\naudit_events_days = 0\ninterval_secs = 86400\n",
         )
         .unwrap();
     }

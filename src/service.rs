@@ -258,6 +258,7 @@ pub fn tree_config(config: &Config) -> TreeConfig {
         supervision: config.supervision.clone(),
         persistence: config.persistence.clone(),
         guards: config.guards.clone(),
+        retention: config.retention.clone(),
     }
 }
 

@@ -3,11 +3,13 @@
 //! as measured.
 //!
 //! Run all scenarios (numbers in BENCHMARKS.md): `cargo run --release --example load`
-//! One scenario: `cargo run --release --example load -- --only tick` (or `close`, …)
+//! One scenario: `cargo run --release --example load -- --only tick` (or `close`,
+//! `retention`, …)
 //! Smoke run with tiny sizes (CI): `cargo run --example load -- --smoke`
 //! With mimalloc (as the binary built with `--features mimalloc`): add `--features mimalloc`.
 
 mod measure;
+mod retention;
 mod scenarios;
 
 use clap::Parser;
@@ -24,11 +26,11 @@ pub struct Args {
     /// Tiny sizes and short waits: checks that the harness works, measures nothing.
     #[arg(long)]
     pub smoke: bool,
-    /// Run one scenario: tick, cpu, memory, persistence, latency, seed, close.
+    /// Run one scenario: tick, cpu, memory, persistence, latency, seed, close, retention.
     #[arg(long)]
     pub only: Option<String>,
-    /// Accounts for the scale scenarios (default 10,000; smoke 50) and for close (default
-    /// 1,000; smoke 20).
+    /// Accounts for the scale scenarios (default 10,000; smoke 50), for close (default
+    /// 1,000; smoke 20) and for retention (default 100; smoke 20).
     #[arg(long)]
     pub accounts: Option<usize>,
     /// PostgreSQL URL for the persistence scenario (default: DATABASE_URL, else
@@ -50,6 +52,7 @@ async fn main() {
         "latency",
         "seed",
         "close",
+        "retention",
     ];
     let run: Vec<&str> = match &args.only {
         Some(one) if all.contains(&one.as_str()) => vec![one.as_str()],
@@ -84,6 +87,7 @@ async fn main() {
             "persistence" => scenarios::persistence_rate(&args).await,
             "latency" => scenarios::detection_latency(&args).await,
             "close" => scenarios::close_reaction(&args).await,
+            "retention" => retention::retention_footprint(&args).await,
             _ => scenarios::seed_comparison(&args).await,
         };
         if let Err(e) = result {

@@ -53,11 +53,12 @@ fn tree_config(interval_ms: u64, slots: u32, cap: usize) -> TreeConfig {
         supervision: SupervisionConfig::default(),
         persistence: PersistenceConfig::default(),
         guards: Default::default(),
+        retention: Default::default(),
     }
 }
 
 /// An SQLite file in a temporary directory (WAL, as `run` uses it).
-async fn sqlite_file() -> Result<(DatabaseConnection, tempfile::TempDir), String> {
+pub async fn sqlite_file() -> Result<(DatabaseConnection, tempfile::TempDir), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("load.db").display());
     let db = store::connect(&url).await.map_err(|e| e.to_string())?;
@@ -346,6 +347,22 @@ async fn persistence_on(label: &str, db: DatabaseConnection, args: &Args, target
 pub async fn persistence_rate(args: &Args) -> Res {
     let (db, _dir) = sqlite_file().await?;
     persistence_on("sqlite", db, args, 50_000.0).await?;
+    let Some((db, admin, schema)) = postgres_schema(args).await? else {
+        return Ok(());
+    };
+    let result = persistence_on("postgres", db, args, 20_000.0).await;
+    let _ = admin
+        .execute_unprepared(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+        .await;
+    result
+}
+
+/// A migrated PostgreSQL database in a schema of its own (`--postgres`, else
+/// `DATABASE_URL`, else the local default), with an admin connection and the schema's
+/// name to drop it afterwards; `None` (and a line saying so) when none answers.
+pub async fn postgres_schema(
+    args: &Args,
+) -> Result<Option<(DatabaseConnection, DatabaseConnection, String)>, String> {
     let url = args
         .postgres
         .clone()
@@ -360,12 +377,16 @@ pub async fn persistence_rate(args: &Args) -> Res {
         Ok(db) => db,
         Err(e) => {
             println!(
-                "persistence backend=postgres skipped: {}",
+                "backend=postgres skipped: {}",
                 store::redact_url(&e.to_string())
             );
-            return Ok(());
+            return Ok(None);
         }
     };
+    admin
+        .execute_unprepared(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+        .await
+        .map_err(|e| e.to_string())?;
     admin
         .execute_unprepared(&format!("CREATE SCHEMA \"{schema}\""))
         .await
@@ -377,11 +398,7 @@ pub async fn persistence_rate(args: &Args) -> Res {
     let db = store::connect_with(options)
         .await
         .map_err(|e| e.to_string())?;
-    let result = persistence_on("postgres", db, args, 20_000.0).await;
-    let _ = admin
-        .execute_unprepared(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
-        .await;
-    result
+    Ok(Some((db, admin, schema)))
 }
 
 /// Records when each watched ticket's divergence was committed.

@@ -11,6 +11,7 @@ mod m20261203_000001_u64_tickets;
 mod m20261203_000002_dead_letters;
 mod m20261203_000010_guard_state;
 mod m20261203_000011_service_closes;
+mod m20261203_000020_sync_rollups;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000002_dead_letters::Migration),
             Box::new(m20261203_000010_guard_state::Migration),
             Box::new(m20261203_000011_service_closes::Migration),
+            Box::new(m20261203_000020_sync_rollups::Migration),
         ]
     }
 }

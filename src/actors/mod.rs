@@ -6,6 +6,7 @@ pub mod breaker;
 pub mod guard;
 pub mod handle;
 pub mod persistence;
+pub mod retention;
 pub mod scheduler;
 pub mod status;
 pub mod supervisor;
@@ -13,6 +14,7 @@ pub mod user_sync;
 
 pub use breaker::{Breaker, BreakerState, SupervisionConfig};
 pub use persistence::{PersistMsg, PersistenceConfig, PersistenceHandle, ReconcilerEvent};
+pub use retention::{RetentionConfig, RetentionMsg};
 pub use scheduler::SchedulerConfig;
 pub use status::{AccountStatus, SchedulerStatus, Status};
 pub use supervisor::{

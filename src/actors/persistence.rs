@@ -6,6 +6,11 @@
 //! A row the database refuses never blocks the others: it is kept in `dead_letters` and
 //! the rest of the batch is written (see `write`).
 //!
+//! Sync reports that neither failed nor changed a divergence are not kept one by one: every
+//! sync counts in its account's rollup of the hour, folded in memory and added to the
+//! stored rollup now and then (see `rollups`); only failures and changes stay
+//! `sync_runs` rows.
+//!
 //! Divergences arrive as the account's whole desired open set (a [`Converge`]), not as
 //! deltas: applying a state twice, or an older state after a crash, cannot duplicate or
 //! lose a row. Several states of one account waiting in the buffer collapse to the latest.
@@ -24,10 +29,13 @@ use crate::domain::Divergence;
 use crate::store::{AuditEvent, Converged, StoreError, SyncRunRecord};
 
 mod buffer;
+mod rollups;
 mod write;
 
 use buffer::Buffer;
 pub use buffer::BufferSizes;
+use rollups::PendingRollups;
+pub use rollups::ROLLUP_WRITE_EVERY;
 
 /// Largest `flush_interval_ms`, `retry_min_ms` and `retry_max_ms`: one hour.
 pub const MAX_PERSISTENCE_DELAY_MS: u64 = 3_600_000;
@@ -168,7 +176,8 @@ pub enum PersistMsg {
     Report(SyncRunRecord),
     /// Append to the audit trail.
     Audit(AuditEvent),
-    /// Write everything buffered now; reply once durable (or with the error).
+    /// Write everything buffered now, pending rollups included; reply once durable (or
+    /// with the error).
     Flush(RpcReplyPort<Result<(), String>>),
     /// Items buffered, and whether the last flush failed.
     QueueDepth(RpcReplyPort<(usize, bool)>),
@@ -203,6 +212,7 @@ pub struct PersistenceState {
     events: Arc<OutputPort<ReconcilerEvent>>,
     clock: Clock,
     buffer: Buffer,
+    rollups: PendingRollups,
     timer_set: bool,
     retry: Option<Duration>,
     flush_duration: DurationHistogram,
@@ -236,6 +246,7 @@ impl Actor for PersistenceActor {
             events: args.events,
             clock: args.clock,
             buffer,
+            rollups: PendingRollups::default(),
             timer_set: false,
             retry: None,
             flush_duration: DurationHistogram::default(),
@@ -255,7 +266,11 @@ impl Actor for PersistenceActor {
             PersistMsg::Report(r) => state.buffer.push_report(r),
             PersistMsg::Audit(a) => state.buffer.push_audit(a),
             PersistMsg::Flush(reply) => {
-                let result = flush(state).await.map_err(|e| e.to_string());
+                let result = match flush(state).await {
+                    Ok(()) => write_rollups(state, true).await,
+                    Err(e) => Err(e),
+                };
+                let result = result.map_err(|e| e.to_string());
                 let _ = reply.send(result);
                 return Ok(());
             }
@@ -306,6 +321,9 @@ impl Actor for PersistenceActor {
         {
             tracing::error!(error = %e, lost = state.depth(), "final flush failed");
         }
+        if let Err(e) = write_rollups(state, true).await {
+            tracing::error!(error = %e, lost = state.rollups.len(), "final write of the hourly rollups failed");
+        }
         Ok(())
     }
 }
@@ -329,7 +347,8 @@ fn next_retry(state: &mut PersistenceState) -> Duration {
 /// Writes the whole buffer, in chunks of at most `batch_size` items, one transaction each
 /// (see `write`). Each chunk written is acknowledged and its events published; a chunk that
 /// fails goes back into the buffer for the next attempt, after the chunks already durable.
-/// A row the database refuses is no failure: it goes to `dead_letters`.
+/// A row the database refuses is no failure: it goes to `dead_letters`. Every written
+/// report is folded into the pending rollups, which are written too when due.
 async fn flush(state: &mut PersistenceState) -> Result<(), StoreError> {
     while state.depth() > 0 {
         let chunk = state.buffer.take(state.config.batch_size);
@@ -346,12 +365,36 @@ async fn flush(state: &mut PersistenceState) -> Result<(), StoreError> {
         };
         state.flush_duration.observe(started.elapsed());
         state.dead_letters += written.dead_letters as u64;
+        // The converges' reports first, then the others: as `write` returns them.
+        let weights = std::iter::repeat_n(1, chunk.converges.len()).chain(chunk.report_weights());
+        state.rollups.fold(written.runs.iter().zip(weights));
         publish(state, &chunk.converges, written.changes);
     }
+    write_rollups(state, false).await?;
     if state.retry.take().is_some() {
         tracing::info!("database writes resumed");
     }
     Ok(())
+}
+
+/// Writes the pending rollups when due (or at once with `force`); a failed write
+/// puts them back for the next attempt.
+async fn write_rollups(state: &mut PersistenceState, force: bool) -> Result<(), StoreError> {
+    let now = state.clock.now();
+    if state.rollups.is_empty() || !(force || state.rollups.due(now)) {
+        return Ok(());
+    }
+    let rollups = state.rollups.take(now);
+    match write::write_rollups(&state.db, &rollups, now).await {
+        Ok(letters) => {
+            state.dead_letters += letters as u64;
+            Ok(())
+        }
+        Err(e) => {
+            state.rollups.put_back(rollups);
+            Err(e)
+        }
+    }
 }
 
 /// Acknowledges the written states and publishes what they changed.

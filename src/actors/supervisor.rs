@@ -1,4 +1,4 @@
-//! ReconcilerSupervisor: the root of the tree. Starts persistence, the scheduler, one
+//! ReconcilerSupervisor: the root of the tree. Starts persistence, retention, the scheduler, one
 //! UserSyncActor per account and one GuardActor per guarded account; owns each account's
 //! circuit breaker (its restart policy); answers `AddAccount`, `RemoveAccount`,
 //! `EnableAccount`, `SyncNow` and `GetStatus`.
@@ -30,6 +30,7 @@ use super::persistence::{
     PersistMsg, PersistenceActor, PersistenceArgs, PersistenceConfig, PersistenceHandle,
     ReconcilerEvent,
 };
+use super::retention::{RetentionActor, RetentionArgs, RetentionConfig, RetentionMsg};
 use super::scheduler::{Scheduler, SchedulerArgs, SchedulerConfig};
 use super::status::{AccountStatus, DurationHistogram, PersistenceStats, SchedulerStatus, Status};
 use super::user_sync::{UserSyncActor, UserSyncArgs, UserSyncMsg};
@@ -155,6 +156,8 @@ pub struct TreeConfig {
     pub persistence: PersistenceConfig,
     /// `[guards]`: risk guards (none by default).
     pub guards: GuardsConfig,
+    /// `[retention]`: how long rows are kept.
+    pub retention: RetentionConfig,
 }
 
 /// Dependencies of the supervisor.
@@ -211,6 +214,7 @@ struct Entry {
 pub struct SupervisorState {
     args: SupervisorArgs,
     persistence: Option<PersistenceHandle>,
+    retention: Option<ActorRef<RetentionMsg>>,
     scheduler: Option<ActorRef<super::scheduler::SchedulerMsg>>,
     limiter: Arc<Semaphore>,
     guards: Arc<GuardsConfig>,
@@ -253,6 +257,7 @@ impl Actor for ReconcilerSupervisor {
             sinks,
             args,
             persistence: None,
+            retention: None,
             scheduler: None,
             limiter,
             accounts: BTreeMap::new(),
@@ -272,6 +277,7 @@ impl Actor for ReconcilerSupervisor {
     ) -> Result<(), ActorProcessingErr> {
         let persistence = spawn_persistence(&myself, &state.args).await?;
         state.persistence = Some(PersistenceHandle::new(persistence));
+        state.retention = Some(spawn_retention(&myself, &state.args).await?);
         for spec in state.args.accounts.clone() {
             add_account(&myself, state, spec, Origin::Configured).await;
         }
@@ -418,6 +424,19 @@ async fn spawn_persistence(
     Ok(actor)
 }
 
+async fn spawn_retention(
+    myself: &ActorRef<SupervisorMsg>,
+    args: &SupervisorArgs,
+) -> Result<ActorRef<RetentionMsg>, ActorProcessingErr> {
+    let rargs = RetentionArgs {
+        db: args.db.clone(),
+        config: args.config.retention.clone(),
+        clock: args.clock,
+    };
+    let (actor, _) = Actor::spawn_linked(None, RetentionActor, rargs, myself.get_cell()).await?;
+    Ok(actor)
+}
+
 async fn spawn_scheduler(
     myself: &ActorRef<SupervisorMsg>,
     args: &SupervisorArgs,
@@ -430,8 +449,8 @@ async fn spawn_scheduler(
     Ok(actor)
 }
 
-/// A child stopped. A failed account actor is a failed sync for its breaker; persistence
-/// and the scheduler are restarted at once.
+/// A child stopped. A failed account actor is a failed sync for its breaker; persistence,
+/// retention and the scheduler are restarted at once.
 async fn on_child_exit(
     myself: &ActorRef<SupervisorMsg>,
     state: &mut SupervisorState,
@@ -491,6 +510,9 @@ async fn on_child_exit(
         if let Some(handle) = &state.persistence {
             handle.swap(Some(actor));
         }
+    } else if state.retention.as_ref().is_some_and(|r| r.get_id() == id) {
+        tracing::error!(reason = ?failure, "retention stopped; restarting it");
+        state.retention = Some(spawn_retention(myself, &state.args).await?);
     } else if state.scheduler.as_ref().is_some_and(|s| s.get_id() == id) {
         tracing::error!(reason = ?failure, "scheduler stopped; restarting it");
         state.scheduler = Some(spawn_scheduler(myself, &state.args).await?);

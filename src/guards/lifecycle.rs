@@ -44,6 +44,16 @@ pub enum AlertStatus {
 }
 
 impl AlertStatus {
+    /// Every status.
+    pub const ALL: [AlertStatus; 7] = [
+        Self::Alerted,
+        Self::PendingClose,
+        Self::Closing,
+        Self::Closed,
+        Self::Failed,
+        Self::Cancelled,
+        Self::Ended,
+    ];
     /// Statuses a closer may claim.
     pub const CLAIMABLE: [AlertStatus; 3] = [Self::PendingClose, Self::Closed, Self::Failed];
     /// Statuses an operator may cancel.
@@ -95,18 +105,10 @@ impl FromStr for AlertStatus {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [
-            Self::Alerted,
-            Self::PendingClose,
-            Self::Closing,
-            Self::Closed,
-            Self::Failed,
-            Self::Cancelled,
-            Self::Ended,
-        ]
-        .into_iter()
-        .find(|v| v.as_str() == s)
-        .ok_or_else(|| format!("{s:?} is not an alert status"))
+        Self::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| format!("{s:?} is not an alert status"))
     }
 }
 

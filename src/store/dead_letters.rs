@@ -17,6 +17,7 @@ use super::convert::db_time;
 use super::entities::dead_letter;
 use super::error::StoreError;
 use super::journal::{AuditEvent, SyncRunRecord};
+use super::rollups::SyncRollup;
 use crate::domain::Divergence;
 
 /// An item the database refused.
@@ -24,7 +25,8 @@ use crate::domain::Divergence;
 pub struct DeadLetter {
     /// Account of the item, if it has one.
     pub account_id: Option<String>,
-    /// What the item is: `divergence`, `divergence_resolution`, `sync_run`, `audit_event`.
+    /// What the item is: `divergence`, `divergence_resolution`, `sync_run`, `sync_rollup`,
+    /// `audit_event`.
     pub kind: String,
     /// Identity of the item within its account and kind: the same item has the same key
     /// each time it is sent (a divergence's fingerprint, a hash of a report's content).
@@ -136,6 +138,28 @@ impl DeadLetter {
         payload["finished_at"] = serde_json::json!(run.finished_at);
         payload["duration_ms"] = serde_json::json!(run.duration.as_millis());
         Self::new(Some(&run.account_id), "sync_run", key, payload, error, at)
+    }
+
+    /// An hourly rollup that could not be added. Keyed by its hour.
+    pub fn rollup(rollup: &SyncRollup, error: &str, at: DateTime<Utc>) -> Self {
+        let payload = serde_json::json!({
+            "account_id": rollup.account_id,
+            "hour": rollup.hour,
+            "syncs": rollup.syncs,
+            "failures": rollup.failures,
+            "sum_ms": rollup.sum_ms,
+            "max_ms": rollup.max_ms,
+            "buckets": rollup.buckets,
+        });
+        let key = rollup.hour.to_rfc3339();
+        Self::new(
+            Some(&rollup.account_id),
+            "sync_rollup",
+            key,
+            payload,
+            error,
+            at,
+        )
     }
 
     /// An audit event that could not be appended. Keyed by its kind and detail.

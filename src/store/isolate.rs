@@ -10,17 +10,17 @@
 use std::ops::Range;
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, TransactionSession,
-    TransactionTrait,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IdenStatic, Iterable, QueryFilter,
+    TransactionSession, TransactionTrait,
 };
 
 use super::batch::divergence_row_bytes;
 use super::chunks::{row_bytes, statement_chunks, text};
 use super::convert::{OPEN, RESOLVED, db_time};
 use super::divergences::open_fingerprint_conflict;
-use super::entities::{audit_event, divergence, sync_run};
+use super::entities::{audit_event, divergence, sync_rollup, sync_run};
 use super::error::StoreError;
 
 /// Rows of one kind to write.
@@ -34,6 +34,9 @@ pub(super) enum Rows<'a> {
     SyncRuns(&'a [sync_run::ActiveModel]),
     /// Audit events.
     Audits(&'a [audit_event::ActiveModel]),
+    /// Hourly sync rollups, added to the stored ones of the same account and hour (at
+    /// most one row per key).
+    Rollups(&'a [sync_rollup::ActiveModel]),
 }
 
 impl Rows<'_> {
@@ -43,6 +46,7 @@ impl Rows<'_> {
             Rows::Resolve(at, r) => Rows::Resolve(at, &r[range]),
             Rows::SyncRuns(r) => Rows::SyncRuns(&r[range]),
             Rows::Audits(r) => Rows::Audits(&r[range]),
+            Rows::Rollups(r) => Rows::Rollups(&r[range]),
         }
     }
 
@@ -53,6 +57,9 @@ impl Rows<'_> {
             Rows::Resolve(_, r) => lens(statement_chunks(backend, r, |_| row_bytes(1, 0))),
             Rows::SyncRuns(r) => lens(statement_chunks(backend, r, sync_run_bytes)),
             Rows::Audits(r) => lens(statement_chunks(backend, r, audit_bytes)),
+            Rows::Rollups(r) => lens(statement_chunks(backend, r, |r| {
+                row_bytes(27, text(&r.account_id))
+            })),
         };
         let mut start = 0;
         lens.into_iter()
@@ -92,9 +99,34 @@ impl Rows<'_> {
                     .exec_without_returning(db)
                     .await?;
             }
+            Rows::Rollups(rows) => {
+                sync_rollup::Entity::insert_many(rows.iter().cloned())
+                    .on_conflict(same_hour(db.get_database_backend()))
+                    .exec_without_returning(db)
+                    .await?;
+            }
         }
         Ok(())
     }
+}
+
+/// `ON CONFLICT (account_id, hour) DO UPDATE`: every counter added, the larger maximum.
+fn same_hour(backend: DbBackend) -> OnConflict {
+    use sync_rollup::Column as C;
+    let mut on = OnConflict::columns([C::AccountId, C::Hour]);
+    for c in C::iter().filter(|c| !matches!(c, C::Id | C::AccountId | C::Hour | C::MaxMs)) {
+        let name = c.as_str();
+        on.value(
+            c,
+            Expr::cust(format!("sync_rollups.{name} + excluded.{name}")),
+        );
+    }
+    let larger = match backend {
+        DbBackend::Postgres => "GREATEST(sync_rollups.max_ms, excluded.max_ms)",
+        _ => "max(sync_rollups.max_ms, excluded.max_ms)",
+    };
+    on.value(C::MaxMs, Expr::cust(larger));
+    on.to_owned()
 }
 
 fn lens<T>(chunks: Vec<&[T]>) -> Vec<usize> {

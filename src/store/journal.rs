@@ -37,6 +37,19 @@ pub struct SyncRunRecord {
     pub error_message: Option<String>,
 }
 
+impl SyncRunRecord {
+    /// Whether an operator needs this sync as a row of its own: it failed, opened or
+    /// resolved a divergence, or carries a message (a report that stands for several syncs
+    /// folded while the database was away says so in its message). Every other sync is
+    /// only counted in its hour's rollup.
+    pub fn kept_raw(&self) -> bool {
+        self.error_class.is_some()
+            || self.error_message.is_some()
+            || self.divergences_opened > 0
+            || self.divergences_resolved > 0
+    }
+}
+
 /// One entry of the audit trail.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditEvent {
@@ -78,6 +91,25 @@ pub async fn record_sync_runs<C: ConnectionTrait>(
     write(db, Rows::SyncRuns(&rows)).await?;
     mark_seen(db, &sightings(runs)).await?;
     Ok(())
+}
+
+/// Moves `last_seen` of the open divergences of the accounts whose sync in `runs`
+/// succeeded (see [`super::mark_seen`]), without storing the runs: for syncs that are
+/// only counted in a rollup. Works inside a caller's transaction.
+pub async fn record_sightings<C: ConnectionTrait>(
+    db: &C,
+    runs: &[SyncRunRecord],
+) -> Result<(), StoreError> {
+    mark_seen(db, &sightings(runs)).await?;
+    Ok(())
+}
+
+/// Like [`record_sightings`] inside a savepoint: a refusal leaves `last_seen` as it was.
+pub async fn record_sightings_isolating<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    runs: &[SyncRunRecord],
+) -> Result<(), StoreError> {
+    mark_seen_isolating(db, &sightings(runs)).await
 }
 
 /// Like [`record_sync_runs`], but a run the store cannot convert or the database refuses

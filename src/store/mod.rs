@@ -18,6 +18,8 @@ mod error;
 mod guard_state;
 mod isolate;
 mod journal;
+mod retention;
+mod rollups;
 mod seen;
 mod service_closes;
 mod trades;
@@ -47,7 +49,13 @@ pub use error::{StoreError, redact_url};
 pub use guard_state::{load_guard_state, save_guard_state};
 pub use journal::{
     AuditEvent, SyncRunRecord, append_audit, append_audits, append_audits_isolating, list_audit,
-    record_sync_run, record_sync_runs, record_sync_runs_isolating,
+    record_sightings, record_sightings_isolating, record_sync_run, record_sync_runs,
+    record_sync_runs_isolating,
+};
+pub use retention::{Aged, prune_batch};
+pub use rollups::{
+    BUCKET_BOUNDS_MS, BUCKETS, FAILURE_CLASSES, SyncRollup, add_rollups, add_rollups_isolating,
+    hour_of, list_rollups,
 };
 pub use seen::{LAST_SEEN_PRECISION, Sighting, mark_seen};
 pub use service_closes::{record_service_close, service_closes};

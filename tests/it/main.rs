@@ -14,6 +14,7 @@ mod logs;
 mod metaapi;
 mod ops;
 mod persistence;
+mod retention;
 mod service_proc;
 mod store;
 mod trading_day;

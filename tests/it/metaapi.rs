@@ -77,6 +77,7 @@ fn tree_config() -> TreeConfig {
             ..PersistenceConfig::default()
         },
         guards: Default::default(),
+        retention: Default::default(),
     }
 }
 

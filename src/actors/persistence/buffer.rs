@@ -182,6 +182,17 @@ pub(super) struct Chunk {
     folded_audits: Vec<(AuditKey, FoldedAudits)>,
 }
 
+impl Chunk {
+    /// How many syncs each of `reports` stands for, in order: one for a report kept as it
+    /// was, the count folded into it for the others.
+    pub fn report_weights(&self) -> Vec<u64> {
+        let plain = self.reports.len() - self.folded_reports.len();
+        std::iter::repeat_n(1, plain)
+            .chain(self.folded_reports.iter().map(|(_, f)| f.syncs))
+            .collect()
+    }
+}
+
 impl Buffer {
     /// An empty buffer with these bounds.
     pub fn new(max_reports: usize, max_audits: usize) -> Self {

@@ -13,7 +13,9 @@ use sea_orm::{DatabaseConnection, TransactionTrait};
 
 use super::Converge;
 use crate::broker::ErrorClass;
-use crate::store::{self, AuditEvent, Converged, DeadLetter, StoreError, SyncRunRecord, Wanted};
+use crate::store::{
+    self, AuditEvent, Converged, DeadLetter, StoreError, SyncRollup, SyncRunRecord, Wanted,
+};
 
 /// What a write did: per converge (in the order given), what changed.
 pub(super) struct Written {
@@ -21,10 +23,16 @@ pub(super) struct Written {
     pub changes: Vec<Converged>,
     /// Items that went to `dead_letters`.
     pub dead_letters: usize,
+    /// Every sync report of the batch, with its opened/resolved counts: each one counts in
+    /// its hour's rollup, whether or not it was also kept as a `sync_runs` row.
+    pub runs: Vec<SyncRunRecord>,
 }
 
 /// Writes the converges, reports and audit events in one transaction; isolates refused
-/// rows only when the fast attempt was refused; a dead letter is dated `now`.
+/// rows only when the fast attempt was refused; a dead letter is dated `now`. Only the
+/// reports [`SyncRunRecord::kept_raw`] become `sync_runs` rows; the others still move
+/// `last_seen` of their account's open divergences, and the caller folds them all into
+/// rollups once the write is durable.
 pub(super) async fn write(
     db: &DatabaseConnection,
     converges: &[&Converge],
@@ -78,13 +86,22 @@ async fn write_fast(
 ) -> Result<Written, StoreError> {
     let txn = db.begin().await?;
     let changes = store::converge_many(&txn, &wanted(converges)).await?;
-    store::record_sync_runs(&txn, &all_reports(converges, &changes, reports)).await?;
+    let runs = all_reports(converges, &changes, reports);
+    let (raw, rolled) = split(&runs);
+    store::record_sync_runs(&txn, &raw).await?;
+    store::record_sightings(&txn, &rolled).await?;
     store::append_audits(&txn, audits).await?;
     txn.commit().await?;
     Ok(Written {
         changes,
         dead_letters: 0,
+        runs,
     })
+}
+
+/// The reports kept as rows, and those only counted in rollups.
+fn split(runs: &[SyncRunRecord]) -> (Vec<SyncRunRecord>, Vec<SyncRunRecord>) {
+    runs.iter().cloned().partition(SyncRunRecord::kept_raw)
 }
 
 /// Marks `report` failed as malformed with `message` (the first refusal of its sync).
@@ -128,9 +145,11 @@ async fn write_isolating(
     }
 
     // A refused report is replaced by a bare one that says why, so the sync still shows.
+    let (raw, rolled) = split(&runs);
+    store::record_sightings_isolating(&txn, &rolled).await?;
     let mut substitutes = Vec::new();
-    for (i, error) in store::record_sync_runs_isolating(&txn, &runs).await? {
-        let run = &runs[i];
+    for (i, error) in store::record_sync_runs_isolating(&txn, &raw).await? {
+        let run = &raw[i];
         let message = store::sync_run_refusal(run, &error);
         let letter = DeadLetter::sync_run(run, &message, now);
         tracing::warn!(account = %run.account_id, kind = %letter.kind, error = %message, "row refused, kept as a dead letter");
@@ -166,5 +185,38 @@ async fn write_isolating(
     Ok(Written {
         changes,
         dead_letters: letters.len(),
+        runs,
     })
+}
+
+/// Adds `rollups` to the stored ones in one transaction. A rollup the database refuses
+/// goes to `dead_letters` (dated `now`) and the others are written; returns how many went
+/// there.
+pub(super) async fn write_rollups(
+    db: &DatabaseConnection,
+    rollups: &[SyncRollup],
+    now: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    let txn = db.begin().await?;
+    match store::add_rollups(&txn, rollups).await {
+        Ok(()) => {
+            txn.commit().await?;
+            return Ok(0);
+        }
+        Err(e) if e.is_refusal() => {
+            tracing::warn!(error = %e, "the database refused a rollup; writing the others");
+            txn.rollback().await?;
+        }
+        Err(e) => return Err(e),
+    }
+    let txn = db.begin().await?;
+    let mut letters = Vec::new();
+    for (rollup, error) in store::add_rollups_isolating(&txn, rollups).await? {
+        let letter = DeadLetter::rollup(&rollup, &error.to_string(), now);
+        tracing::warn!(account = %rollup.account_id, kind = %letter.kind, error = %error, "row refused, kept as a dead letter");
+        letters.push(letter);
+    }
+    store::record_dead_letters(&txn, &letters).await?;
+    txn.commit().await?;
+    Ok(letters.len())
 }

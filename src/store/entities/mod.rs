@@ -8,4 +8,5 @@ pub mod dead_letter;
 pub mod divergence;
 pub mod guard_state;
 pub mod service_close;
+pub mod sync_rollup;
 pub mod sync_run;
