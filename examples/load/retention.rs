@@ -108,6 +108,7 @@ fn sync(actor: &ActorRef<PersistMsg>, a: usize, k: u64, at: DateTime<Utc>) -> Re
             account_id: account,
             at,
             desired: vec![divergence(ticket)],
+            held: Vec::new(),
             seq: k,
             ack_to: None,
             report,

@@ -123,6 +123,7 @@ async fn only_failures_and_changes_stay_rows_and_every_sync_counts_in_its_hour()
                 account_id: "acc-1".to_owned(),
                 at: hour,
                 desired: vec![unexpected(7)],
+                held: Vec::new(),
                 seq: 1,
                 ack_to: None,
                 report: run("acc-1", hour, 40, None),
