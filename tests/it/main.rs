@@ -10,6 +10,7 @@ mod fuzz_corpus;
 mod guard_loop;
 mod guards;
 mod http_api;
+mod live;
 mod logs;
 mod metaapi;
 mod ops;
