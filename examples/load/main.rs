@@ -5,10 +5,13 @@
 //! Run all scenarios (numbers in BENCHMARKS.md): `cargo run --release --example load`
 //! One scenario: `cargo run --release --example load -- --only tick` (or `close`, …)
 //! Smoke run with tiny sizes (CI): `cargo run --example load -- --smoke`
+//! The soak (not part of the full run): `cargo run --release --example load -- --only soak
+//! --minutes 60 --accounts 1000` (`--db postgres` for PostgreSQL).
 //! With mimalloc (as the binary built with `--features mimalloc`): add `--features mimalloc`.
 
 mod measure;
 mod scenarios;
+mod soak;
 
 use clap::Parser;
 
@@ -24,7 +27,8 @@ pub struct Args {
     /// Tiny sizes and short waits: checks that the harness works, measures nothing.
     #[arg(long)]
     pub smoke: bool,
-    /// Run one scenario: tick, cpu, memory, persistence, latency, seed, close.
+    /// Run one scenario: tick, cpu, memory, persistence, latency, seed, close, soak (the
+    /// soak runs only when named).
     #[arg(long)]
     pub only: Option<String>,
     /// Accounts for the scale scenarios (default 10,000; smoke 50) and for close (default
@@ -35,6 +39,13 @@ pub struct Args {
     /// postgres://postgres@127.0.0.1:5432/test when it answers).
     #[arg(long)]
     pub postgres: Option<String>,
+    /// Length of the soak in minutes (default 60; smoke 4 "minutes" of 5 seconds).
+    #[arg(long)]
+    pub minutes: Option<u64>,
+    /// Database of the soak: sqlite (default, a temporary file) or postgres (a schema of
+    /// its own, reached through a proxy the soak owns).
+    #[arg(long)]
+    pub db: Option<String>,
 }
 
 #[tokio::main]
@@ -52,10 +63,10 @@ async fn main() {
         "close",
     ];
     let run: Vec<&str> = match &args.only {
-        Some(one) if all.contains(&one.as_str()) => vec![one.as_str()],
+        Some(one) if all.contains(&one.as_str()) || one == "soak" => vec![one.as_str()],
         Some(other) => {
             eprintln!(
-                "error: unknown scenario {other:?} (one of {})",
+                "error: unknown scenario {other:?} (one of {}, soak)",
                 all.join(", ")
             );
             std::process::exit(2);
@@ -84,6 +95,7 @@ async fn main() {
             "persistence" => scenarios::persistence_rate(&args).await,
             "latency" => scenarios::detection_latency(&args).await,
             "close" => scenarios::close_reaction(&args).await,
+            "soak" => soak::soak(&args).await,
             _ => scenarios::seed_comparison(&args).await,
         };
         if let Err(e) = result {

@@ -119,7 +119,7 @@ async fn start_on(
     Ok((tree, dir))
 }
 
-async fn poll(
+pub(crate) async fn poll(
     tree: &Reconciler,
     every: Duration,
     cond: impl Fn(&Status) -> bool,
@@ -135,7 +135,7 @@ async fn poll(
 }
 
 /// Waits until every account has synced once.
-async fn first_round(tree: &Reconciler) -> Res {
+pub(crate) async fn first_round(tree: &Reconciler) -> Res {
     poll(tree, Duration::from_millis(100), |s| {
         s.accounts.iter().all(|a| a.syncs_ok >= 1)
     })
@@ -341,19 +341,23 @@ async fn persistence_on(label: &str, db: DatabaseConnection, args: &Args, target
     Ok(())
 }
 
-/// 4. Divergence changes per second into SQLite (file, WAL) and PostgreSQL on loopback.
-pub async fn persistence_rate(args: &Args) -> Res {
-    let (db, _dir) = sqlite_file().await?;
-    persistence_on("sqlite", db, args, 50_000.0).await?;
-    let url = args
-        .postgres
+/// `--postgres`, else DATABASE_URL when it names PostgreSQL, else the local server.
+pub(crate) fn postgres_url(args: &Args) -> String {
+    args.postgres
         .clone()
         .or_else(|| {
             std::env::var("DATABASE_URL")
                 .ok()
                 .filter(|u| u.starts_with("postgres"))
         })
-        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".into());
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// 4. Divergence changes per second into SQLite (file, WAL) and PostgreSQL on loopback.
+pub async fn persistence_rate(args: &Args) -> Res {
+    let (db, _dir) = sqlite_file().await?;
+    persistence_on("sqlite", db, args, 50_000.0).await?;
+    let url = postgres_url(args);
     let schema = format!("load_{}", std::process::id());
     let admin = match sea_orm::Database::connect(url.as_str()).await {
         Ok(db) => db,
