@@ -46,6 +46,9 @@ pub struct Args {
     /// its own, reached through a proxy the soak owns).
     #[arg(long)]
     pub db: Option<String>,
+    /// Share of the soak's snapshot calls that fail, per mille (default 50: 5 %).
+    #[arg(long)]
+    pub fail_per_mille: Option<u32>,
 }
 
 #[tokio::main]

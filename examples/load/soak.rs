@@ -318,7 +318,7 @@ pub async fn soak(args: &Args) -> Res {
     let warm_up = (minute * 10).min(total / 6);
     let outage_len = minute.min(total / 6);
     let interval_ms = if args.smoke { 500 } else { 10_000 };
-    let fail_per_mille = 50;
+    let fail_per_mille = args.fail_per_mille.unwrap_or(50);
 
     let backend = match args.db.as_deref().unwrap_or("sqlite") {
         "sqlite" => sqlite_backend().await?,
