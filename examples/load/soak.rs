@@ -593,10 +593,13 @@ pub async fn soak(args: &Args) -> Res {
         verdict(all_ok)
     );
     tree.abort().await;
-    if let Some((admin, schema)) = &backend.drop_schema {
-        let _ = admin
+    let _ = tokio::time::timeout(Duration::from_secs(5), backend.db.close_by_ref()).await;
+    if let Some((admin, schema)) = &backend.drop_schema
+        && let Err(e) = admin
             .execute_unprepared(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
-            .await;
+            .await
+    {
+        eprintln!("warning: schema {schema} left behind: {e}");
     }
     if all_ok {
         Ok(())
