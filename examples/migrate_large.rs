@@ -42,6 +42,9 @@ struct Args {
     /// Batches of the copy to time (the full copy is extrapolated from them).
     #[arg(long, default_value_t = 20)]
     batches: u64,
+    /// Pause after each batch of the copy, in milliseconds (lets other writers in).
+    #[arg(long, default_value_t = 0)]
+    pause_ms: u64,
 }
 
 type Res<T> = Result<T, String>;
@@ -329,6 +332,7 @@ async fn run(
         .await
         .map_err(err)?;
         batch_times.push(t.elapsed());
+        tokio::time::sleep(Duration::from_millis(args.pause_ms)).await;
     }
     let copy_to = Instant::now();
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -372,12 +376,14 @@ async fn run(
     let max = batch_times.iter().max().copied().unwrap_or_default();
     let (done, longest) = during(&inserts, copy_from, copy_to);
     println!(
-        "migrate_large db={label} copy_batches={} batch_rows={} batch_mean_ms={:.1} batch_max_ms={:.1} full_copy_estimate_s={:.0} writer_inserts_completed_during={done} writer_longest_insert_overlapping_ms={:.1}",
+        "migrate_large db={label} copy_batches={} batch_rows={} pause_ms={} batch_mean_ms={:.1} batch_max_ms={:.1} full_copy_estimate_s={:.0} writer_inserts_completed_during={done} writer_longest_insert_overlapping_ms={:.1}",
         batch_times.len(),
         args.batch,
+        args.pause_ms,
         ms(mean),
         ms(max),
-        mean.as_secs_f64() * args.rows as f64 / args.batch.max(1) as f64,
+        (mean.as_secs_f64() + args.pause_ms as f64 / 1e3) * args.rows as f64
+            / args.batch.max(1) as f64,
         ms(longest)
     );
     Ok(())
