@@ -6,11 +6,14 @@
 //! One scenario: `cargo run --release --example load -- --only tick` (or `close`,
 //! `retention`, …)
 //! Smoke run with tiny sizes (CI): `cargo run --example load -- --smoke`
+//! The soak (not part of the full run): `cargo run --release --example load -- --only soak
+//! --minutes 60 --accounts 1000` (`--db postgres` for PostgreSQL).
 //! With mimalloc (as the binary built with `--features mimalloc`): add `--features mimalloc`.
 
 mod measure;
 mod retention;
 mod scenarios;
+mod soak;
 
 use clap::Parser;
 
@@ -26,7 +29,8 @@ pub struct Args {
     /// Tiny sizes and short waits: checks that the harness works, measures nothing.
     #[arg(long)]
     pub smoke: bool,
-    /// Run one scenario: tick, cpu, memory, persistence, latency, seed, close, retention.
+    /// Run one scenario: tick, cpu, memory, persistence, latency, seed, close, retention,
+    /// soak (the soak runs only when named).
     #[arg(long)]
     pub only: Option<String>,
     /// Accounts for the scale scenarios (default 10,000; smoke 50), for close (default
@@ -37,6 +41,16 @@ pub struct Args {
     /// postgres://postgres@127.0.0.1:5432/test when it answers).
     #[arg(long)]
     pub postgres: Option<String>,
+    /// Length of the soak in minutes (default 60; smoke 4 "minutes" of 5 seconds).
+    #[arg(long)]
+    pub minutes: Option<u64>,
+    /// Database of the soak: sqlite (default, a temporary file) or postgres (a schema of
+    /// its own, reached through a proxy the soak owns).
+    #[arg(long)]
+    pub db: Option<String>,
+    /// Share of the soak's snapshot calls that fail, per mille (default 50: 5 %).
+    #[arg(long)]
+    pub fail_per_mille: Option<u32>,
 }
 
 #[tokio::main]
@@ -55,10 +69,10 @@ async fn main() {
         "retention",
     ];
     let run: Vec<&str> = match &args.only {
-        Some(one) if all.contains(&one.as_str()) => vec![one.as_str()],
+        Some(one) if all.contains(&one.as_str()) || one == "soak" => vec![one.as_str()],
         Some(other) => {
             eprintln!(
-                "error: unknown scenario {other:?} (one of {})",
+                "error: unknown scenario {other:?} (one of {}, soak)",
                 all.join(", ")
             );
             std::process::exit(2);
@@ -88,6 +102,7 @@ async fn main() {
             "latency" => scenarios::detection_latency(&args).await,
             "close" => scenarios::close_reaction(&args).await,
             "retention" => retention::retention_footprint(&args).await,
+            "soak" => soak::soak(&args).await,
             _ => scenarios::seed_comparison(&args).await,
         };
         if let Err(e) = result {

@@ -120,7 +120,7 @@ async fn start_on(
     Ok((tree, dir))
 }
 
-async fn poll(
+pub(crate) async fn poll(
     tree: &Reconciler,
     every: Duration,
     cond: impl Fn(&Status) -> bool,
@@ -136,7 +136,7 @@ async fn poll(
 }
 
 /// Waits until every account has synced once.
-async fn first_round(tree: &Reconciler) -> Res {
+pub(crate) async fn first_round(tree: &Reconciler) -> Res {
     poll(tree, Duration::from_millis(100), |s| {
         s.accounts.iter().all(|a| a.syncs_ok >= 1)
     })
@@ -357,21 +357,25 @@ pub async fn persistence_rate(args: &Args) -> Res {
     result
 }
 
-/// A migrated PostgreSQL database in a schema of its own (`--postgres`, else
-/// `DATABASE_URL`, else the local default), with an admin connection and the schema's
-/// name to drop it afterwards; `None` (and a line saying so) when none answers.
-pub async fn postgres_schema(
-    args: &Args,
-) -> Result<Option<(DatabaseConnection, DatabaseConnection, String)>, String> {
-    let url = args
-        .postgres
+/// `--postgres`, else DATABASE_URL when it names PostgreSQL, else the local server.
+pub(crate) fn postgres_url(args: &Args) -> String {
+    args.postgres
         .clone()
         .or_else(|| {
             std::env::var("DATABASE_URL")
                 .ok()
                 .filter(|u| u.starts_with("postgres"))
         })
-        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".into());
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// A migrated PostgreSQL database in a schema of its own (`--postgres`, else
+/// `DATABASE_URL`, else the local default), with an admin connection and the schema's
+/// name to drop it afterwards; `None` (and a line saying so) when none answers.
+pub async fn postgres_schema(
+    args: &Args,
+) -> Result<Option<(DatabaseConnection, DatabaseConnection, String)>, String> {
+    let url = postgres_url(args);
     let schema = format!("load_{}", std::process::id());
     let admin = match sea_orm::Database::connect(url.as_str()).await {
         Ok(db) => db,

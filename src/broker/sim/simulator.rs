@@ -58,6 +58,20 @@ struct Inner {
     accounts: BTreeMap<String, Account>,
     /// Draws the per-call latency.
     rng: SplitMix64,
+    /// Random faults for calls with no scripted fault ([`SimBroker::set_random_faults`]).
+    random: RandomFaults,
+}
+
+/// Faults drawn at random: each snapshot call with no queued or persistent fault fails
+/// with chance `per_mille` / 1000, with one of `mix` chosen uniformly.
+#[derive(Debug)]
+struct RandomFaults {
+    per_mille: u32,
+    mix: Vec<Fault>,
+    /// How many times each fault of `mix` was drawn.
+    drawn: Vec<u64>,
+    /// Its own stream, so drawing faults leaves the latency draws as they were.
+    rng: SplitMix64,
 }
 
 /// A deterministic, scriptable broker for the demo, integration tests and benchmarks.
@@ -100,6 +114,13 @@ impl SimBroker {
             inner: Mutex::new(Inner {
                 accounts,
                 rng: SplitMix64::stream(config.seed, 0),
+                random: RandomFaults {
+                    per_mille: 0,
+                    mix: Vec::new(),
+                    drawn: Vec::new(),
+                    // Accounts use streams 1..=MAX_ACCOUNTS, latency stream 0.
+                    rng: SplitMix64::stream(config.seed, u64::MAX),
+                },
             }),
             latency_ms: (a.min(b), a.max(b)),
             balance: config.balance,
@@ -218,6 +239,24 @@ impl SimBroker {
         self.with(id, |a| a.fault = fault).is_some()
     }
 
+    /// Makes every snapshot call of every account that has no queued or persistent fault
+    /// fail with chance `per_mille` / 1000, with a fault chosen uniformly from `mix`
+    /// (`per_mille` 0 or an empty `mix` turns it off). Resets the counts of
+    /// [`SimBroker::random_faults_drawn`].
+    pub fn set_random_faults(&self, per_mille: u32, mix: Vec<Fault>) {
+        let mut guard = self.lock();
+        let random = &mut guard.random;
+        random.per_mille = per_mille;
+        random.drawn = vec![0; mix.len()];
+        random.mix = mix;
+    }
+
+    /// How many times each fault of the last [`SimBroker::set_random_faults`] mix was
+    /// drawn, in the order of the mix.
+    pub fn random_faults_drawn(&self) -> Vec<u64> {
+        self.lock().random.drawn.clone()
+    }
+
     /// How many snapshot calls an account has received (0 when unknown).
     pub fn snapshot_calls(&self, id: &str) -> u64 {
         self.with(id, |a| a.calls).unwrap_or(0)
@@ -244,10 +283,18 @@ impl SimBroker {
     fn begin(&self, id: &str) -> Result<(Option<Fault>, Duration), BrokerError> {
         let (lo, hi) = self.latency_ms;
         let mut guard = self.lock();
-        let Inner { accounts, rng } = &mut *guard;
+        let Inner {
+            accounts,
+            rng,
+            random,
+        } = &mut *guard;
         let account = accounts.get_mut(id).ok_or_else(|| unknown(id))?;
         account.calls += 1;
-        let fault = account.faults.pop_front().or_else(|| account.fault.clone());
+        let fault = account
+            .faults
+            .pop_front()
+            .or_else(|| account.fault.clone())
+            .or_else(|| random.draw());
         let latency = account
             .latency
             .unwrap_or_else(|| Duration::from_millis(rng.between(lo, hi)));
@@ -271,6 +318,21 @@ impl SimBroker {
             quotes,
             taken_at: self.clock.now(),
         })
+    }
+}
+
+impl RandomFaults {
+    /// A fault for this call, or `None` (then the call answers normally).
+    fn draw(&mut self) -> Option<Fault> {
+        if self.per_mille == 0 || self.mix.is_empty() {
+            return None;
+        }
+        if self.rng.below(1000) >= u64::from(self.per_mille) {
+            return None;
+        }
+        let i = self.rng.below(self.mix.len() as u64) as usize;
+        self.drawn[i] += 1;
+        Some(self.mix[i].clone())
     }
 }
 

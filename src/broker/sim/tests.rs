@@ -236,6 +236,66 @@ async fn a_persistent_fault_stays_until_cleared_and_yields_to_the_queue() {
     );
 }
 
+/// The errors of one run with random faults: per call, `None` for an answer.
+async fn random_run(seed: u64, calls: usize) -> (Vec<Option<BrokerError>>, Vec<u64>) {
+    let sim = SimBroker::new(&SimConfig {
+        seed,
+        ..SimConfig::default()
+    });
+    let limited = BrokerError::Retryable {
+        reason: "429".into(),
+        retry_after: Some(Duration::from_secs(2)),
+    };
+    sim.set_random_faults(100, vec![Fault::Error(limited), Fault::Malformed]);
+    let mut out = Vec::with_capacity(calls);
+    for k in 0..calls {
+        let id = format!("sim-00{}", 1 + k % 5);
+        out.push(sim.snapshot(&id).await.err());
+    }
+    (out, sim.random_faults_drawn())
+}
+
+#[tokio::test(start_paused = true)]
+async fn random_faults_fail_about_their_share_of_calls_and_are_counted() {
+    let (errors, drawn) = random_run(7, 2_000).await;
+    let failed = errors.iter().filter(|e| e.is_some()).count() as u64;
+    assert_eq!(failed, drawn.iter().sum::<u64>());
+    // 10 % asked: with this seed, between 7 and 13 % (the draw is deterministic).
+    assert!((140..=260).contains(&failed), "{failed} of 2000 failed");
+    assert!(
+        drawn.iter().all(|&n| n > 0),
+        "every fault of the mix drawn: {drawn:?}"
+    );
+    let classes: std::collections::BTreeSet<_> =
+        errors.iter().flatten().map(BrokerError::class).collect();
+    assert_eq!(
+        classes.into_iter().collect::<Vec<_>>(),
+        [ErrorClass::Retryable, ErrorClass::Malformed]
+    );
+    assert_eq!(
+        random_run(7, 2_000).await.0,
+        errors,
+        "same seed, same failures"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn scripted_faults_come_before_random_ones_and_zero_turns_them_off() {
+    let sim = SimBroker::new(&SimConfig::default());
+    sim.set_random_faults(1_000, vec![Fault::Malformed]);
+    let down = BrokerError::Permanent("invalid credentials".into());
+    sim.push_faults("sim-001", [Fault::Error(down.clone())]);
+    assert_eq!(sim.snapshot("sim-001").await, Err(down));
+    let err = sim.snapshot("sim-001").await.expect_err("always fails");
+    assert_eq!(err.class(), ErrorClass::Malformed);
+    assert_eq!(sim.random_faults_drawn(), [1]);
+    sim.set_random_faults(0, vec![Fault::Malformed]);
+    for _ in 0..20 {
+        assert!(sim.snapshot("sim-001").await.is_ok());
+    }
+    assert_eq!(sim.random_faults_drawn(), [0]);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_panic_fault_panics_inside_snapshot() {
     let sim = Arc::new(SimBroker::new(&SimConfig::default()));
