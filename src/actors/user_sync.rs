@@ -166,18 +166,7 @@ async fn sync(myself: &ActorRef<UserSyncMsg>, state: &mut UserSyncState) -> Sync
         });
     }
 
-    let mut report = SyncRunRecord {
-        account_id: account.to_owned(),
-        started_at,
-        finished_at: started_at,
-        duration: Duration::ZERO,
-        positions: 0,
-        trades: 0,
-        divergences_opened: 0,
-        divergences_resolved: 0,
-        error_class: None,
-        error_message: None,
-    };
+    let mut report = SyncRunRecord::begun(account, started_at);
     let fail = |mut report: SyncRunRecord,
                 class: ErrorClass,
                 message: String,

@@ -38,6 +38,23 @@ pub struct SyncRunRecord {
 }
 
 impl SyncRunRecord {
+    /// The record of a sync of `account_id` that started (and, until told otherwise,
+    /// finished) at `started_at`: nothing counted, no error.
+    pub fn begun(account_id: &str, started_at: DateTime<Utc>) -> Self {
+        Self {
+            account_id: account_id.to_owned(),
+            started_at,
+            finished_at: started_at,
+            duration: Duration::ZERO,
+            positions: 0,
+            trades: 0,
+            divergences_opened: 0,
+            divergences_resolved: 0,
+            error_class: None,
+            error_message: None,
+        }
+    }
+
     /// Whether an operator needs this sync as a row of its own: it failed, opened or
     /// resolved a divergence, or carries a message (a report that stands for several syncs
     /// folded while the database was away says so in its message). Every other sync is

@@ -340,16 +340,9 @@ mod tests {
     fn run(ms: u64, class: Option<&str>) -> SyncRunRecord {
         let at = DateTime::from_timestamp(1_795_000_000, 0).unwrap_or_default();
         SyncRunRecord {
-            account_id: "a".to_owned(),
-            started_at: at,
-            finished_at: at,
             duration: Duration::from_millis(ms),
-            positions: 0,
-            trades: 0,
-            divergences_opened: 0,
-            divergences_resolved: 0,
             error_class: class.map(str::to_owned),
-            error_message: None,
+            ..SyncRunRecord::begun("a", at)
         }
     }
 

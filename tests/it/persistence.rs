@@ -52,16 +52,9 @@ async fn flush(actor: &ActorRef<PersistMsg>) -> Result<(), String> {
 
 fn report(account: &str, at: DateTime<Utc>) -> SyncRunRecord {
     SyncRunRecord {
-        account_id: account.to_owned(),
-        started_at: at,
-        finished_at: at,
         duration: Duration::from_millis(5),
         positions: 1,
-        trades: 0,
-        divergences_opened: 0,
-        divergences_resolved: 0,
-        error_class: None,
-        error_message: None,
+        ..SyncRunRecord::begun(account, at)
     }
 }
 

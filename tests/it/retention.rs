@@ -35,16 +35,12 @@ fn days_ago(days: i64) -> DateTime<Utc> {
 
 fn run(account: &str, at: DateTime<Utc>, ms: u64, class: Option<&str>) -> SyncRunRecord {
     SyncRunRecord {
-        account_id: account.to_owned(),
-        started_at: at,
-        finished_at: at,
         duration: Duration::from_millis(ms),
         positions: 1,
         trades: 1,
-        divergences_opened: 0,
-        divergences_resolved: 0,
         error_class: class.map(str::to_owned),
         error_message: class.map(|c| format!("{c} at {at}")),
+        ..SyncRunRecord::begun(account, at)
     }
 }
 

@@ -832,16 +832,12 @@ async fn batches_larger_than_one_statement_are_written_whole() {
 
 fn sync(account: &str, at: DateTime<Utc>, error_class: Option<&str>) -> SyncRunRecord {
     SyncRunRecord {
-        account_id: account.to_owned(),
-        started_at: at,
-        finished_at: at,
         duration: std::time::Duration::from_millis(3),
         positions: 1,
         trades: 1,
-        divergences_opened: 0,
-        divergences_resolved: 0,
         error_class: error_class.map(str::to_owned),
         error_message: error_class.map(|c| format!("{c} at {at}")),
+        ..SyncRunRecord::begun(account, at)
     }
 }
 

@@ -344,16 +344,12 @@ mod tests {
 
     fn report(account: &str, secs: i64, class: Option<&str>) -> SyncRunRecord {
         SyncRunRecord {
-            account_id: account.to_owned(),
-            started_at: at(secs),
-            finished_at: at(secs),
             duration: Duration::from_millis(2),
             positions: 1,
             trades: 1,
-            divergences_opened: 0,
-            divergences_resolved: 0,
             error_class: class.map(str::to_owned),
             error_message: class.map(|c| format!("{c} at {secs}")),
+            ..SyncRunRecord::begun(account, at(secs))
         }
     }
 

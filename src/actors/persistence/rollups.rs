@@ -99,16 +99,8 @@ mod tests {
 
     fn run(account: &str, started: &str) -> SyncRunRecord {
         SyncRunRecord {
-            account_id: account.to_owned(),
-            started_at: at(started),
-            finished_at: at(started),
             duration: Duration::from_millis(30),
-            positions: 0,
-            trades: 0,
-            divergences_opened: 0,
-            divergences_resolved: 0,
-            error_class: None,
-            error_message: None,
+            ..SyncRunRecord::begun(account, at(started))
         }
     }
 
