@@ -369,3 +369,20 @@ impl mt5_reconciler::broker::TradeSource for BrokenTrades {
         })
     }
 }
+
+/// A maximum-loss rule for every account: initial balance 10 000, warn at 4 %, breach at
+/// 5 % (named `max-loss`).
+pub fn max_loss_rule() -> mt5_reconciler::guards::config::DrawdownConfig {
+    mt5_reconciler::guards::config::DrawdownConfig {
+        name: "max-loss".into(),
+        accounts: vec!["*".into()],
+        kind: "max_loss".into(),
+        reference: None,
+        reset_at: None,
+        time_zone: None,
+        initial_balance: Some(rust_decimal::Decimal::from(10_000)),
+        basis: None,
+        warn: "4%".into(),
+        breach: "5%".into(),
+    }
+}

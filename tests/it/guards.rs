@@ -12,7 +12,7 @@ use mt5_reconciler::broker::sim::{Fault, SimBroker, SimConfig};
 use mt5_reconciler::clock::Clock;
 use mt5_reconciler::domain::{Quote, ReconcileRules};
 use mt5_reconciler::guards::GuardsConfig;
-use mt5_reconciler::guards::config::{DrawdownConfig, MarketConfig};
+use mt5_reconciler::guards::config::MarketConfig;
 use mt5_reconciler::service::Reconciler;
 use mt5_reconciler::store;
 use ractor::OutputPort;
@@ -32,18 +32,7 @@ pub(crate) fn guards(auto_close: bool) -> GuardsConfig {
         } else {
             vec![]
         },
-        drawdown: vec![DrawdownConfig {
-            name: "max-loss".into(),
-            accounts: vec!["*".into()],
-            kind: "max_loss".into(),
-            reference: None,
-            reset_at: None,
-            time_zone: None,
-            initial_balance: Some(Decimal::from(10_000)),
-            basis: None,
-            warn: "4%".into(),
-            breach: "5%".into(),
-        }],
+        drawdown: vec![common::max_loss_rule()],
         market: vec![MarketConfig {
             symbols: vec!["GBPUSD".into()],
             max_gap_pips: Some(Decimal::from(30)),

@@ -1150,7 +1150,7 @@ async fn snapshots_carry_the_current_prices_of_the_held_symbols() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wide_spread_from_metaapi_postpones_a_breach_close() {
     use mt5_reconciler::guards::GuardsConfig;
-    use mt5_reconciler::guards::config::{DrawdownConfig, MarketConfig};
+    use mt5_reconciler::guards::config::MarketConfig;
     let db = common::databases().await.remove(0).1;
     let fake =
         FakeMetaApi::start(TOKEN, &[("ma-acc-s", Script::Positions(three_positions()))]).await;
@@ -1167,19 +1167,8 @@ async fn a_wide_spread_from_metaapi_postpones_a_breach_close() {
     config.guards = GuardsConfig {
         alert_lead_secs: 1,
         auto_close: vec!["acc-s".into()],
-        drawdown: vec![DrawdownConfig {
-            name: "max-loss".into(),
-            accounts: vec!["*".into()],
-            kind: "max_loss".into(),
-            reference: None,
-            reset_at: None,
-            time_zone: None,
-            // The documented equity, 7306.65, is a 27 % loss of this.
-            initial_balance: Some(rust_decimal::Decimal::from(10_000)),
-            basis: None,
-            warn: "4%".into(),
-            breach: "5%".into(),
-        }],
+        // The documented equity, 7306.65, is a 27 % loss of the rule's 10 000.
+        drawdown: vec![common::max_loss_rule()],
         market: vec![MarketConfig {
             symbols: vec!["AUDNZD".into()],
             max_gap_pips: None,

@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use mt5_reconciler::broker::Connector;
 use mt5_reconciler::guards::GuardsConfig;
-use mt5_reconciler::guards::config::DrawdownConfig;
 use mt5_reconciler::service::Reconciler;
 use mt5_reconciler::store;
 use sea_orm::{DatabaseConnection, EntityTrait};
@@ -32,18 +31,7 @@ fn guards(auto_close: &[&str], lead: u64) -> GuardsConfig {
     GuardsConfig {
         alert_lead_secs: lead,
         auto_close: auto_close.iter().map(|a| (*a).to_owned()).collect(),
-        drawdown: vec![DrawdownConfig {
-            name: "max-loss".into(),
-            accounts: vec!["*".into()],
-            kind: "max_loss".into(),
-            reference: None,
-            reset_at: None,
-            time_zone: None,
-            initial_balance: Some(rust_decimal::Decimal::from(10_000)),
-            basis: None,
-            warn: "4%".into(),
-            breach: "5%".into(),
-        }],
+        drawdown: vec![common::max_loss_rule()],
         ..GuardsConfig::default()
     }
 }
