@@ -17,8 +17,9 @@
 //!
 //! Pure: the caller passes the time of the observation.
 
+use std::borrow::Borrow;
 use std::collections::hash_map::DefaultHasher;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -80,11 +81,16 @@ pub struct Verdict {
     pub held: Vec<Divergence>,
 }
 
-/// What a divergence concerns, whatever its values.
-type Subject = (DivergenceKind, Option<String>, Option<u64>);
+/// A hash of what a divergence concerns, whatever its values.
+fn subject_key(d: &Divergence) -> u64 {
+    let mut h = DefaultHasher::new();
+    (d.kind, &d.trade_id, d.ticket).hash(&mut h);
+    h.finish()
+}
 
-fn subject(d: &Divergence) -> Subject {
-    (d.kind, d.trade_id.clone(), d.ticket)
+/// Whether two divergences concern the same thing (a [`subject_key`] hit is checked).
+fn same_subject(a: &Divergence, b: &Divergence) -> bool {
+    (a.kind, &a.trade_id, a.ticket) == (b.kind, &b.trade_id, b.ticket)
 }
 
 /// When a trade or position was first seen in its current form.
@@ -92,6 +98,8 @@ fn subject(d: &Divergence) -> Subject {
 struct Seen {
     digest: u64,
     since: DateTime<Utc>,
+    /// The judgement that last saw it.
+    round: u64,
 }
 
 /// One account's memory across syncs.
@@ -101,10 +109,15 @@ pub struct Judge {
     positions: HashMap<u64, Seen>,
     /// Fingerprint → consecutive observations so far.
     streaks: HashMap<String, u32>,
-    /// What the last judgement raised, by what it concerns: a raised divergence whose
-    /// values move (the broker moving a stop loss again) is held in its new form, and its
-    /// old form stays open meanwhile instead of being resolved and raised again.
-    raised: HashMap<Subject, Divergence>,
+    /// What the last judgement raised, by a hash of what it concerns (checked against the
+    /// stored divergence on a hit), with the judgement that last kept it: a raised
+    /// divergence whose values move (the broker moving a stop loss again) is held in its
+    /// new form, and its old form stays open meanwhile instead of being resolved and
+    /// raised again.
+    raised: HashMap<u64, (Divergence, u64)>,
+    /// Judgements so far: marks what the current one saw, so that what it did not see is
+    /// dropped without a set of its own.
+    round: u64,
     /// Whether a snapshot was judged since the start: before it, nothing is "new".
     warm: bool,
 }
@@ -127,15 +140,19 @@ impl Judge {
             DateTime::<Utc>::MIN_UTC
         };
         self.warm = true;
+        self.round += 1;
+        let round = self.round;
         remember(
             &mut self.trades,
-            trades.iter().map(|t| (t.id.clone(), trade_digest(t))),
+            trades.iter().map(|t| (t.id.as_str(), trade_digest(t))),
             first_seen,
+            round,
         );
         remember(
             &mut self.positions,
-            positions.iter().map(|p| (p.ticket, position_digest(p))),
+            positions.iter().map(|p| (&p.ticket, position_digest(p))),
             first_seen,
+            round,
         );
 
         let in_flight_since = now.checked_sub_signed(rules.grace);
@@ -166,51 +183,71 @@ impl Judge {
         }
         // Consecutive: what was not observed this time starts again from zero.
         self.streaks = streaks;
-        let mut before = std::mem::take(&mut self.raised);
-        let moved: Vec<Divergence> = verdict
-            .held
-            .iter()
-            .filter_map(|d| before.remove(&subject(d)))
-            .filter(|old| {
-                !verdict
+        // The old form of a raised divergence now held in a new form stays open.
+        let mut moved = Vec::new();
+        for d in &verdict.held {
+            if let Some((old, kept)) = self
+                .raised
+                .get_mut(&subject_key(d))
+                .filter(|(old, _)| same_subject(old, d))
+                && !verdict
                     .held
                     .iter()
-                    .any(|d| d.fingerprint == old.fingerprint)
-            })
-            .collect();
+                    .any(|h| h.fingerprint == old.fingerprint)
+            {
+                *kept = round;
+                moved.push(old.clone());
+            }
+        }
         verdict.held.extend(moved);
-        self.raised = verdict
-            .raised
-            .iter()
-            .chain(verdict.held.iter().filter(|d| {
-                // An old form kept open stays the one to keep.
-                !self.streaks.contains_key(&d.fingerprint)
-            }))
-            .map(|d| (subject(d), d.clone()))
-            .collect();
+        for d in &verdict.raised {
+            match self.raised.get_mut(&subject_key(d)) {
+                Some((old, kept)) if old.fingerprint == d.fingerprint => *kept = round,
+                _ => {
+                    self.raised.insert(subject_key(d), (d.clone(), round));
+                }
+            }
+        }
+        self.raised.retain(|_, (_, kept)| *kept == round);
         verdict
     }
 }
 
-/// Updates `seen` to exactly `current`: a new key or a changed digest starts at `since`.
-fn remember<K: Hash + Eq + Clone>(
+/// Updates `seen` to exactly `current` (distinct keys, borrowed: a key is copied only when
+/// it is new): a new key or a changed digest starts at `since`; `round` marks what is
+/// present, and what is not is dropped.
+fn remember<'a, K, Q>(
     seen: &mut HashMap<K, Seen>,
-    current: impl Iterator<Item = (K, u64)>,
+    current: impl Iterator<Item = (&'a Q, u64)>,
     since: DateTime<Utc>,
-) {
-    let mut present = HashSet::with_capacity(seen.len());
+    round: u64,
+) where
+    K: Borrow<Q> + Hash + Eq,
+    Q: ToOwned<Owned = K> + Hash + Eq + ?Sized + 'a,
+{
+    let mut present = 0;
     for (key, digest) in current {
-        match seen.get_mut(&key) {
-            Some(s) if s.digest == digest => {}
-            Some(s) => *s = Seen { digest, since },
+        match seen.get_mut(key) {
+            Some(s) => {
+                if s.digest != digest {
+                    (s.digest, s.since) = (digest, since);
+                }
+                present += usize::from(s.round != round);
+                s.round = round;
+            }
             None => {
-                seen.insert(key.clone(), Seen { digest, since });
+                let fresh = Seen {
+                    digest,
+                    since,
+                    round,
+                };
+                seen.insert(key.to_owned(), fresh);
+                present += 1;
             }
         }
-        present.insert(key);
     }
-    if present.len() != seen.len() {
-        seen.retain(|k, _| present.contains(k));
+    if present != seen.len() {
+        seen.retain(|_, s| s.round == round);
     }
 }
 
