@@ -386,3 +386,17 @@ pub fn max_loss_rule() -> mt5_reconciler::guards::config::DrawdownConfig {
         breach: "5%".into(),
     }
 }
+
+/// Claims the pending close of alert `id` as another closer (another instance) would:
+/// whether the claim was won.
+pub async fn claim_elsewhere(db: &DatabaseConnection, id: &str) -> bool {
+    store::transition_alert(
+        db,
+        id,
+        &[store::AlertStatus::PendingClose],
+        store::AlertStatus::Closing,
+        chrono::Utc::now(),
+    )
+    .await
+    .expect("claim")
+}

@@ -335,15 +335,7 @@ async fn a_close_claimed_by_another_closer_is_left_to_it() {
         tokio::time::resume();
         let alert = breach_alert(&db).await;
         // Another closer (another instance) claims it first.
-        let claimed = store::transition_alert(
-            &db,
-            &alert.id,
-            &[store::AlertStatus::PendingClose],
-            store::AlertStatus::Closing,
-            chrono::Utc::now(),
-        )
-        .await
-        .unwrap();
+        let claimed = common::claim_elsewhere(&db, &alert.id).await;
         assert!(claimed, "{label}");
         tokio::time::pause();
         tokio::time::sleep(Duration::from_secs(30)).await;

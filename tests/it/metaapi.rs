@@ -148,6 +148,11 @@ async fn start_tree(
 
 /// Registers `account` and imports the bot's example trades for it.
 async fn import(db: &DatabaseConnection, account: &str) {
+    import_text(db, account, TRADES).await;
+}
+
+/// Registers `account` (on connector `metaapi`) and imports these trades (a trades file).
+async fn import_text(db: &DatabaseConnection, account: &str, text: &str) {
     let row = store::Account {
         id: account.to_owned(),
         name: account.to_owned(),
@@ -158,7 +163,7 @@ async fn import(db: &DatabaseConnection, account: &str) {
     store::upsert_account(db, &row, chrono::Utc::now())
         .await
         .expect("account");
-    let trades = mt5_reconciler::input::parse_trades("trades", TRADES, account).expect("trades");
+    let trades = mt5_reconciler::input::parse_trades("trades", text, account).expect("trades");
     store::import_trades(db, account, &trades)
         .await
         .expect("import");

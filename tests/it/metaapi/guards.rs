@@ -19,8 +19,8 @@ use sea_orm::{DatabaseConnection, EntityTrait};
 
 use super::fake::{FakeMetaApi, POSITIONS, Script};
 use super::{
-    TOKEN, acc, broker, everything_said, flush, import, metaapi, start_tree, three_positions,
-    tree_config,
+    TOKEN, acc, broker, everything_said, flush, import, import_text, metaapi, start_tree,
+    three_positions, tree_config,
 };
 use crate::common::{self, BrokenTrades, audit_kinds};
 
@@ -115,21 +115,8 @@ fn bot_trade(id: u64, symbol: &str) -> serde_json::Value {
 
 /// Registers `account` with these open trades of the bot.
 async fn bot_trades(db: &DatabaseConnection, account: &str, trades: &[serde_json::Value]) {
-    let row = store::Account {
-        id: account.to_owned(),
-        name: account.to_owned(),
-        broker: "metaapi".into(),
-        enabled: true,
-        disabled_reason: None,
-    };
-    store::upsert_account(db, &row, chrono::Utc::now())
-        .await
-        .expect("account");
     let text = serde_json::Value::Array(trades.to_vec()).to_string();
-    let trades = mt5_reconciler::input::parse_trades("trades", &text, account).expect("trades");
-    store::import_trades(db, account, &trades)
-        .await
-        .expect("import");
+    import_text(db, account, &text).await;
 }
 
 /// Two accounts whose reconciliation never works: one whose bot trades cannot be read, one
@@ -407,15 +394,7 @@ async fn an_alert_claimed_by_another_closer_sends_no_close_to_metaapi() {
         )
         .await;
         let alert = breach_alert(&db, "acc-c").await;
-        let claimed = store::transition_alert(
-            &db,
-            &alert.id,
-            &[store::AlertStatus::PendingClose],
-            store::AlertStatus::Closing,
-            chrono::Utc::now(),
-        )
-        .await
-        .expect("claim");
+        let claimed = common::claim_elsewhere(&db, &alert.id).await;
         assert!(claimed, "{label}: claimed before the lead ended");
         until("two rounds left to the claimant", async || {
             count(&kinds(&tree, &db, "acc-c").await, "close_left_to_claimant") >= 2
