@@ -113,18 +113,18 @@ pub async fn record_sync_runs<C: ConnectionTrait>(
 /// Moves `last_seen` of the open divergences of the accounts whose sync in `runs`
 /// succeeded (see [`super::mark_seen`]), without storing the runs: for syncs that are
 /// only counted in a rollup. Works inside a caller's transaction.
-pub async fn record_sightings<C: ConnectionTrait>(
+pub async fn record_sightings<'a, C: ConnectionTrait>(
     db: &C,
-    runs: &[SyncRunRecord],
+    runs: impl IntoIterator<Item = &'a SyncRunRecord>,
 ) -> Result<(), StoreError> {
     mark_seen(db, &sightings(runs)).await?;
     Ok(())
 }
 
 /// Like [`record_sightings`] inside a savepoint: a refusal leaves `last_seen` as it was.
-pub async fn record_sightings_isolating<C: ConnectionTrait + TransactionTrait>(
+pub async fn record_sightings_isolating<'a, C: ConnectionTrait + TransactionTrait>(
     db: &C,
-    runs: &[SyncRunRecord],
+    runs: impl IntoIterator<Item = &'a SyncRunRecord>,
 ) -> Result<(), StoreError> {
     mark_seen_isolating(db, &sightings(runs)).await
 }

@@ -87,9 +87,8 @@ async fn write_fast(
     let txn = db.begin().await?;
     let changes = store::converge_many(&txn, &wanted(converges)).await?;
     let runs = all_reports(converges, &changes, reports);
-    let (raw, rolled) = split(&runs);
-    store::record_sync_runs(&txn, &raw).await?;
-    store::record_sightings(&txn, &rolled).await?;
+    store::record_sync_runs(&txn, &raw(&runs)).await?;
+    store::record_sightings(&txn, runs.iter().filter(|r| !r.kept_raw())).await?;
     store::append_audits(&txn, audits).await?;
     txn.commit().await?;
     Ok(Written {
@@ -99,9 +98,9 @@ async fn write_fast(
     })
 }
 
-/// The reports kept as rows, and those only counted in rollups.
-fn split(runs: &[SyncRunRecord]) -> (Vec<SyncRunRecord>, Vec<SyncRunRecord>) {
-    runs.iter().cloned().partition(SyncRunRecord::kept_raw)
+/// The reports kept as rows (the others only count in rollups and move `last_seen`).
+fn raw(runs: &[SyncRunRecord]) -> Vec<SyncRunRecord> {
+    runs.iter().filter(|r| r.kept_raw()).cloned().collect()
 }
 
 /// Marks `report` failed as malformed with `message` (the first refusal of its sync).
@@ -145,25 +144,20 @@ async fn write_isolating(
     }
 
     // A refused report is replaced by a bare one that says why, so the sync still shows.
-    let (raw, rolled) = split(&runs);
-    store::record_sightings_isolating(&txn, &rolled).await?;
+    let raw = raw(&runs);
+    store::record_sightings_isolating(&txn, runs.iter().filter(|r| !r.kept_raw())).await?;
     let mut substitutes = Vec::new();
     for (i, error) in store::record_sync_runs_isolating(&txn, &raw).await? {
         let run = &raw[i];
         let message = store::sync_run_refusal(run, &error);
         let letter = DeadLetter::sync_run(run, &message, now);
         tracing::warn!(account = %run.account_id, kind = %letter.kind, error = %message, "row refused, kept as a dead letter");
+        let account = letter.account_id.clone().unwrap_or_default();
         substitutes.push(SyncRunRecord {
-            account_id: letter.account_id.clone().unwrap_or_default(),
-            started_at: run.started_at,
             finished_at: run.finished_at,
-            duration: std::time::Duration::ZERO,
-            positions: 0,
-            trades: 0,
-            divergences_opened: 0,
-            divergences_resolved: 0,
             error_class: Some(ErrorClass::Malformed.as_str().to_owned()),
             error_message: Some(letter.error.clone()),
+            ..SyncRunRecord::begun(&account, run.started_at)
         });
         letters.push(letter);
     }
