@@ -3,8 +3,6 @@
 //! never raised (not even opened and resolved); a trade that never fills is raised once
 //! two syncs confirm it. Paused tokio time, and the tree's clock follows it.
 
-use std::time::Duration;
-
 use mt5_reconciler::domain::BrokerPosition;
 
 use crate::common;
@@ -65,7 +63,6 @@ async fn races_between_the_bot_and_the_broker_are_held_and_real_misses_are_raise
             acc(s, &id).syncs_ok >= done + 4
         })
         .await;
-        tokio::time::sleep(Duration::from_millis(10)).await;
         flush(&tree).await;
         let open: Vec<_> = open_keys(&db, &id).await.into_iter().collect();
         assert_eq!(
