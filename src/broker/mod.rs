@@ -14,7 +14,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use crate::domain::{AccountSnapshot, BotTrade, SymbolTable};
+use crate::domain::{AccountSnapshot, BotTrade, DealLookup, SymbolTable};
 
 /// A boxed, sendable future: keeps the traits object-safe without a macro crate.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -139,6 +139,18 @@ pub trait Broker: Send + Sync + 'static {
     /// of such a symbol is worth another sync; of any other, only configuration helps.
     fn symbol_pending(&self, _account: &str, _symbol: &str) -> bool {
         false
+    }
+
+    /// The deals of the position `position_id` (its identifier) on `account`, for the
+    /// close reason of a position that vanished or shrank. A broker without per-position
+    /// history answers [`DealLookup::Unsupported`]; an empty `Found` is a history that may
+    /// still lag (asked again on later syncs), never proof that no deal exists.
+    fn position_deals<'a>(
+        &'a self,
+        _account: &'a str,
+        _position_id: u64,
+    ) -> BoxFuture<'a, Result<DealLookup, BrokerError>> {
+        Box::pin(async { Ok(DealLookup::Unsupported) })
     }
 
     /// Whether this broker's snapshots carry [`AccountSnapshot::quotes`] (bid, ask and the

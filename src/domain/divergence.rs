@@ -30,11 +30,17 @@ pub enum DivergenceKind {
     /// enforced breach); its alert is the `actual` value. Open until the bot marks the
     /// trade closed.
     ClosedByService,
+    /// The bot's trade is gone at the broker and a closing deal says why (stop loss, take
+    /// profit, stop-out, by hand, another expert); close price and profit in its detail.
+    ClosedAtBroker,
+    /// Part of the position was closed at the broker (a partial-close deal); the closed
+    /// volume is the delta.
+    PartiallyClosed,
 }
 
 impl DivergenceKind {
     /// Every kind, in output order.
-    pub const ALL: [DivergenceKind; 8] = [
+    pub const ALL: [DivergenceKind; 10] = [
         Self::EntrySlippage,
         Self::VolumeMismatch,
         Self::SlMismatch,
@@ -43,6 +49,8 @@ impl DivergenceKind {
         Self::MissingAtBroker,
         Self::UnexpectedAtBroker,
         Self::ClosedByService,
+        Self::ClosedAtBroker,
+        Self::PartiallyClosed,
     ];
 
     /// The snake_case name used in files, the database and output.
@@ -56,6 +64,8 @@ impl DivergenceKind {
             Self::MissingAtBroker => "missing_at_broker",
             Self::UnexpectedAtBroker => "unexpected_at_broker",
             Self::ClosedByService => "closed_by_service",
+            Self::ClosedAtBroker => "closed_at_broker",
+            Self::PartiallyClosed => "partially_closed",
         }
     }
 }

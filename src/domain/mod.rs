@@ -3,6 +3,7 @@
 
 pub mod decimal_serde;
 pub mod divergence;
+pub mod facts;
 pub mod judge;
 pub mod model;
 pub mod pips;
@@ -17,6 +18,7 @@ mod extreme_tests;
 mod tests;
 
 pub use divergence::{Divergence, DivergenceKind, Match, MatchMethod, Reconciliation, Unit, Value};
+pub use facts::{Deal, DealEntry, DealLookup, DealReason, MarginMode, PendingOrder};
 pub use judge::{Judge, LiveRules, Verdict};
 pub use model::{AccountSnapshot, BotTrade, BrokerPosition, Quote};
 pub use pips::{SymbolSpec, SymbolTable, UnknownPipSize};

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use super::facts::{Deal, MarginMode, PendingOrder};
 use super::values::{Price, Side, Volume};
 
 /// A position as the broker reports it, already converted from any wire format.
@@ -138,4 +139,17 @@ pub struct AccountSnapshot {
     pub quotes: Vec<Quote>,
     /// When the snapshot was taken.
     pub taken_at: DateTime<Utc>,
+    /// How the account books positions; `None` when the broker did not say (compared as
+    /// hedging).
+    #[serde(default)]
+    pub margin_mode: Option<MarginMode>,
+    /// Pending orders; `None` when the broker does not report them (a trade waiting for
+    /// an order then cannot be told from a missing one).
+    #[serde(default)]
+    pub orders: Option<Vec<PendingOrder>>,
+    /// Recent deals the broker offered with the snapshot (the MT5 bridge's window of
+    /// history); empty when it offers none. A broker with per-position history answers
+    /// [`crate::broker::Broker::position_deals`] instead.
+    #[serde(default)]
+    pub deals: Vec<Deal>,
 }

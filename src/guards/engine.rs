@@ -373,6 +373,9 @@ mod tests {
             positions: Vec::new(),
             quotes: Vec::new(),
             taken_at: DateTime::parse_from_rfc3339(at).unwrap().to_utc(),
+            margin_mode: None,
+            orders: None,
+            deals: Vec::new(),
         }
     }
 

@@ -261,6 +261,9 @@ impl Broker for MetaApiBroker {
                 positions,
                 quotes,
                 taken_at: Utc::now(),
+                margin_mode: None,
+                orders: None,
+                deals: Vec::new(),
             })
         })
     }

@@ -339,6 +339,9 @@ pub fn parse(account: &str, positions: &str, info: &str) -> Result<AccountSnapsh
         positions,
         quotes: Vec::new(),
         taken_at: Utc::now(),
+        margin_mode: None,
+        orders: None,
+        deals: Vec::new(),
     })
 }
 

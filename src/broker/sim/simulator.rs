@@ -317,6 +317,9 @@ impl SimBroker {
             positions,
             quotes,
             taken_at: self.clock.now(),
+            margin_mode: None,
+            orders: None,
+            deals: Vec::new(),
         })
     }
 }
