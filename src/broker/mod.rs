@@ -124,6 +124,20 @@ pub trait Broker: Send + Sync + 'static {
         })
     }
 
+    /// Cancels one pending order by ticket. A broker that cannot cancel orders answers
+    /// `Permanent`; cancelling an order that is already gone is not an error.
+    fn cancel_order<'a>(
+        &'a self,
+        account: &'a str,
+        ticket: u64,
+    ) -> BoxFuture<'a, Result<(), BrokerError>> {
+        Box::pin(async move {
+            Err(BrokerError::Permanent(format!(
+                "this broker cannot cancel orders (account {account}, order {ticket})"
+            )))
+        })
+    }
+
     /// The symbol specifications the broker has given for `account` so far, keyed by its
     /// spelling of each symbol; `None` when it gives none. They rank below the configured
     /// symbols and above the FX-name rule ([`ReconcileRules::with_broker_symbols`]).
