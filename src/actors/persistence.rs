@@ -9,7 +9,9 @@
 //! Sync reports that neither failed nor changed a divergence are not kept one by one: every
 //! sync counts in its account's rollup of the hour, folded in memory and added to the
 //! stored rollup now and then (see `rollups`); only failures and changes stay
-//! `sync_runs` rows.
+//! `sync_runs` rows. A quiet report is folded when it arrives and leaves only its
+//! account's latest sighting for `last_seen` (see `sightings`), so it never waits in the
+//! buffer.
 //!
 //! Divergences arrive as the account's whole desired open set (a [`Converge`]), not as
 //! deltas: applying a state twice, or an older state after a crash, cannot duplicate or
@@ -26,16 +28,18 @@ use serde::Deserialize;
 use super::status::{DurationHistogram, PersistenceStats};
 use crate::clock::Clock;
 use crate::domain::Divergence;
-use crate::store::{AuditEvent, Converged, StoreError, SyncRunRecord};
+use crate::store::{self, AuditEvent, Converged, StoreError, SyncRunRecord};
 
 mod buffer;
 mod rollups;
+mod sightings;
 mod write;
 
 use buffer::Buffer;
 pub use buffer::BufferSizes;
 use rollups::PendingRollups;
 pub use rollups::ROLLUP_WRITE_EVERY;
+use sightings::LatestSightings;
 
 /// Largest `flush_interval_ms`, `retry_min_ms` and `retry_max_ms`: one hour.
 pub const MAX_PERSISTENCE_DELAY_MS: u64 = 3_600_000;
@@ -213,6 +217,7 @@ pub struct PersistenceState {
     clock: Clock,
     buffer: Buffer,
     rollups: PendingRollups,
+    sightings: LatestSightings,
     timer_set: bool,
     retry: Option<Duration>,
     flush_duration: DurationHistogram,
@@ -247,6 +252,7 @@ impl Actor for PersistenceActor {
             clock: args.clock,
             buffer,
             rollups: PendingRollups::default(),
+            sightings: LatestSightings::default(),
             timer_set: false,
             retry: None,
             flush_duration: DurationHistogram::default(),
@@ -262,8 +268,12 @@ impl Actor for PersistenceActor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             // A state superseded before it was written leaves its sync's report.
-            PersistMsg::Converge(c) => state.buffer.push_converge(*c),
-            PersistMsg::Report(r) => state.buffer.push_report(r),
+            PersistMsg::Converge(c) => {
+                if let Some(old) = state.buffer.push_converge(*c) {
+                    receive_report(state, old);
+                }
+            }
+            PersistMsg::Report(r) => receive_report(state, r),
             PersistMsg::Audit(a) => state.buffer.push_audit(a),
             PersistMsg::Flush(reply) => {
                 let result = match flush(state).await {
@@ -285,6 +295,8 @@ impl Actor for PersistenceActor {
                     flush_duration: state.flush_duration.clone(),
                     dead_letters: state.dead_letters,
                     buffer: state.buffer.sizes(),
+                    pending_sightings: state.sightings.len(),
+                    pending_rollups: state.rollups.len(),
                 });
                 return Ok(());
             }
@@ -304,7 +316,7 @@ impl Actor for PersistenceActor {
                 tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "database write failed, will retry");
                 arm(&myself, state, delay);
             }
-        } else if state.depth() > 0 {
+        } else if state.depth() > 0 || !state.sightings.is_empty() {
             let delay = Duration::from_millis(state.config.flush_interval_ms);
             arm(&myself, state, delay);
         }
@@ -370,10 +382,35 @@ async fn flush(state: &mut PersistenceState) -> Result<(), StoreError> {
         state.rollups.fold(written.runs.iter().zip(weights));
         publish(state, &chunk.converges, written.changes);
     }
+    write_sightings(state).await?;
     write_rollups(state, false).await?;
     if state.retry.take().is_some() {
         tracing::info!("database writes resumed");
     }
+    Ok(())
+}
+
+/// Takes a sync report in: one an operator needs as a row (a failure) waits in the buffer;
+/// a quiet one (see [`SyncRunRecord::kept_raw`]) is counted in its hour's rollup and noted
+/// as its account's latest sighting at once, so it takes no place of its own.
+fn receive_report(state: &mut PersistenceState, report: SyncRunRecord) {
+    if report.kept_raw() {
+        state.buffer.push_report(report);
+    } else {
+        state.sightings.note(&report);
+        state.rollups.fold([(&report, 1)]);
+    }
+}
+
+/// Moves `last_seen` to the latest quiet sighting of each account noted since the last
+/// write. Runs after the buffered states are written, so a sighting never precedes the
+/// state it observed; on failure they stay for the next attempt.
+async fn write_sightings(state: &mut PersistenceState) -> Result<(), StoreError> {
+    if state.sightings.is_empty() {
+        return Ok(());
+    }
+    store::mark_seen(&state.db, &state.sightings.pending()).await?;
+    state.sightings.clear();
     Ok(())
 }
 

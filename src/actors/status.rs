@@ -147,6 +147,10 @@ pub struct PersistenceStats {
     pub dead_letters: u64,
     /// The buffer's parts (`queued` is their total).
     pub buffer: super::persistence::BufferSizes,
+    /// Accounts whose latest quiet sync waits to move `last_seen` (one entry each).
+    pub pending_sightings: usize,
+    /// Account-hours whose sync counts wait to be added to the stored rollups.
+    pub pending_rollups: usize,
 }
 
 mod fractional_millis {

@@ -197,6 +197,14 @@ pub fn render(
         o.gauge("mt5r_persistence_retrying", help, u8::from(p.retrying));
         let help = "Items the database refused since start, kept in dead_letters.";
         o.counter("mt5r_persistence_dead_letters_total", help, p.dead_letters);
+        let help = "Accounts whose latest quiet sync waits to move last_seen.";
+        o.gauge(
+            "mt5r_persistence_pending_sightings",
+            help,
+            p.pending_sightings,
+        );
+        let help = "Account-hours of sync counts waiting to be added to the stored rollups.";
+        o.gauge("mt5r_persistence_pending_rollups", help, p.pending_rollups);
         let help = "Duration of a successful persistence flush (one transaction).";
         o.histogram(
             "mt5r_persistence_flush_duration_seconds",

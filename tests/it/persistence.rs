@@ -495,3 +495,66 @@ async fn six_hundred_ticks_without_a_database_keep_the_buffer_bounded_and_lose_n
         actor.stop(None);
     }
 }
+
+#[tokio::test]
+async fn quiet_syncs_during_an_outage_take_no_place_in_the_buffer_and_are_all_counted() {
+    const ACCOUNTS: u64 = 1_000;
+    const TICKS: u64 = 60;
+    let config = PersistenceConfig {
+        batch_size: 1_000,
+        flush_interval_ms: 50,
+        retry_min_ms: 3_600_000,
+        retry_max_ms: 3_600_000,
+        max_buffered_reports: 5_000,
+        max_buffered_audits: 2_000,
+    };
+    for outage in Outage::all().await {
+        let label = outage.label();
+        let db = outage.db().clone();
+        let actor = spawn_with(&db, config.clone()).await;
+        // Every account has one open divergence, stored before the outage.
+        for a in 0..ACCOUNTS {
+            let desired = vec![unexpected("EURUSD", a + 1)];
+            actor
+                .cast(converge(&format!("acc-{a}"), t(0), desired))
+                .unwrap();
+        }
+        flush(&actor)
+            .await
+            .unwrap_or_else(|e| panic!("{label}: {e}"));
+        outage.begin().await;
+        for tick in 1..=TICKS {
+            for a in 0..ACCOUNTS {
+                // Unchanged: only the report is sent.
+                let at = t(tick as i64 * 10);
+                actor
+                    .cast(PersistMsg::Report(report(&format!("acc-{a}"), at)))
+                    .unwrap();
+            }
+        }
+        let during = stats(&actor).await;
+        assert_eq!(
+            (during.buffer.reports, during.buffer.folded_reports),
+            (0, 0),
+            "{label}: quiet syncs wait only as counts and one sighting per account"
+        );
+        outage.end().await;
+        flush(&actor)
+            .await
+            .unwrap_or_else(|e| panic!("{label}: flush after the outage: {e}"));
+        let rollups = store::list_rollups(&db, None).await.unwrap();
+        let syncs: u64 = rollups.iter().map(|r| r.syncs).sum();
+        assert_eq!(syncs, ACCOUNTS * (TICKS + 1), "{label}");
+        for a in [0, ACCOUNTS / 2, ACCOUNTS - 1] {
+            let open = store::open_divergences(&db, &format!("acc-{a}"))
+                .await
+                .unwrap();
+            assert_eq!(
+                open[0].last_seen,
+                t(TICKS as i64 * 10),
+                "{label}: acc-{a}: the latest sighting moved last_seen"
+            );
+        }
+        actor.stop(None);
+    }
+}

@@ -203,11 +203,13 @@ impl Buffer {
         }
     }
 
-    /// Keeps the account's latest state; a superseded one leaves its report.
-    pub fn push_converge(&mut self, c: Converge) {
-        if let Some(old) = self.converges.insert(c.account_id.clone(), c) {
-            self.push_report(old.report);
-        }
+    /// Keeps the account's latest state; returns the report of the state it supersedes
+    /// (never written: the caller keeps it as a report).
+    #[must_use]
+    pub fn push_converge(&mut self, c: Converge) -> Option<SyncRunRecord> {
+        self.converges
+            .insert(c.account_id.clone(), c)
+            .map(|old| old.report)
     }
 
     /// Keeps a report, or folds it past the bound.

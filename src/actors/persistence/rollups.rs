@@ -3,8 +3,9 @@
 //! Every sync counts in its account's rollup of the hour it started in. Only the reports
 //! an operator needs row by row stay `sync_runs` rows (see
 //! [`SyncRunRecord::kept_raw`]: failures, and syncs that opened or resolved a
-//! divergence); the fold happens where a batch is written, since only then is it known
-//! what a sync changed.
+//! divergence). A report that arrives on its own (a sync that changed nothing, or failed)
+//! is folded when it arrives; a state's report once its batch is written, since only then
+//! is it known what the sync changed.
 //!
 //! The fold lives here, in memory, per (account, hour), and is written as one upsert
 //! row per key that **adds** to the stored row (see `store::add_rollups`), at most every
