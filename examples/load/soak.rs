@@ -8,7 +8,8 @@
 //! SQLite by an exclusive lock held from a second connection, PostgreSQL by a loopback
 //! TCP proxy the scenario owns that stops forwarding (the server itself is never
 //! touched). Divergences: besides the noise the simulator generated, a few accounts every
-//! few seconds gain or lose a manual position (one `unexpected_at_broker` each).
+//! few seconds gain or lose a manual position (one `unexpected_at_broker` each; at most
+//! one per account, so the work stays about the same through the run).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -274,11 +275,13 @@ fn totals(s: &mt5_reconciler::actors::Status) -> (u64, u64, BTreeMap<String, u64
     )
 }
 
-/// Adds or removes one manual position of `id`; `truth` holds the manual tickets open.
-fn toggle_manual(sim: &SimBroker, id: &str, rng: &mut Lcg, next: &mut u64, open: &mut Vec<u64>) {
+/// Removes `id`'s manual position if it has one, else adds one; `open` holds the manual
+/// tickets open. An account holds at most one, so the work (positions, open divergences)
+/// stays about the same through the run and memory can be judged flat or not: a random
+/// walk of adds and removes would grow it for as long as the run lasts.
+fn toggle_manual(sim: &SimBroker, id: &str, next: &mut u64, open: &mut Vec<u64>) {
     let mut positions = sim.positions(id);
-    if !open.is_empty() && rng.below(2) == 0 {
-        let ticket = open.swap_remove(rng.below(open.len() as u64) as usize);
+    if let Some(ticket) = open.pop() {
         positions.retain(|p| p.ticket != ticket);
     } else {
         let Some(first) = positions.first() else {
@@ -459,7 +462,6 @@ pub async fn soak(args: &Args) -> Res {
             toggle_manual(
                 &sim,
                 id,
-                &mut rng,
                 &mut next_ticket,
                 manual.entry(id.clone()).or_default(),
             );
