@@ -5,6 +5,7 @@
 //! noise is recorded ([`SimBroker::injected`]) as the divergence it should produce.
 
 mod config;
+pub mod day;
 mod generate;
 mod market;
 mod rng;
@@ -14,5 +15,6 @@ mod simulator;
 mod tests;
 
 pub use config::{MAX_ACCOUNTS, MAX_POSITIONS_PER_ACCOUNT, SimConfig};
+pub use day::{DayConfig, TradingDay};
 pub use generate::Injected;
 pub use simulator::{Fault, NEVER_ANSWERS, SimBroker};
