@@ -17,6 +17,7 @@ mod ops;
 mod persistence;
 mod retention;
 mod service_proc;
+mod sim_day;
 mod store;
 mod trading_day;
 mod tree;

@@ -163,8 +163,9 @@ pub(super) struct Book {
     pub(super) planted: Vec<Planted>,
     /// Tickets the other advisor's positions ever had.
     pub(super) other_tickets: BTreeSet<u64>,
-    /// Ids of the bot's trades placed as limit orders.
-    pub(super) order_trades: BTreeSet<String>,
+    /// The bot's trades placed as limit orders: from the record to the order leaving the
+    /// broker (filled or cancelled; `i64::MAX` while it waits).
+    pub(super) order_trades: BTreeMap<String, (i64, i64)>,
     /// Per symbol (netting): until when a change the bot sent is on its way.
     pub(super) sym_busy_until: Vec<i64>,
     pub(super) stats: DayStats,
@@ -217,7 +218,7 @@ impl Book {
             balance: Decimal::from(10_000),
             planted: Vec::new(),
             other_tickets: BTreeSet::new(),
-            order_trades: BTreeSet::new(),
+            order_trades: BTreeMap::new(),
             stats: DayStats::default(),
             next_ticket: base + 1_000_000,
             next_deal: base + 6_000_000,
@@ -507,14 +508,26 @@ impl Book {
             Finding::Context(Context::Netting)
         } else if d.ticket.is_some_and(|t| self.other_tickets.contains(&t)) {
             Finding::Context(Context::OtherAdvisor)
-        } else if d
-            .trade_id
-            .as_ref()
-            .is_some_and(|t| self.order_trades.contains(t))
-        {
+        } else if self.waiting_order(d.trade_id.as_deref(), raised_at) {
             Finding::Context(Context::PendingOrder)
         } else {
             Finding::False
+        }
+    }
+}
+
+impl Book {
+    /// Whether the bot's trade `id` was an order waiting at `at` (or on its way there).
+    fn waiting_order(&self, id: Option<&str>, at: DateTime<Utc>) -> bool {
+        let ms = (at - self.config.start).num_milliseconds();
+        id.and_then(|id| self.order_trades.get(id))
+            .is_some_and(|&(from, until)| from <= ms && ms <= until)
+    }
+
+    /// Notes that the order of trade `id` left the broker now.
+    pub(super) fn order_ended(&mut self, id: &str) {
+        if let Some(span) = self.order_trades.get_mut(id) {
+            span.1 = span.1.min(self.now);
         }
     }
 }

@@ -201,7 +201,7 @@ impl Book {
             frozen: false,
             busy_until: at,
         });
-        self.order_trades.insert(id.clone());
+        self.order_trades.insert(id.clone(), (self.now, i64::MAX));
         self.stats.orders_placed += 1;
         let order = Order {
             ticket,

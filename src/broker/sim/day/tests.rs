@@ -108,7 +108,7 @@ fn fills_arrive_after_their_latency_and_not_before() {
                 continue;
             };
             let opened = t.opened_at.unwrap();
-            if opened < c.start || b.order_trades.contains(&t.id) {
+            if opened < c.start || b.order_trades.contains_key(&t.id) {
                 continue;
             }
             let latency = p.open_time - opened;
@@ -353,7 +353,7 @@ fn the_snapshot_shows_orders_netting_tickets_and_a_window_of_deals() {
             // A filled order's position carries the order's ticket as its identifier.
             for p in &s.positions {
                 if let Some(id) = &p.client_id
-                    && b.order_trades.contains(id)
+                    && b.order_trades.contains_key(id)
                 {
                     let t = b.trades.iter().find(|t| &t.id == id);
                     assert!(t.is_none_or(|t| t.ticket == p.identifier), "{p:?}");
@@ -412,10 +412,13 @@ fn a_raised_divergence_is_judged_by_the_truth() {
         .find(|p| p.kind == UnexpectedAtBroker)
         .unwrap();
     let other = *b.other_tickets.first().unwrap();
-    let order = b
+    // An order that waited, then filled or was cancelled.
+    let (order, &(placed, gone)) = b
         .order_trades
         .iter()
-        .find(|id| !b.planted.iter().any(|p| p.trade_id.as_ref() == Some(id)))
+        .find(|(id, (_, gone))| {
+            *gone < i64::MAX && !b.planted.iter().any(|p| p.trade_id.as_ref() == Some(*id))
+        })
         .unwrap();
     let end = at(&c, 30 * 60_000);
     let just_before = |p: &Planted| p.at - TimeDelta::milliseconds(1);
@@ -447,8 +450,13 @@ fn a_raised_divergence_is_judged_by_the_truth() {
         ),
         (
             divergence(MissingAtBroker, Some(order), None),
-            end,
+            at(&c, placed),
             Finding::Context(Context::PendingOrder),
+        ),
+        (
+            divergence(MissingAtBroker, Some(order), None),
+            at(&c, gone + 1),
+            Finding::False,
         ),
         (
             divergence(SlMismatch, Some("bot-999999"), Some(1)),

@@ -77,7 +77,8 @@ impl Planted {
 pub enum Context {
     /// A position of the other advisor (outside the bot's magic number).
     OtherAdvisor,
-    /// A bot trade placed as a limit order (pending until filled or cancelled).
+    /// A bot trade whose limit order waits (from the bot's record until the order fills
+    /// or is cancelled).
     PendingOrder,
     /// Anything on a netting account (one position per symbol).
     Netting,

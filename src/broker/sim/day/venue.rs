@@ -67,6 +67,7 @@ impl Book {
             Sent::Cancel { ticket, trade } => {
                 if let Some(i) = self.orders.iter().position(|o| o.ticket == ticket) {
                     self.orders.remove(i);
+                    self.order_ended(&trade.id);
                     self.stats.orders_cancelled += 1;
                 } else if self.position_of(ticket).is_some() {
                     // Filled meanwhile: the cancel fails and the bot learns of the fill.
@@ -202,6 +203,7 @@ impl Book {
             frozen: false,
         };
         self.open_position(position, DealReason::Expert);
+        self.order_ended(&o.trade_id);
         self.stats.orders_filled += 1;
         if let Some(i) = self.trade_of(&o.trade_id) {
             self.trades[i].filled = true;
@@ -294,9 +296,9 @@ impl Book {
 
     /// The service cancels the order `ticket` (gone already is fine).
     pub(super) fn cancel_by_service(&mut self, ticket: u64) {
-        let before = self.orders.len();
-        self.orders.retain(|o| o.ticket != ticket);
-        if self.orders.len() < before {
+        if let Some(i) = self.orders.iter().position(|o| o.ticket == ticket) {
+            let order = self.orders.remove(i);
+            self.order_ended(&order.trade_id);
             self.stats.orders_cancelled += 1;
         }
     }
