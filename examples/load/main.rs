@@ -8,8 +8,11 @@
 //! Smoke run with tiny sizes (CI): `cargo run --example load -- --smoke`
 //! The soak (not part of the full run): `cargo run --release --example load -- --only soak
 //! --minutes 60 --accounts 1000` (`--db postgres` for PostgreSQL).
+//! Accuracy on a simulated trading day (part of the smoke run, not of the full run):
+//! `cargo run --example load -- --only accuracy --accounts 1000 --minutes 60`.
 //! With mimalloc (as the binary built with `--features mimalloc`): add `--features mimalloc`.
 
+mod accuracy;
 mod measure;
 mod retention;
 mod scenarios;
@@ -30,18 +33,20 @@ pub struct Args {
     #[arg(long)]
     pub smoke: bool,
     /// Run one scenario: tick, cpu, memory, persistence, latency, seed, close, retention,
-    /// soak (the soak runs only when named).
+    /// soak, accuracy (the soak runs only when named, accuracy when named or in the smoke
+    /// run).
     #[arg(long)]
     pub only: Option<String>,
-    /// Accounts for the scale scenarios (default 10,000; smoke 50), for close (default
-    /// 1,000; smoke 20) and for retention (default 100; smoke 20).
+    /// Accounts for the scale scenarios (default 10,000; smoke 50), for close and accuracy
+    /// (default 1,000; smoke 20) and for retention (default 100; smoke 20).
     #[arg(long)]
     pub accounts: Option<usize>,
     /// PostgreSQL URL for the persistence scenario (default: DATABASE_URL, else
     /// postgres://postgres@127.0.0.1:5432/test when it answers).
     #[arg(long)]
     pub postgres: Option<String>,
-    /// Length of the soak in minutes (default 60; smoke 4 "minutes" of 5 seconds).
+    /// Length of the soak in minutes (default 60; smoke 4 "minutes" of 5 seconds), and of
+    /// the accuracy run in simulated minutes (default 60; smoke 4).
     #[arg(long)]
     pub minutes: Option<u64>,
     /// Database of the soak: sqlite (default, a temporary file) or postgres (a schema of
@@ -69,14 +74,20 @@ async fn main() {
         "retention",
     ];
     let run: Vec<&str> = match &args.only {
-        Some(one) if all.contains(&one.as_str()) || one == "soak" => vec![one.as_str()],
+        Some(one)
+            if all.contains(&one.as_str()) || ["soak", "accuracy"].contains(&one.as_str()) =>
+        {
+            vec![one.as_str()]
+        }
         Some(other) => {
             eprintln!(
-                "error: unknown scenario {other:?} (one of {}, soak)",
+                "error: unknown scenario {other:?} (one of {}, soak, accuracy)",
                 all.join(", ")
             );
             std::process::exit(2);
         }
+        // The smoke run checks the accuracy scenario too: it takes seconds at smoke size.
+        None if args.smoke => [&all[..], &["accuracy"]].concat(),
         None => all.to_vec(),
     };
     println!(
@@ -103,6 +114,7 @@ async fn main() {
             "close" => scenarios::close_reaction(&args).await,
             "retention" => retention::retention_footprint(&args).await,
             "soak" => soak::soak(&args).await,
+            "accuracy" => accuracy::accuracy(&args).await,
             _ => scenarios::seed_comparison(&args).await,
         };
         if let Err(e) = result {
