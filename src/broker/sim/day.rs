@@ -42,6 +42,7 @@ mod book;
 mod bot;
 mod config;
 mod faults;
+mod model;
 mod truth;
 mod venue;
 mod view;

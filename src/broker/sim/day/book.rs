@@ -13,10 +13,11 @@ use chrono::{DateTime, TimeDelta, Utc};
 use rust_decimal::Decimal;
 
 use super::config::DayConfig;
-use super::truth::{Context, DayStats, Finding, Planted, PlantedFault};
+use super::model::{Event, Order, Pos, Trade, Walk};
+use super::truth::{DayStats, Planted};
 use crate::broker::sim::market;
 use crate::broker::sim::rng::SplitMix64;
-use crate::domain::{Deal, DealEntry, DealReason, Divergence, MarginMode, Side, Volume};
+use crate::domain::{Deal, DealEntry, DealReason, MarginMode, Side, Volume};
 
 /// Milliseconds between two price steps.
 pub(super) const STEP_MS: i64 = 1_000;
@@ -28,116 +29,6 @@ const SYMBOLS: [&str; 8] = [
 ];
 /// Ticket space of one account: account `n` uses tickets from `n · TICKET_SPAN`.
 const TICKET_SPAN: u64 = 10_000_000;
-
-/// One symbol's price, in points.
-#[derive(Debug, Clone)]
-pub(super) struct Walk {
-    pub(super) name: &'static str,
-    pub(super) digits: u32,
-    pub(super) points: i64,
-    /// The walk never goes below this (half the reference price).
-    pub(super) floor: i64,
-}
-
-/// A trade the bot believes open, in points and hundredths of a lot.
-#[derive(Debug, Clone)]
-pub(super) struct Trade {
-    pub(super) id: String,
-    pub(super) sym: usize,
-    pub(super) side: Side,
-    pub(super) lots: i64,
-    pub(super) entry: i64,
-    pub(super) sl: Option<i64>,
-    pub(super) tp: Option<i64>,
-    /// The order's ticket: its position's identifier once filled.
-    pub(super) ticket: u64,
-    pub(super) opened: i64,
-    /// Whether the bot knows its position is open (a market fill or a filled order).
-    pub(super) filled: bool,
-    /// Carries a planted fault: the bot leaves it alone.
-    pub(super) frozen: bool,
-    /// Until when a change the bot sent is on its way to the broker.
-    pub(super) busy_until: i64,
-}
-
-/// A position at the broker.
-#[derive(Debug, Clone)]
-pub(super) struct Pos {
-    pub(super) ticket: u64,
-    pub(super) identifier: u64,
-    pub(super) sym: usize,
-    pub(super) side: Side,
-    pub(super) lots: i64,
-    pub(super) open: i64,
-    pub(super) sl: Option<i64>,
-    pub(super) tp: Option<i64>,
-    pub(super) magic: i64,
-    pub(super) comment: String,
-    /// The bot's trade id for the bot's positions.
-    pub(super) client_id: Option<String>,
-    pub(super) opened: i64,
-    /// Carries a planted fault: no stop is hit, no ticket changes.
-    pub(super) frozen: bool,
-}
-
-/// A pending limit order at the broker.
-#[derive(Debug, Clone)]
-pub(super) struct Order {
-    pub(super) ticket: u64,
-    pub(super) trade_id: String,
-    pub(super) sym: usize,
-    pub(super) side: Side,
-    pub(super) lots: i64,
-    pub(super) price: i64,
-    pub(super) sl: Option<i64>,
-    pub(super) tp: Option<i64>,
-    pub(super) placed: i64,
-}
-
-/// What the bot sent, as the broker will apply it.
-#[derive(Debug, Clone)]
-pub(super) enum Sent {
-    /// A market fill (hedging), possibly faulty.
-    Fill {
-        trade_id: String,
-        fault: Option<PlantedFault>,
-        position: Pos,
-    },
-    /// Adds to the symbol's position (netting).
-    NetFill { trade_id: String, position: Pos },
-    /// Closes part of the symbol's position (netting).
-    NetClose { sym: usize, lots: i64 },
-    /// New stops of a position.
-    Modify {
-        identifier: u64,
-        sl: Option<i64>,
-        tp: Option<i64>,
-    },
-    /// Closes a position.
-    Close { identifier: u64 },
-    /// Places a limit order.
-    Place(Order),
-    /// Cancels a limit order; the bot's trade comes back if it filled meanwhile.
-    Cancel { ticket: u64, trade: Trade },
-}
-
-/// Something due at a time.
-#[derive(Debug, Clone)]
-pub(super) enum Event {
-    BotAct,
-    OtherAct,
-    PlantFault,
-    TicketChange,
-    StopOut,
-    /// The broker applies what the bot sent.
-    Apply(Sent),
-    /// The bot learns its position was closed at the broker and marks the trade closed.
-    LearnClosed(String),
-    /// The bot learns the order it cancelled had filled: the trade is open after all.
-    LearnFilled(Trade),
-    /// The bot cancels its limit order if it has not filled.
-    OrderExpires(u64),
-}
 
 /// One account's world.
 #[derive(Debug)]
@@ -427,27 +318,6 @@ impl Book {
         self.deals.push((self.now.saturating_add(lag), deal));
         self.stats.deals += 1;
     }
-
-    /// Records a planted fault, now.
-    pub(super) fn plant(
-        &mut self,
-        fault: PlantedFault,
-        trade_id: Option<String>,
-        ticket: Option<u64>,
-        sym: usize,
-    ) {
-        self.stats.faults += 1;
-        self.planted.push(Planted {
-            fault,
-            kind: fault.kind(),
-            trade_id,
-            ticket,
-            symbol: self.symbols[sym].name.to_owned(),
-            at: self.instant(self.now),
-        });
-    }
-
-    /// Index of the position with `identifier`.
     pub(super) fn position_of(&self, identifier: u64) -> Option<usize> {
         self.positions
             .iter()
@@ -474,12 +344,6 @@ impl Book {
             })
             .collect()
     }
-
-    /// The faults planted so far.
-    pub(super) fn planted(&self) -> &[Planted] {
-        &self.planted
-    }
-
     /// How the account books positions.
     pub(super) fn mode(&self) -> MarginMode {
         self.mode
@@ -488,47 +352,6 @@ impl Book {
     /// What happened so far.
     pub(super) fn stats(&self) -> &DayStats {
         &self.stats
-    }
-
-    /// What `d`, raised at `raised_at`, is by the truth.
-    pub(super) fn classify(&self, d: &Divergence, raised_at: DateTime<Utc>) -> Finding {
-        let before = |p: &&Planted| p.at <= raised_at && p.concerns(d);
-        if let Some(p) = self
-            .planted
-            .iter()
-            .filter(before)
-            .find(|p| p.kind == d.kind)
-        {
-            return Finding::Real(p.clone());
-        }
-        if let Some(p) = self.planted.iter().find(before) {
-            return Finding::OtherKind(p.clone());
-        }
-        if self.mode.is_netting() {
-            Finding::Context(Context::Netting)
-        } else if d.ticket.is_some_and(|t| self.other_tickets.contains(&t)) {
-            Finding::Context(Context::OtherAdvisor)
-        } else if self.waiting_order(d.trade_id.as_deref(), raised_at) {
-            Finding::Context(Context::PendingOrder)
-        } else {
-            Finding::False
-        }
-    }
-}
-
-impl Book {
-    /// Whether the bot's trade `id` was an order waiting at `at` (or on its way there).
-    fn waiting_order(&self, id: Option<&str>, at: DateTime<Utc>) -> bool {
-        let ms = (at - self.config.start).num_milliseconds();
-        id.and_then(|id| self.order_trades.get(id))
-            .is_some_and(|&(from, until)| from <= ms && ms <= until)
-    }
-
-    /// Notes that the order of trade `id` left the broker now.
-    pub(super) fn order_ended(&mut self, id: &str) {
-        if let Some(span) = self.order_trades.get_mut(id) {
-            span.1 = span.1.min(self.now);
-        }
     }
 }
 

@@ -2,7 +2,8 @@
 //! and sent to the broker, which applies it `latency_ms` later ([`super::venue`]).
 
 use super::BOT_MAGIC;
-use super::book::{Book, Event, Order, PIP, Pos, Sent, Trade};
+use super::book::{Book, PIP};
+use super::model::{Event, Order, Pos, Sent, Trade};
 use super::truth::PlantedFault;
 use crate::domain::{DealReason, Side};
 

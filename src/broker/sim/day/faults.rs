@@ -4,7 +4,8 @@
 //! ticket changes), so it lasts until the end of the day.
 
 use super::BOT_MAGIC;
-use super::book::{Book, PIP, Pos};
+use super::book::{Book, PIP};
+use super::model::Pos;
 use super::truth::PlantedFault;
 use crate::domain::{DealEntry, DealReason, Side};
 

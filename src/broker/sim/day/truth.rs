@@ -1,10 +1,12 @@
 //! The day's truth: the faults planted, as the divergences they must produce; the ordinary
-//! events the reconciliation may not tell apart yet; and what a raised divergence is.
+//! events the reconciliation may not tell apart yet; what a raised divergence is; and
+//! counts of what happened.
 
 use std::ops::AddAssign;
 
 use chrono::{DateTime, Utc};
 
+use super::book::Book;
 use crate::domain::{DealReason, Divergence, DivergenceKind};
 
 /// A fault planted on purpose: something really wrong between the bot and its broker.
@@ -164,5 +166,70 @@ impl AddAssign for DayStats {
         self.faults += o.faults;
         self.deals += o.deals;
         self.service_closes += o.service_closes;
+    }
+}
+
+impl Book {
+    /// Records a planted fault, now.
+    pub(super) fn plant(
+        &mut self,
+        fault: PlantedFault,
+        trade_id: Option<String>,
+        ticket: Option<u64>,
+        sym: usize,
+    ) {
+        self.stats.faults += 1;
+        self.planted.push(Planted {
+            fault,
+            kind: fault.kind(),
+            trade_id,
+            ticket,
+            symbol: self.symbols[sym].name.to_owned(),
+            at: self.instant(self.now),
+        });
+    }
+
+    /// The faults planted so far.
+    pub(super) fn planted(&self) -> &[Planted] {
+        &self.planted
+    }
+
+    /// What `d`, raised at `raised_at`, is by the truth.
+    pub(super) fn classify(&self, d: &Divergence, raised_at: DateTime<Utc>) -> Finding {
+        let before = |p: &&Planted| p.at <= raised_at && p.concerns(d);
+        if let Some(p) = self
+            .planted
+            .iter()
+            .filter(before)
+            .find(|p| p.kind == d.kind)
+        {
+            return Finding::Real(p.clone());
+        }
+        if let Some(p) = self.planted.iter().find(before) {
+            return Finding::OtherKind(p.clone());
+        }
+        if self.mode.is_netting() {
+            Finding::Context(Context::Netting)
+        } else if d.ticket.is_some_and(|t| self.other_tickets.contains(&t)) {
+            Finding::Context(Context::OtherAdvisor)
+        } else if self.waiting_order(d.trade_id.as_deref(), raised_at) {
+            Finding::Context(Context::PendingOrder)
+        } else {
+            Finding::False
+        }
+    }
+
+    /// Whether the bot's trade `id` was an order waiting at `at` (or on its way there).
+    fn waiting_order(&self, id: Option<&str>, at: DateTime<Utc>) -> bool {
+        let ms = (at - self.config.start).num_milliseconds();
+        id.and_then(|id| self.order_trades.get(id))
+            .is_some_and(|&(from, until)| from <= ms && ms <= until)
+    }
+
+    /// Notes that the order of trade `id` left the broker now.
+    pub(super) fn order_ended(&mut self, id: &str) {
+        if let Some(span) = self.order_trades.get_mut(id) {
+            span.1 = span.1.min(self.now);
+        }
     }
 }

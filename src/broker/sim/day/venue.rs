@@ -3,7 +3,8 @@
 //! service asks (closes, cancels, deals by position).
 
 use super::OTHER_MAGIC;
-use super::book::{Book, Event, Order, Pos, Sent};
+use super::book::Book;
+use super::model::{Event, Order, Pos, Sent};
 use crate::domain::{Deal, DealEntry, DealReason, Side};
 
 /// Largest move of a price in one step, in points (a standard deviation of 0.7 pips a
