@@ -231,6 +231,7 @@ pub(super) fn divergence_from_row(row: &divergence::Model) -> Result<Divergence,
             .map(|t| cell.parse::<Unit>("unit", t))
             .transpose()?,
         fingerprint: row.fingerprint.clone(),
+        close: None,
     })
 }
 
