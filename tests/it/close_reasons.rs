@@ -16,6 +16,7 @@ use mt5_reconciler::domain::{
     AccountSnapshot, BrokerPosition, CloseDetail, Deal, DealEntry, DealLookup, DealReason,
     Divergence, DivergenceKind, Price, ReconcileRules, SymbolTable, Unit, Value, Volume,
 };
+use mt5_reconciler::http::views::DivergenceView;
 use mt5_reconciler::service::Reconciler;
 use mt5_reconciler::store::{self, DivergenceDiff, Wanted, entities};
 use ractor::OutputPort;
@@ -287,19 +288,24 @@ async fn closes_at_the_broker_are_explained_by_their_deals_and_unexplained_ones_
             "{label}: explained once, c given up after 3"
         );
 
-        let close = |kind: DivergenceKind| {
+        let view = |kind: DivergenceKind| {
             let row = rows.iter().find(|r| r.divergence.kind == kind).unwrap();
-            row.divergence.close.clone()
+            serde_json::to_value(DivergenceView::from(row)).unwrap()
         };
-        let closed = close(DivergenceKind::ClosedAtBroker).expect("a close detail");
-        assert_eq!(closed.reason, DealReason::StopLoss, "{label}");
-        assert_eq!(closed.price.to_string(), sl.to_string());
-        assert_eq!(closed.profit.to_string(), "-42.50");
-        assert_eq!(closed.volume.to_string(), "1");
-        let partial = close(DivergenceKind::PartiallyClosed).expect("a close detail");
-        assert_eq!(partial.reason, DealReason::Mobile, "{label}");
-        assert_eq!(partial.volume.to_string(), "0.5");
-        assert!(close(DivergenceKind::MissingAtBroker).is_none());
+        let closed = view(DivergenceKind::ClosedAtBroker);
+        assert_eq!(closed["close"]["reason"], "stop_loss", "{label}: {closed}");
+        assert_eq!(closed["close"]["manual"], false);
+        assert_eq!(closed["close"]["price"], sl.to_string());
+        assert_eq!(closed["close"]["profit"], "-42.50");
+        assert_eq!(closed["close"]["volume"], "1");
+        let partial = view(DivergenceKind::PartiallyClosed);
+        assert_eq!(partial["close"]["reason"], "mobile", "{label}: {partial}");
+        assert_eq!(partial["close"]["manual"], true);
+        assert_eq!(
+            (&partial["delta"], &partial["unit"]),
+            (&"0.5".into(), &"lots".into())
+        );
+        assert!(view(DivergenceKind::MissingAtBroker)["close"].is_null());
         tree.abort().await;
         tokio::time::resume();
     }
