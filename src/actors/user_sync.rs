@@ -261,11 +261,11 @@ async fn sync(myself: &ActorRef<UserSyncMsg>, state: &mut UserSyncState) -> Sync
         args.clock.now(),
         &args.rules.live,
     );
-    // A close still looked up is neither raised nor resolved.
-    hold_awaiting(&mut verdict, awaiting);
+    // A close still looked up is neither raised nor resolved (nor is its explained form).
+    let forms = hold_awaiting(&mut verdict, awaiting);
     // Compared borrowed and sorted: most syncs change nothing, and then nothing is copied.
     let (raised, held) = (fingerprints(&verdict.raised), fingerprints(&verdict.held));
-    let (open, in_flight) = (raised.len(), held.len());
+    let (open, in_flight) = (raised.len(), held.len().saturating_sub(forms));
     let same = |sent: &Sent| {
         sent.raised
             .iter()

@@ -263,22 +263,30 @@ impl CloseLookups {
 
 /// Holds what the lookups still wait for: a divergence of `awaiting` that the judge
 /// raised is held instead, and the forms it would take once explained are held too.
-pub fn hold_awaiting(verdict: &mut Verdict, awaiting: Vec<Divergence>) {
+/// Returns how many such forms were added: held so that a stored row stays open, they were
+/// not observed and are not counted as held divergences.
+pub fn hold_awaiting(verdict: &mut Verdict, awaiting: Vec<Divergence>) -> usize {
     if awaiting.is_empty() {
-        return;
+        return 0;
     }
     let waiting: HashSet<&str> = awaiting.iter().map(|d| d.fingerprint.as_str()).collect();
-    let (wait, raise) = std::mem::take(&mut verdict.raised)
+    let (wait, raise): (Vec<_>, Vec<_>) = std::mem::take(&mut verdict.raised)
         .into_iter()
         .partition(|d| waiting.contains(d.fingerprint.as_str()));
     verdict.raised = raise;
-    verdict.held.extend::<Vec<Divergence>>(wait);
-    let held: HashSet<String> = verdict.held.iter().map(|d| d.fingerprint.clone()).collect();
-    verdict.held.extend(
-        awaiting
-            .into_iter()
-            .filter(|d| !held.contains(&d.fingerprint)),
-    );
+    verdict.held.extend(wait);
+    let held: HashSet<&str> = verdict
+        .held
+        .iter()
+        .map(|d| d.fingerprint.as_str())
+        .collect();
+    let forms: Vec<Divergence> = awaiting
+        .into_iter()
+        .filter(|d| !held.contains(d.fingerprint.as_str()))
+        .collect();
+    let added = forms.len();
+    verdict.held.extend(forms);
+    added
 }
 
 #[cfg(test)]
@@ -500,7 +508,7 @@ mod tests {
             raised: d,
             held: Vec::new(),
         };
-        hold_awaiting(&mut verdict, awaiting);
+        assert_eq!(hold_awaiting(&mut verdict, awaiting), 1, "the closed form");
         assert!(verdict.raised.is_empty());
         assert_eq!(kinds(&verdict.held), [MissingAtBroker, ClosedAtBroker]);
     }
