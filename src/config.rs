@@ -11,6 +11,7 @@ use crate::actors::{PersistenceConfig, RetentionConfig, SchedulerConfig, Supervi
 use crate::broker::metaapi::MetaApiConfig;
 use crate::broker::mt5_export::{Mt5ExportConfig, is_safe_account_dir};
 use crate::broker::sim::SimConfig;
+use crate::domain::close_reasons::MAX_CLOSE_LOOKUP_SYNCS;
 use crate::domain::decimal_serde;
 use crate::domain::judge::{MAX_CONFIRM_SYNCS, MAX_GRACE_SECS};
 use crate::domain::{DivergenceKind, LiveRules};
@@ -166,6 +167,9 @@ pub struct ReconcileConfig {
     /// `[reconcile.confirm_syncs]`: divergence kind → consecutive syncs that must observe
     /// it before it is raised (defaults: 2 for missing and unexpected, 1 otherwise).
     pub confirm_syncs: BTreeMap<String, u32>,
+    /// Syncs on which a vanished or shrunk position's deals are looked up without finding
+    /// its closing deals before it is `missing_at_broker` or `volume_mismatch` (default 3).
+    pub close_lookup_syncs: Option<u32>,
 }
 
 impl ReconcileConfig {
@@ -180,6 +184,9 @@ impl ReconcileConfig {
             if let Ok(kind) = kind.parse::<DivergenceKind>() {
                 live.confirm_syncs.insert(kind, *n);
             }
+        }
+        if let Some(n) = self.close_lookup_syncs {
+            live.close_lookup_syncs = n.clamp(1, MAX_CLOSE_LOOKUP_SYNCS);
         }
         live
     }
@@ -204,6 +211,14 @@ impl ReconcileConfig {
                     "reconcile.confirm_syncs.{kind} = {n}: must be from 1 to {MAX_CONFIRM_SYNCS}"
                 ));
             }
+        }
+        if let Some(n) = self
+            .close_lookup_syncs
+            .filter(|n| !(1..=MAX_CLOSE_LOOKUP_SYNCS).contains(n))
+        {
+            out.push(format!(
+                "reconcile.close_lookup_syncs = {n}: must be from 1 to {MAX_CLOSE_LOOKUP_SYNCS}"
+            ));
         }
         out
     }
@@ -377,16 +392,21 @@ mod tests {
             2,
             "default kept"
         );
+        assert_eq!(live.close_lookup_syncs, 3, "default kept");
+        let config = Config::parse("[reconcile]\nclose_lookup_syncs = 5\n").unwrap();
+        assert_eq!(config.reconcile_rules(None).live.close_lookup_syncs, 5);
         assert_eq!(
             Config::parse("").unwrap().reconcile_rules(None).live,
             LiveRules::default()
         );
         let err = Config::parse(
-            "[reconcile]\ngrace_secs = 3601\n[reconcile.confirm_syncs]\nmissing = 2\nsl_mismatch = 0\n",
+            "[reconcile]\ngrace_secs = 3601\nclose_lookup_syncs = 0\n\
+             [reconcile.confirm_syncs]\nmissing = 2\nsl_mismatch = 0\n",
         )
         .unwrap_err();
         for want in [
             "reconcile.grace_secs = 3601: must be at most 3600",
+            "reconcile.close_lookup_syncs = 0: must be from 1 to 100",
             "reconcile.confirm_syncs.missing = 2: unknown divergence kind \"missing\"; known kinds: entry_slippage",
             "reconcile.confirm_syncs.sl_mismatch = 0: must be from 1 to 100",
         ] {

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::{EXIT_BAD_INPUT, Format, ReconcileArgs, load_config};
 use crate::domain::{Divergence, Match, MatchMethod, Reconciliation, reconcile};
+use crate::http::views::CloseView;
 use crate::input;
 
 /// Account name given to trades read by the offline command.
@@ -83,6 +84,8 @@ struct JsonDivergence<'a> {
     actual: Option<String>,
     delta: Option<String>,
     unit: Option<&'static str>,
+    /// How the broker closed the position; `null` here, where no deals are read.
+    close: Option<CloseView>,
 }
 
 impl<'a> From<&'a Divergence> for JsonDivergence<'a> {
@@ -96,6 +99,7 @@ impl<'a> From<&'a Divergence> for JsonDivergence<'a> {
             actual: d.actual.map(|v| v.to_string()),
             delta: d.delta.map(|v| v.to_string()),
             unit: d.unit.map(|u| u.as_str()),
+            close: d.close.as_deref().map(CloseView::from),
         }
     }
 }

@@ -3,10 +3,12 @@
 use std::fmt;
 use std::str::FromStr;
 
+use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::values::Side;
+use super::facts::DealReason;
+use super::values::{Price, Side, Volume};
 
 /// What kind of difference was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -94,6 +96,8 @@ pub enum Unit {
     Pips,
     /// Percent of the bot's value.
     Percent,
+    /// Lots (the volume a partial close took).
+    Lots,
 }
 
 impl Unit {
@@ -102,6 +106,7 @@ impl Unit {
         match self {
             Unit::Pips => "pips",
             Unit::Percent => "percent",
+            Unit::Lots => "lots",
         }
     }
 }
@@ -112,6 +117,7 @@ impl FromStr for Unit {
         match s {
             "pips" => Ok(Unit::Pips),
             "percent" => Ok(Unit::Percent),
+            "lots" => Ok(Unit::Lots),
             _ => Err(format!("unknown unit {s:?}")),
         }
     }
@@ -191,6 +197,28 @@ pub struct Divergence {
     pub unit: Option<Unit>,
     /// Stable identity: the same divergence has the same fingerprint on every run.
     pub fingerprint: String,
+    /// How the broker closed the position, for `closed_at_broker` and `partially_closed`
+    /// (from its closing deals); `None` otherwise. Not part of the fingerprint.
+    /// Boxed: most divergences have none, and they are kept and sent by the thousand.
+    #[serde(default)]
+    pub close: Option<Box<CloseDetail>>,
+}
+
+/// What a position's closing deals say: why, at what price, for what profit, how much
+/// and when.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CloseDetail {
+    /// The reason of the last closing deal (client, mobile and web are closes by hand).
+    pub reason: DealReason,
+    /// Close price, weighted by the volume of each closing deal.
+    pub price: Price,
+    /// Realised profit of the closing deals, in the account currency.
+    #[serde(with = "super::decimal_serde")]
+    pub profit: Decimal,
+    /// Volume the closing deals took, in lots.
+    pub volume: Volume,
+    /// When the last closing deal executed (broker time, never compared with ours).
+    pub time: DateTime<Utc>,
 }
 
 impl Divergence {
@@ -215,7 +243,15 @@ impl Divergence {
             delta: delta.map(|(d, _)| d),
             unit: delta.map(|(_, u)| u),
             fingerprint,
+            close: None,
         }
+    }
+
+    /// The same divergence with the close its deals describe (its fingerprint unchanged:
+    /// the same close is the same divergence on every sync).
+    pub fn with_close(mut self, close: CloseDetail) -> Self {
+        self.close = Some(Box::new(close));
+        self
     }
 }
 

@@ -41,11 +41,14 @@ pub struct LiveRules {
     /// Consecutive observations needed before a divergence of a kind is raised; a kind
     /// not listed needs one.
     pub confirm_syncs: BTreeMap<DivergenceKind, u32>,
+    /// Syncs on which a vanished or shrunk position's deals are looked up without an
+    /// answer before it is reported as the matching saw it (see `close_reasons`).
+    pub close_lookup_syncs: u32,
 }
 
 impl Default for LiveRules {
-    /// 5 s of grace; missing and unexpected positions confirmed on 2 syncs, value drift
-    /// and the service's own closes on 1.
+    /// 5 s of grace; missing and unexpected positions confirmed on 2 syncs, value drift,
+    /// closes at the broker and the service's own closes on 1; deals looked up on 3.
     fn default() -> Self {
         Self {
             grace: TimeDelta::seconds(5),
@@ -53,16 +56,19 @@ impl Default for LiveRules {
                 (DivergenceKind::MissingAtBroker, 2),
                 (DivergenceKind::UnexpectedAtBroker, 2),
             ]),
+            close_lookup_syncs: super::close_reasons::DEFAULT_CLOSE_LOOKUP_SYNCS,
         }
     }
 }
 
 impl LiveRules {
-    /// Judged on the snapshot alone: no grace, every kind raised on its first observation.
+    /// Judged on the snapshot alone: no grace, every kind raised on its first observation,
+    /// deals looked up once.
     pub fn immediate() -> Self {
         Self {
             grace: TimeDelta::zero(),
             confirm_syncs: BTreeMap::new(),
+            close_lookup_syncs: 1,
         }
     }
 

@@ -1,6 +1,8 @@
 //! The pure domain: positions, trades, pips, matching and divergences.
 //! No tokio, no sea-orm, no clock: everything here is a function of its arguments.
 
+pub mod close_reasons;
+pub mod close_tracker;
 pub mod decimal_serde;
 pub mod divergence;
 pub mod facts;
@@ -17,7 +19,10 @@ mod extreme_tests;
 #[cfg(test)]
 mod tests;
 
-pub use divergence::{Divergence, DivergenceKind, Match, MatchMethod, Reconciliation, Unit, Value};
+pub use close_tracker::CloseLookups;
+pub use divergence::{
+    CloseDetail, Divergence, DivergenceKind, Match, MatchMethod, Reconciliation, Unit, Value,
+};
 pub use facts::{Deal, DealEntry, DealLookup, DealReason, MarginMode, PendingOrder};
 pub use judge::{Judge, LiveRules, Verdict};
 pub use model::{AccountSnapshot, BotTrade, BrokerPosition, Quote};

@@ -75,13 +75,13 @@ fn metaapi_documented_example_reports_slippage_missing_tp_and_a_missing_trade() 
             "divergences": [
                 {"kind": "entry_slippage", "symbol": "AUDNZD", "ticket": 46648037,
                  "trade_id": "AS_AUDNZD_46648037", "expected": "1.05712", "actual": "1.05782",
-                 "delta": "7", "unit": "pips"},
+                 "delta": "7", "unit": "pips", "close": null},
                 {"kind": "tp_mismatch", "symbol": "AUDNZD", "ticket": 46648037,
                  "trade_id": "AS_AUDNZD_46648037", "expected": "1.06500", "actual": null,
-                 "delta": null, "unit": null},
+                 "delta": null, "unit": null, "close": null},
                 {"kind": "missing_at_broker", "symbol": "EURUSD", "ticket": null,
                  "trade_id": "bot-eurusd-7", "expected": "0.2", "actual": null,
-                 "delta": null, "unit": null}
+                 "delta": null, "unit": null, "close": null}
             ]
         })
     );

@@ -4,6 +4,7 @@ mod alert_sinks;
 mod alerts_ops;
 mod browser;
 mod cli;
+mod close_reasons;
 mod common;
 mod extremes;
 mod fuzz_corpus;
