@@ -23,6 +23,8 @@ mod book_tests;
 #[cfg(test)]
 mod extreme_tests;
 #[cfg(test)]
+mod live_tests;
+#[cfg(test)]
 mod tests;
 
 pub use book::{Book, External, Holding, Netted, PendingFill};
