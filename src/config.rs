@@ -1,6 +1,8 @@
 //! Typed configuration, read from `config.toml`. Every section has defaults that run as
 //! they are; unknown keys are refused so that a typo never silently falls back to a default.
 
+mod scope;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -13,10 +15,12 @@ use crate::broker::mt5_export::{Mt5ExportConfig, is_safe_account_dir};
 use crate::broker::sim::SimConfig;
 use crate::domain::close_reasons::MAX_CLOSE_LOOKUP_SYNCS;
 use crate::domain::decimal_serde;
-use crate::domain::judge::{MAX_CONFIRM_SYNCS, MAX_GRACE_SECS};
+use crate::domain::judge::{MAX_CONFIRM_SYNCS, MAX_GRACE_SECS, MAX_PENDING_ORDER_SECS};
 use crate::domain::{DivergenceKind, LiveRules};
 use crate::domain::{ReconcileRules, SymbolSpec, SymbolTable, ToleranceOverride, Tolerances};
 use crate::guards::GuardsConfig;
+
+pub use scope::{AccountScopeConfig, ScopeConfig};
 
 /// The default database: an SQLite file in the working directory, created on first use.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://mt5-reconciler.db?mode=rwc";
@@ -165,11 +169,17 @@ pub struct ReconcileConfig {
     /// service's clock) is in flight: its divergences are held (default 5).
     pub grace_secs: Option<u64>,
     /// `[reconcile.confirm_syncs]`: divergence kind → consecutive syncs that must observe
-    /// it before it is raised (defaults: 2 for missing and unexpected, 1 otherwise).
+    /// it before it is raised (defaults: 2 for missing, unexpected and cancelled orders,
+    /// 1 otherwise).
     pub confirm_syncs: BTreeMap<String, u32>,
     /// Syncs on which a vanished or shrunk position's deals are looked up without finding
     /// its closing deals before it is `missing_at_broker` or `volume_mismatch` (default 3).
     pub close_lookup_syncs: Option<u32>,
+    /// Seconds a bot trade may wait on a pending order, on this service's clock from when
+    /// it first saw it waiting, before it is `order_unfilled` (default a day; 0: for ever).
+    pub max_pending_order_secs: Option<u64>,
+    /// `[reconcile.scope]`: which positions and orders are the bot's.
+    pub scope: ScopeConfig,
 }
 
 impl ReconcileConfig {
@@ -188,12 +198,26 @@ impl ReconcileConfig {
         if let Some(n) = self.close_lookup_syncs {
             live.close_lookup_syncs = n.clamp(1, MAX_CLOSE_LOOKUP_SYNCS);
         }
+        if let Some(secs) = self.max_pending_order_secs {
+            live.max_pending_order = (secs > 0)
+                .then(|| chrono::TimeDelta::seconds(secs.min(MAX_PENDING_ORDER_SECS) as i64));
+        }
         live
     }
 
-    /// Out-of-bounds grace and confirmation settings, each with its key and value.
+    /// Out-of-bounds grace, confirmation and pending-order settings, each with its key and
+    /// value.
     pub fn live_problems(&self) -> Vec<String> {
         let mut out = Vec::new();
+        if let Some(secs) = self
+            .max_pending_order_secs
+            .filter(|s| *s > MAX_PENDING_ORDER_SECS)
+        {
+            out.push(format!(
+                "reconcile.max_pending_order_secs = {secs}: must be at most \
+                 {MAX_PENDING_ORDER_SECS} (90 days; 0 = for ever)"
+            ));
+        }
         if let Some(secs) = self.grace_secs.filter(|s| *s > MAX_GRACE_SECS) {
             out.push(format!(
                 "reconcile.grace_secs = {secs}: must be at most {MAX_GRACE_SECS} (an hour)"
@@ -275,6 +299,7 @@ impl Config {
         let mut out = Vec::new();
         out.extend(self.reconcile.tolerances().problems("reconcile"));
         out.extend(self.reconcile.live_problems());
+        out.extend(self.reconcile.scope.problems());
         for (symbol, o) in &self.reconcile.overrides {
             out.extend(o.problems(&format!("reconcile.overrides.{symbol}")));
         }
@@ -363,6 +388,7 @@ impl Config {
         }
         ReconcileRules {
             live: self.reconcile.live(),
+            scopes: self.reconcile.scope.scopes(),
             ..ReconcileRules::with_maps(
                 defaults,
                 self.reconcile.overrides.clone(),
@@ -420,6 +446,12 @@ mod tests {
         let config = Config::parse(text).expect("config.toml must parse");
         let rules = config.reconcile_rules(None);
         assert_eq!(rules.defaults, Tolerances::default());
+        assert_eq!(rules.live, LiveRules::default());
+        assert_eq!(
+            rules.scopes,
+            crate::domain::Scopes::default(),
+            "everything is the bot's"
+        );
         assert_eq!(config.database.url, DEFAULT_DATABASE_URL);
         // The file documents the defaults: it must not drift from them.
         assert_eq!(config.scheduler, SchedulerConfig::default());

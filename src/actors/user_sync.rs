@@ -27,7 +27,8 @@ use crate::broker::{BrokerError, Connector, ErrorClass};
 use crate::clock::Clock;
 use crate::domain::close_tracker::hold_awaiting;
 use crate::domain::{
-    CloseLookups, Divergence, Judge, ReconcileRules, reconcile, relabel_service_closes,
+    Book, CloseLookups, Divergence, Holding, Judge, ReconcileRules, reconcile_book,
+    relabel_service_closes,
 };
 use crate::store::SyncRunRecord;
 
@@ -212,7 +213,8 @@ async fn sync(myself: &ActorRef<UserSyncMsg>, state: &mut UserSyncState) -> Sync
     // The broker's symbol specifications join the pip rules; configuration wins.
     let broker = args.connector.broker.as_ref();
     let rules = crate::broker::symbols::rules_for(broker, account, &args.rules);
-    let mut result = match reconcile(&trades, &snapshot.positions, &rules) {
+    let scope = args.rules.scopes.for_account(account);
+    let mut result = match reconcile_book(&trades, Book::from(&*snapshot), scope, &rules) {
         Ok(r) => r,
         // Unknown pip sizes or duplicate keys: retrying cannot fix the configuration,
         // unless the broker is still loading the missing symbols' specifications.
@@ -253,11 +255,15 @@ async fn sync(myself: &ActorRef<UserSyncMsg>, state: &mut UserSyncState) -> Sync
     report.finished_at = args.clock.now();
     report.duration = clock.elapsed();
 
+    let external = |h: Holding| result.external.iter().filter(|e| e.holding == h).count();
+    let (external_positions, external_orders) =
+        (external(Holding::Position), external(Holding::Order));
+    let pending_orders = result.pending.len();
     // Races and unconfirmed observations are held, on the service's own clock.
-    let mut verdict = state.judge.judge(
+    let mut verdict = state.judge.judge_reconciliation(
         &trades,
         &snapshot.positions,
-        result.divergences,
+        result,
         args.clock.now(),
         &args.rules.live,
     );
@@ -315,6 +321,9 @@ async fn sync(myself: &ActorRef<UserSyncMsg>, state: &mut UserSyncState) -> Sync
         positions: snapshot.positions.len(),
         open_divergences: open,
         held_divergences: in_flight,
+        external_positions,
+        external_orders,
+        pending_orders,
         duration: clock.elapsed(),
         equity: snapshot.equity,
     })

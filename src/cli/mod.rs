@@ -76,6 +76,9 @@ pub struct ReconcileArgs {
     /// Configuration file (default: ./config.toml when present, else built-in defaults).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// The account whose `[reconcile.scope]` applies (default: the section's own scope).
+    #[arg(long, value_name = "ID")]
+    pub account: Option<String>,
     /// Output format (default: table on a terminal, json otherwise).
     #[arg(long, value_enum)]
     pub format: Option<Format>,

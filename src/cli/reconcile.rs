@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use serde::Serialize;
 
 use super::{EXIT_BAD_INPUT, Format, ReconcileArgs, load_config};
-use crate::domain::{Divergence, Match, MatchMethod, Reconciliation, reconcile};
+use crate::domain::{
+    Book, Divergence, External, Match, MatchMethod, Reconciliation, reconcile_book,
+};
 use crate::http::views::CloseView;
 use crate::input;
 
@@ -26,7 +28,8 @@ pub fn run(args: &ReconcileArgs) -> ExitCode {
             .map(input::read_symbols)
             .transpose()?;
         let positions = input::read_positions(&args.positions)?;
-        let trades = input::read_trades(&args.trades, OFFLINE_ACCOUNT)?;
+        let account = args.account.as_deref().unwrap_or(OFFLINE_ACCOUNT);
+        let trades = input::read_trades(&args.trades, account)?;
         Ok::<_, input::InputError>((symbols, positions, trades))
     })();
     let (symbols, positions, trades) = match loaded {
@@ -37,7 +40,11 @@ pub fn run(args: &ReconcileArgs) -> ExitCode {
         }
     };
     let rules = config.reconcile_rules(symbols.as_ref());
-    let result = match reconcile(&trades, &positions, &rules) {
+    let scope = match &args.account {
+        Some(account) => rules.scopes.for_account(account),
+        None => &rules.scopes.default,
+    };
+    let result = match reconcile_book(&trades, Book::positions(&positions), scope, &rules) {
         Ok(r) => r,
         Err(e) => {
             eprintln!(
@@ -71,6 +78,9 @@ pub fn run(args: &ReconcileArgs) -> ExitCode {
 struct JsonOut<'a> {
     matched: &'a [Match],
     divergences: Vec<JsonDivergence<'a>>,
+    /// Positions outside the bot's scope; left out when there are none.
+    #[serde(skip_serializing_if = "<[External]>::is_empty")]
+    external: &'a [External],
 }
 
 /// The public shape of a divergence: decimals as strings, null where a field does not apply.
@@ -109,11 +119,13 @@ pub fn json(r: &Reconciliation) -> String {
     let out = JsonOut {
         matched: &r.matched,
         divergences: r.divergences.iter().map(JsonDivergence::from).collect(),
+        external: &r.external,
     };
     serde_json::to_string_pretty(&out).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
 }
 
-/// The `--format table` text: a summary line, the divergences, a count by kind.
+/// The `--format table` text: a summary line, the external positions, the divergences,
+/// a count by kind.
 pub fn table(r: &Reconciliation, trades: usize, positions: usize) -> String {
     let by = |m: MatchMethod| r.matched.iter().filter(|x| x.method == m).count();
     let mut s = format!(
@@ -124,6 +136,28 @@ pub fn table(r: &Reconciliation, trades: usize, positions: usize) -> String {
         by(MatchMethod::ClientId),
         by(MatchMethod::Heuristic),
     );
+    if !r.external.is_empty() {
+        s.push_str(&format!(
+            "{} external (outside the bot's scope, not compared):\n",
+            r.external.len()
+        ));
+        for e in &r.external {
+            let comment = if e.comment.is_empty() {
+                String::new()
+            } else {
+                format!(" comment {:?}", e.comment)
+            };
+            s.push_str(&format!(
+                "  {} {} {} {} {} magic {}{comment}\n",
+                e.holding.as_str(),
+                e.ticket,
+                e.symbol,
+                e.side,
+                e.volume,
+                e.magic
+            ));
+        }
+    }
     if r.divergences.is_empty() {
         s.push_str("no divergences");
         return s;

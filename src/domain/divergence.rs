@@ -38,11 +38,17 @@ pub enum DivergenceKind {
     /// Part of the position was closed at the broker (a partial-close deal); the closed
     /// volume is the delta.
     PartiallyClosed,
+    /// The order a bot trade waited on is gone at the broker and no position took its
+    /// place (cancelled, expired or rejected); the order's ticket is the divergence's.
+    OrderCancelled,
+    /// A bot trade's order is still pending after `max_pending_order_secs`; expected is
+    /// the trade's volume, actual the order's volume still to fill.
+    OrderUnfilled,
 }
 
 impl DivergenceKind {
     /// Every kind, in output order.
-    pub const ALL: [DivergenceKind; 10] = [
+    pub const ALL: [DivergenceKind; 12] = [
         Self::EntrySlippage,
         Self::VolumeMismatch,
         Self::SlMismatch,
@@ -53,6 +59,8 @@ impl DivergenceKind {
         Self::ClosedByService,
         Self::ClosedAtBroker,
         Self::PartiallyClosed,
+        Self::OrderCancelled,
+        Self::OrderUnfilled,
     ];
 
     /// The snake_case name used in files, the database and output.
@@ -68,6 +76,8 @@ impl DivergenceKind {
             Self::ClosedByService => "closed_by_service",
             Self::ClosedAtBroker => "closed_at_broker",
             Self::PartiallyClosed => "partially_closed",
+            Self::OrderCancelled => "order_cancelled",
+            Self::OrderUnfilled => "order_unfilled",
         }
     }
 }
@@ -330,8 +340,12 @@ pub enum MatchMethod {
     Ticket,
     /// The position's client id or comment equals the trade's client key.
     ClientId,
-    /// Same symbol and side, entry and volume within the match windows.
+    /// Same symbol and side, entry and volume within the match windows (for a pending
+    /// order: same symbol, side and volume, closest price).
     Heuristic,
+    /// On a netting account: the trade is part of the net the symbol's one position is
+    /// compared with.
+    Netting,
 }
 
 /// A trade paired with a position.
@@ -352,6 +366,15 @@ pub struct Reconciliation {
     pub matched: Vec<Match>,
     /// Divergences, sorted by (trade id, ticket, kind).
     pub divergences: Vec<Divergence>,
+    /// Trades waiting on a pending order, sorted by trade id.
+    #[serde(default)]
+    pub pending: Vec<super::book::PendingFill>,
+    /// Positions and orders outside the bot's scope, sorted by (holding, ticket).
+    #[serde(default)]
+    pub external: Vec<super::book::External>,
+    /// Symbols of a netting account compared as one net position, sorted by symbol.
+    #[serde(default)]
+    pub netted: Vec<super::book::Netted>,
 }
 
 #[cfg(test)]

@@ -204,6 +204,59 @@ fn a_symbols_file_supplies_pip_sizes() {
     assert_eq!(doc["divergences"][0]["delta"], "12");
 }
 
+/// With a scope, a manual position is external: listed, not a divergence (exit 0); an
+/// account's own scope raises it when it says so (exit 1).
+#[test]
+fn positions_outside_the_scope_are_listed_and_raised_only_where_configured() {
+    let positions = r#"[
+      {"ticket": 7, "identifier": 7, "type": 0, "symbol": "EURUSD", "volume": 0.1,
+       "price_open": 1.08512, "sl": 0.0, "tp": 0.0, "magic": 4242, "comment": "", "time": 1700000000},
+      {"ticket": 8, "identifier": 8, "type": 1, "symbol": "EURUSD", "volume": 0.1,
+       "price_open": 1.08512, "sl": 0.0, "tp": 0.0, "magic": 0, "comment": "by hand", "time": 1700000000}
+    ]"#;
+    let trades = r#"[{"id": "a", "symbol": "EURUSD", "side": "buy", "volume": "0.1",
+      "entry_price": "1.08512"}]"#;
+    let config = "[reconcile.scope]\nmagics = [4242]\n\
+                  [reconcile.scope.accounts.strict]\nmagics = [4242]\nexternal = \"divergence\"\n";
+    let (dir, out) = reconcile_files(positions, trades, &[]);
+    assert_eq!(out.code, 1, "no scope: the manual position is unexpected");
+    std::fs::write(dir.path().join("config.toml"), config).unwrap();
+    let args = |account: Option<&str>, format: &str| {
+        let mut a = vec![
+            "reconcile",
+            "--positions",
+            "positions.json",
+            "--trades",
+            "trades.json",
+        ];
+        a.extend(["--format", format]);
+        a.extend(account.iter().flat_map(|id| ["--account", id]));
+        run(&a, dir.path())
+    };
+    let out = args(None, "json");
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let doc: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(doc["divergences"], json!([]));
+    assert_eq!(
+        doc["external"],
+        json!([{"holding": "position", "ticket": 8, "symbol": "EURUSD", "side": "sell",
+                "volume": "0.1", "magic": 0, "comment": "by hand"}])
+    );
+    let out = args(None, "table");
+    assert!(out.stdout.contains("1 external"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("position 8 EURUSD sell 0.1 magic 0 comment \"by hand\""),
+        "{}",
+        out.stdout
+    );
+    let out = args(Some("strict"), "json");
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let doc: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(doc["divergences"][0]["kind"], "unexpected_at_broker");
+    assert_eq!(doc["divergences"][0]["ticket"], 8);
+}
+
 const TRADE_OK: &str =
     r#"{"id": "a", "symbol": "EURUSD", "side": "buy", "volume": 0.1, "entry_price": 1.1}"#;
 

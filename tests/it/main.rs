@@ -17,6 +17,7 @@ mod metaapi;
 mod ops;
 mod persistence;
 mod retention;
+mod scope;
 mod service_proc;
 mod store;
 mod trading_day;
