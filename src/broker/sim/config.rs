@@ -3,6 +3,7 @@
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
+use crate::domain::MarginMode;
 use crate::domain::pips::fx_name_pip_size;
 
 /// Most positions one generated account may hold (keeps generated tickets unique).
@@ -41,6 +42,10 @@ pub struct SimConfig {
     pub manual_position_pct: u32,
     /// Chance that a bot trade's position is gone at the broker (closed by its stop loss).
     pub closed_by_sl_pct: u32,
+    /// How the accounts book positions: `hedging`, `netting` or `exchange`.
+    pub margin_mode: MarginMode,
+    /// How long, in seconds, a deal stays in an account's history.
+    pub deal_history_secs: u64,
 }
 
 impl Default for SimConfig {
@@ -60,6 +65,8 @@ impl Default for SimConfig {
             moved_sl_pct: 5,
             manual_position_pct: 5,
             closed_by_sl_pct: 5,
+            margin_mode: MarginMode::Hedging,
+            deal_history_secs: 86_400,
         }
     }
 }
@@ -110,6 +117,9 @@ impl SimConfig {
                 self.positions_per_account
             ));
         }
+        if self.deal_history_secs == 0 {
+            out.push("broker.sim.deal_history_secs = 0: must be greater than 0".to_owned());
+        }
         if self.balance <= Decimal::ZERO {
             out.push(format!(
                 "broker.sim.balance = {}: must be greater than zero",
@@ -142,6 +152,9 @@ mod tests {
         assert_eq!(c.balance, Decimal::new(250_050, 2));
         assert_eq!(c.accounts, SimConfig::default().accounts);
         assert!(c.symbols.iter().any(|s| s.ends_with("JPY")));
+        let c: SimConfig = toml::from_str("margin_mode = \"netting\"").unwrap();
+        assert_eq!(c.margin_mode, MarginMode::Netting);
+        assert!(toml::from_str::<SimConfig>("margin_mode = \"both\"").is_err());
     }
 
     #[test]
@@ -154,6 +167,7 @@ mod tests {
             closed_by_sl_pct: 300,
             symbols: vec!["EURUSD".into(), "XAUUSD".into()],
             balance: Decimal::ZERO,
+            deal_history_secs: 0,
             ..SimConfig::default()
         };
         let problems = c.problems().join("\n");
@@ -163,9 +177,10 @@ mod tests {
             "broker.sim.closed_by_sl_pct",
             "broker.sim.symbols[1]",
             "broker.sim.balance",
+            "broker.sim.deal_history_secs",
         ] {
             assert!(problems.contains(key), "{key} missing from {problems}");
         }
-        assert_eq!(c.problems().len(), 5);
+        assert_eq!(c.problems().len(), 6);
     }
 }
