@@ -1,8 +1,11 @@
 //! `[broker.sim]`: how many accounts the simulated broker holds and how noisy they are.
 
+use std::collections::BTreeMap;
+
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
+use super::generate::account_id;
 use crate::domain::MarginMode;
 use crate::domain::pips::fx_name_pip_size;
 
@@ -44,6 +47,8 @@ pub struct SimConfig {
     pub closed_by_sl_pct: u32,
     /// How the accounts book positions: `hedging`, `netting` or `exchange`.
     pub margin_mode: MarginMode,
+    /// Margin modes of single accounts, over `margin_mode`: `{ sim-002 = "netting" }`.
+    pub margin_modes: BTreeMap<String, MarginMode>,
     /// How long, in seconds, a deal stays in an account's history.
     pub deal_history_secs: u64,
 }
@@ -66,6 +71,7 @@ impl Default for SimConfig {
             manual_position_pct: 5,
             closed_by_sl_pct: 5,
             margin_mode: MarginMode::Hedging,
+            margin_modes: BTreeMap::new(),
             deal_history_secs: 86_400,
         }
     }
@@ -117,6 +123,17 @@ impl SimConfig {
                 self.positions_per_account
             ));
         }
+        for id in self.margin_modes.keys() {
+            let n = id
+                .strip_prefix("sim-")
+                .and_then(|n| n.parse::<usize>().ok());
+            if !n.is_some_and(|n| n >= 1 && n <= self.accounts && *id == account_id(n)) {
+                out.push(format!(
+                    "broker.sim.margin_modes.{id}: no such generated account (sim-001 to {})",
+                    account_id(self.accounts)
+                ));
+            }
+        }
         if self.deal_history_secs == 0 {
             out.push("broker.sim.deal_history_secs = 0: must be greater than 0".to_owned());
         }
@@ -154,6 +171,9 @@ mod tests {
         assert!(c.symbols.iter().any(|s| s.ends_with("JPY")));
         let c: SimConfig = toml::from_str("margin_mode = \"netting\"").unwrap();
         assert_eq!(c.margin_mode, MarginMode::Netting);
+        let c: SimConfig = toml::from_str("margin_modes = { sim-002 = \"exchange\" }").unwrap();
+        assert_eq!(c.margin_modes["sim-002"], MarginMode::Exchange);
+        assert!(c.problems().is_empty());
         assert!(toml::from_str::<SimConfig>("margin_mode = \"both\"").is_err());
     }
 
@@ -168,6 +188,7 @@ mod tests {
             symbols: vec!["EURUSD".into(), "XAUUSD".into()],
             balance: Decimal::ZERO,
             deal_history_secs: 0,
+            margin_modes: [("sim-9".to_owned(), MarginMode::Netting)].into(),
             ..SimConfig::default()
         };
         let problems = c.problems().join("\n");
@@ -178,9 +199,10 @@ mod tests {
             "broker.sim.symbols[1]",
             "broker.sim.balance",
             "broker.sim.deal_history_secs",
+            "broker.sim.margin_modes.sim-9",
         ] {
             assert!(problems.contains(key), "{key} missing from {problems}");
         }
-        assert_eq!(c.problems().len(), 6);
+        assert_eq!(c.problems().len(), 7);
     }
 }

@@ -140,15 +140,20 @@ impl SimBroker {
         let accounts = (1..=config.accounts.min(MAX_ACCOUNTS))
             .map(|n| {
                 let g = generate(config, n);
+                let id = account_id(n);
                 let account = Account {
                     balance: config.balance,
                     trades: g.trades,
                     positions: g.positions,
                     injected: g.injected,
-                    margin_mode: config.margin_mode,
+                    margin_mode: config
+                        .margin_modes
+                        .get(&id)
+                        .copied()
+                        .unwrap_or(config.margin_mode),
                     ..Account::default()
                 };
-                (account_id(n), account)
+                (id, account)
             })
             .collect();
         let (a, b) = (config.latency_ms_min, config.latency_ms_max);

@@ -413,10 +413,13 @@ async fn the_same_script_gives_the_same_history() {
 async fn generated_accounts_report_their_margin_mode_and_no_orders() {
     let sim = SimBroker::new(&SimConfig {
         margin_mode: MarginMode::Exchange,
+        margin_modes: [("sim-002".to_owned(), MarginMode::Netting)].into(),
         ..SimConfig::default()
     });
     let s = sim.snapshot("sim-001").await.expect("snapshot");
     assert_eq!(s.margin_mode, Some(MarginMode::Exchange));
+    let s2 = sim.snapshot("sim-002").await.expect("snapshot");
+    assert_eq!(s2.margin_mode, Some(MarginMode::Netting));
     assert_eq!(s.orders, Some(Vec::new()));
     assert!(s.deals.is_empty() && sim.deals("sim-001").is_empty());
 }
