@@ -296,6 +296,92 @@ fn a_vanishing_volume_is_bad_input_not_a_panic() {
     }
 }
 
+/// `--orders`, `--deals` and `--margin-mode` are read (in either format) and, as long as
+/// the reconciliation does not use them, change nothing of its output; a bad file or mode
+/// is bad input naming file, element, field and value.
+#[test]
+fn orders_deals_and_the_margin_mode_are_read_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = |name: &str| {
+        fixture(&format!("examples/data/{name}"))
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    let config = fixture("config.toml").to_str().unwrap().to_owned();
+    for prefix in ["metaapi", "mt5"] {
+        let (positions, trades) = (
+            example(&format!("{prefix}-positions.json")),
+            example(&format!("{prefix}-trades.json")),
+        );
+        let base = [
+            "reconcile",
+            "--positions",
+            &positions,
+            "--trades",
+            &trades,
+            "--config",
+            &config,
+            "--format",
+            "json",
+        ];
+        let plain = run(&base, dir.path());
+        let (orders, deals) = (
+            example(&format!("{prefix}-orders.json")),
+            example(&format!("{prefix}-deals.json")),
+        );
+        let mut args = base.to_vec();
+        args.extend([
+            "--orders",
+            &orders,
+            "--deals",
+            &deals,
+            "--margin-mode",
+            "netting",
+        ]);
+        let full = run(&args, dir.path());
+        assert_eq!(full.code, plain.code, "{prefix}: {}", full.stderr);
+        assert_eq!(full.stdout, plain.stdout, "{prefix}");
+    }
+    std::fs::write(
+        dir.path().join("orders.json"),
+        r#"[{"ticket": 1, "type": 12, "symbol": "EURUSD", "volume_current": 0.1, "time_setup": 1}]"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("deals.json"),
+        r#"[{"id": "1", "type": "DEAL_TYPE_SELL", "entryType": "DEAL_ENTRY_OUT", "positionId": "7",
+            "symbol": "EURUSD", "volume": 0.1, "price": "NaN", "time": "2020-04-17T06:12:44Z"}]"#,
+    )
+    .unwrap();
+    for (flag, file, words) in [
+        ("--orders", "orders.json", ["element 0", "\"type\"", "12"]),
+        ("--deals", "deals.json", ["element 0", "\"price\"", "NaN"]),
+    ] {
+        let (_d, out) = reconcile_files(
+            ONE_POSITION,
+            &format!("[{TRADE_OK}]"),
+            &[flag, dir.path().join(file).to_str().unwrap()],
+        );
+        assert_eq!(out.code, 2, "{}", out.stderr);
+        assert!(out.stderr.contains(file), "{}", out.stderr);
+        for w in words {
+            assert!(out.stderr.contains(w), "missing {w:?} in {}", out.stderr);
+        }
+    }
+    let (_d, out) = reconcile_files(
+        ONE_POSITION,
+        &format!("[{TRADE_OK}]"),
+        &["--margin-mode", "both"],
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("hedging") && out.stderr.contains("netting"),
+        "{}",
+        out.stderr
+    );
+}
+
 #[test]
 fn usage_errors_and_missing_files_exit_2() {
     let dir = tempfile::tempdir().unwrap();
