@@ -338,15 +338,33 @@ const ORDER_SEEDS: &[&str] = &[METAAPI_ORDERS, MT5_ORDERS];
 const DEAL_SEEDS: &[&str] = &[METAAPI_DEALS, MT5_DEALS];
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(128))]
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(512)
+    ))]
 
+    /// Hostile order files never panic; what is accepted is sound.
     #[test]
     fn hostile_order_files_never_panic(text in mutate::mutated(ORDER_SEEDS)) {
-        let _ = parse_orders("o", &text);
+        if let Ok(orders) = parse_orders("o", &text) {
+            let mut tickets = std::collections::HashSet::new();
+            for o in &orders {
+                prop_assert!(o.volume.get() > rust_decimal::Decimal::ZERO);
+                prop_assert!(tickets.insert(o.ticket), "duplicate ticket {}", o.ticket);
+            }
+        }
     }
 
+    /// Hostile deal files never panic; what is accepted is sound.
     #[test]
     fn hostile_deal_files_never_panic(text in mutate::mutated(DEAL_SEEDS)) {
-        let _ = parse_deals("d", &text);
+        if let Ok(deals) = parse_deals("d", &text) {
+            let mut tickets = std::collections::HashSet::new();
+            for d in &deals {
+                prop_assert!(d.volume.get() > rust_decimal::Decimal::ZERO);
+                prop_assert!(d.price.get() > rust_decimal::Decimal::ZERO);
+                prop_assert!(d.position_id != 0);
+                prop_assert!(tickets.insert(d.ticket), "duplicate ticket {}", d.ticket);
+            }
+        }
     }
 }
