@@ -70,8 +70,9 @@ impl SimBroker {
         self.with(id, |a| a.cancels).unwrap_or(0)
     }
 
-    /// Opens `position` now, leaving its opening deal with `reason`. False when the
-    /// account is unknown or its ticket or identifier is in use.
+    /// Opens `position` now, as given (it does not net, even on a netting account),
+    /// leaving its opening deal with `reason`. False when the account is unknown or its
+    /// ticket or identifier is in use.
     pub fn open_position(&self, id: &str, position: BrokerPosition, reason: DealReason) -> bool {
         self.trade(id, |a, s| {
             if a.uses_ticket(position.ticket) || a.uses_ticket(position.identifier) {
