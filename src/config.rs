@@ -173,7 +173,7 @@ pub struct ReconcileConfig {
     /// 1 otherwise).
     pub confirm_syncs: BTreeMap<String, u32>,
     /// Syncs on which a vanished or shrunk position's deals are looked up without finding
-    /// its closing deals before it is `missing_at_broker` or `volume_mismatch` (default 3).
+    /// its closing deals before it is `missing_at_broker` or `volume_mismatch` (default 2).
     pub close_lookup_syncs: Option<u32>,
     /// Seconds a bot trade may wait on a pending order, on this service's clock from when
     /// it first saw it waiting, before it is `order_unfilled` (default a day; 0: for ever).
@@ -418,7 +418,12 @@ mod tests {
             2,
             "default kept"
         );
-        assert_eq!(live.close_lookup_syncs, 3, "default kept");
+        assert_eq!(live.close_lookup_syncs, 2, "default kept");
+        assert_eq!(
+            live.confirm(DivergenceKind::ClosedAtBroker),
+            2,
+            "default kept"
+        );
         let config = Config::parse("[reconcile]\nclose_lookup_syncs = 5\n").unwrap();
         assert_eq!(config.reconcile_rules(None).live.close_lookup_syncs, 5);
         assert_eq!(

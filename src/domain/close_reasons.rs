@@ -38,9 +38,11 @@ use super::facts::{Deal, DealEntry, DealReason};
 use super::values::{Price, Volume};
 
 /// Lookups of a vanished or shrunk position that may miss before it is reported as the
-/// matching saw it, by default: three, as NautilusTrader's `position_check_retries` and
-/// the two or three misses trade copiers wait for.
-pub const DEFAULT_CLOSE_LOOKUP_SYNCS: u32 = 3;
+/// matching saw it, by default: two, as many as the syncs that confirm a missing trade
+/// (`[reconcile.confirm_syncs]`), so that waiting for a lagging history never makes a
+/// missing trade later than its confirmation does (trade copiers wait for two or three
+/// misses).
+pub const DEFAULT_CLOSE_LOOKUP_SYNCS: u32 = 2;
 /// The most lookups that may miss.
 pub const MAX_CLOSE_LOOKUP_SYNCS: u32 = 100;
 

@@ -70,9 +70,9 @@ pub struct LiveRules {
 }
 
 impl Default for LiveRules {
-    /// 5 s of grace; missing and unexpected positions and cancelled orders confirmed on 2
-    /// syncs, value drift, closes at the broker and the service's own closes on 1; deals
-    /// looked up on 3 syncs; an order may wait a day.
+    /// 5 s of grace; missing and unexpected positions, closes at the broker and cancelled
+    /// orders confirmed on 2 syncs, value drift, partial closes and the service's own
+    /// closes on 1; deals looked up on 2 syncs; an order may wait a day.
     fn default() -> Self {
         Self {
             grace: TimeDelta::seconds(5),
@@ -80,6 +80,8 @@ impl Default for LiveRules {
                 (DivergenceKind::MissingAtBroker, 2),
                 (DivergenceKind::UnexpectedAtBroker, 2),
                 (DivergenceKind::OrderCancelled, 2),
+                // A stop loss or take profit hit a second before the bot learns of it.
+                (DivergenceKind::ClosedAtBroker, 2),
             ]),
             close_lookup_syncs: super::close_reasons::DEFAULT_CLOSE_LOOKUP_SYNCS,
             max_pending_order: Some(TimeDelta::seconds(DEFAULT_PENDING_ORDER_SECS as i64)),

@@ -349,6 +349,111 @@ fn a_vanishing_volume_is_bad_input_not_a_panic() {
     }
 }
 
+/// `--orders`, `--deals` and `--margin-mode` are read (in either format) and, as long as
+/// the reconciliation does not use them, change nothing of its output; a bad file or mode
+/// is bad input naming file, element, field and value.
+#[test]
+fn orders_deals_and_the_margin_mode_are_read_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = |name: &str| {
+        fixture(&format!("examples/data/{name}"))
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    let config = fixture("config.toml").to_str().unwrap().to_owned();
+    for prefix in ["metaapi", "mt5"] {
+        let (positions, trades) = (
+            example(&format!("{prefix}-positions.json")),
+            example(&format!("{prefix}-trades.json")),
+        );
+        let base = [
+            "reconcile",
+            "--positions",
+            &positions,
+            "--trades",
+            &trades,
+            "--config",
+            &config,
+            "--format",
+            "json",
+        ];
+        let plain = run(&base, dir.path());
+        let (orders, deals) = (
+            example(&format!("{prefix}-orders.json")),
+            example(&format!("{prefix}-deals.json")),
+        );
+        let with = |flags: &[&str]| {
+            let mut args = base.to_vec();
+            args.extend(flags);
+            let out = run(&args, dir.path());
+            assert!(out.code == 0 || out.code == 1, "{prefix}: {}", out.stderr);
+            serde_json::from_str::<serde_json::Value>(&out.stdout).expect("json")
+        };
+        let kinds = |v: &serde_json::Value| -> Vec<String> {
+            v["divergences"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["kind"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let plain: serde_json::Value = serde_json::from_str(&plain.stdout).expect("json");
+        let waiting = with(&["--orders", &orders]);
+        if prefix == "metaapi" {
+            // The example's unfilled trade waits on the example's pending order.
+            assert!(kinds(&plain).contains(&"missing_at_broker".to_owned()));
+            assert!(
+                !kinds(&waiting).contains(&"missing_at_broker".to_owned()),
+                "{waiting}"
+            );
+        } else {
+            // Every trade is filled: orders nobody waits on change nothing.
+            assert_eq!(waiting, plain);
+        }
+        // Deals of other positions change nothing; the margin mode is read.
+        assert_eq!(with(&["--deals", &deals]), plain, "{prefix}");
+        assert_eq!(with(&["--margin-mode", "hedging"]), plain, "{prefix}");
+    }
+    std::fs::write(
+        dir.path().join("orders.json"),
+        r#"[{"ticket": 1, "type": 12, "symbol": "EURUSD", "volume_current": 0.1, "time_setup": 1}]"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("deals.json"),
+        r#"[{"id": "1", "type": "DEAL_TYPE_SELL", "entryType": "DEAL_ENTRY_OUT", "positionId": "7",
+            "symbol": "EURUSD", "volume": 0.1, "price": "NaN", "time": "2020-04-17T06:12:44Z"}]"#,
+    )
+    .unwrap();
+    for (flag, file, words) in [
+        ("--orders", "orders.json", ["element 0", "\"type\"", "12"]),
+        ("--deals", "deals.json", ["element 0", "\"price\"", "NaN"]),
+    ] {
+        let (_d, out) = reconcile_files(
+            ONE_POSITION,
+            &format!("[{TRADE_OK}]"),
+            &[flag, dir.path().join(file).to_str().unwrap()],
+        );
+        assert_eq!(out.code, 2, "{}", out.stderr);
+        assert!(out.stderr.contains(file), "{}", out.stderr);
+        for w in words {
+            assert!(out.stderr.contains(w), "missing {w:?} in {}", out.stderr);
+        }
+    }
+    let (_d, out) = reconcile_files(
+        ONE_POSITION,
+        &format!("[{TRADE_OK}]"),
+        &["--margin-mode", "both"],
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("hedging") && out.stderr.contains("netting"),
+        "{}",
+        out.stderr
+    );
+}
+
 #[test]
 fn usage_errors_and_missing_files_exit_2() {
     let dir = tempfile::tempdir().unwrap();
@@ -486,4 +591,30 @@ async fn run_stops_gracefully_on_sigterm_with_everything_flushed() {
             .collect();
         assert_eq!(stored, injected, "{id}");
     }
+}
+
+#[test]
+fn a_trade_whose_position_closed_is_explained_by_the_deals_file() {
+    let deals = fixture("examples/data/metaapi-deals.json");
+    // The bot still holds the trade of position 46648041, which its stop loss closed.
+    let trade = r#"[{"id": "bot-7", "symbol": "AUDNZD", "side": "sell", "volume": "0.07",
+        "entry_price": "1.05764", "ticket": 46648041}]"#;
+    let (_d, out) = reconcile_files(
+        "[]",
+        trade,
+        &["--deals", deals.to_str().unwrap(), "--format", "json"],
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    let d = &v["divergences"][0];
+    assert_eq!(d["kind"], "closed_at_broker", "{v}");
+    assert_eq!(d["ticket"], 46648041, "{v}");
+    assert_eq!(d["close"]["reason"], "stop_loss", "{v}");
+    assert_eq!(d["close"]["price"], "1.05964", "{v}");
+    assert_eq!(d["close"]["profit"], "-8.37", "{v}");
+
+    // Without the deals it is missing, as before.
+    let (_d, out) = reconcile_files("[]", trade, &["--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    assert_eq!(v["divergences"][0]["kind"], "missing_at_broker", "{v}");
 }

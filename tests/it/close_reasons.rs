@@ -14,7 +14,7 @@ use mt5_reconciler::broker::sim::SimBroker;
 use mt5_reconciler::broker::{BoxFuture, Broker, BrokerError, Connector};
 use mt5_reconciler::domain::{
     AccountSnapshot, BrokerPosition, CloseDetail, Deal, DealEntry, DealLookup, DealReason,
-    Divergence, DivergenceKind, Price, ReconcileRules, SymbolTable, Unit, Value, Volume,
+    Divergence, DivergenceKind, LiveRules, Price, ReconcileRules, SymbolTable, Unit, Value, Volume,
 };
 use mt5_reconciler::http::views::DivergenceView;
 use mt5_reconciler::service::Reconciler;
@@ -112,7 +112,15 @@ async fn start(
     let args = SupervisorArgs {
         db: db.clone(),
         config: tree_config(),
-        rules: Arc::new(ReconcileRules::default()),
+        // Three lookups, one more than a missing trade's confirmation, so that the wait for
+        // a lagging history shows on its own.
+        rules: Arc::new(ReconcileRules {
+            live: LiveRules {
+                close_lookup_syncs: 3,
+                ..LiveRules::default()
+            },
+            ..ReconcileRules::default()
+        }),
         connectors: HashMap::from([("sim".to_owned(), connector)]),
         accounts: sim
             .account_ids()
@@ -247,14 +255,14 @@ async fn closes_at_the_broker_are_explained_by_their_deals_and_unexplained_ones_
         let s = wait_for(&tree, "a sync", |s| acc(s, &id).syncs_ok > done).await;
         assert_eq!(
             (acc(&s, &id).open_divergences, acc(&s, &id).held_divergences),
-            (1, 2),
-            "{label}: a raised; b in its grace window; c held while it is looked up"
+            (0, 3),
+            "{label}: a explained, to be confirmed; b in its grace window; c looked up"
         );
         let s = wait_for(&tree, "a second sync", |s| acc(s, &id).syncs_ok > done + 1).await;
         assert_eq!(
             (acc(&s, &id).open_divergences, acc(&s, &id).held_divergences),
             (2, 1),
-            "{label}: b raised; c, missing on two syncs, still held on its second lookup"
+            "{label}: a confirmed; b raised; c, missing on two syncs, still held on its second lookup"
         );
         wait_for(&tree, "c's lookups to run out", |s| {
             acc(s, &id).syncs_ok >= done + 3
