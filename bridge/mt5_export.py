@@ -1,25 +1,37 @@
 #!/usr/bin/env python3
-"""Export MetaTrader 5 positions, account information and quotes for mt5-reconciler.
+"""Export MetaTrader 5 positions, pending orders, recent deals, account information and
+quotes for mt5-reconciler.
 
 Runs next to a MetaTrader 5 terminal (Windows, or Wine) with the official ``MetaTrader5``
 Python package, and every ``--interval`` seconds writes, for one account:
 
     <out>/<account>/positions.json   {"export_round": ID, "positions": [positions_get() records]}
-    <out>/<account>/account.json     account_info() as a record, plus "export_round": ID,
-                                     and terminal_info()'s "connected" and
-                                     "trade_allowed" as "terminal_connected" and
+    <out>/<account>/account.json     account_info() as a record (its "margin_mode": 0 retail
+                                     netting, 1 exchange, 2 retail hedging), plus
+                                     "export_round": ID, and terminal_info()'s "connected"
+                                     and "trade_allowed" as "terminal_connected" and
                                      "terminal_trade_allowed"
+    <out>/<account>/orders.json      {"export_round": ID, "orders": [orders_get() records]}
+    <out>/<account>/deals.json       {"export_round": ID, "date_from": T0, "date_to": T1,
+                                     "deals": [history_deals_get(date_from, date_to) records]}:
+                                     the deals of the last --deals-hours (default 24)
     <out>/<account>/quotes.json      {"positions_sha256": ..., "quotes": [...]}: for each
                                      symbol held, symbol_info_tick(symbol) as a record
                                      with its "symbol"
 
-Both files of one export carry the same round id (a string, new for every export), so
-mt5-reconciler can tell a positions file of one round from an account file of the next
-and read again instead of combining them. Each file is replaced atomically: written to a temp file in the same directory, flushed,
-then renamed over the old one, so a reader sees the old file or the new one, never half of
-one. When the terminal fails to answer (``positions_get()`` returns None), nothing is
-written: the old files age, and mt5-reconciler reports the account as stale instead of
-reading an error as "no positions". An empty tuple (no positions) is written as ``[]``.
+The files of one export carry the same round id (a string, new for every export), so
+mt5-reconciler can tell a positions file of one round from an account, orders or deals file
+of the next and read again instead of combining them. Each file is replaced atomically:
+written to a temp file in the same directory, flushed, then renamed over the old one, so a
+reader sees the old file or the new one, never half of one. When the terminal fails to
+answer (``positions_get()``, ``orders_get()`` or ``history_deals_get()`` returns None),
+nothing is written: the old files age, and mt5-reconciler reports the account as stale
+instead of reading an error as "no positions". An empty tuple is written as ``[]``.
+
+The deal window asks from ``--deals-hours`` before now (UTC) to a day after now: the
+terminal compares these times with the trade server's clock, which is often ahead of UTC,
+and a window that ended at now would miss the latest deals. ``date_from`` and ``date_to``
+(unix seconds) say what was asked.
 
 A terminal that has lost its trade server still answers ``positions_get()``, with what
 it last knew or with nothing: ``terminal_connected`` (``terminal_info().connected``) tells
@@ -44,10 +56,11 @@ The terminal password, when ``--login`` is given, is read from the environment v
 named by ``--password-env`` (default MT5_PASSWORD), never from the command line.
 
 Usage:
-    python mt5_export.py --out C:\\mt5-export --account acc-1 [--interval 5] [--once]
+    python mt5_export.py --out C:\\mt5-export --account acc-1 [--interval 5] [--deals-hours 24] [--once]
 """
 
 import argparse
+import datetime
 import hashlib
 import itertools
 import json
@@ -62,7 +75,12 @@ import MetaTrader5 as mt5
 POSITIONS_FILE = "positions.json"
 ACCOUNT_FILE = "account.json"
 QUOTES_FILE = "quotes.json"
+ORDERS_FILE = "orders.json"
+DEALS_FILE = "deals.json"
 ROUND_FIELD = "export_round"
+
+# Hours of deal history exported by default.
+DEFAULT_DEALS_HOURS = 24.0
 
 _rounds = itertools.count(1)
 
@@ -129,13 +147,30 @@ def new_round():
     return "%d-%d" % (time.time_ns(), next(_rounds))
 
 
-def export_once(out_dir):
-    """Reads the terminal once and writes the three files. Returns False (and writes
-    nothing) when the terminal does not answer or its positions or account information
-    cannot be written as JSON; a missing tick only leaves its symbol out of quotes.json."""
+def deal_window(hours, now=None):
+    """The (date_from, date_to) of the deals to export: ``hours`` before ``now`` (UTC) to a
+    day after it, as timezone-aware datetimes."""
+    now = datetime.datetime.now(datetime.timezone.utc) if now is None else now
+    return now - datetime.timedelta(hours=hours), now + datetime.timedelta(days=1)
+
+
+def export_once(out_dir, deals_hours=DEFAULT_DEALS_HOURS):
+    """Reads the terminal once and writes the five files. Returns False (and writes
+    nothing) when the terminal does not answer or its positions, orders, deals or account
+    information cannot be written as JSON; a missing tick only leaves its symbol out of
+    quotes.json."""
     positions = mt5.positions_get()
     if positions is None:
         log.error("positions_get failed: %s", mt5.last_error())
+        return False
+    orders = mt5.orders_get()
+    if orders is None:
+        log.error("orders_get failed: %s", mt5.last_error())
+        return False
+    date_from, date_to = deal_window(deals_hours)
+    deals = mt5.history_deals_get(date_from, date_to)
+    if deals is None:
+        log.error("history_deals_get failed: %s", mt5.last_error())
         return False
     info = mt5.account_info()
     if info is None:
@@ -154,9 +189,18 @@ def export_once(out_dir):
             terminal_trade_allowed=bool(terminal.trade_allowed),
             **{ROUND_FIELD: round_id},
         )
-        # Serialise both before writing either, so a bad value leaves the files as they were.
+        orders_record = {ROUND_FIELD: round_id, "orders": [o._asdict() for o in orders]}
+        deals_record = {
+            ROUND_FIELD: round_id,
+            "date_from": int(date_from.timestamp()),
+            "date_to": int(date_to.timestamp()),
+            "deals": [d._asdict() for d in deals],
+        }
+        # Serialise all before writing any, so a bad value leaves the files as they were.
         positions_text = to_json(records)
         account_text = to_json(account)
+        orders_text = to_json(orders_record)
+        deals_text = to_json(deals_record)
     except (TypeError, ValueError) as e:
         log.error("terminal data cannot be written as JSON: %s", e)
         return False
@@ -168,10 +212,14 @@ def export_once(out_dir):
     os.makedirs(out_dir, exist_ok=True)
     write_text_atomic(os.path.join(out_dir, POSITIONS_FILE), positions_text)
     write_text_atomic(os.path.join(out_dir, ACCOUNT_FILE), account_text)
+    write_text_atomic(os.path.join(out_dir, ORDERS_FILE), orders_text)
+    write_text_atomic(os.path.join(out_dir, DEALS_FILE), deals_text)
     write_atomic(os.path.join(out_dir, QUOTES_FILE), quotes)
     log.info(
-        "exported positions=%d quotes=%d round=%s",
+        "exported positions=%d orders=%d deals=%d quotes=%d round=%s",
         len(records["positions"]),
+        len(orders_record["orders"]),
+        len(deals_record["deals"]),
         len(quotes["quotes"]),
         round_id,
     )
@@ -197,11 +245,14 @@ def connect(args):
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description="Export MT5 positions and quotes for mt5-reconciler.")
+    p = argparse.ArgumentParser(
+        description="Export MT5 positions, orders, deals and quotes for mt5-reconciler.")
     p.add_argument("--out", required=True, help="export directory ([broker.mt5_export] dir)")
     p.add_argument("--account", required=True, help="our account id ([[accounts]] id)")
     p.add_argument("--interval", type=float, default=5.0, help="seconds between exports")
     p.add_argument("--once", action="store_true", help="export once and exit")
+    p.add_argument("--deals-hours", type=float, default=DEFAULT_DEALS_HOURS,
+                   help="hours of deal history to export (default 24)")
     p.add_argument("--terminal", help="path of terminal64.exe (default: the installed one)")
     p.add_argument("--login", type=int, help="account login (default: the terminal's)")
     p.add_argument("--server", help="trade server, with --login")
@@ -212,6 +263,8 @@ def parse_args(argv):
         p.error("--account must be letters, digits, - _ . only")
     if args.interval <= 0:
         p.error("--interval must be greater than 0")
+    if args.deals_hours <= 0:
+        p.error("--deals-hours must be greater than 0")
     return args
 
 
@@ -223,11 +276,11 @@ def main(argv=None):
     out_dir = os.path.join(args.out, args.account)
     try:
         if args.once:
-            return 0 if export_once(out_dir) else 1
+            return 0 if export_once(out_dir, args.deals_hours) else 1
         while True:
             started = time.monotonic()
             try:
-                export_once(out_dir)
+                export_once(out_dir, args.deals_hours)
             except OSError as e:
                 log.error("cannot write the export: %s", e)
             time.sleep(max(0.0, args.interval - (time.monotonic() - started)))

@@ -1,6 +1,8 @@
 //! Typed configuration, read from `config.toml`. Every section has defaults that run as
 //! they are; unknown keys are refused so that a typo never silently falls back to a default.
 
+mod scope;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -11,11 +13,14 @@ use crate::actors::{PersistenceConfig, RetentionConfig, SchedulerConfig, Supervi
 use crate::broker::metaapi::MetaApiConfig;
 use crate::broker::mt5_export::{Mt5ExportConfig, is_safe_account_dir};
 use crate::broker::sim::SimConfig;
+use crate::domain::close_reasons::MAX_CLOSE_LOOKUP_SYNCS;
 use crate::domain::decimal_serde;
-use crate::domain::judge::{MAX_CONFIRM_SYNCS, MAX_GRACE_SECS};
+use crate::domain::judge::{MAX_CONFIRM_SYNCS, MAX_GRACE_SECS, MAX_PENDING_ORDER_SECS};
 use crate::domain::{DivergenceKind, LiveRules};
 use crate::domain::{ReconcileRules, SymbolSpec, SymbolTable, ToleranceOverride, Tolerances};
 use crate::guards::GuardsConfig;
+
+pub use scope::{AccountScopeConfig, ScopeConfig};
 
 /// The default database: an SQLite file in the working directory, created on first use.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://mt5-reconciler.db?mode=rwc";
@@ -164,8 +169,17 @@ pub struct ReconcileConfig {
     /// service's clock) is in flight: its divergences are held (default 5).
     pub grace_secs: Option<u64>,
     /// `[reconcile.confirm_syncs]`: divergence kind → consecutive syncs that must observe
-    /// it before it is raised (defaults: 2 for missing and unexpected, 1 otherwise).
+    /// it before it is raised (defaults: 2 for missing, unexpected and cancelled orders,
+    /// 1 otherwise).
     pub confirm_syncs: BTreeMap<String, u32>,
+    /// Syncs on which a vanished or shrunk position's deals are looked up without finding
+    /// its closing deals before it is `missing_at_broker` or `volume_mismatch` (default 2).
+    pub close_lookup_syncs: Option<u32>,
+    /// Seconds a bot trade may wait on a pending order, on this service's clock from when
+    /// it first saw it waiting, before it is `order_unfilled` (default a day; 0: for ever).
+    pub max_pending_order_secs: Option<u64>,
+    /// `[reconcile.scope]`: which positions and orders are the bot's.
+    pub scope: ScopeConfig,
 }
 
 impl ReconcileConfig {
@@ -181,12 +195,29 @@ impl ReconcileConfig {
                 live.confirm_syncs.insert(kind, *n);
             }
         }
+        if let Some(n) = self.close_lookup_syncs {
+            live.close_lookup_syncs = n.clamp(1, MAX_CLOSE_LOOKUP_SYNCS);
+        }
+        if let Some(secs) = self.max_pending_order_secs {
+            live.max_pending_order = (secs > 0)
+                .then(|| chrono::TimeDelta::seconds(secs.min(MAX_PENDING_ORDER_SECS) as i64));
+        }
         live
     }
 
-    /// Out-of-bounds grace and confirmation settings, each with its key and value.
+    /// Out-of-bounds grace, confirmation and pending-order settings, each with its key and
+    /// value.
     pub fn live_problems(&self) -> Vec<String> {
         let mut out = Vec::new();
+        if let Some(secs) = self
+            .max_pending_order_secs
+            .filter(|s| *s > MAX_PENDING_ORDER_SECS)
+        {
+            out.push(format!(
+                "reconcile.max_pending_order_secs = {secs}: must be at most \
+                 {MAX_PENDING_ORDER_SECS} (90 days; 0 = for ever)"
+            ));
+        }
         if let Some(secs) = self.grace_secs.filter(|s| *s > MAX_GRACE_SECS) {
             out.push(format!(
                 "reconcile.grace_secs = {secs}: must be at most {MAX_GRACE_SECS} (an hour)"
@@ -204,6 +235,14 @@ impl ReconcileConfig {
                     "reconcile.confirm_syncs.{kind} = {n}: must be from 1 to {MAX_CONFIRM_SYNCS}"
                 ));
             }
+        }
+        if let Some(n) = self
+            .close_lookup_syncs
+            .filter(|n| !(1..=MAX_CLOSE_LOOKUP_SYNCS).contains(n))
+        {
+            out.push(format!(
+                "reconcile.close_lookup_syncs = {n}: must be from 1 to {MAX_CLOSE_LOOKUP_SYNCS}"
+            ));
         }
         out
     }
@@ -260,6 +299,7 @@ impl Config {
         let mut out = Vec::new();
         out.extend(self.reconcile.tolerances().problems("reconcile"));
         out.extend(self.reconcile.live_problems());
+        out.extend(self.reconcile.scope.problems());
         for (symbol, o) in &self.reconcile.overrides {
             out.extend(o.problems(&format!("reconcile.overrides.{symbol}")));
         }
@@ -348,6 +388,7 @@ impl Config {
         }
         ReconcileRules {
             live: self.reconcile.live(),
+            scopes: self.reconcile.scope.scopes(),
             ..ReconcileRules::with_maps(
                 defaults,
                 self.reconcile.overrides.clone(),
@@ -377,16 +418,26 @@ mod tests {
             2,
             "default kept"
         );
+        assert_eq!(live.close_lookup_syncs, 2, "default kept");
+        assert_eq!(
+            live.confirm(DivergenceKind::ClosedAtBroker),
+            2,
+            "default kept"
+        );
+        let config = Config::parse("[reconcile]\nclose_lookup_syncs = 5\n").unwrap();
+        assert_eq!(config.reconcile_rules(None).live.close_lookup_syncs, 5);
         assert_eq!(
             Config::parse("").unwrap().reconcile_rules(None).live,
             LiveRules::default()
         );
         let err = Config::parse(
-            "[reconcile]\ngrace_secs = 3601\n[reconcile.confirm_syncs]\nmissing = 2\nsl_mismatch = 0\n",
+            "[reconcile]\ngrace_secs = 3601\nclose_lookup_syncs = 0\n\
+             [reconcile.confirm_syncs]\nmissing = 2\nsl_mismatch = 0\n",
         )
         .unwrap_err();
         for want in [
             "reconcile.grace_secs = 3601: must be at most 3600",
+            "reconcile.close_lookup_syncs = 0: must be from 1 to 100",
             "reconcile.confirm_syncs.missing = 2: unknown divergence kind \"missing\"; known kinds: entry_slippage",
             "reconcile.confirm_syncs.sl_mismatch = 0: must be from 1 to 100",
         ] {
@@ -400,6 +451,12 @@ mod tests {
         let config = Config::parse(text).expect("config.toml must parse");
         let rules = config.reconcile_rules(None);
         assert_eq!(rules.defaults, Tolerances::default());
+        assert_eq!(rules.live, LiveRules::default());
+        assert_eq!(
+            rules.scopes,
+            crate::domain::Scopes::default(),
+            "everything is the bot's"
+        );
         assert_eq!(config.database.url, DEFAULT_DATABASE_URL);
         // The file documents the defaults: it must not drift from them.
         assert_eq!(config.scheduler, SchedulerConfig::default());

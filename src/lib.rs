@@ -10,6 +10,7 @@
 //! - [`config`]: typed `config.toml`; [`config_env`]: `MT5R_…` environment overrides.
 //! - [`http`]: the status API, Prometheus metrics and the dashboard that `run` serves.
 //! - [`telemetry`]: log output (pretty or JSON) and sync run ids.
+//! - [`memory`]: the binary's allocator settings.
 //! - [`cli`]: the command-line front end used by `main.rs`.
 
 pub mod actors;
@@ -22,6 +23,7 @@ pub mod domain;
 pub mod guards;
 pub mod http;
 pub mod input;
+pub mod memory;
 pub mod service;
 pub mod store;
 pub mod telemetry;

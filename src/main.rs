@@ -11,8 +11,22 @@ use clap::Parser;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    #[cfg(not(feature = "mimalloc"))]
+    mt5_reconciler::memory::cap_malloc_arenas();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build();
+    match runtime {
+        Ok(runtime) => runtime.block_on(run()),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::from(mt5_reconciler::cli::EXIT_RUNTIME)
+        }
+    }
+}
+
+async fn run() -> ExitCode {
     let cli = mt5_reconciler::cli::Cli::parse();
     // The service logs its progress; one-shot commands speak through their output.
     let default = match cli.command {

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -21,7 +22,9 @@ import MetaTrader5  # noqa: E402  (the stand-in, from FAKE)
 import mt5_export  # noqa: E402
 
 FIXTURE = os.path.join(BRIDGE, "..", "examples", "data", "mt5-positions.json")
-FILES = ["account.json", "positions.json", "quotes.json"]
+ORDERS_FIXTURE = os.path.join(BRIDGE, "..", "examples", "data", "mt5-orders.json")
+DEALS_FIXTURE = os.path.join(BRIDGE, "..", "examples", "data", "mt5-deals.json")
+FILES = ["account.json", "deals.json", "orders.json", "positions.json", "quotes.json"]
 
 
 def read(path):
@@ -37,6 +40,8 @@ class ExportTest(unittest.TestCase):
         MetaTrader5.ACCOUNT = None
         MetaTrader5.TERMINAL = None
         MetaTrader5.TICKS = None
+        MetaTrader5.ORDERS = None
+        MetaTrader5.DEALS = None
         MetaTrader5.INITIALIZE_OK = True
         self.assertEqual(MetaTrader5.__file__, os.path.join(FAKE, "MetaTrader5.py"))
 
@@ -93,6 +98,62 @@ class ExportTest(unittest.TestCase):
         second = read(os.path.join(self.out, "positions.json"))["export_round"]
         self.assertNotEqual(second, first)
         self.assertEqual(read(os.path.join(self.out, "account.json"))["export_round"], second)
+
+    def test_the_account_file_carries_the_margin_mode(self):
+        for mode in (0, 1, 2):
+            MetaTrader5.ACCOUNT = dict(MetaTrader5.DEFAULT_ACCOUNT, margin_mode=mode)
+            self.assertTrue(mt5_export.export_once(self.out))
+            self.assertEqual(read(os.path.join(self.out, "account.json"))["margin_mode"], mode)
+
+    def test_orders_and_deals_are_written_in_the_same_round(self):
+        self.assertTrue(mt5_export.export_once(self.out))
+        round_id = read(os.path.join(self.out, "positions.json"))["export_round"]
+        orders = read(os.path.join(self.out, "orders.json"))
+        self.assertEqual(orders["export_round"], round_id)
+        self.assertEqual(orders["orders"], read(ORDERS_FIXTURE))
+        deals = read(os.path.join(self.out, "deals.json"))
+        self.assertEqual(deals["export_round"], round_id)
+        self.assertEqual(deals["deals"], read(DEALS_FIXTURE))
+
+    def test_deals_are_those_of_a_recent_window(self):
+        MetaTrader5.calls.clear()
+        before = time.time()
+        self.assertTrue(mt5_export.export_once(self.out, deals_hours=6))
+        asked = [c[1] for c in MetaTrader5.calls if c[0] == "history_deals_get"]
+        self.assertEqual(len(asked), 1)
+        date_from, date_to = asked[0]["date_from"], asked[0]["date_to"]
+        self.assertIsNotNone(date_from.tzinfo)
+        self.assertAlmostEqual(date_from.timestamp(), before - 6 * 3600, delta=60)
+        self.assertGreater(date_to.timestamp(), time.time(), "up to now and beyond")
+        deals = read(os.path.join(self.out, "deals.json"))
+        self.assertEqual(deals["date_from"], int(date_from.timestamp()))
+        self.assertEqual(deals["date_to"], int(date_to.timestamp()))
+        self.assertEqual(mt5_export.parse_args(
+            ["--out", "o", "--account", "a"]).deals_hours, 24.0)
+        with self.assertRaises(SystemExit), open(os.devnull, "w") as null:
+            stderr, sys.stderr = sys.stderr, null
+            try:
+                mt5_export.parse_args(["--out", "o", "--account", "a", "--deals-hours", "0"])
+            finally:
+                sys.stderr = stderr
+
+    def test_no_orders_or_deals_are_empty_arrays(self):
+        MetaTrader5.ORDERS = []
+        MetaTrader5.DEALS = []
+        self.assertTrue(mt5_export.export_once(self.out))
+        self.assertEqual(read(os.path.join(self.out, "orders.json"))["orders"], [])
+        self.assertEqual(read(os.path.join(self.out, "deals.json"))["deals"], [])
+
+    def test_an_orders_or_deals_error_writes_nothing(self):
+        self.assertTrue(mt5_export.export_once(self.out))
+        before = {f: read(os.path.join(self.out, f)) for f in FILES}
+        for failing in ("ORDERS", "DEALS"):
+            setattr(MetaTrader5, failing, "error")
+            with self.assertLogs("mt5_export", level="ERROR") as logs:
+                self.assertFalse(mt5_export.export_once(self.out))
+            self.assertIn("failed", "\n".join(logs.output))
+            setattr(MetaTrader5, failing, None)
+            self.assertEqual({f: read(os.path.join(self.out, f)) for f in FILES}, before)
 
     def test_no_positions_is_an_empty_array(self):
         MetaTrader5.POSITIONS = []

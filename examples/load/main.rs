@@ -58,8 +58,18 @@ pub struct Args {
     pub fail_per_mille: Option<u32>,
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    // As the binary does (see `src/main.rs`).
+    #[cfg(not(feature = "mimalloc"))]
+    mt5_reconciler::memory::cap_malloc_arenas();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the async runtime starts")
+        .block_on(run());
+}
+
+async fn run() {
     let args = Args::parse();
     // Memory first: its baseline is the RSS of a fresh process, before other scenarios
     // leave freed memory with the allocator.
@@ -98,10 +108,12 @@ async fn main() {
             ""
         }
     );
+    let arenas = std::env::var("MALLOC_ARENA_MAX")
+        .unwrap_or_else(|_| mt5_reconciler::memory::MALLOC_ARENAS.to_string());
     let allocator = if cfg!(feature = "mimalloc") {
-        "mimalloc"
+        "mimalloc".to_owned()
     } else {
-        "system"
+        format!("system (glibc arenas {arenas})")
     };
     println!("# {}, allocator {allocator}", measure::machine());
     for name in run {

@@ -12,6 +12,7 @@ mod m20261203_000002_dead_letters;
 mod m20261203_000010_guard_state;
 mod m20261203_000011_service_closes;
 mod m20261203_000020_sync_rollups;
+mod m20261203_000030_divergence_close;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000010_guard_state::Migration),
             Box::new(m20261203_000011_service_closes::Migration),
             Box::new(m20261203_000020_sync_rollups::Migration),
+            Box::new(m20261203_000030_divergence_close::Migration),
         ]
     }
 }

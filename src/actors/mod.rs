@@ -3,6 +3,7 @@
 //! actor. See DESIGN.md, "Shape".
 
 pub mod breaker;
+mod close_lookups;
 pub mod guard;
 pub mod handle;
 pub mod persistence;

@@ -74,6 +74,13 @@ pub struct AccountStatus {
     /// Divergences the last sync observed but held: in flight (within the grace window)
     /// or not yet confirmed.
     pub held_divergences: usize,
+    /// Positions outside the bot's scope at the last successful sync (listed, never
+    /// divergences unless the scope says so).
+    pub external_positions: usize,
+    /// Pending orders outside the bot's scope at the last successful sync.
+    pub external_orders: usize,
+    /// Bot trades waiting on a pending order at the last successful sync.
+    pub pending_orders: usize,
     /// Equity at the last successful sync.
     pub equity: Option<Decimal>,
     /// The last error, with its class.

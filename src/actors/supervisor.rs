@@ -78,6 +78,12 @@ pub struct SyncStats {
     pub open_divergences: usize,
     /// Divergences observed but held: in flight, or not yet confirmed.
     pub held_divergences: usize,
+    /// Positions outside the bot's scope.
+    pub external_positions: usize,
+    /// Pending orders outside the bot's scope.
+    pub external_orders: usize,
+    /// Bot trades waiting on a pending order.
+    pub pending_orders: usize,
     /// Wall time.
     pub duration: Duration,
     /// Account equity.
@@ -752,6 +758,9 @@ async fn on_outcome(
             s.positions = stats.positions;
             s.open_divergences = stats.open_divergences;
             s.held_divergences = stats.held_divergences;
+            s.external_positions = stats.external_positions;
+            s.external_orders = stats.external_orders;
+            s.pending_orders = stats.pending_orders;
             s.equity = Some(stats.equity);
             (entry.breaker.on_success(), None)
         }

@@ -2,8 +2,10 @@
 //! timeout, under the global cap on broker calls) and hands it to the account's guards
 //! first; then it loads the bot's open trades (with a timeout), runs the pure
 //! `reconcile`, and sends the account's divergence state to persistence when it differs
-//! from what persistence last acknowledged. It reports every outcome to the supervisor,
-//! whose circuit breaker decides what a failure of the broker means.
+//! from what persistence last acknowledged. A trade whose position vanished or shrank has
+//! the position's deals looked up (`close_lookups`) to say how the broker closed it. It
+//! reports every outcome to the supervisor, whose circuit breaker decides what a failure
+//! of the broker means.
 //!
 //! A failed snapshot is never read as "flat": the sync fails and nothing is resolved.
 //! A failure after a good snapshot (the trades, the reconciliation) is reported as such:
@@ -17,12 +19,17 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use super::close_lookups;
 use super::guard::{GuardHandle, GuardMsg, ServiceCloses};
 use super::persistence::{AckTo, Converge, PersistMsg, PersistenceHandle};
 use super::supervisor::{SupervisorMsg, SyncOutcome, SyncStats};
 use crate::broker::{BrokerError, Connector, ErrorClass};
 use crate::clock::Clock;
-use crate::domain::{Divergence, Judge, ReconcileRules, reconcile, relabel_service_closes};
+use crate::domain::close_tracker::hold_awaiting;
+use crate::domain::{
+    Book, CloseLookups, Divergence, Holding, Judge, ReconcileRules, reconcile_book,
+    relabel_service_closes,
+};
 use crate::store::SyncRunRecord;
 
 /// Messages of a UserSyncActor.
@@ -72,6 +79,8 @@ pub struct UserSyncState {
     args: UserSyncArgs,
     /// Grace windows and confirmation streaks across syncs.
     judge: Judge,
+    /// The positions trades were matched with, and the deal lookups under way.
+    lookups: CloseLookups,
     /// The state persistence acknowledged; `None` until the first ack.
     durable: Option<Sent>,
     /// The last state sent and not yet acknowledged.
@@ -109,6 +118,7 @@ impl Actor for UserSyncActor {
         Ok(UserSyncState {
             args,
             judge: Judge::default(),
+            lookups: CloseLookups::default(),
             durable: None,
             pending: None,
             seq: 0,
@@ -203,7 +213,8 @@ async fn sync(myself: &ActorRef<UserSyncMsg>, state: &mut UserSyncState) -> Sync
     // The broker's symbol specifications join the pip rules; configuration wins.
     let broker = args.connector.broker.as_ref();
     let rules = crate::broker::symbols::rules_for(broker, account, &args.rules);
-    let mut result = match reconcile(&trades, &snapshot.positions, &rules) {
+    let scope = args.rules.scopes.for_account(account);
+    let mut result = match reconcile_book(&trades, Book::from(&*snapshot), scope, &rules) {
         Ok(r) => r,
         // Unknown pip sizes or duplicate keys: retrying cannot fix the configuration,
         // unless the broker is still loading the missing symbols' specifications.
@@ -224,20 +235,43 @@ async fn sync(myself: &ActorRef<UserSyncMsg>, state: &mut UserSyncState) -> Sync
         args.closes
             .retain(|t| trades.iter().any(|trade| trade.ticket == Some(t)));
     }
+    // Vanished and shrunk positions: their closing deals say how the broker closed them.
+    let questions = state
+        .lookups
+        .questions(&trades, &snapshot.positions, &result);
+    let answers = if questions.is_empty() {
+        Vec::new()
+    } else {
+        let broker = &args.connector.broker;
+        let (deals, limiter) = (&snapshot.deals, &args.limiter);
+        close_lookups::answer(broker, account, questions, deals, limiter, args.timeout).await
+    };
+    let awaiting = state.lookups.settle(
+        &mut result.divergences,
+        answers,
+        &snapshot.deals,
+        args.rules.live.close_lookup_syncs,
+    );
     report.finished_at = args.clock.now();
     report.duration = clock.elapsed();
 
+    let external = |h: Holding| result.external.iter().filter(|e| e.holding == h).count();
+    let (external_positions, external_orders) =
+        (external(Holding::Position), external(Holding::Order));
+    let pending_orders = result.pending.len();
     // Races and unconfirmed observations are held, on the service's own clock.
-    let verdict = state.judge.judge(
+    let mut verdict = state.judge.judge_reconciliation(
         &trades,
         &snapshot.positions,
-        result.divergences,
+        result,
         args.clock.now(),
         &args.rules.live,
     );
+    // A close still looked up is neither raised nor resolved (nor is its explained form).
+    let forms = hold_awaiting(&mut verdict, awaiting);
     // Compared borrowed and sorted: most syncs change nothing, and then nothing is copied.
     let (raised, held) = (fingerprints(&verdict.raised), fingerprints(&verdict.held));
-    let (open, in_flight) = (raised.len(), held.len());
+    let (open, in_flight) = (raised.len(), held.len().saturating_sub(forms));
     let same = |sent: &Sent| {
         sent.raised
             .iter()
@@ -287,6 +321,9 @@ async fn sync(myself: &ActorRef<UserSyncMsg>, state: &mut UserSyncState) -> Sync
         positions: snapshot.positions.len(),
         open_divergences: open,
         held_divergences: in_flight,
+        external_positions,
+        external_orders,
+        pending_orders,
         duration: clock.elapsed(),
         equity: snapshot.equity,
     })

@@ -9,7 +9,7 @@ use chrono::{SecondsFormat, Utc};
 use serde_json::json;
 
 use super::{EXIT_BAD_INPUT, Format, ops};
-use crate::http::views::{DivergenceParams, DivergenceView};
+use crate::http::views::{CloseView, DivergenceParams, DivergenceView};
 use crate::store;
 
 /// Arguments of `divergences`.
@@ -98,6 +98,7 @@ fn table(items: &[DivergenceView], next_before: Option<i64>) -> String {
                     (Some(v), Some(u)) => format!("+{v} {u}"),
                     _ => dash(),
                 },
+                d.close.as_ref().map_or_else(dash, close_cell),
                 d.status.to_owned(),
             ]
         })
@@ -113,6 +114,7 @@ fn table(items: &[DivergenceView], next_before: Option<i64>) -> String {
         "EXPECTED",
         "ACTUAL",
         "DELTA",
+        "CLOSE",
         "STATUS",
     ];
     let mut out = ops::table(&header, &rows);
@@ -121,4 +123,76 @@ fn table(items: &[DivergenceView], next_before: Option<i64>) -> String {
         out.push_str(&format!(" (more: --before {before})"));
     }
     out
+}
+
+/// A close for people: `stop_loss 0.5 @ 1.08000, profit -25.50`.
+fn close_cell(c: &CloseView) -> String {
+    format!(
+        "{} {} @ {}, profit {}",
+        c.reason, c.volume, c.price, c.profit
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::DateTime;
+    use rust_decimal::dec;
+
+    use super::*;
+    use crate::domain::{
+        CloseDetail, DealReason, Divergence, DivergenceKind, Price, Unit, Value, Volume,
+    };
+    use crate::store::{DivergenceStatus, StoredDivergence};
+
+    fn view(divergence: Divergence) -> DivergenceView {
+        let at = DateTime::from_timestamp(1_790_000_000, 0).expect("a time");
+        DivergenceView::from(&StoredDivergence {
+            id: 1,
+            account_id: "acc".into(),
+            divergence,
+            status: DivergenceStatus::Open,
+            first_seen: at,
+            last_seen: at,
+            resolved_at: None,
+        })
+    }
+
+    #[test]
+    fn the_table_shows_how_the_broker_closed_a_position() {
+        let partial = Divergence::new(
+            DivergenceKind::PartiallyClosed,
+            "EURUSD".into(),
+            Some(7),
+            Some("t1".into()),
+            Some(Value::Number(dec!(1))),
+            Some(Value::Number(dec!(0.5))),
+            Some((dec!(0.5), Unit::Lots)),
+        )
+        .with_close(CloseDetail {
+            reason: DealReason::Mobile,
+            price: Price::new(dec!(1.08050)),
+            profit: dec!(-42.50),
+            volume: Volume::new(dec!(0.5)),
+            time: DateTime::from_timestamp(1_790_000_000, 0).expect("a time"),
+        });
+        let missing = Divergence::new(
+            DivergenceKind::MissingAtBroker,
+            "EURUSD".into(),
+            Some(8),
+            Some("t2".into()),
+            Some(Value::Number(dec!(1))),
+            None,
+            None,
+        );
+        let text = table(&[view(partial), view(missing)], None);
+        let lines: Vec<&str> = text.lines().collect();
+        let header: Vec<&str> = lines[0].split_whitespace().rev().take(3).collect();
+        assert_eq!(header, ["STATUS", "CLOSE", "DELTA"], "{text}");
+        assert!(
+            lines[1].contains("mobile 0.5 @ 1.08050, profit -42.50  open"),
+            "{text}"
+        );
+        let last: Vec<&str> = lines[2].split_whitespace().rev().take(3).collect();
+        assert_eq!(last, ["open", "-", "-"], "{text}");
+    }
 }

@@ -35,7 +35,8 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Reconcile one positions file against one trades file, offline (no database).
+    /// Reconcile one positions file against one trades file, offline (no database);
+    /// pending orders, deals and the margin mode may come with them.
     Reconcile(ReconcileArgs),
     /// A few rounds against the simulated broker on SQLite, then a summary.
     Demo(demo::DemoArgs),
@@ -73,9 +74,21 @@ pub struct ReconcileArgs {
     /// Symbol specifications, e.g. {"XAUUSD": {"digits": 2}}; wins over config.toml.
     #[arg(long, value_name = "FILE")]
     pub symbols: Option<PathBuf>,
+    /// Pending orders: MetaApi orders or MT5 `orders_get()` records (JSON array).
+    #[arg(long, value_name = "FILE")]
+    pub orders: Option<PathBuf>,
+    /// Deals: MetaApi deals or MT5 `history_deals_get()` records (JSON array).
+    #[arg(long, value_name = "FILE")]
+    pub deals: Option<PathBuf>,
+    /// How the account books positions (default: not said, compared as hedging).
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub margin_mode: Option<MarginModeArg>,
     /// Configuration file (default: ./config.toml when present, else built-in defaults).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// The account whose `[reconcile.scope]` applies (default: the section's own scope).
+    #[arg(long, value_name = "ID")]
+    pub account: Option<String>,
     /// Output format (default: table on a terminal, json otherwise).
     #[arg(long, value_enum)]
     pub format: Option<Format>,
@@ -88,6 +101,27 @@ pub enum Format {
     Table,
     /// The stable JSON contract, for scripts.
     Json,
+}
+
+/// `--margin-mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MarginModeArg {
+    /// Several positions per symbol (MT5 retail hedging).
+    Hedging,
+    /// One position per symbol (MT5 retail netting).
+    Netting,
+    /// One position per symbol, exchange rules.
+    Exchange,
+}
+
+impl From<MarginModeArg> for crate::domain::MarginMode {
+    fn from(m: MarginModeArg) -> Self {
+        match m {
+            MarginModeArg::Hedging => Self::Hedging,
+            MarginModeArg::Netting => Self::Netting,
+            MarginModeArg::Exchange => Self::Exchange,
+        }
+    }
 }
 
 /// Exit code: bad input, configuration or usage.

@@ -3,10 +3,12 @@
 use std::fmt;
 use std::str::FromStr;
 
+use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::values::Side;
+use super::facts::DealReason;
+use super::values::{Price, Side, Volume};
 
 /// What kind of difference was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -36,11 +38,17 @@ pub enum DivergenceKind {
     /// Part of the position was closed at the broker (a partial-close deal); the closed
     /// volume is the delta.
     PartiallyClosed,
+    /// The order a bot trade waited on is gone at the broker and no position took its
+    /// place (cancelled, expired or rejected); the order's ticket is the divergence's.
+    OrderCancelled,
+    /// A bot trade's order is still pending after `max_pending_order_secs`; expected is
+    /// the trade's volume, actual the order's volume still to fill.
+    OrderUnfilled,
 }
 
 impl DivergenceKind {
     /// Every kind, in output order.
-    pub const ALL: [DivergenceKind; 10] = [
+    pub const ALL: [DivergenceKind; 12] = [
         Self::EntrySlippage,
         Self::VolumeMismatch,
         Self::SlMismatch,
@@ -51,6 +59,8 @@ impl DivergenceKind {
         Self::ClosedByService,
         Self::ClosedAtBroker,
         Self::PartiallyClosed,
+        Self::OrderCancelled,
+        Self::OrderUnfilled,
     ];
 
     /// The snake_case name used in files, the database and output.
@@ -66,6 +76,8 @@ impl DivergenceKind {
             Self::ClosedByService => "closed_by_service",
             Self::ClosedAtBroker => "closed_at_broker",
             Self::PartiallyClosed => "partially_closed",
+            Self::OrderCancelled => "order_cancelled",
+            Self::OrderUnfilled => "order_unfilled",
         }
     }
 }
@@ -94,6 +106,8 @@ pub enum Unit {
     Pips,
     /// Percent of the bot's value.
     Percent,
+    /// Lots (the volume a partial close took).
+    Lots,
 }
 
 impl Unit {
@@ -102,6 +116,7 @@ impl Unit {
         match self {
             Unit::Pips => "pips",
             Unit::Percent => "percent",
+            Unit::Lots => "lots",
         }
     }
 }
@@ -112,6 +127,7 @@ impl FromStr for Unit {
         match s {
             "pips" => Ok(Unit::Pips),
             "percent" => Ok(Unit::Percent),
+            "lots" => Ok(Unit::Lots),
             _ => Err(format!("unknown unit {s:?}")),
         }
     }
@@ -191,6 +207,28 @@ pub struct Divergence {
     pub unit: Option<Unit>,
     /// Stable identity: the same divergence has the same fingerprint on every run.
     pub fingerprint: String,
+    /// How the broker closed the position, for `closed_at_broker` and `partially_closed`
+    /// (from its closing deals); `None` otherwise. Not part of the fingerprint.
+    /// Boxed: most divergences have none, and they are kept and sent by the thousand.
+    #[serde(default)]
+    pub close: Option<Box<CloseDetail>>,
+}
+
+/// What a position's closing deals say: why, at what price, for what profit, how much
+/// and when.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CloseDetail {
+    /// The reason of the last closing deal (client, mobile and web are closes by hand).
+    pub reason: DealReason,
+    /// Close price, weighted by the volume of each closing deal.
+    pub price: Price,
+    /// Realised profit of the closing deals, in the account currency.
+    #[serde(with = "super::decimal_serde")]
+    pub profit: Decimal,
+    /// Volume the closing deals took, in lots.
+    pub volume: Volume,
+    /// When the last closing deal executed (broker time, never compared with ours).
+    pub time: DateTime<Utc>,
 }
 
 impl Divergence {
@@ -215,7 +253,15 @@ impl Divergence {
             delta: delta.map(|(d, _)| d),
             unit: delta.map(|(_, u)| u),
             fingerprint,
+            close: None,
         }
+    }
+
+    /// The same divergence with the close its deals describe (its fingerprint unchanged:
+    /// the same close is the same divergence on every sync).
+    pub fn with_close(mut self, close: CloseDetail) -> Self {
+        self.close = Some(Box::new(close));
+        self
     }
 }
 
@@ -294,8 +340,12 @@ pub enum MatchMethod {
     Ticket,
     /// The position's client id or comment equals the trade's client key.
     ClientId,
-    /// Same symbol and side, entry and volume within the match windows.
+    /// Same symbol and side, entry and volume within the match windows (for a pending
+    /// order: same symbol, side and volume, closest price).
     Heuristic,
+    /// On a netting account: the trade is part of the net the symbol's one position is
+    /// compared with.
+    Netting,
 }
 
 /// A trade paired with a position.
@@ -316,6 +366,15 @@ pub struct Reconciliation {
     pub matched: Vec<Match>,
     /// Divergences, sorted by (trade id, ticket, kind).
     pub divergences: Vec<Divergence>,
+    /// Trades waiting on a pending order, sorted by trade id.
+    #[serde(default)]
+    pub pending: Vec<super::book::PendingFill>,
+    /// Positions and orders outside the bot's scope, sorted by (holding, ticket).
+    #[serde(default)]
+    pub external: Vec<super::book::External>,
+    /// Symbols of a netting account compared as one net position, sorted by symbol.
+    #[serde(default)]
+    pub netted: Vec<super::book::Netted>,
 }
 
 #[cfg(test)]

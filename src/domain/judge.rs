@@ -15,6 +15,21 @@
 //! again). What the judge first sees after a (re)start is not taken as new: only changes
 //! it sees happen start a grace window.
 //!
+//! Netting symbols: a divergence of a symbol compared as one net position is in flight
+//! while any of the symbol's trades is, or while the set of its trades changed within the
+//! grace window (a trade the bot closed whose reduction the broker does not show yet).
+//!
+//! Pending orders ([`Judge::judge_reconciliation`]): a trade the reconciliation finds
+//! waiting on an order is followed from when the judge first saw it waiting. While it
+//! waits, it is no divergence; once it has waited longer than `max_pending_order` it is
+//! `order_unfilled`. When its order disappears without a position taking its place, the
+//! trade's `missing_at_broker` becomes `order_cancelled` (naming the order's ticket), held
+//! within the grace window from when the judge first saw the order gone (a fill whose
+//! position shows a sync later is never raised) and confirmed like a missing trade. The
+//! waiting time runs on this service's clock, never the broker's (`placed_at` is not
+//! read), and starts again after a restart: a restart can delay `order_unfilled`, never
+//! bring it early.
+//!
 //! Pure: the caller passes the time of the observation.
 
 use std::borrow::Borrow;
@@ -24,7 +39,8 @@ use std::hash::{Hash, Hasher};
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use super::divergence::{Divergence, DivergenceKind};
+use super::book::{Netted, PendingFill};
+use super::divergence::{Divergence, DivergenceKind, Reconciliation, Value};
 use super::model::{BotTrade, BrokerPosition};
 
 /// The longest grace window accepted, an hour: a wider one would hide real divergences
@@ -32,6 +48,10 @@ use super::model::{BotTrade, BrokerPosition};
 pub const MAX_GRACE_SECS: u64 = 3_600;
 /// The most consecutive observations a divergence may need.
 pub const MAX_CONFIRM_SYNCS: u32 = 100;
+/// The longest `max_pending_order` accepted: 90 days.
+pub const MAX_PENDING_ORDER_SECS: u64 = 90 * 86_400;
+/// The default `max_pending_order`: a day.
+pub const DEFAULT_PENDING_ORDER_SECS: u64 = 86_400;
 
 /// How divergences are judged over time.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,28 +61,43 @@ pub struct LiveRules {
     /// Consecutive observations needed before a divergence of a kind is raised; a kind
     /// not listed needs one.
     pub confirm_syncs: BTreeMap<DivergenceKind, u32>,
+    /// Syncs on which a vanished or shrunk position's deals are looked up without an
+    /// answer before it is reported as the matching saw it (see `close_reasons`).
+    pub close_lookup_syncs: u32,
+    /// How long a bot trade may wait on a pending order before it is `order_unfilled`;
+    /// `None`: for ever.
+    pub max_pending_order: Option<TimeDelta>,
 }
 
 impl Default for LiveRules {
-    /// 5 s of grace; missing and unexpected positions confirmed on 2 syncs, value drift
-    /// and the service's own closes on 1.
+    /// 5 s of grace; missing and unexpected positions, closes at the broker and cancelled
+    /// orders confirmed on 2 syncs, value drift, partial closes and the service's own
+    /// closes on 1; deals looked up on 2 syncs; an order may wait a day.
     fn default() -> Self {
         Self {
             grace: TimeDelta::seconds(5),
             confirm_syncs: BTreeMap::from([
                 (DivergenceKind::MissingAtBroker, 2),
                 (DivergenceKind::UnexpectedAtBroker, 2),
+                (DivergenceKind::OrderCancelled, 2),
+                // A stop loss or take profit hit a second before the bot learns of it.
+                (DivergenceKind::ClosedAtBroker, 2),
             ]),
+            close_lookup_syncs: super::close_reasons::DEFAULT_CLOSE_LOOKUP_SYNCS,
+            max_pending_order: Some(TimeDelta::seconds(DEFAULT_PENDING_ORDER_SECS as i64)),
         }
     }
 }
 
 impl LiveRules {
-    /// Judged on the snapshot alone: no grace, every kind raised on its first observation.
+    /// Judged on the snapshot alone: no grace, every kind raised on its first observation,
+    /// deals looked up once (orders may wait as long as by default).
     pub fn immediate() -> Self {
         Self {
             grace: TimeDelta::zero(),
             confirm_syncs: BTreeMap::new(),
+            close_lookup_syncs: 1,
+            ..Self::default()
         }
     }
 
@@ -102,11 +137,26 @@ struct Seen {
     round: u64,
 }
 
+/// A bot trade seen waiting on a pending order.
+#[derive(Debug, Clone, Copy)]
+struct Waiting {
+    /// The order's ticket.
+    order: u64,
+    /// When the judge first saw the trade waiting on it.
+    since: DateTime<Utc>,
+    /// When the judge first saw the order gone (and no position for the trade).
+    gone_since: Option<DateTime<Utc>>,
+}
+
 /// One account's memory across syncs.
 #[derive(Debug, Default)]
 pub struct Judge {
     trades: HashMap<String, Seen>,
     positions: HashMap<u64, Seen>,
+    /// Netting symbols, by canonical symbol, with a digest of their trades' ids.
+    groups: HashMap<String, Seen>,
+    /// Trades waiting on an order, or whose order went without a fill, by trade id.
+    waiting: HashMap<String, Waiting>,
     /// Fingerprint → consecutive observations so far.
     streaks: HashMap<String, u32>,
     /// What the last judgement raised, by a hash of what it concerns (checked against the
@@ -124,11 +174,115 @@ pub struct Judge {
 
 impl Judge {
     /// Judges `divergences`, the reconciliation of `trades` against `positions` observed
-    /// at `now`.
+    /// at `now` (with no pending orders and no netting symbols).
     pub fn judge(
         &mut self,
         trades: &[BotTrade],
         positions: &[BrokerPosition],
+        divergences: Vec<Divergence>,
+        now: DateTime<Utc>,
+        rules: &LiveRules,
+    ) -> Verdict {
+        self.judge_with(trades, positions, &[], divergences, now, rules)
+    }
+
+    /// Judges `result`, the reconciliation of `trades` against `positions` observed at
+    /// `now`: its divergences, the trades it found waiting on orders, and its netting
+    /// symbols.
+    pub fn judge_reconciliation(
+        &mut self,
+        trades: &[BotTrade],
+        positions: &[BrokerPosition],
+        result: Reconciliation,
+        now: DateTime<Utc>,
+        rules: &LiveRules,
+    ) -> Verdict {
+        let Reconciliation {
+            mut divergences,
+            pending,
+            netted,
+            ..
+        } = result;
+        self.follow_orders(&pending, &mut divergences, now, rules);
+        self.judge_with(trades, positions, &netted, divergences, now, rules)
+    }
+
+    /// Follows the trades waiting on orders: `order_unfilled` for those that waited too
+    /// long, and `order_cancelled` for the missing ones whose order went.
+    fn follow_orders(
+        &mut self,
+        pending: &[PendingFill],
+        divergences: &mut Vec<Divergence>,
+        now: DateTime<Utc>,
+        rules: &LiveRules,
+    ) {
+        if pending.is_empty() && self.waiting.is_empty() {
+            return;
+        }
+        let mut next = HashMap::with_capacity(pending.len());
+        let mut unfilled = Vec::new();
+        for p in pending {
+            let w = match self.waiting.remove(&p.trade_id) {
+                // Back after a read that did not show it: the same wait goes on.
+                Some(w) if w.order == p.order => Waiting {
+                    gone_since: None,
+                    ..w
+                },
+                _ => Waiting {
+                    order: p.order,
+                    since: now,
+                    gone_since: None,
+                },
+            };
+            let too_long = rules
+                .max_pending_order
+                .and_then(|max| w.since.checked_add_signed(max))
+                .is_some_and(|deadline| now > deadline);
+            if too_long {
+                unfilled.push(Divergence::new(
+                    DivergenceKind::OrderUnfilled,
+                    p.symbol.clone(),
+                    Some(p.order),
+                    Some(p.trade_id.clone()),
+                    Some(Value::Number(p.volume)),
+                    Some(Value::Number(p.order_volume)),
+                    None,
+                ));
+            }
+            next.insert(p.trade_id.clone(), w);
+        }
+        for d in divergences.iter_mut() {
+            if d.kind != DivergenceKind::MissingAtBroker {
+                continue;
+            }
+            let Some((id, mut w)) = d
+                .trade_id
+                .as_ref()
+                .and_then(|id| self.waiting.remove_entry(id))
+            else {
+                continue;
+            };
+            w.gone_since.get_or_insert(now);
+            *d = Divergence::new(
+                DivergenceKind::OrderCancelled,
+                std::mem::take(&mut d.symbol),
+                Some(w.order),
+                d.trade_id.take(),
+                d.expected,
+                None,
+                None,
+            );
+            next.insert(id, w);
+        }
+        self.waiting = next;
+        divergences.extend(unfilled);
+    }
+
+    fn judge_with(
+        &mut self,
+        trades: &[BotTrade],
+        positions: &[BrokerPosition],
+        netted: &[Netted],
         divergences: Vec<Divergence>,
         now: DateTime<Utc>,
         rules: &LiveRules,
@@ -154,9 +308,40 @@ impl Judge {
             first_seen,
             round,
         );
+        remember(
+            &mut self.groups,
+            netted.iter().map(|g| (g.symbol.as_str(), group_digest(g))),
+            first_seen,
+            round,
+        );
+        let groups: HashMap<&str, &Netted> =
+            netted.iter().map(|g| (g.symbol.as_str(), g)).collect();
 
         let in_flight_since = now.checked_sub_signed(rules.grace);
         let recent = |since: DateTime<Utc>| in_flight_since.is_some_and(|from| since > from);
+        let trade_recent = |id: &str| self.trades.get(id).is_some_and(|s| recent(s.since));
+        // A netting symbol's divergence moves with any of its trades and with their set.
+        let group_moving = |d: &Divergence| {
+            let Some(g) = groups.get(d.symbol.as_str()) else {
+                return false;
+            };
+            let concerns = match &d.trade_id {
+                Some(id) => g.trade_ids.binary_search(id).is_ok(),
+                None => d.ticket.is_some() && d.ticket == g.ticket,
+            };
+            concerns
+                && (self.groups.get(&g.symbol).is_some_and(|s| recent(s.since))
+                    || g.trade_ids.iter().any(|id| trade_recent(id)))
+        };
+        // A cancelled order is in flight while its disappearance is recent.
+        let order_going = |d: &Divergence| {
+            d.kind == DivergenceKind::OrderCancelled
+                && d.trade_id
+                    .as_ref()
+                    .and_then(|id| self.waiting.get(id))
+                    .and_then(|w| w.gone_since)
+                    .is_some_and(recent)
+        };
         let mut streaks = HashMap::with_capacity(divergences.len());
         let mut verdict = Verdict::default();
         for d in divergences {
@@ -166,16 +351,13 @@ impl Judge {
                 None => self.streaks.get(&d.fingerprint).map_or(1, |n| n + 1),
             };
             streaks.insert(d.fingerprint.clone(), streak);
-            let trade_moving = d
-                .trade_id
-                .as_ref()
-                .and_then(|id| self.trades.get(id))
-                .is_some_and(|s| recent(s.since));
+            let trade_moving = d.trade_id.as_deref().is_some_and(trade_recent);
             let position_moving = d
                 .ticket
                 .and_then(|t| self.positions.get(&t))
                 .is_some_and(|s| recent(s.since));
-            if trade_moving || position_moving || streak < rules.confirm(d.kind) {
+            let moving = trade_moving || position_moving || group_moving(&d) || order_going(&d);
+            if moving || streak < rules.confirm(d.kind) {
                 verdict.held.push(d);
             } else {
                 verdict.raised.push(d);
@@ -265,6 +447,13 @@ fn trade_digest(t: &BotTrade) -> u64 {
         &t.client_id,
     )
         .hash(&mut h);
+    h.finish()
+}
+
+/// A digest of a netting symbol's position and set of trades.
+fn group_digest(g: &Netted) -> u64 {
+    let mut h = DefaultHasher::new();
+    (g.ticket, &g.trade_ids).hash(&mut h);
     h.finish()
 }
 

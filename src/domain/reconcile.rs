@@ -1,7 +1,10 @@
-//! Pairing bot trades with broker positions, and the divergence rules.
+//! Pairing bot trades with broker positions (and pending orders), and the divergence rules.
 //!
 //! Invariants (checked by the property tests):
-//! - every trade and every position appears in at most one match (one-to-one);
+//! - every trade and every position appears in at most one match (one-to-one), except on
+//!   a netting account, where a symbol's trades all net into its one position;
+//! - every trade is matched, pending on an order, netted flat, or missing, never two of
+//!   these;
 //! - the result depends on the *sets* given, never on their order;
 //! - a set of positions that mirrors the trades exactly yields no divergence;
 //! - a failed fetch never reaches here: an empty position list means a flat account.
@@ -10,10 +13,22 @@
 //! identifier, which survives a re-open under a new ticket), client id (the position's
 //! client id or comment equals the trade's client key), heuristic (same canonical symbol
 //! and side, entry within `match_price_pips`, volume within `match_volume_pct`, closest
-//! pair first). Ticket and client-id matches require the same canonical symbol. A ticket
-//! is an identity: a trade that carries one is matched by it or not at all (its position
-//! gone, it is missing), never by client id or the heuristic with some other position. The heuristic works per (symbol, side) group on
-//! positions sorted by price, so its cost grows as O((n + m) · log) for realistic data.
+//! pair first; see [`super::heuristic`]). Ticket and client-id matches require the same
+//! canonical symbol. A ticket is an identity: a trade that carries one is matched by it or
+//! not at all (its position gone, it is missing), never by client id or the heuristic
+//! with some other position.
+//!
+//! Scope ([`Scope`]): a position outside the bot's scope is matched only by a trade's
+//! ticket (then it is the bot's after all); otherwise it is external — listed, and an
+//! `unexpected_at_broker` divergence only when the scope's policy says so.
+//!
+//! Pending orders (when the broker reports them): a trade no position takes is pending
+//! on an order with its ticket, or (without a ticket) with its client key as client id or
+//! comment, or with the same symbol, side and volume, closest price first (see
+//! [`super::orders`]). Orders outside the scope are taken by ticket only.
+//!
+//! Netting accounts (margin mode netting or exchange): see [`super::netting`]; a symbol
+//! with several positions (which such an account cannot have) is matched as on hedging.
 //!
 //! Arithmetic never panics. The value types bound what arithmetic sees (prices at most
 //! 10¹², volumes within 10⁻⁸..=10⁹, pip sizes and points at least 10⁻¹⁰ once read), and
@@ -21,17 +36,18 @@
 //! hold is [`ReconcileError::OutOfRange`], naming the trade, the ticket, the field and
 //! the values, and a match window too wide to compute is as wide as a decimal goes.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use rust_decimal::Decimal;
 
-use super::divergence::{
-    Divergence, DivergenceKind, Match, MatchMethod, Reconciliation, Unit, Value,
-};
+use super::book::{Book, External, Holding, PendingFill};
+use super::compare::compare;
+use super::divergence::{Divergence, DivergenceKind, Match, MatchMethod, Reconciliation, Value};
+use super::facts::PendingOrder;
 use super::model::{BotTrade, BrokerPosition};
-use super::rules::{ReconcileRules, Tolerances};
-use super::values::{Price, Side};
+use super::rules::ReconcileRules;
+use super::scope::{ExternalPolicy, Scope};
+use super::values::Side;
 
 /// Why a reconciliation could not be computed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -45,6 +61,9 @@ pub enum ReconcileError {
     /// Two positions share a ticket.
     #[error("duplicate position ticket {0}")]
     DuplicateTicket(u64),
+    /// Two pending orders share a ticket.
+    #[error("duplicate order ticket {0}")]
+    DuplicateOrderTicket(u64),
     /// A matched pair's difference in `field` cannot be computed: the values are beyond
     /// the bounds the readers enforce (bad input, never a bug to retry).
     #[error(
@@ -56,208 +75,425 @@ pub enum ReconcileError {
         trade_id: String,
         /// The position's ticket.
         ticket: u64,
-        /// The field compared: `open_price`, `volume`, `sl` or `tp`.
+        /// The field compared: `open_price`, `volume`, `sl` or `tp` (for a netting
+        /// symbol, the net of its trades: the latest trade's id names it).
         field: &'static str,
         /// The trade's value against the position's (and the pip size, for prices).
         value: String,
     },
 }
 
-/// Decimal places kept in a reported delta.
-const DELTA_DP: u32 = 4;
-
-/// Reconciles the bot's trades against the broker's positions. Pure: no I/O, no clock.
+/// Reconciles the bot's trades against the broker's positions, all of them the bot's, on
+/// a hedging account whose orders are unknown. Pure: no I/O, no clock.
 pub fn reconcile(
     trades: &[BotTrade],
     positions: &[BrokerPosition],
     rules: &ReconcileRules,
 ) -> Result<Reconciliation, ReconcileError> {
-    // Canonical symbols, computed once per distinct spelling; ids compare like the strings.
-    let mut symbols = Symbols::default();
-    let trade_sym: Vec<usize> = trades
-        .iter()
-        .map(|t| symbols.id(&t.symbol, rules))
-        .collect();
-    let pos_sym: Vec<usize> = positions
-        .iter()
-        .map(|p| symbols.id(&p.symbol, rules))
-        .collect();
-    check_unique(trades, positions)?;
-    let pips = pip_sizes(&symbols, &trade_sym, &pos_sym, rules)?;
+    reconcile_book(trades, Book::positions(positions), &Scope::default(), rules)
+}
 
-    // Deterministic orders: trades by id, positions by ticket.
-    let mut t_order: Vec<usize> = (0..trades.len()).collect();
-    t_order.sort_by(|&a, &b| trades[a].id.cmp(&trades[b].id));
-    let mut p_order: Vec<usize> = (0..positions.len()).collect();
-    p_order.sort_by_key(|&i| positions[i].ticket);
-
-    let mut pairs: Vec<(usize, usize, MatchMethod)> = Vec::with_capacity(trades.len());
-    let mut t_done = vec![false; trades.len()];
-    let mut p_done = vec![false; positions.len()];
-    let mut pair = |t: usize, p: usize, m, t_done: &mut [bool], p_done: &mut [bool]| {
-        t_done[t] = true;
-        p_done[p] = true;
-        pairs.push((t, p, m));
-    };
-
-    // 1. Ticket (or identifier, which survives ticket changes). Tickets are unique, so
-    // `p_order` is searchable by ticket; identifiers keep the lowest ticket first.
-    let mut by_ident: Vec<(u64, usize)> = p_order
-        .iter()
-        .map(|&p| (positions[p].identifier, p))
-        .collect();
-    by_ident.sort_by_key(|&(ident, _)| ident);
-    for &t in &t_order {
-        let Some(ticket) = trades[t].ticket else {
-            continue;
-        };
-        let found = match p_order.binary_search_by_key(&ticket, |&p| positions[p].ticket) {
-            Ok(i) => Some(p_order[i]),
-            Err(_) => {
-                let i = by_ident.partition_point(|&(ident, _)| ident < ticket);
-                by_ident
-                    .get(i)
-                    .filter(|&&(ident, _)| ident == ticket)
-                    .map(|&(_, p)| p)
-            }
-        };
-        if let Some(p) = found
-            && !p_done[p]
-            && pos_sym[p] == trade_sym[t]
-        {
-            pair(t, p, MatchMethod::Ticket, &mut t_done, &mut p_done);
-        }
+/// Reconciles the bot's trades against what the broker holds on the account (`book`),
+/// within the bot's `scope`. Pure: no I/O, no clock.
+pub fn reconcile_book(
+    trades: &[BotTrade],
+    book: Book<'_>,
+    scope: &Scope,
+    rules: &ReconcileRules,
+) -> Result<Reconciliation, ReconcileError> {
+    let mut run = Run::new(trades, book, scope, rules)?;
+    let pips = run.pip_sizes(rules)?;
+    let mut out = Reconciliation::default();
+    if book.is_netting() {
+        // Every trade of a netting symbol is part of its net, unless an order holds it.
+        super::orders::claim(&mut run);
+        super::netting::net(&mut run, &pips, rules, &mut out)?;
     }
-
-    // 2. Client id: the position's client id or comment equals the trade's client key.
-    // (key, rank in `p_order`), sorted: a key's candidates come out in ticket order.
-    let mut by_client: Vec<(&str, usize)> = Vec::with_capacity(positions.len());
-    for (rank, &p) in p_order.iter().enumerate() {
-        let pos = &positions[p];
-        let id = pos.client_id.as_deref().filter(|s| !s.is_empty());
-        if let Some(id) = id {
-            by_client.push((id, rank));
-        }
-        if !pos.comment.is_empty() && id != Some(pos.comment.as_str()) {
-            by_client.push((&pos.comment, rank));
-        }
+    run.by_ticket();
+    run.by_client_id();
+    run.by_heuristic(&pips, rules);
+    if !book.is_netting() {
+        super::orders::claim(&mut run);
     }
-    by_client.sort_unstable();
-    // A trade that carries a ticket is matched by it and nothing else: when its position
-    // is gone, the trade is missing, never paired with some other position.
-    let ticketless = |t: usize| trades[t].ticket.is_none();
-    for &t in &t_order {
-        if t_done[t] || !ticketless(t) {
-            continue;
-        }
-        let key = trades[t].client_key();
-        let from = by_client.partition_point(|&(k, _)| k < key);
-        if let Some(p) = by_client[from..]
+    run.finish(&pips, rules, scope.external, out)
+}
+
+/// One reconciliation under way: the data with canonical symbol ids, deterministic
+/// orders, and what has been paired so far.
+pub(super) struct Run<'a> {
+    pub(super) trades: &'a [BotTrade],
+    pub(super) positions: &'a [BrokerPosition],
+    pub(super) orders: &'a [PendingOrder],
+    pub(super) symbols: Symbols<'a>,
+    pub(super) trade_sym: Vec<usize>,
+    pub(super) pos_sym: Vec<usize>,
+    pub(super) order_sym: Vec<usize>,
+    /// Trades by id.
+    pub(super) t_order: Vec<usize>,
+    /// Positions by ticket.
+    pub(super) p_order: Vec<usize>,
+    /// Orders by ticket.
+    pub(super) o_order: Vec<usize>,
+    /// Whether each position is inside the bot's scope.
+    pub(super) owned: Vec<bool>,
+    /// Whether each order is inside the bot's scope.
+    pub(super) owned_order: Vec<bool>,
+    pub(super) t_done: Vec<bool>,
+    pub(super) p_done: Vec<bool>,
+    pub(super) o_done: Vec<bool>,
+    /// (trade, position, method).
+    pub(super) pairs: Vec<(usize, usize, MatchMethod)>,
+    /// (trade, order, method).
+    pub(super) fills: Vec<(usize, usize, MatchMethod)>,
+    netting: bool,
+}
+
+impl<'a> Run<'a> {
+    fn new(
+        trades: &'a [BotTrade],
+        book: Book<'a>,
+        scope: &Scope,
+        rules: &ReconcileRules,
+    ) -> Result<Self, ReconcileError> {
+        let (positions, orders) = (book.positions, book.orders.unwrap_or_default());
+        // Canonical symbols, computed once per distinct spelling; ids compare like the
+        // strings.
+        let mut symbols = Symbols::default();
+        let trade_sym: Vec<usize> = trades
             .iter()
-            .take_while(|&&(k, _)| k == key)
-            .map(|&(_, rank)| p_order[rank])
-            .find(|&p| !p_done[p] && pos_sym[p] == trade_sym[t])
-        {
-            pair(t, p, MatchMethod::ClientId, &mut t_done, &mut p_done);
+            .map(|t| symbols.id(&t.symbol, rules))
+            .collect();
+        let pos_sym: Vec<usize> = positions
+            .iter()
+            .map(|p| symbols.id(&p.symbol, rules))
+            .collect();
+        let order_sym: Vec<usize> = orders
+            .iter()
+            .map(|o| symbols.id(&o.symbol, rules))
+            .collect();
+        check_unique(trades, positions, orders)?;
+        // Deterministic orders: trades by id, positions and orders by ticket.
+        let mut t_order: Vec<usize> = (0..trades.len()).collect();
+        t_order.sort_by(|&a, &b| trades[a].id.cmp(&trades[b].id));
+        let mut p_order: Vec<usize> = (0..positions.len()).collect();
+        p_order.sort_by_key(|&i| positions[i].ticket);
+        let mut o_order: Vec<usize> = (0..orders.len()).collect();
+        o_order.sort_by_key(|&i| orders[i].ticket);
+        let everything = scope.is_everything();
+        Ok(Self {
+            trades,
+            positions,
+            orders,
+            symbols,
+            trade_sym,
+            pos_sym,
+            order_sym,
+            t_order,
+            p_order,
+            o_order,
+            owned: positions
+                .iter()
+                .map(|p| everything || scope.owns_position(p))
+                .collect(),
+            owned_order: orders
+                .iter()
+                .map(|o| everything || scope.owns_order(o))
+                .collect(),
+            t_done: vec![false; trades.len()],
+            p_done: vec![false; positions.len()],
+            o_done: vec![false; orders.len()],
+            pairs: Vec::with_capacity(trades.len()),
+            fills: Vec::new(),
+            netting: book.is_netting(),
+        })
+    }
+
+    /// Pairs trade `t` with position `p`.
+    pub(super) fn pair(&mut self, t: usize, p: usize, method: MatchMethod) {
+        self.t_done[t] = true;
+        self.p_done[p] = true;
+        self.pairs.push((t, p, method));
+    }
+
+    /// Whether position `p` can be compared with a trade: inside the scope, reachable by a
+    /// trade's ticket, or (netting) of a symbol the bot trades.
+    fn comparable(&self, p: usize, tickets: &HashSet<u64>, traded: &[bool]) -> bool {
+        let pos = &self.positions[p];
+        self.owned[p]
+            || tickets.contains(&pos.ticket)
+            || tickets.contains(&pos.identifier)
+            || (self.netting && traded[self.pos_sym[p]])
+    }
+
+    /// Pip sizes by symbol id, `Some` for every symbol that both sides hold (only those
+    /// can be compared). Unknown ones are reported together, in alphabetical order.
+    fn pip_sizes(&self, rules: &ReconcileRules) -> Result<Vec<Option<Decimal>>, ReconcileError> {
+        let n = self.symbols.len();
+        let mut traded = vec![false; n];
+        for &s in &self.trade_sym {
+            traded[s] = true;
+        }
+        let tickets: HashSet<u64> = self.trades.iter().filter_map(|t| t.ticket).collect();
+        let mut held = vec![false; n];
+        for (p, &s) in self.pos_sym.iter().enumerate() {
+            if !held[s] && self.comparable(p, &tickets, &traded) {
+                held[s] = true;
+            }
+        }
+        let mut pips = vec![None; n];
+        let mut unknown = Vec::new();
+        for id in (0..n).filter(|&id| traded[id] && held[id]) {
+            match rules.pip_size(self.symbols.name(id)) {
+                Ok(pip) => pips[id] = Some(pip),
+                Err(e) => unknown.push(e.symbol),
+            }
+        }
+        if unknown.is_empty() {
+            Ok(pips)
+        } else {
+            unknown.sort();
+            Err(ReconcileError::UnknownPipSize(unknown))
         }
     }
 
-    // 3. Heuristic, per (symbol, side) group; only when both sides have leftovers.
-    // (symbol, side) → (trade indices, position indices)
-    type Group = (Vec<usize>, Vec<usize>);
-    let mut groups: BTreeMap<(usize, Side), Group> = BTreeMap::new();
-    if p_done.contains(&false) {
-        for &t in t_order.iter().filter(|&&t| !t_done[t] && ticketless(t)) {
-            groups
-                .entry((trade_sym[t], trades[t].side))
-                .or_default()
-                .0
-                .push(t);
+    /// Step 1, ticket (or identifier, which survives ticket changes), inside the scope or
+    /// not: a trade's ticket is its identity. Tickets are unique, so `p_order` is
+    /// searchable by ticket; identifiers keep the lowest ticket first.
+    fn by_ticket(&mut self) {
+        let positions = self.positions;
+        let mut by_ident: Vec<(u64, usize)> = self
+            .p_order
+            .iter()
+            .map(|&p| (positions[p].identifier, p))
+            .collect();
+        by_ident.sort_by_key(|&(ident, _)| ident);
+        for i in 0..self.t_order.len() {
+            let t = self.t_order[i];
+            let Some(ticket) = self.trades[t].ticket.filter(|_| !self.t_done[t]) else {
+                continue;
+            };
+            let found = match self
+                .p_order
+                .binary_search_by_key(&ticket, |&p| positions[p].ticket)
+            {
+                Ok(i) => Some(self.p_order[i]),
+                Err(_) => {
+                    let i = by_ident.partition_point(|&(ident, _)| ident < ticket);
+                    by_ident
+                        .get(i)
+                        .filter(|&&(ident, _)| ident == ticket)
+                        .map(|&(_, p)| p)
+                }
+            };
+            if let Some(p) = found
+                && !self.p_done[p]
+                && self.pos_sym[p] == self.trade_sym[t]
+            {
+                self.pair(t, p, MatchMethod::Ticket);
+            }
         }
     }
-    if !groups.is_empty() {
-        for &p in p_order.iter().filter(|&&p| !p_done[p]) {
-            if let Some(g) = groups.get_mut(&(pos_sym[p], positions[p].side)) {
+
+    /// Step 2, client id: a position of the scope whose client id or comment equals the
+    /// trade's client key. A trade that carries a ticket is matched by it and nothing
+    /// else: when its position is gone, the trade is missing, never paired with some other
+    /// position.
+    fn by_client_id(&mut self) {
+        let positions = self.positions;
+        // (key, rank in `p_order`), sorted: a key's candidates come out in ticket order.
+        let mut by_client: Vec<(&str, usize)> = Vec::with_capacity(positions.len());
+        for (rank, &p) in self.p_order.iter().enumerate() {
+            if self.p_done[p] || !self.owned[p] {
+                continue;
+            }
+            let pos = &positions[p];
+            let id = pos.client_id.as_deref().filter(|s| !s.is_empty());
+            if let Some(id) = id {
+                by_client.push((id, rank));
+            }
+            if !pos.comment.is_empty() && id != Some(pos.comment.as_str()) {
+                by_client.push((&pos.comment, rank));
+            }
+        }
+        if by_client.is_empty() {
+            return;
+        }
+        by_client.sort_unstable();
+        for i in 0..self.t_order.len() {
+            let t = self.t_order[i];
+            if self.t_done[t] || self.trades[t].ticket.is_some() {
+                continue;
+            }
+            let key = self.trades[t].client_key();
+            let from = by_client.partition_point(|&(k, _)| k < key);
+            if let Some(p) = by_client[from..]
+                .iter()
+                .take_while(|&&(k, _)| k == key)
+                .map(|&(_, rank)| self.p_order[rank])
+                .find(|&p| !self.p_done[p] && self.pos_sym[p] == self.trade_sym[t])
+            {
+                self.pair(t, p, MatchMethod::ClientId);
+            }
+        }
+    }
+
+    /// Step 3, heuristic, per (symbol, side) group of ticketless trades and positions of
+    /// the scope; only when both sides have leftovers.
+    fn by_heuristic(&mut self, pips: &[Option<Decimal>], rules: &ReconcileRules) {
+        // (symbol, side) → (trade indices, position indices)
+        type Group = (Vec<usize>, Vec<usize>);
+        let mut groups: BTreeMap<(usize, Side), Group> = BTreeMap::new();
+        let open = |p: usize| !self.p_done[p] && self.owned[p];
+        if self.p_order.iter().any(|&p| open(p)) {
+            for &t in &self.t_order {
+                if !self.t_done[t] && self.trades[t].ticket.is_none() {
+                    let key = (self.trade_sym[t], self.trades[t].side);
+                    groups.entry(key).or_default().0.push(t);
+                }
+            }
+        }
+        if groups.is_empty() {
+            return;
+        }
+        for &p in self.p_order.iter().filter(|&&p| open(p)) {
+            if let Some(g) = groups.get_mut(&(self.pos_sym[p], self.positions[p].side)) {
                 g.1.push(p);
             }
         }
-    }
-    for ((symbol, _), (ts, ps)) in groups {
-        let Some(pip) = pips[symbol].filter(|_| !ps.is_empty()) else {
-            continue;
-        };
-        let tol = rules.tolerances(symbols.name(symbol));
-        // Saturating is exact here: a window wider than a decimal admits every distance.
-        let window = tol.match_price_pips.saturating_mul(pip);
-        for (t, p) in closest_pairs(trades, positions, &ts, &ps, window, tol.match_volume_pct) {
-            pair(t, p, MatchMethod::Heuristic, &mut t_done, &mut p_done);
+        for ((symbol, _), (ts, ps)) in groups {
+            let Some(pip) = pips[symbol].filter(|_| !ps.is_empty()) else {
+                continue;
+            };
+            let tol = rules.tolerances(self.symbols.name(symbol));
+            // Saturating is exact here: a window wider than a decimal admits every
+            // distance.
+            let window = tol.match_price_pips.saturating_mul(pip);
+            let found = super::heuristic::closest_pairs(
+                self.trades,
+                self.positions,
+                &ts,
+                &ps,
+                window,
+                tol.match_volume_pct,
+            );
+            for (t, p) in found {
+                self.pair(t, p, MatchMethod::Heuristic);
+            }
         }
     }
 
-    // Divergences.
-    let mut out = Reconciliation {
-        matched: Vec::with_capacity(pairs.len()),
-        divergences: Vec::new(),
-    };
-    for &(t, p, method) in &pairs {
-        let (trade, pos) = (&trades[t], &positions[p]);
-        let symbol = trade_sym[t];
-        let pip = pips[symbol].expect("a matched pair's symbol is held on both sides");
-        let name = symbols.name(symbol);
-        compare(
-            trade,
-            pos,
-            name,
-            pip,
-            &rules.tolerances(name),
-            &mut out.divergences,
-        )?;
-        out.matched.push(Match {
-            trade_id: trade.id.clone(),
-            ticket: pos.ticket,
-            method,
+    /// The divergences of the pairs, the trades left missing, the positions left
+    /// unexpected or external, the orders outside the scope; everything sorted.
+    fn finish(
+        self,
+        pips: &[Option<Decimal>],
+        rules: &ReconcileRules,
+        external: ExternalPolicy,
+        mut out: Reconciliation,
+    ) -> Result<Reconciliation, ReconcileError> {
+        let (trades, positions, orders) = (self.trades, self.positions, self.orders);
+        out.matched.reserve(self.pairs.len());
+        for &(t, p, method) in &self.pairs {
+            let (trade, pos) = (&trades[t], &positions[p]);
+            let symbol = self.trade_sym[t];
+            let pip = pips[symbol].expect("a matched pair's symbol is held on both sides");
+            let name = self.symbols.name(symbol);
+            compare(
+                trade,
+                pos,
+                name,
+                pip,
+                &rules.tolerances(name),
+                &mut out.divergences,
+            )?;
+            out.matched.push(Match {
+                trade_id: trade.id.clone(),
+                ticket: pos.ticket,
+                method,
+            });
+        }
+        for &(t, o, method) in &self.fills {
+            out.pending.push(PendingFill {
+                trade_id: trades[t].id.clone(),
+                order: orders[o].ticket,
+                symbol: self.symbols.name(self.trade_sym[t]).to_owned(),
+                volume: trades[t].volume.get(),
+                order_volume: orders[o].volume.get(),
+                method,
+            });
+        }
+        for &t in self.t_order.iter().filter(|&&t| !self.t_done[t]) {
+            let trade = &trades[t];
+            out.divergences.push(Divergence::new(
+                DivergenceKind::MissingAtBroker,
+                self.symbols.name(self.trade_sym[t]).to_owned(),
+                trade.ticket,
+                Some(trade.id.clone()),
+                Some(Value::Number(trade.volume.get())),
+                None,
+                None,
+            ));
+        }
+        for &p in self.p_order.iter().filter(|&&p| !self.p_done[p]) {
+            let pos = &positions[p];
+            let symbol = self.symbols.name(self.pos_sym[p]);
+            if !self.owned[p] {
+                out.external.push(External {
+                    holding: Holding::Position,
+                    ticket: pos.ticket,
+                    symbol: symbol.to_owned(),
+                    side: pos.side,
+                    volume: pos.volume.get(),
+                    magic: pos.magic,
+                    comment: pos.comment.clone(),
+                });
+            }
+            if self.owned[p] || external == ExternalPolicy::Divergence {
+                out.divergences.push(Divergence::new(
+                    DivergenceKind::UnexpectedAtBroker,
+                    symbol.to_owned(),
+                    Some(pos.ticket),
+                    None,
+                    None,
+                    Some(Value::Number(pos.volume.get())),
+                    None,
+                ));
+            }
+        }
+        for &o in self.o_order.iter() {
+            let order = &orders[o];
+            if !self.o_done[o] && !self.owned_order[o] {
+                out.external.push(External {
+                    holding: Holding::Order,
+                    ticket: order.ticket,
+                    symbol: self.symbols.name(self.order_sym[o]).to_owned(),
+                    side: order.side,
+                    volume: order.volume.get(),
+                    magic: order.magic,
+                    comment: order.comment.clone(),
+                });
+            }
+        }
+        out.matched.sort_by(|a, b| a.trade_id.cmp(&b.trade_id));
+        out.pending.sort_by(|a, b| a.trade_id.cmp(&b.trade_id));
+        out.netted.sort_by(|a, b| a.symbol.cmp(&b.symbol));
+        out.external.sort_by_key(|e| (e.holding, e.ticket));
+        out.divergences.sort_by(|a, b| {
+            (a.trade_id.is_none(), &a.trade_id, a.ticket, a.kind).cmp(&(
+                b.trade_id.is_none(),
+                &b.trade_id,
+                b.ticket,
+                b.kind,
+            ))
         });
+        Ok(out)
     }
-    for &t in t_order.iter().filter(|&&t| !t_done[t]) {
-        let trade = &trades[t];
-        out.divergences.push(Divergence::new(
-            DivergenceKind::MissingAtBroker,
-            symbols.name(trade_sym[t]).to_owned(),
-            trade.ticket,
-            Some(trade.id.clone()),
-            Some(Value::Number(trade.volume.get())),
-            None,
-            None,
-        ));
-    }
-    for &p in p_order.iter().filter(|&&p| !p_done[p]) {
-        let pos = &positions[p];
-        out.divergences.push(Divergence::new(
-            DivergenceKind::UnexpectedAtBroker,
-            symbols.name(pos_sym[p]).to_owned(),
-            Some(pos.ticket),
-            None,
-            None,
-            Some(Value::Number(pos.volume.get())),
-            None,
-        ));
-    }
-    out.matched.sort_by(|a, b| a.trade_id.cmp(&b.trade_id));
-    out.divergences.sort_by(|a, b| {
-        (a.trade_id.is_none(), &a.trade_id, a.ticket, a.kind).cmp(&(
-            b.trade_id.is_none(),
-            &b.trade_id,
-            b.ticket,
-            b.kind,
-        ))
-    });
-    Ok(out)
 }
 
 /// Canonical symbols by id: each distinct spelling is canonicalised once, and two
 /// spellings with the same canonical form share an id.
 #[derive(Default)]
-struct Symbols<'a> {
+pub(super) struct Symbols<'a> {
     by_spelling: HashMap<&'a str, usize>,
     by_name: HashMap<String, usize>,
     names: Vec<String>,
@@ -283,13 +519,22 @@ impl<'a> Symbols<'a> {
         id
     }
 
+    /// How many canonical symbols there are (ids are below this).
+    pub(super) fn len(&self) -> usize {
+        self.names.len()
+    }
+
     /// The canonical symbol of `id`.
-    fn name(&self, id: usize) -> &str {
+    pub(super) fn name(&self, id: usize) -> &str {
         &self.names[id]
     }
 }
 
-fn check_unique(trades: &[BotTrade], positions: &[BrokerPosition]) -> Result<(), ReconcileError> {
+fn check_unique(
+    trades: &[BotTrade],
+    positions: &[BrokerPosition],
+    orders: &[PendingOrder],
+) -> Result<(), ReconcileError> {
     let mut ids = HashSet::with_capacity(trades.len());
     if let Some(t) = trades.iter().find(|t| !ids.insert(t.id.as_str())) {
         return Err(ReconcileError::DuplicateTradeId(t.id.clone()));
@@ -298,286 +543,9 @@ fn check_unique(trades: &[BotTrade], positions: &[BrokerPosition]) -> Result<(),
     if let Some(p) = positions.iter().find(|p| !tickets.insert(p.ticket)) {
         return Err(ReconcileError::DuplicateTicket(p.ticket));
     }
-    Ok(())
-}
-
-/// Pip sizes by symbol id, `Some` for every symbol that both sides hold (only those can
-/// be compared). Unknown ones are reported together, in alphabetical order.
-fn pip_sizes(
-    symbols: &Symbols<'_>,
-    trade_sym: &[usize],
-    pos_sym: &[usize],
-    rules: &ReconcileRules,
-) -> Result<Vec<Option<Decimal>>, ReconcileError> {
-    let mut held = vec![(false, false); symbols.names.len()];
-    for &s in trade_sym {
-        held[s].0 = true;
-    }
-    for &s in pos_sym {
-        held[s].1 = true;
-    }
-    let mut pips = vec![None; held.len()];
-    let mut unknown = Vec::new();
-    for (id, _) in held.iter().enumerate().filter(|(_, h)| **h == (true, true)) {
-        match rules.pip_size(symbols.name(id)) {
-            Ok(pip) => pips[id] = Some(pip),
-            Err(e) => unknown.push(e.symbol),
-        }
-    }
-    if unknown.is_empty() {
-        Ok(pips)
-    } else {
-        unknown.sort();
-        Err(ReconcileError::UnknownPipSize(unknown))
-    }
-}
-
-/// `(b − a) / a · 100`, the change from `a` to `b` in percent of `a`; `None` when a
-/// decimal cannot hold it (or `a` is zero).
-fn pct_change(a: Decimal, b: Decimal) -> Option<Decimal> {
-    b.checked_sub(a)?
-        .checked_div(a)?
-        .checked_mul(Decimal::ONE_HUNDRED)
-}
-
-/// `(b − a) / pip`, a price difference in pips; `None` when a decimal cannot hold it.
-fn pips_between(a: Decimal, b: Decimal, pip: Decimal) -> Option<Decimal> {
-    b.checked_sub(a)?.checked_div(pip)
-}
-
-/// Greedy closest-pair-first matching of one (symbol, side) group.
-///
-/// Each trade walks the price-sorted positions outwards from its entry price, one distance
-/// level at a time (ties broken by volume difference, then ticket); a heap keeps every
-/// trade's next candidate, so the globally closest remaining pair is always taken first.
-fn closest_pairs(
-    trades: &[BotTrade],
-    positions: &[BrokerPosition],
-    ts: &[usize],
-    ps: &[usize],
-    window: Decimal,
-    volume_pct: Decimal,
-) -> Vec<(usize, usize)> {
-    let mut sorted: Vec<usize> = ps.to_vec();
-    sorted.sort_by_key(|&p| (positions[p].open_price, positions[p].ticket));
-    let prices: Vec<Decimal> = sorted
-        .iter()
-        .map(|&p| positions[p].open_price.get())
-        .collect();
-    let mut taken = vec![false; sorted.len()];
-
-    let mut cursors: Vec<Cursor> = ts
-        .iter()
-        .map(|&t| {
-            let entry = trades[t].entry_price.get();
-            let split = prices.partition_point(|&x| x < entry);
-            Cursor {
-                left: split,
-                right: split,
-                buffer: Vec::new(),
-            }
-        })
-        .collect();
-    let ctx = |ti: usize| Ctx {
-        trade: &trades[ts[ti]],
-        positions,
-        sorted: &sorted,
-        prices: &prices,
-        window,
-        volume_pct,
-    };
-
-    // Heap entries: (distance, volume difference, trade rank, slot in `sorted`, trade slot).
-    let mut heap = BinaryHeap::with_capacity(ts.len());
-    for (ti, cursor) in cursors.iter_mut().enumerate() {
-        if let Some((d, v, slot)) = cursor.next(&ctx(ti), &taken) {
-            heap.push(Reverse((d, v, ti, slot)));
-        }
-    }
-    let mut out = Vec::new();
-    while let Some(Reverse((_, _, ti, slot))) = heap.pop() {
-        if taken[slot] {
-            if let Some((d, v, s)) = cursors[ti].next(&ctx(ti), &taken) {
-                heap.push(Reverse((d, v, ti, s)));
-            }
-            continue;
-        }
-        taken[slot] = true;
-        out.push((ts[ti], sorted[slot]));
-    }
-    out
-}
-
-struct Ctx<'a> {
-    trade: &'a BotTrade,
-    positions: &'a [BrokerPosition],
-    sorted: &'a [usize],
-    prices: &'a [Decimal],
-    window: Decimal,
-    volume_pct: Decimal,
-}
-
-/// One trade's walk outwards through the sorted positions.
-struct Cursor {
-    /// Next slot to look at on the left is `left - 1`.
-    left: usize,
-    /// Next slot to look at on the right.
-    right: usize,
-    /// Candidates of the current distance level, best last.
-    buffer: Vec<(Decimal, Decimal, usize)>,
-}
-
-impl Cursor {
-    /// The next acceptable candidate `(distance, volume difference, slot)`, if any.
-    fn next(&mut self, c: &Ctx<'_>, taken: &[bool]) -> Option<(Decimal, Decimal, usize)> {
-        loop {
-            while let Some(cand) = self.buffer.pop() {
-                if !taken[cand.2] {
-                    return Some(cand);
-                }
-            }
-            self.fill_level(c)?;
-        }
-    }
-
-    /// Loads every slot at the next smallest distance into the buffer.
-    fn fill_level(&mut self, c: &Ctx<'_>) -> Option<()> {
-        let entry = c.trade.entry_price.get();
-        // Prices are positive and bounded: their differences cannot saturate.
-        let dl = (self.left > 0).then(|| entry.saturating_sub(c.prices[self.left - 1]));
-        let dr = (self.right < c.prices.len()).then(|| c.prices[self.right].saturating_sub(entry));
-        let d = match (dl, dr) {
-            (Some(l), Some(r)) => l.min(r),
-            (Some(l), None) => l,
-            (None, Some(r)) => r,
-            (None, None) => return None,
-        };
-        if d > c.window {
-            return None;
-        }
-        while self.left > 0 && entry.saturating_sub(c.prices[self.left - 1]) == d {
-            self.left -= 1;
-            self.consider(c, self.left, d);
-        }
-        while self.right < c.prices.len() && c.prices[self.right].saturating_sub(entry) == d {
-            self.consider(c, self.right, d);
-            self.right += 1;
-        }
-        // Best (smallest volume difference, then lowest ticket) last, for `pop`.
-        self.buffer.sort_by(|a, b| {
-            (b.1, c.positions[c.sorted[b.2]].ticket).cmp(&(a.1, c.positions[c.sorted[a.2]].ticket))
-        });
-        Some(())
-    }
-
-    fn consider(&mut self, c: &Ctx<'_>, slot: usize, d: Decimal) {
-        let volume = c.positions[c.sorted[slot]].volume.get();
-        // A difference no decimal can hold is outside every window.
-        if let Some(v) = pct_change(c.trade.volume.get(), volume).map(|v| v.abs())
-            && v <= c.volume_pct
-        {
-            self.buffer.push((d, v, slot));
-        }
-    }
-}
-
-/// The divergence rules on a matched pair (all "strictly greater than" the tolerance).
-fn compare(
-    trade: &BotTrade,
-    pos: &BrokerPosition,
-    symbol: &str,
-    pip: Decimal,
-    tol: &Tolerances,
-    out: &mut Vec<Divergence>,
-) -> Result<(), ReconcileError> {
-    let out_of_range = |field, expected: Decimal, actual: Decimal, pip: Option<Decimal>| {
-        let mut value = format!("{expected} against {actual}");
-        if let Some(pip) = pip {
-            value.push_str(&format!(" at pip size {pip}"));
-        }
-        ReconcileError::OutOfRange {
-            trade_id: trade.id.clone(),
-            ticket: pos.ticket,
-            field,
-            value,
-        }
-    };
-    let mut push = |kind, expected, actual, delta: Option<(Decimal, Unit)>| {
-        let delta = delta.map(|(d, u)| (d.round_dp(DELTA_DP).normalize(), u));
-        out.push(Divergence::new(
-            kind,
-            symbol.to_owned(),
-            Some(pos.ticket),
-            Some(trade.id.clone()),
-            expected,
-            actual,
-            delta,
-        ));
-    };
-    let num = |p: Price| Some(Value::Number(p.get()));
-
-    if trade.side != pos.side {
-        push(
-            DivergenceKind::SideMismatch,
-            Some(Value::Side(trade.side)),
-            Some(Value::Side(pos.side)),
-            None,
-        );
-    }
-
-    // Positive slippage is worse for the trader: a buy filled higher, a sell filled lower.
-    let (entry, open) = (trade.entry_price.get(), pos.open_price.get());
-    let raw = pips_between(entry, open, pip)
-        .ok_or_else(|| out_of_range("open_price", entry, open, Some(pip)))?;
-    let slippage = if trade.side == Side::Buy { raw } else { -raw };
-    if slippage.abs() > tol.entry_slippage_pips {
-        push(
-            DivergenceKind::EntrySlippage,
-            num(trade.entry_price),
-            num(pos.open_price),
-            Some((slippage, Unit::Pips)),
-        );
-    }
-
-    let (tv, pv) = (trade.volume.get(), pos.volume.get());
-    let volume_delta = pct_change(tv, pv).ok_or_else(|| out_of_range("volume", tv, pv, None))?;
-    if volume_delta.abs() > tol.volume_pct {
-        push(
-            DivergenceKind::VolumeMismatch,
-            Some(Value::Number(tv)),
-            Some(Value::Number(pv)),
-            Some((volume_delta, Unit::Percent)),
-        );
-    }
-
-    for (kind, field, expected, actual, limit) in [
-        (
-            DivergenceKind::SlMismatch,
-            "sl",
-            trade.sl,
-            pos.sl,
-            tol.sl_pips,
-        ),
-        (
-            DivergenceKind::TpMismatch,
-            "tp",
-            trade.tp,
-            pos.tp,
-            tol.tp_pips,
-        ),
-    ] {
-        match (expected, actual) {
-            (Some(e), Some(a)) => {
-                let (want, got) = (e.get(), a.get());
-                let d = pips_between(want, got, pip)
-                    .ok_or_else(|| out_of_range(field, want, got, Some(pip)))?;
-                if d.abs() > limit {
-                    push(kind, num(e), num(a), Some((d, Unit::Pips)));
-                }
-            }
-            (None, None) => {}
-            (e, a) => push(kind, e.and_then(num), a.and_then(num), None),
-        }
+    let mut tickets = HashSet::with_capacity(orders.len());
+    if let Some(o) = orders.iter().find(|o| !tickets.insert(o.ticket)) {
+        return Err(ReconcileError::DuplicateOrderTicket(o.ticket));
     }
     Ok(())
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::judge::LiveRules;
 use super::pips::{SymbolTable, UnknownPipSize};
+use super::scope::Scopes;
 
 /// Thresholds for one symbol. A divergence is raised when a difference is *strictly
 /// greater* than its tolerance; the match windows are inclusive.
@@ -128,6 +129,8 @@ pub struct ReconcileRules {
     /// How the service judges divergences across syncs (grace, confirmation); `reconcile`
     /// itself, a function of one snapshot, does not read it.
     pub live: LiveRules,
+    /// Which positions and orders are the bot's, per account (default: everything).
+    pub scopes: Scopes,
 }
 
 impl ReconcileRules {
@@ -178,6 +181,7 @@ impl ReconcileRules {
             symbols,
             aliases: self.aliases.clone(),
             live: self.live.clone(),
+            scopes: self.scopes.clone(),
         }
     }
 
@@ -200,6 +204,7 @@ impl ReconcileRules {
                 .map(|(k, v)| (k.to_ascii_uppercase(), v.to_ascii_uppercase()))
                 .collect(),
             live: LiveRules::default(),
+            scopes: Scopes::default(),
         }
     }
 }

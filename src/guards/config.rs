@@ -37,6 +37,9 @@ pub struct GuardsConfig {
     pub alert_lead_secs: u64,
     /// Accounts whose breaches close positions (`"*"` = all). Default: none, detect-only.
     pub auto_close: Vec<String>,
+    /// What a breach's close round closes and cancels: the whole account (default) or
+    /// only the bot's positions and orders.
+    pub close_scope: CloseScope,
     /// A snapshot whose equity moved more than this percentage from the previous one, or
     /// whose balance or equity is zero or less, counts only once the next snapshot
     /// confirms it (1 to [`MAX_CONFIRM_JUMP_PCT`]).
@@ -59,6 +62,7 @@ impl Default for GuardsConfig {
         Self {
             alert_lead_secs: 10,
             auto_close: Vec::new(),
+            close_scope: CloseScope::Account,
             confirm_jump_pct: 50,
             blind_after_secs: 120,
             webhook: WebhookConfig::default(),
@@ -67,6 +71,18 @@ impl Default for GuardsConfig {
             market: Vec::new(),
         }
     }
+}
+
+/// What a breach's close round closes and cancels.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloseScope {
+    /// Every position and pending order of the account, as prop-firm rules count the
+    /// whole account.
+    #[default]
+    Account,
+    /// Only the bot's positions and pending orders (`[reconcile.scope]`).
+    Bot,
 }
 
 /// `[guards.webhook]`: a JSON POST per alert, retried with backoff.

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::DivergenceKind;
+use crate::domain::{CloseDetail, DivergenceKind};
 use crate::store::{AlertRecord, AlertStatus, DivergenceFilter, MAX_PAGE, StoredDivergence};
 
 /// Alerts listed when no limit is given.
@@ -108,7 +108,7 @@ pub struct DivergenceView {
     pub actual: Option<String>,
     /// Signed difference.
     pub delta: Option<String>,
-    /// Unit of `delta`: `pips` or `percent`.
+    /// Unit of `delta`: `pips`, `percent` or `lots`.
     pub unit: Option<&'static str>,
     /// `open` or `resolved`.
     pub status: &'static str,
@@ -121,6 +121,40 @@ pub struct DivergenceView {
     pub resolved_at: Option<DateTime<Utc>>,
     /// Stable identity across syncs.
     pub fingerprint: String,
+    /// How the broker closed the position (`closed_at_broker`, `partially_closed`);
+    /// `null` otherwise.
+    pub close: Option<CloseView>,
+}
+
+/// How the broker closed a position, from its closing deals, as JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CloseView {
+    /// The last closing deal's reason: `stop_loss`, `take_profit`, `stop_out`, `client`,
+    /// `mobile`, `web` (those three by hand), `expert` or `other`.
+    pub reason: &'static str,
+    /// Whether a person closed it by hand (desktop, mobile or web terminal).
+    pub manual: bool,
+    /// Close price, weighted by the volume of each closing deal.
+    pub price: String,
+    /// Realised profit of the closing deals, in the account currency.
+    pub profit: String,
+    /// Volume the closing deals took, in lots.
+    pub volume: String,
+    /// When the last closing deal executed (broker time).
+    pub time: DateTime<Utc>,
+}
+
+impl From<&CloseDetail> for CloseView {
+    fn from(c: &CloseDetail) -> Self {
+        Self {
+            reason: c.reason.as_str(),
+            manual: c.reason.is_manual(),
+            price: c.price.to_string(),
+            profit: c.profit.to_string(),
+            volume: c.volume.to_string(),
+            time: c.time,
+        }
+    }
 }
 
 impl From<&StoredDivergence> for DivergenceView {
@@ -142,6 +176,7 @@ impl From<&StoredDivergence> for DivergenceView {
             last_seen: s.last_seen,
             resolved_at: s.resolved_at,
             fingerprint: d.fingerprint.clone(),
+            close: d.close.as_deref().map(CloseView::from),
         }
     }
 }

@@ -1,6 +1,8 @@
-//! Readers for position, trade and symbol files: exact decimals, and errors that name the
-//! file, the array index, the field and the bad value.
+//! Readers for position, trade, symbol, pending-order and deal files: exact decimals, and
+//! errors that name the file, the array index, the field and the bad value.
 
+mod deals;
+mod orders;
 mod positions;
 mod record;
 mod symbols;
@@ -8,16 +10,20 @@ pub mod text;
 mod trades;
 
 #[cfg(test)]
+mod facts_tests;
+#[cfg(test)]
 mod tests;
 
 use std::path::Path;
 
+pub use deals::{mt5_reason, parse_deals};
+pub use orders::parse_orders;
 pub use positions::{PositionFormat, parse_positions};
 pub use record::InputError;
 pub use symbols::parse_symbols;
 pub use trades::parse_trades;
 
-use crate::domain::{BotTrade, BrokerPosition, SymbolTable};
+use crate::domain::{BotTrade, BrokerPosition, Deal, PendingOrder, SymbolTable};
 
 /// Reads a whole file as UTF-8, naming it in the error.
 pub fn read_text(path: &Path) -> Result<String, InputError> {
@@ -38,4 +44,14 @@ pub fn read_trades(path: &Path, account: &str) -> Result<Vec<BotTrade>, InputErr
 /// Reads a symbols file.
 pub fn read_symbols(path: &Path) -> Result<SymbolTable, InputError> {
     parse_symbols(&path.display().to_string(), &read_text(path)?)
+}
+
+/// Reads a pending-orders file (format detected per file).
+pub fn read_orders(path: &Path) -> Result<Vec<PendingOrder>, InputError> {
+    parse_orders(&path.display().to_string(), &read_text(path)?)
+}
+
+/// Reads a deals file (format detected per file).
+pub fn read_deals(path: &Path) -> Result<Vec<Deal>, InputError> {
+    parse_deals(&path.display().to_string(), &read_text(path)?)
 }

@@ -13,7 +13,8 @@ use super::record::{InputError, Record, array};
 use super::text::{MAX_COMMENT_BYTES, MAX_ID_BYTES, MAX_SYMBOL_BYTES};
 use crate::domain::{BrokerPosition, Side};
 
-/// The two position formats the reader accepts.
+/// The two formats the readers accept: MetaApi's REST payloads and the MetaTrader5
+/// Python package's records (positions here; pending orders and deals as well).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PositionFormat {
     /// MetaApi `GET /users/current/accounts/:accountId/positions`.

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde_json::value::RawValue;
 
+use super::PositionFormat;
 use super::text::{MAX_ID_BYTES, text_problem};
 use crate::domain::decimal_serde::parse_decimal;
 use crate::domain::{Price, Volume};
@@ -72,6 +73,42 @@ pub fn array<'a>(source: &str, text: &'a str) -> Result<Vec<&'a RawValue>, Input
         return Err(InputError::whole(source, reason));
     }
     serde_json::from_str(text).map_err(|e| InputError::whole(source, format!("invalid JSON: {e}")))
+}
+
+/// The format of an order or deal record, from its `type`: text in MetaApi's payloads
+/// (`ORDER_TYPE_BUY_LIMIT`, `DEAL_TYPE_SELL`), a number in the MT5 package's records.
+/// `what` names the kind of record in the error.
+pub fn detect_by_type(record: &Record<'_>, what: &str) -> Result<PositionFormat, InputError> {
+    if record.is_text("type") {
+        Ok(PositionFormat::MetaApi)
+    } else if record.is_number("type") {
+        Ok(PositionFormat::Mt5)
+    } else if record.has("type") {
+        Err(record.error(
+            "type",
+            format!("neither a MetaApi {what} (type as text) nor an MT5 record (type as a number)"),
+        ))
+    } else {
+        Err(record.error("type", "missing required field"))
+    }
+}
+
+/// Refuses element `record` of format `this` in a file whose element 0 is `first`.
+pub fn same_format(
+    record: &Record<'_>,
+    first: PositionFormat,
+    this: PositionFormat,
+) -> Result<(), InputError> {
+    if this == first {
+        return Ok(());
+    }
+    Err(InputError {
+        file: record.source.to_owned(),
+        index: Some(record.index),
+        field: None,
+        value: None,
+        reason: format!("mixes formats: element 0 is {first:?}, this one is {this:?}"),
+    })
 }
 
 /// One object of an array.
@@ -272,6 +309,34 @@ impl<'a> Record<'a> {
         DateTime::parse_from_rfc3339(&text)
             .map(|t| Some(t.with_timezone(&Utc)))
             .map_err(|e| self.error(field, format!("expected an ISO 8601 time: {e}")))
+    }
+
+    /// Whether `field` holds a JSON string (MetaApi spells its enums as text, the MT5
+    /// package as numbers).
+    pub fn is_text(&self, field: &str) -> bool {
+        self.get(field).is_some_and(|r| r.get().starts_with('"'))
+    }
+
+    /// Whether `field` holds a JSON number.
+    pub fn is_number(&self, field: &str) -> bool {
+        self.get(field).is_some_and(|r| {
+            r.get()
+                .starts_with(|c: char| c == '-' || c.is_ascii_digit())
+        })
+    }
+
+    /// A required time: `millis` (milliseconds since 1970) when present, else `secs`
+    /// (seconds since 1970), both whole numbers; the error names `secs` when both are
+    /// missing.
+    pub fn unix_time_ms_or_s(&self, millis: &str, secs: &str) -> Result<DateTime<Utc>, InputError> {
+        let Some(raw) = self.get(millis) else {
+            return self.unix_time(secs);
+        };
+        let ms: i64 = raw
+            .get()
+            .parse()
+            .map_err(|_| self.error(millis, "expected unix milliseconds as a whole number"))?;
+        DateTime::from_timestamp_millis(ms).ok_or_else(|| self.error(millis, "time out of range"))
     }
 
     /// A required time in unix seconds.

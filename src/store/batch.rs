@@ -177,7 +177,7 @@ async fn plan<C: ConnectionTrait>(db: &C, wanted: &[Wanted<'_>]) -> Result<Plan,
     Ok(plan)
 }
 
-/// The estimated size of an inserted divergence row (15 parameters).
+/// The estimated size of an inserted divergence row (20 parameters).
 pub(super) fn divergence_row_bytes(r: &divergence::ActiveModel) -> usize {
     let text = text(&r.account_id)
         + text(&r.fingerprint)
@@ -189,6 +189,10 @@ pub(super) fn divergence_row_bytes(r: &divergence::ActiveModel) -> usize {
         + text(&r.delta)
         + text(&r.unit)
         + text(&r.status)
-        + text(&r.ticket_u64);
-    row_bytes(15, text)
+        + text(&r.ticket_u64)
+        + text(&r.close_reason)
+        + text(&r.close_price)
+        + text(&r.close_profit)
+        + text(&r.closed_volume);
+    row_bytes(20, text)
 }

@@ -16,7 +16,10 @@ use sea_orm::ActiveValue::{NotSet, Set};
 
 use super::entities::{bot_trade, divergence};
 use super::error::StoreError;
-use crate::domain::{BotTrade, Divergence, DivergenceKind, Price, Side, Unit, Value, Volume};
+use crate::domain::close_reasons::deal_reason;
+use crate::domain::{
+    BotTrade, CloseDetail, Divergence, DivergenceKind, Price, Side, Unit, Value, Volume,
+};
 
 /// Status text of an open trade or divergence.
 pub(super) const OPEN: &str = "open";
@@ -183,6 +186,7 @@ pub(super) fn divergence_row(
 ) -> divergence::ActiveModel {
     let (ticket_u64, ticket) = divergence.ticket.map(ticket_to_db).unzip();
     let at = db_time(at);
+    let close = divergence.close.as_deref();
     divergence::ActiveModel {
         id: NotSet,
         account_id: Set(account_id.to_owned()),
@@ -200,6 +204,11 @@ pub(super) fn divergence_row(
         first_seen: Set(at),
         last_seen: Set(at),
         resolved_at: Set(None),
+        close_reason: Set(close.map(|c| c.reason.as_str().to_owned())),
+        close_price: Set(close.map(|c| c.price.to_string())),
+        close_profit: Set(close.map(|c| c.profit.to_string())),
+        closed_volume: Set(close.map(|c| c.volume.to_string())),
+        close_time: Set(close.map(|c| db_time(c.time))),
     }
 }
 
@@ -231,7 +240,52 @@ pub(super) fn divergence_from_row(row: &divergence::Model) -> Result<Divergence,
             .map(|t| cell.parse::<Unit>("unit", t))
             .transpose()?,
         fingerprint: row.fingerprint.clone(),
+        close: close_from_row(cell, row)?.map(Box::new),
     })
+}
+
+/// The close detail of a row: from all of its columns, or none when every one is `NULL`
+/// (a row of another kind, or one written before they existed). Some but not all of them
+/// is bad data, named by the first missing column.
+fn close_from_row(
+    cell: Cell<'_>,
+    row: &divergence::Model,
+) -> Result<Option<CloseDetail>, StoreError> {
+    let texts = [
+        ("close_reason", row.close_reason.as_deref()),
+        ("close_price", row.close_price.as_deref()),
+        ("close_profit", row.close_profit.as_deref()),
+        ("closed_volume", row.closed_volume.as_deref()),
+    ];
+    let (Some(reason), Some(price), Some(profit), Some(volume), Some(time)) = (
+        texts[0].1,
+        texts[1].1,
+        texts[2].1,
+        texts[3].1,
+        row.close_time,
+    ) else {
+        let set = texts
+            .iter()
+            .find_map(|(column, text)| text.map(|t| (*column, t.to_owned())))
+            .or(row.close_time.map(|t| ("close_time", t.to_rfc3339())));
+        let Some((column, value)) = set else {
+            return Ok(None);
+        };
+        let absent = texts
+            .iter()
+            .find(|(_, text)| text.is_none())
+            .map_or("close_time", |(column, _)| *column);
+        return Err(cell.bad(column, &value, format!("set without {absent}")));
+    };
+    Ok(Some(CloseDetail {
+        reason: deal_reason(reason)
+            .ok_or_else(|| cell.bad("close_reason", reason, "not a deal reason"))?,
+        price: cell.price("close_price", price)?,
+        profit: cell.decimal("close_profit", profit)?,
+        volume: Volume::new_checked(cell.decimal("closed_volume", volume)?)
+            .map_err(|e| cell.bad("closed_volume", volume, e.to_string()))?,
+        time,
+    }))
 }
 
 #[cfg(test)]

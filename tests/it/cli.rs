@@ -75,13 +75,13 @@ fn metaapi_documented_example_reports_slippage_missing_tp_and_a_missing_trade() 
             "divergences": [
                 {"kind": "entry_slippage", "symbol": "AUDNZD", "ticket": 46648037,
                  "trade_id": "AS_AUDNZD_46648037", "expected": "1.05712", "actual": "1.05782",
-                 "delta": "7", "unit": "pips"},
+                 "delta": "7", "unit": "pips", "close": null},
                 {"kind": "tp_mismatch", "symbol": "AUDNZD", "ticket": 46648037,
                  "trade_id": "AS_AUDNZD_46648037", "expected": "1.06500", "actual": null,
-                 "delta": null, "unit": null},
+                 "delta": null, "unit": null, "close": null},
                 {"kind": "missing_at_broker", "symbol": "EURUSD", "ticket": null,
                  "trade_id": "bot-eurusd-7", "expected": "0.2", "actual": null,
-                 "delta": null, "unit": null}
+                 "delta": null, "unit": null, "close": null}
             ]
         })
     );
@@ -204,6 +204,59 @@ fn a_symbols_file_supplies_pip_sizes() {
     assert_eq!(doc["divergences"][0]["delta"], "12");
 }
 
+/// With a scope, a manual position is external: listed, not a divergence (exit 0); an
+/// account's own scope raises it when it says so (exit 1).
+#[test]
+fn positions_outside_the_scope_are_listed_and_raised_only_where_configured() {
+    let positions = r#"[
+      {"ticket": 7, "identifier": 7, "type": 0, "symbol": "EURUSD", "volume": 0.1,
+       "price_open": 1.08512, "sl": 0.0, "tp": 0.0, "magic": 4242, "comment": "", "time": 1700000000},
+      {"ticket": 8, "identifier": 8, "type": 1, "symbol": "EURUSD", "volume": 0.1,
+       "price_open": 1.08512, "sl": 0.0, "tp": 0.0, "magic": 0, "comment": "by hand", "time": 1700000000}
+    ]"#;
+    let trades = r#"[{"id": "a", "symbol": "EURUSD", "side": "buy", "volume": "0.1",
+      "entry_price": "1.08512"}]"#;
+    let config = "[reconcile.scope]\nmagics = [4242]\n\
+                  [reconcile.scope.accounts.strict]\nmagics = [4242]\nexternal = \"divergence\"\n";
+    let (dir, out) = reconcile_files(positions, trades, &[]);
+    assert_eq!(out.code, 1, "no scope: the manual position is unexpected");
+    std::fs::write(dir.path().join("config.toml"), config).unwrap();
+    let args = |account: Option<&str>, format: &str| {
+        let mut a = vec![
+            "reconcile",
+            "--positions",
+            "positions.json",
+            "--trades",
+            "trades.json",
+        ];
+        a.extend(["--format", format]);
+        a.extend(account.iter().flat_map(|id| ["--account", id]));
+        run(&a, dir.path())
+    };
+    let out = args(None, "json");
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let doc: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(doc["divergences"], json!([]));
+    assert_eq!(
+        doc["external"],
+        json!([{"holding": "position", "ticket": 8, "symbol": "EURUSD", "side": "sell",
+                "volume": "0.1", "magic": 0, "comment": "by hand"}])
+    );
+    let out = args(None, "table");
+    assert!(out.stdout.contains("1 external"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("position 8 EURUSD sell 0.1 magic 0 comment \"by hand\""),
+        "{}",
+        out.stdout
+    );
+    let out = args(Some("strict"), "json");
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let doc: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(doc["divergences"][0]["kind"], "unexpected_at_broker");
+    assert_eq!(doc["divergences"][0]["ticket"], 8);
+}
+
 const TRADE_OK: &str =
     r#"{"id": "a", "symbol": "EURUSD", "side": "buy", "volume": 0.1, "entry_price": 1.1}"#;
 
@@ -294,6 +347,111 @@ fn a_vanishing_volume_is_bad_input_not_a_panic() {
             assert!(out.stderr.contains(w), "missing {w:?} in {}", out.stderr);
         }
     }
+}
+
+/// `--orders`, `--deals` and `--margin-mode` are read (in either format) and, as long as
+/// the reconciliation does not use them, change nothing of its output; a bad file or mode
+/// is bad input naming file, element, field and value.
+#[test]
+fn orders_deals_and_the_margin_mode_are_read_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = |name: &str| {
+        fixture(&format!("examples/data/{name}"))
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    let config = fixture("config.toml").to_str().unwrap().to_owned();
+    for prefix in ["metaapi", "mt5"] {
+        let (positions, trades) = (
+            example(&format!("{prefix}-positions.json")),
+            example(&format!("{prefix}-trades.json")),
+        );
+        let base = [
+            "reconcile",
+            "--positions",
+            &positions,
+            "--trades",
+            &trades,
+            "--config",
+            &config,
+            "--format",
+            "json",
+        ];
+        let plain = run(&base, dir.path());
+        let (orders, deals) = (
+            example(&format!("{prefix}-orders.json")),
+            example(&format!("{prefix}-deals.json")),
+        );
+        let with = |flags: &[&str]| {
+            let mut args = base.to_vec();
+            args.extend(flags);
+            let out = run(&args, dir.path());
+            assert!(out.code == 0 || out.code == 1, "{prefix}: {}", out.stderr);
+            serde_json::from_str::<serde_json::Value>(&out.stdout).expect("json")
+        };
+        let kinds = |v: &serde_json::Value| -> Vec<String> {
+            v["divergences"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["kind"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let plain: serde_json::Value = serde_json::from_str(&plain.stdout).expect("json");
+        let waiting = with(&["--orders", &orders]);
+        if prefix == "metaapi" {
+            // The example's unfilled trade waits on the example's pending order.
+            assert!(kinds(&plain).contains(&"missing_at_broker".to_owned()));
+            assert!(
+                !kinds(&waiting).contains(&"missing_at_broker".to_owned()),
+                "{waiting}"
+            );
+        } else {
+            // Every trade is filled: orders nobody waits on change nothing.
+            assert_eq!(waiting, plain);
+        }
+        // Deals of other positions change nothing; the margin mode is read.
+        assert_eq!(with(&["--deals", &deals]), plain, "{prefix}");
+        assert_eq!(with(&["--margin-mode", "hedging"]), plain, "{prefix}");
+    }
+    std::fs::write(
+        dir.path().join("orders.json"),
+        r#"[{"ticket": 1, "type": 12, "symbol": "EURUSD", "volume_current": 0.1, "time_setup": 1}]"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("deals.json"),
+        r#"[{"id": "1", "type": "DEAL_TYPE_SELL", "entryType": "DEAL_ENTRY_OUT", "positionId": "7",
+            "symbol": "EURUSD", "volume": 0.1, "price": "NaN", "time": "2020-04-17T06:12:44Z"}]"#,
+    )
+    .unwrap();
+    for (flag, file, words) in [
+        ("--orders", "orders.json", ["element 0", "\"type\"", "12"]),
+        ("--deals", "deals.json", ["element 0", "\"price\"", "NaN"]),
+    ] {
+        let (_d, out) = reconcile_files(
+            ONE_POSITION,
+            &format!("[{TRADE_OK}]"),
+            &[flag, dir.path().join(file).to_str().unwrap()],
+        );
+        assert_eq!(out.code, 2, "{}", out.stderr);
+        assert!(out.stderr.contains(file), "{}", out.stderr);
+        for w in words {
+            assert!(out.stderr.contains(w), "missing {w:?} in {}", out.stderr);
+        }
+    }
+    let (_d, out) = reconcile_files(
+        ONE_POSITION,
+        &format!("[{TRADE_OK}]"),
+        &["--margin-mode", "both"],
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("hedging") && out.stderr.contains("netting"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -433,4 +591,30 @@ async fn run_stops_gracefully_on_sigterm_with_everything_flushed() {
             .collect();
         assert_eq!(stored, injected, "{id}");
     }
+}
+
+#[test]
+fn a_trade_whose_position_closed_is_explained_by_the_deals_file() {
+    let deals = fixture("examples/data/metaapi-deals.json");
+    // The bot still holds the trade of position 46648041, which its stop loss closed.
+    let trade = r#"[{"id": "bot-7", "symbol": "AUDNZD", "side": "sell", "volume": "0.07",
+        "entry_price": "1.05764", "ticket": 46648041}]"#;
+    let (_d, out) = reconcile_files(
+        "[]",
+        trade,
+        &["--deals", deals.to_str().unwrap(), "--format", "json"],
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    let d = &v["divergences"][0];
+    assert_eq!(d["kind"], "closed_at_broker", "{v}");
+    assert_eq!(d["ticket"], 46648041, "{v}");
+    assert_eq!(d["close"]["reason"], "stop_loss", "{v}");
+    assert_eq!(d["close"]["price"], "1.05964", "{v}");
+    assert_eq!(d["close"]["profit"], "-8.37", "{v}");
+
+    // Without the deals it is missing, as before.
+    let (_d, out) = reconcile_files("[]", trade, &["--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    assert_eq!(v["divergences"][0]["kind"], "missing_at_broker", "{v}");
 }

@@ -8,6 +8,7 @@
 //! outcomes (bounded polling) and assert on outcomes, states and request counts, never on
 //! how long something took.
 
+mod facts;
 mod fake;
 mod guards;
 

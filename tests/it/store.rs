@@ -334,6 +334,11 @@ fn raw_divergence(fingerprint: &str, status: &str) -> entities::divergence::Acti
         first_seen: Set(t(0)),
         last_seen: Set(t(0)),
         resolved_at: Set(None),
+        close_reason: Set(None),
+        close_price: Set(None),
+        close_profit: Set(None),
+        closed_volume: Set(None),
+        close_time: Set(None),
     }
 }
 

@@ -1,13 +1,17 @@
 """A stand-in for the MetaTrader5 package, for testing mt5_export.py without a terminal.
 
 Answers like the real package: positions_get() returns a tuple of TradePosition named
-tuples (or None on error), account_info() an AccountInfo named tuple (or None),
-symbol_info_tick(symbol) a Tick named tuple (or None for a symbol it has no tick of). What
-it returns is set by the module globals below, or, for a script run as a process, by
-environment variables:
+tuples (or None on error), orders_get() of TradeOrder, history_deals_get(date_from,
+date_to) of TradeDeal (the fake does not filter by time), account_info() an AccountInfo
+named tuple (or None), symbol_info_tick(symbol) a Tick named tuple (or None for a symbol it
+has no tick of). What it returns is set by the module globals below, or, for a script run
+as a process, by environment variables:
 
     FAKE_MT5_POSITIONS  "error" (None), "empty" (()), or a JSON file of position records
                         (default: examples/data/mt5-positions.json of this repository)
+    FAKE_MT5_ORDERS     the same for orders_get() (default: examples/data/mt5-orders.json)
+    FAKE_MT5_DEALS      the same for history_deals_get() (default:
+                        examples/data/mt5-deals.json)
     FAKE_MT5_ACCOUNT    "error" (None), or a JSON file of one account record
     FAKE_MT5_TICKS      "error" (None for every symbol), or a JSON file of
                         {symbol: tick record} (default: DEFAULT_TICKS)
@@ -23,13 +27,27 @@ import json
 import os
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-_DEFAULT_POSITIONS = os.path.join(_HERE, "..", "..", "..", "examples", "data", "mt5-positions.json")
+_EXAMPLES = os.path.join(_HERE, "..", "..", "..", "examples", "data")
+_DEFAULT_POSITIONS = os.path.join(_EXAMPLES, "mt5-positions.json")
+_DEFAULT_ORDERS = os.path.join(_EXAMPLES, "mt5-orders.json")
+_DEFAULT_DEALS = os.path.join(_EXAMPLES, "mt5-deals.json")
 
 # Field order of the real package's TradePosition and AccountInfo.
 TradePosition = collections.namedtuple(
     "TradePosition",
     "ticket time time_msc time_update time_update_msc type magic identifier reason volume "
     "price_open sl tp price_current swap profit symbol comment external_id",
+)
+TradeOrder = collections.namedtuple(
+    "TradeOrder",
+    "ticket time_setup time_setup_msc time_done time_done_msc time_expiration type type_time "
+    "type_filling state magic position_id position_by_id reason volume_initial volume_current "
+    "price_open sl tp price_current price_stoplimit symbol comment external_id",
+)
+TradeDeal = collections.namedtuple(
+    "TradeDeal",
+    "ticket order time time_msc type entry magic position_id reason volume price commission "
+    "swap profit fee symbol comment external_id",
 )
 AccountInfo = collections.namedtuple(
     "AccountInfo",
@@ -84,6 +102,8 @@ DEFAULT_TERMINAL = {
 
 # None: read from the environment / defaults; set by tests to script the terminal.
 POSITIONS = None
+ORDERS = None
+DEALS = None
 ACCOUNT = None
 TICKS = None
 TERMINAL = None
@@ -104,13 +124,29 @@ def _load(var, default):
     return default() if callable(default) else default
 
 
+def _file(path):
+    def default():
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    return default
+
+
 def _positions():
     if POSITIONS is not None:
         return POSITIONS
-    def default():
-        with open(_DEFAULT_POSITIONS, encoding="utf-8") as f:
-            return json.load(f)
-    return _load("FAKE_MT5_POSITIONS", default)
+    return _load("FAKE_MT5_POSITIONS", _file(_DEFAULT_POSITIONS))
+
+
+def _orders():
+    if ORDERS is not None:
+        return ORDERS
+    return _load("FAKE_MT5_ORDERS", _file(_DEFAULT_ORDERS))
+
+
+def _deals():
+    if DEALS is not None:
+        return DEALS
+    return _load("FAKE_MT5_DEALS", _file(_DEFAULT_DEALS))
 
 
 def _account():
@@ -152,6 +188,26 @@ def positions_get(*args, **kwargs):
         _last_error = (-10004, "No IPC connection")
         return None
     return tuple(TradePosition(**record) for record in data)
+
+
+def orders_get(*args, **kwargs):
+    global _last_error
+    calls.append(("orders_get", kwargs))
+    data = _orders()
+    if data == "error":
+        _last_error = (-10004, "No IPC connection")
+        return None
+    return tuple(TradeOrder(**record) for record in data)
+
+
+def history_deals_get(date_from=None, date_to=None, **kwargs):
+    global _last_error
+    calls.append(("history_deals_get", dict(kwargs, date_from=date_from, date_to=date_to)))
+    data = _deals()
+    if data == "error":
+        _last_error = (-10004, "No IPC connection")
+        return None
+    return tuple(TradeDeal(**record) for record in data)
 
 
 def account_info():

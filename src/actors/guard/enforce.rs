@@ -193,16 +193,28 @@ async fn progress(
         }
         Phase::Idle(ended) if requested_at > ended => {
             let holds = state.set.holds_all();
-            let open = snapshot.positions.iter().any(|p| {
-                holds
-                    .get(&args.rules.canonical(&p.symbol))
-                    .is_none_or(Vec::is_empty)
-            });
-            if open {
+            let scope = round::bot_scope(&args);
+            let positions = snapshot
+                .positions
+                .iter()
+                .filter(|p| round::takes(scope, p))
+                .filter(|p| {
+                    holds
+                        .get(&args.rules.canonical(&p.symbol))
+                        .is_none_or(Vec::is_empty)
+                })
+                .count();
+            let orders = snapshot
+                .orders
+                .iter()
+                .flatten()
+                .filter(|o| round::takes_order(scope, o))
+                .count();
+            if positions + orders > 0 {
                 audit(
                     &args,
                     "close_again",
-                    serde_json::json!({"alert": enf.alert.id, "positions": snapshot.positions.len(), "why": "positions open while the breach holds"}),
+                    serde_json::json!({"alert": enf.alert.id, "positions": positions, "orders": orders, "why": "positions or orders open while the breach holds"}),
                 );
                 start_round(myself, state);
             }
@@ -346,6 +358,7 @@ pub(super) fn on_round_done(
     match outcome {
         RoundOutcome::Done {
             closed,
+            cancelled,
             failed,
             held,
             recorded,
@@ -354,13 +367,13 @@ pub(super) fn on_round_done(
             if failed == 0 {
                 enf.attempt = 0;
                 enf.phase = Phase::Idle(Instant::now());
-                if closed > 0 {
+                if closed + cancelled > 0 {
                     notify(
                         &args,
                         &id,
                         "close_confirmed",
                         format!(
-                            "automatic close of {}: {closed} positions closed, {held} wait for their market",
+                            "automatic close of {}: {closed} positions closed, {cancelled} pending orders cancelled, {held} wait for their market",
                             args.account_id
                         ),
                     );
@@ -371,7 +384,7 @@ pub(super) fn on_round_done(
                     &id,
                     "close_failed",
                     format!(
-                        "automatic close of {}: {failed} positions still open; retrying",
+                        "automatic close of {}: {failed} positions or pending orders still open; retrying",
                         args.account_id
                     ),
                 );

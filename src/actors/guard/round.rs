@@ -1,11 +1,14 @@
 //! One close round of an enforced breach: claim the alert, look at the account afresh,
-//! close every open position whose market allows it (concurrently, under the global cap
-//! on broker calls), and check the ones whose answer did not say "closed".
+//! close every open position whose market allows it and cancel every pending order
+//! (concurrently, under the global cap on broker calls), and check the ones whose answer
+//! did not say "done". What a round takes is the guards' close scope: the whole account
+//! (default), or only the bot's positions and orders (`[reconcile.scope]`).
 //!
-//! Never blind: a close is sent only for a position a snapshot taken in this round shows
-//! open. A close whose answer was lost is checked with another snapshot; when that check
-//! fails too, the position is left for the next round, which starts with a snapshot of
-//! its own. No round runs without the stored alert claimed by this closer.
+//! Never blind: a close (or cancel) is sent only for a position (or order) a snapshot
+//! taken in this round shows open. One whose answer was lost is checked with another
+//! snapshot (an order already gone is cancelled, whoever removed it); when that check
+//! fails too, it is left for the next round, which starts with a snapshot of its own. No
+//! round runs without the stored alert claimed by this closer.
 //!
 //! Broker calls have this process's deadline; database calls have the database's (lock
 //! and statement timeouts set when the pool connects).
@@ -18,8 +21,9 @@ use tokio::task::JoinSet;
 
 use super::actor::GuardArgs;
 use super::alerting::audit;
-use crate::broker::BrokerError;
-use crate::domain::AccountSnapshot;
+use crate::broker::{BoxFuture, BrokerError};
+use crate::domain::{AccountSnapshot, BrokerPosition, PendingOrder, Scope};
+use crate::guards::config::CloseScope;
 use crate::guards::{AlertStatus, Hold};
 use crate::store::{self, Claim};
 
@@ -30,7 +34,10 @@ pub enum RoundOutcome {
     Done {
         /// Positions closed and checked.
         closed: usize,
-        /// Positions still open (refused, unanswered or unchecked): another round follows.
+        /// Pending orders cancelled and checked.
+        cancelled: usize,
+        /// Positions or orders still open (refused, unanswered or unchecked): another
+        /// round follows.
         failed: usize,
         /// Positions a market guard holds back.
         held: usize,
@@ -83,8 +90,9 @@ pub(super) async fn run(args: Arc<GuardArgs>, round: Round) -> RoundOutcome {
             return not_started(format!("no snapshot: {e}"), !recorded);
         }
     };
+    let scope = bot_scope(&args);
     let (mut targets, mut held) = (Vec::new(), Vec::new());
-    for p in &snapshot.positions {
+    for p in snapshot.positions.iter().filter(|p| takes(scope, p)) {
         let symbol = args.rules.canonical(&p.symbol);
         match round.holds.get(&symbol) {
             Some(holds) if !holds.is_empty() => {
@@ -93,6 +101,14 @@ pub(super) async fn run(args: Arc<GuardArgs>, round: Round) -> RoundOutcome {
             _ => targets.push(p.ticket),
         }
     }
+    // A pending order fills at its own price, not the market's: every one is cancelled.
+    let orders: Vec<u64> = snapshot
+        .orders
+        .iter()
+        .flatten()
+        .filter(|o| takes_order(scope, o))
+        .map(|o| o.ticket)
+        .collect();
     if !held.is_empty() {
         audit(
             &args,
@@ -100,12 +116,16 @@ pub(super) async fn run(args: Arc<GuardArgs>, round: Round) -> RoundOutcome {
             serde_json::json!({"alert": alert, "positions": held}),
         );
     }
-    let unanswered = close_all(&args, &round, &targets).await;
-    let closed_first = targets.len() - unanswered.len();
-    let failed = check(&args, alert, &unanswered).await;
+    let (unanswered, uncancelled) = tokio::join!(
+        act_on_all(&args, &round, &targets, Act::Close),
+        act_on_all(&args, &round, &orders, Act::Cancel),
+    );
+    let done_first = targets.len() - unanswered.len();
+    let cancelled_first = orders.len() - uncancelled.len();
+    let (failed, failed_orders) = check(&args, alert, &unanswered, &uncancelled).await;
     // Positions a market guard holds back are still to be closed: the close is pending
     // (for their market), not done.
-    let status = if failed > 0 {
+    let status = if failed + failed_orders > 0 {
         AlertStatus::Failed
     } else if !held.is_empty() {
         AlertStatus::PendingClose
@@ -114,11 +134,31 @@ pub(super) async fn run(args: Arc<GuardArgs>, round: Round) -> RoundOutcome {
     };
     let recorded = finish(&args, alert, status).await;
     RoundOutcome::Done {
-        closed: closed_first + unanswered.len() - failed,
-        failed,
+        closed: done_first + unanswered.len() - failed,
+        cancelled: cancelled_first + uncancelled.len() - failed_orders,
+        failed: failed + failed_orders,
         held: held.len(),
         recorded,
     }
+}
+
+/// The bot's scope when the guards close only the bot's positions and orders; `None`
+/// when they close the whole account.
+pub(super) fn bot_scope(args: &GuardArgs) -> Option<&Scope> {
+    match args.config.close_scope {
+        CloseScope::Account => None,
+        CloseScope::Bot => Some(args.rules.scopes.for_account(&args.account_id)),
+    }
+}
+
+/// Whether a round under `scope` closes position `p`.
+pub(super) fn takes(scope: Option<&Scope>, p: &BrokerPosition) -> bool {
+    scope.is_none_or(|s| s.owns_position(p))
+}
+
+/// Whether a round under `scope` cancels order `o`.
+pub(super) fn takes_order(scope: Option<&Scope>, o: &PendingOrder) -> bool {
+    scope.is_none_or(|s| s.owns_order(o))
 }
 
 fn not_started(reason: String, holding: bool) -> RoundOutcome {
@@ -131,9 +171,46 @@ async fn fetch(args: &GuardArgs) -> Result<AccountSnapshot, BrokerError> {
     crate::broker::snapshot_within(broker, &args.account_id, &args.limiter, args.timeout).await
 }
 
-/// Sends every close at once (each waits for a place under the cap); returns the tickets
-/// whose answer was not "closed", with what was said.
-async fn close_all(args: &Arc<GuardArgs>, round: &Round, tickets: &[u64]) -> Vec<(u64, String)> {
+/// A close of a position or a cancel of a pending order, with its audit kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Act {
+    Close,
+    Cancel,
+}
+
+impl Act {
+    /// The audit kind of `step` (`requested`, `confirmed`, `failed`, `unverified`).
+    fn audit(self, step: &str) -> String {
+        match self {
+            Act::Close => format!("close_{step}"),
+            Act::Cancel => format!("cancel_{step}"),
+        }
+    }
+
+    /// The audit detail's key for the ticket.
+    fn key(self) -> &'static str {
+        match self {
+            Act::Close => "ticket",
+            Act::Cancel => "order",
+        }
+    }
+
+    fn call<'a>(self, args: &'a GuardArgs, ticket: u64) -> BoxFuture<'a, Result<(), BrokerError>> {
+        match self {
+            Act::Close => args.broker.close_position(&args.account_id, ticket),
+            Act::Cancel => args.broker.cancel_order(&args.account_id, ticket),
+        }
+    }
+}
+
+/// Sends every close (or cancel) at once (each waits for a place under the cap); returns
+/// the tickets whose answer was not "done", with what was said.
+async fn act_on_all(
+    args: &Arc<GuardArgs>,
+    round: &Round,
+    tickets: &[u64],
+    act: Act,
+) -> Vec<(u64, String)> {
     let mut tasks = JoinSet::new();
     for &ticket in tickets {
         let args = args.clone();
@@ -141,19 +218,18 @@ async fn close_all(args: &Arc<GuardArgs>, round: &Round, tickets: &[u64]) -> Vec
         tasks.spawn(async move {
             audit(
                 &args,
-                "close_requested",
-                serde_json::json!({"alert": alert, "ticket": ticket, "attempt": attempt}),
+                &act.audit("requested"),
+                serde_json::json!({"alert": alert, act.key(): ticket, "attempt": attempt}),
             );
             let Ok(_permit) = args.limiter.acquire().await else {
                 return (ticket, Some("shutting down".to_owned()));
             };
-            let call = args.broker.close_position(&args.account_id, ticket);
-            match tokio::time::timeout(args.timeout, call).await {
+            match tokio::time::timeout(args.timeout, act.call(&args, ticket)).await {
                 Ok(Ok(())) => {
                     audit(
                         &args,
-                        "close_confirmed",
-                        serde_json::json!({"alert": alert, "ticket": ticket, "checked": false}),
+                        &act.audit("confirmed"),
+                        serde_json::json!({"alert": alert, act.key(): ticket, "checked": false}),
                     );
                     closed(&args, &alert, ticket);
                     (ticket, None)
@@ -176,49 +252,76 @@ async fn close_all(args: &Arc<GuardArgs>, round: &Round, tickets: &[u64]) -> Vec
     unanswered
 }
 
-/// Looks again at the positions whose close was not answered "closed"; returns how many
-/// are (or may be) still open.
-async fn check(args: &Arc<GuardArgs>, alert: &str, unanswered: &[(u64, String)]) -> usize {
-    if unanswered.is_empty() {
-        return 0;
+/// Looks again at the positions and orders whose close or cancel was not answered
+/// "done"; returns how many of each are (or may be) still open.
+async fn check(
+    args: &Arc<GuardArgs>,
+    alert: &str,
+    unanswered: &[(u64, String)],
+    uncancelled: &[(u64, String)],
+) -> (usize, usize) {
+    if unanswered.is_empty() && uncancelled.is_empty() {
+        return (0, 0);
     }
     let snapshot = match fetch(args).await {
         Ok(s) => s,
         Err(e) => {
-            for (ticket, error) in unanswered {
-                audit(
-                    args,
-                    "close_unverified",
-                    serde_json::json!({"alert": alert, "ticket": ticket, "error": error, "check": e.to_string()}),
-                );
+            for (act, list) in [(Act::Close, unanswered), (Act::Cancel, uncancelled)] {
+                for (ticket, error) in list {
+                    audit(
+                        args,
+                        &act.audit("unverified"),
+                        serde_json::json!({"alert": alert, act.key(): ticket, "error": error, "check": e.to_string()}),
+                    );
+                }
             }
-            return unanswered.len();
+            return (unanswered.len(), uncancelled.len());
         }
     };
-    let mut open = 0;
-    for (ticket, error) in unanswered {
-        if snapshot.positions.iter().any(|p| p.ticket == *ticket) {
-            open += 1;
-            audit(
-                args,
-                "close_failed",
-                serde_json::json!({"alert": alert, "ticket": ticket, "error": error}),
-            );
-        } else {
-            audit(
-                args,
-                "close_confirmed",
-                serde_json::json!({"alert": alert, "ticket": ticket, "checked": true, "after": error}),
-            );
-            closed(args, alert, *ticket);
+    let position_open = |t: u64| Some(snapshot.positions.iter().any(|p| p.ticket == t));
+    // A broker that stopped reporting orders cannot say whether one is gone.
+    let order_open = |t: u64| {
+        let orders = snapshot.orders.as_ref()?;
+        Some(orders.iter().any(|o| o.ticket == t))
+    };
+    let mut open = (0, 0);
+    for (act, list) in [(Act::Close, unanswered), (Act::Cancel, uncancelled)] {
+        for (ticket, error) in list {
+            let still = match act {
+                Act::Close => position_open(*ticket),
+                Act::Cancel => order_open(*ticket),
+            };
+            let (kind, detail) = match still {
+                Some(false) => {
+                    closed(args, alert, *ticket);
+                    let detail = serde_json::json!({"alert": alert, act.key(): ticket, "checked": true, "after": error});
+                    ("confirmed", detail)
+                }
+                Some(true) => (
+                    "failed",
+                    serde_json::json!({"alert": alert, act.key(): ticket, "error": error}),
+                ),
+                None => (
+                    "unverified",
+                    serde_json::json!({"alert": alert, act.key(): ticket, "error": error, "check": "the broker no longer reports orders"}),
+                ),
+            };
+            if still != Some(false) {
+                match act {
+                    Act::Close => open.0 += 1,
+                    Act::Cancel => open.1 += 1,
+                }
+            }
+            audit(args, &act.audit(kind), detail);
         }
     }
     open
 }
 
-/// Remembers that this service closed `ticket`: at once for the sync; durably in the
-/// background (the close is done either way; a lost record only means the trade shows as
-/// missing after a restart).
+/// Remembers that this service closed position `ticket` (or cancelled order `ticket`): at
+/// once for the sync; durably in the background (the close is done either way; a lost
+/// record only means the trade shows as missing after a restart). A bot trade carrying
+/// the ticket is then `closed_by_service`.
 fn closed(args: &Arc<GuardArgs>, alert: &str, ticket: u64) {
     args.closes.insert(ticket, alert);
     let (args, alert) = (args.clone(), alert.to_owned());

@@ -1,6 +1,7 @@
-//! `MetaApiBroker`: an account's snapshot from MetaApi (positions, account information and
-//! the current prices of the held symbols, fetched together), and its symbols'
-//! specifications, fetched in the background once per symbol and cached per account.
+//! `MetaApiBroker`: an account's snapshot from MetaApi (positions, account information,
+//! pending orders and the current prices of the held symbols, fetched together), its
+//! positions' deals when asked, and its symbols' specifications, fetched in the background
+//! once per symbol and cached per account.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -14,7 +15,7 @@ use super::payload;
 use crate::broker::unavailable::Unavailable;
 use crate::broker::{BoxFuture, Broker, BrokerError, ErrorClass};
 use crate::config::AccountConfig;
-use crate::domain::{AccountSnapshot, Quote, SymbolSpec, SymbolTable};
+use crate::domain::{AccountSnapshot, DealLookup, Quote, SymbolSpec, SymbolTable};
 
 /// A symbol's specification as far as it is known.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,7 +32,7 @@ type Specs = HashMap<String, BTreeMap<String, Cached>>;
 /// `metaapi` connector, over one connection pool.
 #[derive(Debug, Clone)]
 pub struct MetaApiBroker {
-    http: Http,
+    pub(super) http: Http,
     /// Our account id → MetaApi's account id, where they differ.
     ids: Arc<HashMap<String, String>>,
     specs: Arc<Mutex<Specs>>,
@@ -232,11 +233,19 @@ impl Broker for MetaApiBroker {
                     .await?;
                 payload::account_information(&text)
             };
+            let orders = async {
+                let text = self
+                    .http
+                    .get(self.http.url(id, &["orders"]), "orders", Subject::Account)
+                    .await?;
+                payload::orders(&text)
+            };
             // The prices of the symbols held last time come with the positions; a symbol
             // held for the first time costs one more round trip, after them.
             let known = self.last_held(account);
             let prices = async { Ok::<_, BrokerError>(self.quotes(account, &known).await) };
-            let (positions, balances, mut quotes) = tokio::try_join!(positions, info, prices)?;
+            let (positions, balances, orders, mut quotes) =
+                tokio::try_join!(positions, info, orders, prices)?;
             let held: BTreeSet<String> = positions.iter().map(|p| p.symbol.clone()).collect();
             let new: Vec<String> = held
                 .iter()
@@ -261,32 +270,41 @@ impl Broker for MetaApiBroker {
                 positions,
                 quotes,
                 taken_at: Utc::now(),
-                margin_mode: None,
-                orders: None,
+                margin_mode: balances.margin_mode,
+                orders: Some(orders),
                 deals: Vec::new(),
             })
         })
     }
 
-    /// `POST …/trade` with `{"actionType": "POSITION_CLOSE_ID", "positionId": "<ticket>"}`,
-    /// under the same cap, timeout and body limit as the reads; the answer is classified by
-    /// [`payload::close_result`], HTTP failures like every other request's.
+    /// See [`MetaApiBroker::close`].
     fn close_position<'a>(
         &'a self,
         account: &'a str,
         ticket: u64,
     ) -> BoxFuture<'a, Result<(), BrokerError>> {
+        Box::pin(self.close(account, ticket))
+    }
+
+    /// See [`MetaApiBroker::cancel`].
+    fn cancel_order<'a>(
+        &'a self,
+        account: &'a str,
+        ticket: u64,
+    ) -> BoxFuture<'a, Result<(), BrokerError>> {
+        Box::pin(self.cancel(account, ticket))
+    }
+
+    /// See [`MetaApiBroker::deals_of`].
+    fn position_deals<'a>(
+        &'a self,
+        account: &'a str,
+        position_id: u64,
+    ) -> BoxFuture<'a, Result<DealLookup, BrokerError>> {
         Box::pin(async move {
-            let url = self.http.url(self.metaapi_id(account), &["trade"]);
-            let body = serde_json::json!({
-                "actionType": "POSITION_CLOSE_ID",
-                "positionId": ticket.to_string(),
-            });
-            let text = self
-                .http
-                .post_json(url, &body, "trade", Subject::Position)
-                .await?;
-            payload::close_result(ticket, &text).map_err(|e| self.http.redacted(e))
+            self.deals_of(account, position_id)
+                .await
+                .map(DealLookup::Found)
         })
     }
 

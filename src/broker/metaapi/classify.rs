@@ -4,7 +4,7 @@
 //! |---|---|
 //! | 408, 5xx, other 4xx | `Retryable` |
 //! | 429 | `Retryable`, `retry_after` from `metadata.recommendedRetryTime` or `Retry-After` |
-//! | 400, 401, 403, 404 (unknown account; symbol for a specification; position for a trade) | `Permanent` |
+//! | 400, 401, 403, 404 (unknown account; symbol for a specification; position or order for a trade) | `Permanent` |
 //!
 //! The message keeps MetaApi's error name and message (shortened); the caller redacts it.
 
@@ -30,6 +30,8 @@ pub enum Subject {
     /// A trade on one position: 404 means the account or the position is unknown
     /// (permanent: there is nothing to close).
     Position,
+    /// A trade on one pending order: 404 means the account or the order is unknown.
+    Order,
 }
 
 /// A non-success answer, as classified by [`classify`].
@@ -80,6 +82,7 @@ pub fn classify(f: &Failure<'_>, now: DateTime<Utc>) -> BrokerError {
             Subject::Account => format!("{reason} (unknown account)"),
             Subject::Symbol => format!("{reason} (unknown symbol)"),
             Subject::Position => format!("{reason} (unknown account or position)"),
+            Subject::Order => format!("{reason} (unknown account or order)"),
         }),
         400 => BrokerError::Permanent(reason),
         _ => BrokerError::Retryable {

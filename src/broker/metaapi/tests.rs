@@ -14,6 +14,7 @@ use super::http::redact;
 use super::*;
 use crate::broker::wire::mutate;
 use crate::broker::{BrokerError, ErrorClass};
+use crate::domain::MarginMode;
 
 const POSITIONS: &str = include_str!("../../../examples/data/metaapi-positions.json");
 const ACCOUNT: &str = r#"{
@@ -342,6 +343,106 @@ fn close_answers_are_classified(#[case] text: &str, #[case] class: Option<ErrorC
     }
 }
 
+#[rstest]
+#[case::hedging("ACCOUNT_MARGIN_MODE_RETAIL_HEDGING", MarginMode::Hedging)]
+#[case::netting("ACCOUNT_MARGIN_MODE_RETAIL_NETTING", MarginMode::Netting)]
+#[case::exchange("ACCOUNT_MARGIN_MODE_EXCHANGE", MarginMode::Exchange)]
+fn margin_modes_are_read(#[case] text: &str, #[case] mode: MarginMode) {
+    let info = ACCOUNT.replace("ACCOUNT_MARGIN_MODE_RETAIL_HEDGING", text);
+    let b = account_information(&info).expect("a known margin mode");
+    assert_eq!(b.margin_mode, Some(mode));
+}
+
+#[test]
+fn an_unknown_margin_mode_is_malformed_and_a_missing_one_unknown() {
+    let info = ACCOUNT.replace(
+        "ACCOUNT_MARGIN_MODE_RETAIL_HEDGING",
+        "ACCOUNT_MARGIN_MODE_X",
+    );
+    let Err(BrokerError::Malformed { field, reason }) = account_information(&info) else {
+        panic!("an unknown margin mode must be refused");
+    };
+    assert_eq!(field, "account_information.marginMode");
+    assert!(reason.contains("ACCOUNT_MARGIN_MODE_X"), "{reason}");
+    let info = ACCOUNT.replace(r#""marginMode": "ACCOUNT_MARGIN_MODE_RETAIL_HEDGING","#, "");
+    let b = account_information(&info).expect("no margin mode");
+    assert_eq!(b.margin_mode, None);
+    let info = ACCOUNT.replace(r#""ACCOUNT_MARGIN_MODE_RETAIL_HEDGING""#, "2");
+    assert!(matches!(
+        account_information(&info),
+        Err(BrokerError::Malformed { .. })
+    ));
+}
+
+const ORDERS: &str = include_str!("../../../examples/data/metaapi-orders.json");
+const DEALS: &str = include_str!("../../../examples/data/metaapi-deals.json");
+
+#[test]
+fn orders_parse_and_bad_ones_name_index_and_field() {
+    let o = orders(ORDERS).expect("example orders");
+    assert_eq!(o.len(), 2);
+    assert_eq!(o[0].client_id.as_deref(), Some("bot-eurusd-7"));
+    let bad = ORDERS.replacen(r#""currentVolume": 0.2"#, r#""currentVolume": "NaN""#, 1);
+    let Err(BrokerError::Malformed { field, reason }) = orders(&bad) else {
+        panic!("NaN must be refused");
+    };
+    assert_eq!(field, "orders[0].currentVolume");
+    assert!(reason.contains("NaN"), "{reason}");
+    assert_eq!(orders("[]"), Ok(Vec::new()));
+}
+
+#[test]
+fn position_deals_keep_only_that_positions_trades() {
+    let d = position_deals(46648041, DEALS).expect("example deals");
+    let tickets: Vec<u64> = d.iter().map(|d| d.ticket).collect();
+    assert_eq!(
+        tickets,
+        [33230112, 33230187],
+        "no balance deal, no other position"
+    );
+    assert_eq!(d[1].reason, crate::domain::DealReason::StopLoss);
+    assert_eq!(position_deals(1, "[]"), Ok(Vec::new()));
+    let bad = DEALS.replacen(
+        r#""entryType": "DEAL_ENTRY_OUT""#,
+        r#""entryType": "OUT""#,
+        1,
+    );
+    let Err(BrokerError::Malformed { field, .. }) = position_deals(46648041, &bad) else {
+        panic!("an unknown entry must be refused");
+    };
+    assert_eq!(field, "history_deals[46648041][3].entryType");
+}
+
+#[rstest]
+#[case::done(
+    r#"{"numericCode": 10009, "stringCode": "TRADE_RETCODE_DONE", "orderId": "46871284"}"#,
+    None
+)]
+#[case::order_not_found(
+    r#"{"numericCode": 4754, "stringCode": "ERR_TRADE_ORDER_NOT_FOUND"}"#,
+    None
+)]
+#[case::message_says_not_found(
+    r#"{"numericCode": 1, "stringCode": "ERR_UNKNOWN", "message": "Order 46871284 not found"}"#,
+    None
+)]
+#[case::invalid(
+    r#"{"numericCode": 10013, "stringCode": "TRADE_RETCODE_INVALID"}"#,
+    Some(ErrorClass::Permanent)
+)]
+#[case::market_closed(
+    r#"{"numericCode": 10018, "stringCode": "TRADE_RETCODE_MARKET_CLOSED"}"#,
+    Some(ErrorClass::Retryable)
+)]
+#[case::unreadable(r#"{"numericCode": 100"#, Some(ErrorClass::Retryable))]
+fn cancel_answers_are_classified(#[case] text: &str, #[case] class: Option<ErrorClass>) {
+    let got = cancel_result(46871284, text);
+    assert_eq!(got.as_ref().err().map(BrokerError::class), class, "{got:?}");
+    if let Err(e) = got {
+        assert!(e.to_string().contains("order 46871284"), "{e}");
+    }
+}
+
 #[test]
 fn config_problems_name_their_keys() {
     assert!(MetaApiConfig::default().problems().is_empty());
@@ -417,6 +518,14 @@ proptest! {
     #[test]
     fn close_result_parser_never_panics(text in mutate::mutated(TRADE_SEEDS)) {
         if let Err(e) = close_result(46648037, &text) {
+            prop_assert!(matches!(e.class(), ErrorClass::Retryable | ErrorClass::Permanent), "{e}");
+        }
+    }
+
+    /// Hostile cancel answers never panic and never count as malformed.
+    #[test]
+    fn cancel_result_parser_never_panics(text in mutate::mutated(TRADE_SEEDS)) {
+        if let Err(e) = cancel_result(46871284, &text) {
             prop_assert!(matches!(e.class(), ErrorClass::Retryable | ErrorClass::Permanent), "{e}");
         }
     }

@@ -8,10 +8,15 @@
 //! <dir>/<account>/account.json     account_info() as a record: {"balance": …, "equity": …}
 //! <dir>/<account>/quotes.json      {"positions_sha256": "<hex>", "quotes": [{"symbol": …,
 //!                                  "bid": …, "ask": …, "time": …, "time_msc": …}]}
+//! <dir>/<account>/orders.json      {"export_round": …, "orders": [orders_get() records]}
+//! <dir>/<account>/deals.json       {"export_round": …, "deals": [history_deals_get() records]}
 //! ```
 //!
-//! Both files of one export carry the same round id, and a pair of two rounds is refused
-//! as retryable (see `round`).
+//! The files of one export carry the same round id, and files of two rounds are refused
+//! as retryable (see `round`). `orders.json` and `deals.json` are optional (an older
+//! bridge does not write them), but when present they must be fresh and of the round of
+//! the positions; `account.json`'s `margin_mode` gives the margin mode (see `facts`).
+//! [`Broker::position_deals`] answers from the deals of the last read.
 //!
 //! `account.json` also says whether the terminal is connected to its trade server
 //! (`terminal_connected`, from `terminal_info()`). A disconnected terminal still lists
@@ -34,25 +39,29 @@
 //! machine's clock cannot be aged and is left out (the quote-age check then holds); a
 //! server behind UTC makes quotes look old, and the quote-age check holds as well.
 
+mod facts;
+mod quotes;
 mod round;
 #[cfg(test)]
 mod tests;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use chrono::{DateTime, Utc};
-use rust_decimal::Decimal;
-use rust_decimal::prelude::ToPrimitive;
+use chrono::Utc;
 use serde::Deserialize;
-use serde_json::value::RawValue;
-use sha2::{Digest, Sha256};
+
+pub use facts::{DEALS_FILE, ORDERS_FILE};
+pub use quotes::{MAX_TICK_AHEAD, Round, parse_quotes};
 
 use super::wire::{self, MAX_PAYLOAD_BYTES, Object};
 use super::{BoxFuture, Broker, BrokerError};
-use crate::domain::{AccountSnapshot, Quote};
-use crate::input::text::{MAX_ID_BYTES, MAX_SYMBOL_BYTES, text_problem};
+use crate::domain::{AccountSnapshot, Deal, DealLookup};
+use crate::input::text::MAX_ID_BYTES;
 
 /// The positions file of an account's export directory.
 pub const POSITIONS_FILE: &str = "positions.json";
@@ -64,10 +73,6 @@ pub const QUOTES_FILE: &str = "quotes.json";
 /// The field of `account.json` that says whether the terminal is connected to its trade
 /// server (`terminal_info().connected`); a bridge that does not write it is read as before.
 pub const TERMINAL_CONNECTED: &str = "terminal_connected";
-
-/// How far a quote's time may be ahead of this machine's clock (two machines' clocks
-/// differ a little); beyond it the trade server's clock is taken not to be UTC.
-pub const MAX_TICK_AHEAD: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 
 /// `[broker.mt5_export]`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -123,6 +128,8 @@ pub fn is_safe_account_dir(account: &str) -> bool {
 pub struct Mt5ExportBroker {
     dir: PathBuf,
     max_age: MaxAge,
+    /// The deals of each account's last read that had a deals file.
+    deals: Arc<Mutex<HashMap<String, Vec<Deal>>>>,
 }
 
 /// How old, and how far ahead of now, an export file's modification time may be.
@@ -143,6 +150,7 @@ impl Mt5ExportBroker {
                 behind: Duration::from_secs(config.max_age_secs),
                 ahead: Duration::from_secs(config.max_clock_skew_secs),
             },
+            deals: Arc::default(),
         }
     }
 
@@ -157,160 +165,37 @@ impl Mt5ExportBroker {
         let now = SystemTime::now();
         let positions = read_fresh(&dir.join(POSITIONS_FILE), self.max_age, now)?;
         let info = read_fresh(&dir.join(ACCOUNT_FILE), self.max_age, now)?;
-        let mut snapshot = parse(account, &positions, &info)?;
+        let orders = read_if_exported(&dir.join(ORDERS_FILE), self.max_age, now)?;
+        let deals = read_if_exported(&dir.join(DEALS_FILE), self.max_age, now)?;
+        let texts = ExportTexts {
+            positions: &positions,
+            account: &info,
+            orders: orders.as_deref(),
+            deals: deals.as_deref(),
+        };
+        let mut snapshot = parse_export(account, &texts)?;
         snapshot.quotes = self.read_quotes(account, &dir, &positions, now);
+        let mut known = self.deals.lock().unwrap_or_else(|p| p.into_inner());
+        if deals.is_some() {
+            known.insert(account.to_owned(), snapshot.deals.clone());
+        } else {
+            known.remove(account);
+        }
         Ok(snapshot)
     }
-
-    /// The quotes of the export round whose positions are `positions`; none when the file
-    /// is missing (an older bridge), stale, unreadable or of another round. Problems are
-    /// logged; they never fail the read.
-    fn read_quotes(
-        &self,
-        account: &str,
-        dir: &Path,
-        positions: &str,
-        now: SystemTime,
-    ) -> Vec<Quote> {
-        let path = dir.join(QUOTES_FILE);
-        if !path.exists() {
-            return Vec::new();
-        }
-        let text = match read_fresh(&path, self.max_age, now) {
-            Ok(text) => text,
-            Err(e) => {
-                tracing::warn!(account = %account, error = %e, "no quotes from the export");
-                return Vec::new();
-            }
-        };
-        let (quotes, problems) = match parse_quotes(account, positions, &text, now.into()) {
-            Ok(read) => read,
-            Err(Round::Other) => {
-                tracing::debug!(account = %account, "quotes of another export round; none used in this read");
-                return Vec::new();
-            }
-            Err(Round::Unreadable(e)) => {
-                tracing::warn!(account = %account, error = %e, "no quotes from the export");
-                return Vec::new();
-            }
-        };
-        for e in problems {
-            tracing::warn!(account = %account, error = %e, "a quote of the export left out");
-        }
-        quotes
-    }
 }
 
-/// Why a quotes file gives no quotes at all.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Round {
-    /// It belongs to another export round than the positions read.
-    Other,
-    /// It cannot be read (the error names the field).
-    Unreadable(BrokerError),
-}
-
-#[derive(Deserialize)]
-struct QuotesFile<'a> {
-    positions_sha256: Option<String>,
-    #[serde(borrow)]
-    quotes: Option<Vec<&'a RawValue>>,
-}
-
-/// The quotes of a `quotes.json` text whose round wrote `positions` (the exact text of
-/// the positions file read), at `now`: the usable quotes, and an error for each one left
-/// out (naming `<account>/quotes.json.quotes[i].<field>` and its value). Each quote needs
-/// a `symbol`, a `bid` and an `ask` (exact, positive, not crossed) and `time_msc` or
-/// `time` (whole milliseconds or seconds since 1970, read as UTC, at most
-/// [`MAX_TICK_AHEAD`] ahead of `now`).
-pub fn parse_quotes(
-    account: &str,
-    positions: &str,
-    text: &str,
-    now: DateTime<Utc>,
-) -> Result<(Vec<Quote>, Vec<BrokerError>), Round> {
-    let label = format!("{account}/{QUOTES_FILE}");
-    let file: QuotesFile<'_> = serde_json::from_str(text)
-        .map_err(|e| Round::Unreadable(wire::malformed(&label, format!("invalid JSON: {e}"))))?;
-    let Some(sha) = file.positions_sha256 else {
-        return Err(Round::Unreadable(wire::malformed(
-            format!("{label}.positions_sha256"),
-            "missing required field",
-        )));
-    };
-    let digest: String = Sha256::digest(positions.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    if !sha.trim().eq_ignore_ascii_case(&digest) {
-        return Err(Round::Other);
-    }
-    let Some(records) = file.quotes else {
-        return Err(Round::Unreadable(wire::malformed(
-            format!("{label}.quotes"),
-            "missing required field",
-        )));
-    };
-    let (mut quotes, mut problems) = (Vec::new(), Vec::new());
-    for (i, raw) in records.iter().enumerate() {
-        let source = format!("{label}.quotes[{i}]");
-        match tick(&source, raw.get(), now) {
-            Ok(q) if quotes.iter().any(|o: &Quote| o.symbol == q.symbol) => {
-                problems.push(wire::malformed(
-                    format!("{source}.symbol"),
-                    format!("value {}: duplicate", q.symbol),
-                ))
-            }
-            Ok(q) => quotes.push(q),
-            Err(e) => problems.push(e),
-        }
-    }
-    Ok((quotes, problems))
-}
-
-/// One `symbol_info_tick()` record (with its `symbol`) as a quote.
-fn tick(source: &str, text: &str, now: DateTime<Utc>) -> Result<Quote, BrokerError> {
-    let o = Object::parse(source, text)?;
-    let symbol = o
-        .opt_string("symbol")?
-        .ok_or_else(|| o.error("symbol", "missing required field"))?;
-    if let Some(problem) = text_problem(&symbol, MAX_SYMBOL_BYTES) {
-        return Err(o.error("symbol", problem));
-    }
-    let (field, time) = match o.opt_decimal("time_msc")? {
-        Some(ms) => (
-            "time_msc",
-            whole(&o, "time_msc", ms)?.and_then(DateTime::from_timestamp_millis),
-        ),
-        None => {
-            let secs = o
-                .opt_decimal("time")?
-                .ok_or_else(|| o.error("time", "missing required field (and no time_msc)"))?;
-            (
-                "time",
-                whole(&o, "time", secs)?.and_then(|s| DateTime::from_timestamp(s, 0)),
-            )
-        }
-    };
-    let time = time.ok_or_else(|| o.error(field, "out of range"))?;
-    if time - now > MAX_TICK_AHEAD {
-        return Err(o.error(
-            field,
-            format!(
-                "{}s ahead of this machine's clock: the trade server's clock is not UTC, so the quote's age cannot be measured",
-                (time - now).num_seconds()
-            ),
-        ));
-    }
-    wire::quote(&o, &symbol, time)
-}
-
-/// A whole, non-negative number of `field`, or `None` when it does not fit an `i64`.
-fn whole(o: &Object<'_>, field: &str, d: Decimal) -> Result<Option<i64>, BrokerError> {
-    if d.is_sign_negative() || !d.fract().is_zero() {
-        return Err(o.error(field, "expected a whole number since 1970"));
-    }
-    Ok(d.to_i64())
+/// The texts of one read of an account's export directory.
+#[derive(Debug, Clone, Copy)]
+pub struct ExportTexts<'a> {
+    /// `positions.json`.
+    pub positions: &'a str,
+    /// `account.json`.
+    pub account: &'a str,
+    /// `orders.json`, when the bridge wrote one.
+    pub orders: Option<&'a str>,
+    /// `deals.json`, when the bridge wrote one.
+    pub deals: Option<&'a str>,
 }
 
 /// An account's snapshot from the texts of its two export files: `positions` holds
@@ -318,11 +203,28 @@ fn whole(o: &Object<'_>, field: &str, d: Decimal) -> Result<Option<i64>, BrokerE
 /// margin and margin_free are required). Errors name `<account>/<file>` and the field;
 /// files of two export rounds are refused as retryable.
 pub fn parse(account: &str, positions: &str, info: &str) -> Result<AccountSnapshot, BrokerError> {
-    let split = round::split_positions(&format!("{account}/{POSITIONS_FILE}"), positions)?;
+    let texts = ExportTexts {
+        positions,
+        account: info,
+        orders: None,
+        deals: None,
+    };
+    parse_export(account, &texts)
+}
+
+/// An account's snapshot from the texts of its export files, as [`parse`], with its
+/// margin mode, and its pending orders and deals when their files were exported (no
+/// orders file: `orders` is `None`).
+pub fn parse_export(
+    account: &str,
+    texts: &ExportTexts<'_>,
+) -> Result<AccountSnapshot, BrokerError> {
+    let split = round::split_positions(&format!("{account}/{POSITIONS_FILE}"), texts.positions)?;
     let positions = wire::positions(&split.source, split.text)?;
     let label = format!("{account}/{ACCOUNT_FILE}");
-    let info = Object::parse(&label, info)?;
-    round::check(account, split.round.as_deref(), &info)?;
+    let info = Object::parse(&label, texts.account)?;
+    let round = split.round.as_deref();
+    round::check(account, round, &info)?;
     if info.opt_bool(TERMINAL_CONNECTED)? == Some(false) {
         return Err(BrokerError::Retryable {
             reason: format!(
@@ -339,9 +241,15 @@ pub fn parse(account: &str, positions: &str, info: &str) -> Result<AccountSnapsh
         positions,
         quotes: Vec::new(),
         taken_at: Utc::now(),
-        margin_mode: None,
-        orders: None,
-        deals: Vec::new(),
+        margin_mode: facts::margin_mode(&info)?,
+        orders: texts
+            .orders
+            .map(|text| facts::orders(account, round, text))
+            .transpose()?,
+        deals: match texts.deals {
+            Some(text) => facts::deals(account, round, text)?,
+            None => Vec::new(),
+        },
     })
 }
 
@@ -365,6 +273,40 @@ impl Broker for Mt5ExportBroker {
     fn quotes_available(&self) -> bool {
         true
     }
+
+    /// The deals of `position_id` among those of the account's last read (a window of
+    /// recent history: `--deals-hours` of the bridge); `Unsupported` until a read found a
+    /// deals file (an older bridge writes none).
+    fn position_deals<'a>(
+        &'a self,
+        account: &'a str,
+        position_id: u64,
+    ) -> BoxFuture<'a, Result<DealLookup, BrokerError>> {
+        let known = self.deals.lock().unwrap_or_else(|p| p.into_inner());
+        let found = match known.get(account) {
+            Some(deals) => DealLookup::Found(
+                deals
+                    .iter()
+                    .filter(|d| d.position_id == position_id)
+                    .cloned()
+                    .collect(),
+            ),
+            None => DealLookup::Unsupported,
+        };
+        Box::pin(std::future::ready(Ok(found)))
+    }
+}
+
+/// [`read_fresh`] for a file an older bridge does not write: `None` when it is missing.
+fn read_if_exported(
+    path: &Path,
+    max_age: MaxAge,
+    now: SystemTime,
+) -> Result<Option<String>, BrokerError> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    read_fresh(path, max_age, now).map(Some)
 }
 
 /// Reads `path` if it was written within `max_age` of `now`, up to the payload limit.

@@ -1,10 +1,12 @@
-//! Export rounds: the bridge writes the same `export_round` id into both files of one
+//! Export rounds: the bridge writes the same `export_round` id into every file of one
 //! export, so a reader that caught `positions.json` of one round and `account.json` of the
 //! next (the bridge writes them one after the other) can tell, and read again later.
 //!
 //! ```text
 //! positions.json   {"export_round": "<id>", "positions": [<positions_get() records>]}
 //! account.json     {"export_round": "<id>", "balance": …, <the rest of account_info()>}
+//! orders.json      {"export_round": "<id>", "orders": [<orders_get() records>]}
+//! deals.json       {"export_round": "<id>", "deals": [<history_deals_get() records>], …}
 //! ```
 //!
 //! The id is an opaque string; only equality counts. Files of a bridge older than rounds
@@ -24,7 +26,8 @@ use crate::broker::wire::{Object, malformed, shown};
 /// The field that holds the round id, in both files.
 pub const ROUND_FIELD: &str = "export_round";
 
-/// The positions array of a `positions.json`, and the file's round.
+/// The array of an export file (`positions.json`, `orders.json`, `deals.json`), and the
+/// file's round.
 pub(super) struct Positions<'a> {
     /// The text of the array.
     pub text: &'a str,
@@ -41,6 +44,15 @@ pub(super) fn split_positions<'a>(
     label: &str,
     text: &'a str,
 ) -> Result<Positions<'a>, BrokerError> {
+    split_list(label, text, "positions")
+}
+
+/// The array `field` of an export file and its round, like [`split_positions`].
+pub(super) fn split_list<'a>(
+    label: &str,
+    text: &'a str,
+    field: &str,
+) -> Result<Positions<'a>, BrokerError> {
     if !text.trim_start().starts_with('{') {
         return Ok(Positions {
             text,
@@ -51,8 +63,8 @@ pub(super) fn split_positions<'a>(
     let fields: BTreeMap<String, &'a RawValue> =
         serde_json::from_str(text).map_err(|e| malformed(label, format!("invalid JSON: {e}")))?;
     let positions = fields
-        .get("positions")
-        .ok_or_else(|| malformed(format!("{label}.positions"), "missing required field"))?;
+        .get(field)
+        .ok_or_else(|| malformed(format!("{label}.{field}"), "missing required field"))?;
     let round = match fields.get(ROUND_FIELD) {
         None => None,
         Some(raw) => Some(serde_json::from_str::<String>(raw.get()).map_err(|_| {
@@ -64,8 +76,30 @@ pub(super) fn split_positions<'a>(
     };
     Ok(Positions {
         text: positions.get(),
-        source: format!("{label}.positions"),
+        source: format!("{label}.{field}"),
         round,
+    })
+}
+
+/// Refuses, as retryable, `file` (of round `round`) read with a `positions.json` of round
+/// `positions`; `account` names the export directory.
+pub(super) fn check_file(
+    account: &str,
+    positions: Option<&str>,
+    file: &str,
+    round: Option<&str>,
+) -> Result<(), BrokerError> {
+    if positions == round {
+        return Ok(());
+    }
+    let shown_round = |r: Option<&str>| r.map_or_else(|| "none".to_owned(), shown);
+    Err(BrokerError::Retryable {
+        reason: format!(
+            "{account}/{POSITIONS_FILE} and {account}/{file}: export round mismatch: positions round {}, {file} round {} (read while the bridge was writing; the next read should match)",
+            shown_round(positions),
+            shown_round(round),
+        ),
+        retry_after: None,
     })
 }
 

@@ -8,10 +8,12 @@ use std::time::{Duration, SystemTime};
 
 use proptest::prelude::*;
 use rust_decimal::dec;
+use sha2::{Digest, Sha256};
 
 use super::*;
 use crate::broker::wire::mutate;
 use crate::broker::{Broker, ErrorClass};
+use crate::domain::{DealEntry, DealReason, MarginMode};
 
 const POSITIONS: &str = include_str!("../../../examples/data/mt5-positions.json");
 const ACCOUNT: &str = r#"{"login": 25115284, "trade_mode": 0, "leverage": 100,
@@ -469,6 +471,225 @@ fn malformed_export_rounds_name_the_field(
     }
 }
 
+const ORDERS: &str = include_str!("../../../examples/data/mt5-orders.json");
+const DEALS: &str = include_str!("../../../examples/data/mt5-deals.json");
+
+/// `orders.json` of an export round.
+fn orders_of_round(round: &str) -> String {
+    format!(r#"{{"export_round": "{round}", "orders": {ORDERS}}}"#)
+}
+
+/// `deals.json` of an export round.
+fn deals_of_round(round: &str) -> String {
+    format!(
+        r#"{{"export_round": "{round}", "date_from": 1664150000, "date_to": 1664323200, "deals": {DEALS}}}"#
+    )
+}
+
+/// An export of round 17 with orders and deals.
+fn export_all(dir: &Path, account: &str) {
+    export(
+        dir,
+        account,
+        &positions_of_round("17"),
+        &account_of_round("17"),
+    );
+    let d = dir.join(account);
+    std::fs::write(d.join(ORDERS_FILE), orders_of_round("17")).expect("orders");
+    std::fs::write(d.join(DEALS_FILE), deals_of_round("17")).expect("deals");
+}
+
+#[rstest::rstest]
+#[case::netting("0", Some(MarginMode::Netting))]
+#[case::exchange("1", Some(MarginMode::Exchange))]
+#[case::hedging("2", Some(MarginMode::Hedging))]
+fn the_margin_mode_comes_from_the_account_record(
+    #[case] mode: &str,
+    #[case] expected: Option<MarginMode>,
+) {
+    let info = ACCOUNT.replacen('{', &format!(r#"{{"margin_mode": {mode}, "#), 1);
+    let s = parse("acc", POSITIONS, &info).expect("a known margin mode");
+    assert_eq!(s.margin_mode, expected);
+    assert_eq!(
+        parse("acc", POSITIONS, ACCOUNT).expect("none").margin_mode,
+        None
+    );
+}
+
+#[rstest::rstest]
+#[case::unknown("3")]
+#[case::negative("-1")]
+#[case::text(r#""netting""#)]
+fn an_unknown_margin_mode_is_malformed(#[case] mode: &str) {
+    let info = ACCOUNT.replacen('{', &format!(r#"{{"margin_mode": {mode}, "#), 1);
+    let Err(BrokerError::Malformed { field, reason }) = parse("acc", POSITIONS, &info) else {
+        panic!("{mode} must be refused");
+    };
+    assert_eq!(field, "acc/account.json.margin_mode");
+    assert!(reason.contains(mode), "{reason}");
+}
+
+#[tokio::test]
+async fn orders_and_deals_of_the_round_come_with_the_snapshot() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    export_all(dir.path(), "acc-1");
+    let b = broker(dir.path(), 30);
+    let s = b.snapshot("acc-1").await.expect("snapshot");
+    let orders: Vec<u64> = s
+        .orders
+        .expect("exported")
+        .iter()
+        .map(|o| o.ticket)
+        .collect();
+    assert_eq!(orders, [1468460012, 1468460057]);
+    let deals: Vec<u64> = s.deals.iter().map(|d| d.ticket).collect();
+    assert_eq!(
+        deals,
+        [1201492211, 1201492380, 1201497744],
+        "no balance deal"
+    );
+    let Ok(DealLookup::Found(of)) = b.position_deals("acc-1", 1468454402).await else {
+        panic!("deals were exported");
+    };
+    let of: Vec<_> = of.iter().map(|d| (d.entry, d.reason)).collect();
+    assert_eq!(
+        of,
+        [
+            (DealEntry::In, DealReason::Expert),
+            (DealEntry::Out, DealReason::StopLoss)
+        ]
+    );
+    assert_eq!(
+        b.position_deals("acc-1", 42).await,
+        Ok(DealLookup::Found(Vec::new()))
+    );
+    assert_eq!(
+        b.position_deals("acc-2", 1468454402).await,
+        Ok(DealLookup::Unsupported),
+        "an account never read"
+    );
+}
+
+#[tokio::test]
+async fn an_older_bridge_without_orders_or_deals_is_read_as_before() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    export_all(dir.path(), "acc-1");
+    let b = broker(dir.path(), 30);
+    b.snapshot("acc-1").await.expect("with deals");
+    for file in [ORDERS_FILE, DEALS_FILE] {
+        std::fs::remove_file(dir.path().join("acc-1").join(file)).expect("remove");
+    }
+    let s = b.snapshot("acc-1").await.expect("without orders and deals");
+    assert_eq!(s.positions.len(), 3);
+    assert_eq!(s.orders, None, "unknown, not none");
+    assert!(s.deals.is_empty());
+    assert_eq!(
+        b.position_deals("acc-1", 1468454402).await,
+        Ok(DealLookup::Unsupported),
+        "the last read had no deals file"
+    );
+}
+
+#[rstest::rstest]
+#[case::orders_of_another_round(ORDERS_FILE, orders_of_round("18"), "orders.json round 18")]
+#[case::deals_of_another_round(DEALS_FILE, deals_of_round("18"), "deals.json round 18")]
+#[case::orders_without_round(ORDERS_FILE, ORDERS.to_owned(), "orders.json round none")]
+fn orders_or_deals_of_another_round_are_refused_as_retryable(
+    #[case] file: &str,
+    #[case] text: String,
+    #[case] said: &str,
+) {
+    let orders = orders_of_round("17");
+    let deals = deals_of_round("17");
+    let mut texts = ExportTexts {
+        positions: &positions_of_round("17"),
+        account: &account_of_round("17"),
+        orders: Some(&orders),
+        deals: Some(&deals),
+    };
+    if file == ORDERS_FILE {
+        texts.orders = Some(&text);
+    } else {
+        texts.deals = Some(&text);
+    }
+    let e = parse_export("acc", &texts).expect_err("rounds differ");
+    assert_eq!(e.class(), ErrorClass::Retryable, "{e}");
+    let message = e.to_string();
+    assert!(
+        message.contains("export round mismatch") && message.contains(said),
+        "{message}"
+    );
+}
+
+#[rstest::rstest]
+#[case::order_type(
+    ORDERS_FILE,
+    orders_of_round("17").replacen(r#""type": 2"#, r#""type": 11"#, 1),
+    "acc/orders.json.orders[0].type"
+)]
+#[case::order_nan(
+    ORDERS_FILE,
+    orders_of_round("17").replacen(r#""volume_current": 0.02"#, r#""volume_current": "NaN""#, 1),
+    "acc/orders.json.orders[0].volume_current"
+)]
+#[case::deal_entry(
+    DEALS_FILE,
+    deals_of_round("17").replacen(r#""entry": 1"#, r#""entry": 9"#, 1),
+    "acc/deals.json.deals[3].entry"
+)]
+#[case::deal_symbol(
+    DEALS_FILE,
+    deals_of_round("17").replacen(r#""symbol": "USDCHF""#, r#""symbol": "USD\u0000CHF""#, 1),
+    "acc/deals.json.deals[1].symbol"
+)]
+#[case::no_deals(
+    DEALS_FILE,
+    r#"{"export_round": "17"}"#.to_owned(),
+    "acc/deals.json.deals"
+)]
+fn hostile_orders_and_deals_name_the_field(
+    #[case] file: &str,
+    #[case] text: String,
+    #[case] field: &str,
+) {
+    let orders = orders_of_round("17");
+    let deals = deals_of_round("17");
+    let mut texts = ExportTexts {
+        positions: &positions_of_round("17"),
+        account: &account_of_round("17"),
+        orders: Some(&orders),
+        deals: Some(&deals),
+    };
+    if file == ORDERS_FILE {
+        texts.orders = Some(&text);
+    } else {
+        texts.deals = Some(&text);
+    }
+    match parse_export("acc", &texts) {
+        Err(BrokerError::Malformed { field: f, .. }) => assert_eq!(f, field),
+        other => panic!("expected malformed {field}, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_stale_orders_or_deals_file_fails_the_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for file in [ORDERS_FILE, DEALS_FILE] {
+        export_all(dir.path(), "acc-1");
+        age(
+            &dir.path().join("acc-1").join(file),
+            Duration::from_secs(120),
+        );
+        let e = broker(dir.path(), 30)
+            .snapshot("acc-1")
+            .await
+            .expect_err("stale");
+        assert_eq!(e.class(), ErrorClass::Retryable, "{e}");
+        let text = e.to_string();
+        assert!(text.contains("stale") && text.contains(file), "{text}");
+    }
+}
+
 #[test]
 fn config_problems_name_their_keys() {
     assert!(Mt5ExportConfig::default().problems().is_empty());
@@ -543,6 +764,11 @@ async fn what_the_bridge_writes_the_adapter_reads() {
     let expected = crate::input::parse_positions("fixture", POSITIONS).expect("fixture");
     assert_eq!(s.positions, expected);
     assert_eq!(s.equity, dec!(99517.41));
+    assert_eq!(s.margin_mode, Some(MarginMode::Hedging), "margin_mode 2");
+    let orders = crate::input::parse_orders("fixture", ORDERS).expect("fixture");
+    assert_eq!(s.orders, Some(orders));
+    let deals = crate::input::parse_deals("fixture", DEALS).expect("fixture");
+    assert_eq!(s.deals, deals);
     let q: Vec<_> = s
         .quotes
         .iter()

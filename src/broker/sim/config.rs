@@ -1,8 +1,12 @@
 //! `[broker.sim]`: how many accounts the simulated broker holds and how noisy they are.
 
+use std::collections::BTreeMap;
+
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
+use super::generate::account_id;
+use crate::domain::MarginMode;
 use crate::domain::pips::fx_name_pip_size;
 
 /// Most positions one generated account may hold (keeps generated tickets unique).
@@ -41,6 +45,12 @@ pub struct SimConfig {
     pub manual_position_pct: u32,
     /// Chance that a bot trade's position is gone at the broker (closed by its stop loss).
     pub closed_by_sl_pct: u32,
+    /// How the accounts book positions: `hedging`, `netting` or `exchange`.
+    pub margin_mode: MarginMode,
+    /// Margin modes of single accounts, over `margin_mode`: `{ sim-002 = "netting" }`.
+    pub margin_modes: BTreeMap<String, MarginMode>,
+    /// How long, in seconds, a deal stays in an account's history.
+    pub deal_history_secs: u64,
 }
 
 impl Default for SimConfig {
@@ -60,6 +70,9 @@ impl Default for SimConfig {
             moved_sl_pct: 5,
             manual_position_pct: 5,
             closed_by_sl_pct: 5,
+            margin_mode: MarginMode::Hedging,
+            margin_modes: BTreeMap::new(),
+            deal_history_secs: 86_400,
         }
     }
 }
@@ -110,6 +123,20 @@ impl SimConfig {
                 self.positions_per_account
             ));
         }
+        for id in self.margin_modes.keys() {
+            let n = id
+                .strip_prefix("sim-")
+                .and_then(|n| n.parse::<usize>().ok());
+            if !n.is_some_and(|n| n >= 1 && n <= self.accounts && *id == account_id(n)) {
+                out.push(format!(
+                    "broker.sim.margin_modes.{id}: no such generated account (sim-001 to {})",
+                    account_id(self.accounts)
+                ));
+            }
+        }
+        if self.deal_history_secs == 0 {
+            out.push("broker.sim.deal_history_secs = 0: must be greater than 0".to_owned());
+        }
         if self.balance <= Decimal::ZERO {
             out.push(format!(
                 "broker.sim.balance = {}: must be greater than zero",
@@ -142,6 +169,12 @@ mod tests {
         assert_eq!(c.balance, Decimal::new(250_050, 2));
         assert_eq!(c.accounts, SimConfig::default().accounts);
         assert!(c.symbols.iter().any(|s| s.ends_with("JPY")));
+        let c: SimConfig = toml::from_str("margin_mode = \"netting\"").unwrap();
+        assert_eq!(c.margin_mode, MarginMode::Netting);
+        let c: SimConfig = toml::from_str("margin_modes = { sim-002 = \"exchange\" }").unwrap();
+        assert_eq!(c.margin_modes["sim-002"], MarginMode::Exchange);
+        assert!(c.problems().is_empty());
+        assert!(toml::from_str::<SimConfig>("margin_mode = \"both\"").is_err());
     }
 
     #[test]
@@ -154,6 +187,8 @@ mod tests {
             closed_by_sl_pct: 300,
             symbols: vec!["EURUSD".into(), "XAUUSD".into()],
             balance: Decimal::ZERO,
+            deal_history_secs: 0,
+            margin_modes: [("sim-9".to_owned(), MarginMode::Netting)].into(),
             ..SimConfig::default()
         };
         let problems = c.problems().join("\n");
@@ -163,9 +198,11 @@ mod tests {
             "broker.sim.closed_by_sl_pct",
             "broker.sim.symbols[1]",
             "broker.sim.balance",
+            "broker.sim.deal_history_secs",
+            "broker.sim.margin_modes.sim-9",
         ] {
             assert!(problems.contains(key), "{key} missing from {problems}");
         }
-        assert_eq!(c.problems().len(), 5);
+        assert_eq!(c.problems().len(), 7);
     }
 }

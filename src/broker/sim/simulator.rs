@@ -9,15 +9,20 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use chrono::TimeDelta;
 use rust_decimal::Decimal;
 
 use super::config::{MAX_ACCOUNTS, SimConfig};
 use super::generate::{Injected, account_id, generate};
+use super::history::{DealReport, History};
 use super::market;
 use super::rng::SplitMix64;
 use crate::broker::{BoxFuture, Broker, BrokerError, TradeSource};
 use crate::clock::Clock;
-use crate::domain::{AccountSnapshot, BotTrade, BrokerPosition, Quote};
+use crate::domain::{
+    AccountSnapshot, BotTrade, BrokerPosition, DealLookup, DealReason, MarginMode, PendingOrder,
+    Quote,
+};
 
 /// How long a [`Fault::Timeout`] call sleeps: far longer than any sync timeout.
 pub const NEVER_ANSWERS: Duration = Duration::from_secs(3600);
@@ -39,10 +44,10 @@ pub enum Fault {
 
 /// One account at the simulated broker.
 #[derive(Debug, Clone, Default)]
-struct Account {
+pub(super) struct Account {
     balance: Decimal,
     trades: Vec<BotTrade>,
-    positions: Vec<BrokerPosition>,
+    pub(super) positions: Vec<BrokerPosition>,
     injected: Vec<Injected>,
     latency: Option<Duration>,
     faults: VecDeque<Fault>,
@@ -51,6 +56,38 @@ struct Account {
     quotes: Vec<Quote>,
     close_faults: VecDeque<Fault>,
     closes: u64,
+    pub(super) margin_mode: MarginMode,
+    pub(super) orders: Vec<PendingOrder>,
+    pub(super) history: History,
+    pub(super) deal_report: DealReport,
+    /// The next order or position ticket to try (see [`Account::new_ticket`]).
+    next_ticket: u64,
+    pub(super) cancels: u64,
+}
+
+/// The first ticket of the orders and positions the simulator opens itself: far above
+/// the generated ones (below 10^13).
+pub const FIRST_SIM_TICKET: u64 = 100_000_000_000_000;
+
+impl Account {
+    /// A ticket no position (ticket or identifier) or pending order of the account uses,
+    /// counting up from [`FIRST_SIM_TICKET`].
+    pub(super) fn new_ticket(&mut self) -> u64 {
+        let mut t = self.next_ticket.max(FIRST_SIM_TICKET);
+        while self.uses_ticket(t) {
+            t += 1;
+        }
+        self.next_ticket = t + 1;
+        t
+    }
+
+    /// Whether a position (ticket or identifier) or a pending order uses `ticket`.
+    pub(super) fn uses_ticket(&self, ticket: u64) -> bool {
+        self.positions
+            .iter()
+            .any(|p| p.ticket == ticket || p.identifier == ticket)
+            || self.orders.iter().any(|o| o.ticket == ticket)
+    }
 }
 
 #[derive(Debug)]
@@ -79,13 +116,17 @@ struct RandomFaults {
 #[derive(Debug)]
 pub struct SimBroker {
     inner: Mutex<Inner>,
-    latency_ms: (u64, u64),
+    pub(super) latency_ms: (u64, u64),
     balance: Decimal,
-    /// Stamps every snapshot (`taken_at`).
-    clock: Clock,
+    /// The margin mode of new accounts.
+    margin_mode: MarginMode,
+    /// How long deals stay in an account's history.
+    pub(super) deal_window: TimeDelta,
+    /// Stamps every snapshot (`taken_at`) and every deal.
+    pub(super) clock: Clock,
 }
 
-fn unknown(account: &str) -> BrokerError {
+pub(super) fn unknown(account: &str) -> BrokerError {
     BrokerError::Permanent(format!(
         "unknown account {account:?} at the simulated broker"
     ))
@@ -99,14 +140,20 @@ impl SimBroker {
         let accounts = (1..=config.accounts.min(MAX_ACCOUNTS))
             .map(|n| {
                 let g = generate(config, n);
+                let id = account_id(n);
                 let account = Account {
                     balance: config.balance,
                     trades: g.trades,
                     positions: g.positions,
                     injected: g.injected,
+                    margin_mode: config
+                        .margin_modes
+                        .get(&id)
+                        .copied()
+                        .unwrap_or(config.margin_mode),
                     ..Account::default()
                 };
-                (account_id(n), account)
+                (id, account)
             })
             .collect();
         let (a, b) = (config.latency_ms_min, config.latency_ms_max);
@@ -124,6 +171,11 @@ impl SimBroker {
             }),
             latency_ms: (a.min(b), a.max(b)),
             balance: config.balance,
+            margin_mode: config.margin_mode,
+            deal_window: TimeDelta::seconds(
+                i64::try_from(config.deal_history_secs).unwrap_or(i64::MAX),
+            )
+            .max(TimeDelta::seconds(1)),
             clock: Clock::real(),
         }
     }
@@ -141,7 +193,7 @@ impl SimBroker {
     }
 
     /// Runs `f` on the account, `None` when it is unknown.
-    fn with<R>(&self, id: &str, f: impl FnOnce(&mut Account) -> R) -> Option<R> {
+    pub(super) fn with<R>(&self, id: &str, f: impl FnOnce(&mut Account) -> R) -> Option<R> {
         self.lock().accounts.get_mut(id).map(f)
     }
 
@@ -163,6 +215,7 @@ impl SimBroker {
             balance: self.balance,
             trades,
             positions,
+            margin_mode: self.margin_mode,
             ..Account::default()
         };
         self.lock().accounts.insert(id.to_owned(), account);
@@ -173,7 +226,9 @@ impl SimBroker {
         self.lock().accounts.remove(id).is_some()
     }
 
-    /// Replaces the broker positions of an account. False when unknown.
+    /// Replaces the broker positions of an account, leaving no deal: positions that
+    /// vanish this way have no closing deal (a history that lost them), positions that
+    /// appear no opening deal. False when unknown.
     pub fn set_positions(&self, id: &str, positions: Vec<BrokerPosition>) -> bool {
         self.with(id, |a| a.positions = positions).is_some()
     }
@@ -202,7 +257,9 @@ impl SimBroker {
         self.with(id, |a| a.balance = balance).is_some()
     }
 
-    /// Removes the position with `ticket`. False when account or ticket is unknown.
+    /// Removes the position with `ticket`, leaving no deal (to script a position that
+    /// vanished without a trace; [`SimBroker::close_by`] leaves its closing deal). False
+    /// when account or ticket is unknown.
     pub fn remove_position(&self, id: &str, ticket: u64) -> bool {
         self.with(id, |a| {
             let before = a.positions.len();
@@ -303,9 +360,19 @@ impl SimBroker {
 
     /// The account as it is now.
     fn read(&self, id: &str) -> Result<AccountSnapshot, BrokerError> {
-        let (balance, positions, quotes) = self
-            .with(id, |a| (a.balance, a.positions.clone(), a.quotes.clone()))
-            .ok_or_else(|| unknown(id))?;
+        let now = self.clock.now();
+        let window = self.deal_window;
+        let read = self.with(id, |a| {
+            a.history.prune(now, window);
+            let deals = match a.deal_report {
+                DealReport::Snapshot => a.history.all(),
+                _ => Vec::new(),
+            };
+            let facts = (a.margin_mode, a.orders.clone(), deals);
+            (a.balance, a.positions.clone(), a.quotes.clone(), facts)
+        });
+        let (balance, positions, quotes, (margin_mode, orders, deals)) =
+            read.ok_or_else(|| unknown(id))?;
         let floating: Decimal = positions.iter().map(|p| p.profit + p.swap).sum();
         let equity = balance + floating;
         let margin = market::margin(&positions);
@@ -316,10 +383,10 @@ impl SimBroker {
             free_margin: equity - margin,
             positions,
             quotes,
-            taken_at: self.clock.now(),
-            margin_mode: None,
-            orders: None,
-            deals: Vec::new(),
+            taken_at: now,
+            margin_mode: Some(margin_mode),
+            orders: Some(orders),
+            deals,
         })
     }
 }
@@ -369,12 +436,32 @@ impl Broker for SimBroker {
         })
     }
 
+    /// Closes the whole position, leaving its closing deal (reason `Expert`).
     fn close_position<'a>(
         &'a self,
         account: &'a str,
         ticket: u64,
     ) -> BoxFuture<'a, Result<(), BrokerError>> {
         Box::pin(self.close(account, ticket))
+    }
+
+    /// Cancels the pending order (see [`SimBroker::cancel_calls`]); an order already gone
+    /// is no error.
+    fn cancel_order<'a>(
+        &'a self,
+        account: &'a str,
+        ticket: u64,
+    ) -> BoxFuture<'a, Result<(), BrokerError>> {
+        Box::pin(self.cancel(account, ticket))
+    }
+
+    /// The position's deals, as the account's [`DealReport`] says.
+    fn position_deals<'a>(
+        &'a self,
+        account: &'a str,
+        position_id: u64,
+    ) -> BoxFuture<'a, Result<DealLookup, BrokerError>> {
+        Box::pin(self.lookup(account, position_id))
     }
 
     /// The simulator reports the quotes set by [`SimBroker::set_quotes`].
@@ -400,7 +487,7 @@ impl SimBroker {
         if let Some(Fault::Error(e)) = fault {
             return Err(e);
         }
-        let removed = self.remove_position(account, ticket);
+        let removed = self.close_by(account, ticket, DealReason::Expert);
         if let Some(Fault::Timeout) = fault {
             tokio::time::sleep(NEVER_ANSWERS).await;
         }

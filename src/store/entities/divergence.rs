@@ -44,6 +44,21 @@ pub struct Model {
     pub last_seen: DateTimeUtc,
     /// When the divergence went away.
     pub resolved_at: Option<DateTimeUtc>,
+    /// Why the broker closed the position (a deal reason: `stop_loss`, `client` …), for
+    /// `closed_at_broker` and `partially_closed`.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub close_reason: Option<String>,
+    /// Volume-weighted close price of the closing deals, exact decimal text.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub close_price: Option<String>,
+    /// Realised profit of the closing deals, exact decimal text.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub close_profit: Option<String>,
+    /// Volume the closing deals took, exact decimal text.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub closed_volume: Option<String>,
+    /// When the last closing deal executed (broker time).
+    pub close_time: Option<DateTimeUtc>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -6,6 +6,12 @@
 //! scripted. [`FakeMetaApi::set_positions`] changes what an account holds (a bot opening
 //! positions); [`FakeMetaApi::answer_trades`] scripts the answers of the next trade
 //! requests (a refused close leaves the position open).
+//!
+//! `GET …/orders` answers what [`FakeMetaApi::set_orders`] scripted (`[]` otherwise),
+//! without the orders cancelled through `trade` (`ORDER_CANCEL`; an unknown order answers
+//! `ERR_TRADE_ORDER_NOT_FOUND`). `GET …/history-deals/position/{id}` answers the deals of
+//! [`FakeMetaApi::add_deals`] of that position, and the closing deal (reason
+//! `DEAL_REASON_EXPERT`) of every position closed through `trade`.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -57,8 +63,8 @@ pub enum Script {
 pub struct Seen {
     /// MetaApi account id in the path.
     pub account: String,
-    /// `positions`, `account-information`, `specification/<symbol>`,
-    /// `current-price/<symbol>` or `trade`.
+    /// `positions`, `account-information`, `orders`, `specification/<symbol>`,
+    /// `current-price/<symbol>`, `history-deals/position/<id>` or `trade`.
     pub endpoint: String,
     /// Status answered.
     pub status: u16,
@@ -79,6 +85,12 @@ struct Inner {
     prices: HashMap<(String, String), (u16, String)>,
     /// MetaApi account id → the scripted answers (status, body) of its next trade requests.
     trade_answers: HashMap<String, VecDeque<(u16, String)>>,
+    /// MetaApi account id → its pending orders (a MetaApi orders list).
+    orders: HashMap<String, String>,
+    /// MetaApi account id → ids of the orders cancelled through `trade`.
+    cancelled: HashMap<String, HashSet<String>>,
+    /// MetaApi account id → its deals (MetaApi deal objects).
+    deals: HashMap<String, Vec<serde_json::Value>>,
 }
 
 /// A running fake; stops when dropped.
@@ -176,6 +188,31 @@ impl FakeMetaApi {
             .entry(account.to_owned())
             .or_default()
             .extend(answers);
+    }
+
+    /// From now on, `account`'s pending orders are this MetaApi orders list (orders
+    /// cancelled through `trade` stay cancelled).
+    pub fn set_orders(&self, account: &str, body: impl Into<String>) {
+        self.lock().orders.insert(account.to_owned(), body.into());
+    }
+
+    /// Adds these deals (a MetaApi deals list) to `account`'s history.
+    pub fn add_deals(&self, account: &str, body: &str) {
+        let deals: Vec<serde_json::Value> = serde_json::from_str(body).expect("a deals list");
+        self.lock()
+            .deals
+            .entry(account.to_owned())
+            .or_default()
+            .extend(deals);
+    }
+
+    /// The ids of the orders cancelled through `trade` on `account`.
+    pub fn cancelled(&self, account: &str) -> HashSet<String> {
+        self.lock()
+            .cancelled
+            .get(account)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// The ids of the positions `account` holds now.
@@ -282,6 +319,16 @@ async fn handle(
             (*a, "trade".to_owned())
         }
         ["users", "current", "accounts", a, "positions"] => (*a, "positions".to_owned()),
+        ["users", "current", "accounts", a, "orders"] => (*a, "orders".to_owned()),
+        [
+            "users",
+            "current",
+            "accounts",
+            a,
+            "history-deals",
+            "position",
+            p,
+        ] => (*a, format!("history-deals/position/{p}")),
         ["users", "current", "accounts", a, "account-information"] => {
             (*a, "account-information".to_owned())
         }
@@ -387,6 +434,18 @@ fn decide(
                 None => close(g, account, script, body),
             }
         }
+        _ if endpoint == "orders" => json(200, open_orders(g, account)),
+        _ if endpoint.starts_with("history-deals/position/") => {
+            let id = endpoint.trim_start_matches("history-deals/position/");
+            let deals: Vec<&serde_json::Value> = g
+                .deals
+                .get(account)
+                .into_iter()
+                .flatten()
+                .filter(|d| d["positionId"].as_str() == Some(id))
+                .collect();
+            json(200, serde_json::to_string(&deals).unwrap_or_default())
+        }
         Script::Positions(body) if positions => json(200, open_positions(g, account, body)),
         Script::Account(body) if !positions => json(200, body.clone()),
         Script::RateLimited(wait) if positions => {
@@ -454,10 +513,73 @@ fn open_positions(g: &Inner, account: &str, body: &str) -> String {
     serde_json::Value::Array(list).to_string()
 }
 
-/// `POSITION_CLOSE_ID`: MetaApi's trade answer; an open position is closed in the fake,
-/// any other answers `TRADE_RETCODE_POSITION_CLOSED`.
+/// `account`'s scripted orders without those cancelled.
+fn open_orders(g: &Inner, account: &str) -> String {
+    let body = g.orders.get(account).map_or("[]", String::as_str);
+    let Ok(serde_json::Value::Array(mut list)) = serde_json::from_str(body) else {
+        return body.to_owned();
+    };
+    if let Some(cancelled) = g.cancelled.get(account) {
+        list.retain(|o| o["id"].as_str().is_none_or(|id| !cancelled.contains(id)));
+    }
+    serde_json::Value::Array(list).to_string()
+}
+
+/// `ORDER_CANCEL`: a pending order is cancelled in the fake, any other answers
+/// `ERR_TRADE_ORDER_NOT_FOUND`.
+fn cancel(g: &mut Inner, account: &str, id: &str) -> Response<Body> {
+    let open = serde_json::from_str::<Vec<serde_json::Value>>(&open_orders(g, account))
+        .unwrap_or_default()
+        .iter()
+        .any(|o| o["id"].as_str() == Some(id));
+    if !open {
+        return json(
+            200,
+            r#"{"numericCode": 4754, "stringCode": "ERR_TRADE_ORDER_NOT_FOUND", "message": "Order not found"}"#,
+        );
+    }
+    g.cancelled
+        .entry(account.to_owned())
+        .or_default()
+        .insert(id.to_owned());
+    json(
+        200,
+        format!(
+            r#"{{"numericCode": 10009, "stringCode": "TRADE_RETCODE_DONE", "message": "Request completed", "orderId": "{id}"}}"#
+        ),
+    )
+}
+
+/// The closing deal of `position` (a MetaApi position), closed by the expert now.
+fn closing_deal(position: &serde_json::Value, now: SystemTime) -> serde_json::Value {
+    let id = position["id"].as_str().unwrap_or_default();
+    let side = if position["type"] == "POSITION_TYPE_BUY" {
+        "DEAL_TYPE_SELL"
+    } else {
+        "DEAL_TYPE_BUY"
+    };
+    let price = match &position["currentPrice"] {
+        serde_json::Value::Null => position["openPrice"].clone(),
+        p => p.clone(),
+    };
+    serde_json::json!({
+        "id": format!("8{id}"), "type": side, "entryType": "DEAL_ENTRY_OUT",
+        "reason": "DEAL_REASON_EXPERT", "positionId": id, "symbol": position["symbol"],
+        "volume": position["volume"], "price": price, "profit": position["profit"],
+        "time": iso(now), "platform": "mt5",
+    })
+}
+
+/// `POSITION_CLOSE_ID`: MetaApi's trade answer; an open position is closed in the fake
+/// (leaving its closing deal), any other answers `TRADE_RETCODE_POSITION_CLOSED`.
+/// `ORDER_CANCEL` cancels an order ([`cancel`]).
 fn close(g: &mut Inner, account: &str, script: &Script, request: &str) -> Response<Body> {
     let request: serde_json::Value = serde_json::from_str(request).unwrap_or_default();
+    if let (Some("ORDER_CANCEL"), Some(id)) =
+        (request["actionType"].as_str(), request["orderId"].as_str())
+    {
+        return cancel(g, account, id);
+    }
     let (Some("POSITION_CLOSE_ID"), Some(id)) = (
         request["actionType"].as_str(),
         request["positionId"].as_str(),
@@ -473,14 +595,16 @@ fn close(g: &mut Inner, account: &str, script: &Script, request: &str) -> Respon
     };
     let open = serde_json::from_str::<Vec<serde_json::Value>>(&listed)
         .unwrap_or_default()
-        .iter()
-        .any(|p| p["id"].as_str() == Some(id));
-    if !open {
+        .into_iter()
+        .find(|p| p["id"].as_str() == Some(id));
+    let Some(open) = open else {
         return json(
             200,
             r#"{"numericCode": 10036, "stringCode": "TRADE_RETCODE_POSITION_CLOSED", "message": "Position doesn't exist"}"#,
         );
-    }
+    };
+    let deal = closing_deal(&open, SystemTime::now());
+    g.deals.entry(account.to_owned()).or_default().push(deal);
     g.closed
         .entry(account.to_owned())
         .or_default()
