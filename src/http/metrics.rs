@@ -1,12 +1,21 @@
-//! `GET /metrics`: Prometheus text format, derived at scrape time from the supervisor's
-//! `Status`, the persistence actor's figures and one grouped count of open divergences.
-//! Written by hand: the format is a few lines per family and needs no crate.
+//! `GET /metrics`: the service's figures in the Prometheus text format, or OpenMetrics when
+//! the scraper asks for it (`Accept: application/openmetrics-text`), encoded by
+//! `prometheus-client`. Nothing is kept between scrapes: each scrape takes the supervisor's
+//! `Status`, the persistence actor's figures and one grouped count of open divergences,
+//! and a collector turns that snapshot into metric families.
 
-use std::fmt::{Display, Write};
+use std::fmt;
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::text as openmetrics_text;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeCounterValue, EncodeGaugeValue, NoLabelSet, prometheus_text,
+};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
 
 use super::api::{open_counts, persistence_stats, tree_status};
 use super::server::AppState;
@@ -14,12 +23,41 @@ use crate::actors::Status;
 use crate::actors::status::{DURATION_BUCKETS, DurationHistogram, PersistenceStats};
 use crate::store::OpenCount;
 
-/// The content type Prometheus expects.
-const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// The exposition formats a scraper may ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// The Prometheus text format 0.0.4 (the default).
+    Prometheus,
+    /// OpenMetrics 1.0 text.
+    OpenMetrics,
+}
+
+impl Format {
+    /// What the `Accept` header asks for: OpenMetrics when it names it, else Prometheus.
+    pub fn negotiate(headers: &HeaderMap) -> Self {
+        let asks = headers
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.contains("application/openmetrics-text"));
+        if asks {
+            Self::OpenMetrics
+        } else {
+            Self::Prometheus
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Self::Prometheus => prometheus_text::CONTENT_TYPE,
+            Self::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        }
+    }
+}
 
 /// `GET /metrics`. 503 when the supervisor does not answer (the scrape then fails, which
 /// Prometheus reports as `up == 0`).
-pub(super) async fn handler(State(state): State<AppState>) -> Response {
+pub(super) async fn handler(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let s = &state.0;
     let status = match tree_status(s).await {
         Ok(st) => st,
@@ -31,253 +69,318 @@ pub(super) async fn handler(State(state): State<AppState>) -> Response {
                 .into_response();
         }
     };
-    let persistence = persistence_stats(s).await.ok();
-    let counts = open_counts(s).await;
-    let body = render(&status, persistence.as_ref(), counts.as_deref());
-    ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()
+    let snapshot = Snapshot {
+        status,
+        persistence: persistence_stats(s).await.ok(),
+        counts: open_counts(s).await,
+    };
+    let format = Format::negotiate(&headers);
+    match render(snapshot, format) {
+        Ok(body) => ([(header::CONTENT_TYPE, format.content_type())], body).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("metrics could not be encoded: {e}\n"),
+        )
+            .into_response(),
+    }
 }
 
-/// The whole exposition. `counts` is `None` when the database could not be read.
-pub fn render(
-    status: &Status,
-    persistence: Option<&PersistenceStats>,
-    counts: Option<&[OpenCount]>,
-) -> String {
-    let mut o = Out(String::new());
-    let accounts = &status.accounts;
-
-    o.family("mt5r_accounts", "gauge", "Accounts by breaker state.");
-    let mut by_state = std::collections::BTreeMap::<&str, u64>::new();
-    for name in ["running", "backing_off", "open", "half_open", "disabled"] {
-        by_state.insert(name, 0);
-    }
-    for a in accounts {
-        *by_state.entry(a.state.as_str()).or_default() += 1;
-    }
-    for (state, n) in &by_state {
-        o.sample("mt5r_accounts", &[("state", state)], n);
-    }
-    o.family(
-        "mt5r_account_state",
-        "gauge",
-        "1 for the account's current breaker state.",
-    );
-    for a in accounts {
-        let labels = [
-            ("account", a.id.as_str()),
-            ("broker", &a.broker),
-            ("state", &a.state),
-        ];
-        o.sample("mt5r_account_state", &labels, 1);
-    }
-    o.family(
-        "mt5r_syncs_total",
-        "counter",
-        "Syncs by account and result (ok, failed).",
-    );
-    for a in accounts {
-        o.sample(
-            "mt5r_syncs_total",
-            &[("account", &a.id), ("result", "ok")],
-            a.syncs_ok,
-        );
-        let failed = [("account", a.id.as_str()), ("result", "failed")];
-        o.sample("mt5r_syncs_total", &failed, a.syncs_failed);
-    }
-    let help = "Failed syncs by account and error class (timeout, retryable, permanent, malformed, crash).";
-    o.family("mt5r_sync_failures_total", "counter", help);
-    for a in accounts {
-        for (class, n) in &a.failures_by_class {
-            o.sample(
-                "mt5r_sync_failures_total",
-                &[("account", &a.id), ("class", class)],
-                n,
-            );
-        }
-    }
-    let mut syncs = DurationHistogram::default();
-    accounts.iter().for_each(|a| syncs.merge(&a.sync_duration));
-    let help = "Duration of successful syncs (broker snapshot, trades, reconcile), all accounts.";
-    o.histogram("mt5r_sync_duration_seconds", help, &syncs);
-    let help = "End of the account's last successful sync, unix seconds.";
-    o.family("mt5r_last_sync_timestamp_seconds", "gauge", help);
-    for a in accounts {
-        if let Some(at) = a.last_sync_at {
-            let secs = at.timestamp_millis() as f64 / 1000.0;
-            o.sample(
-                "mt5r_last_sync_timestamp_seconds",
-                &[("account", &a.id)],
-                secs,
-            );
-        }
-    }
-    let help = "Failures since the account's last successful sync.";
-    o.family("mt5r_consecutive_failures", "gauge", help);
-    for a in accounts {
-        let n = a.consecutive_failures;
-        o.sample("mt5r_consecutive_failures", &[("account", &a.id)], n);
-    }
-    let help =
-        "Breaker transitions by account and audit event (backoff_started, circuit_opened …).";
-    o.family("mt5r_breaker_transitions_total", "counter", help);
-    for a in accounts {
-        for (event, n) in &a.transitions_by_kind {
-            let labels = [("account", a.id.as_str()), ("event", event)];
-            o.sample("mt5r_breaker_transitions_total", &labels, n);
-        }
-    }
-    o.family(
-        "mt5r_actor_restarts_total",
-        "counter",
-        "Restarts of the account's sync actor.",
-    );
-    for a in accounts {
-        o.sample(
-            "mt5r_actor_restarts_total",
-            &[("account", &a.id)],
-            a.restarts,
-        );
-    }
-    o.family(
-        "mt5r_positions",
-        "gauge",
-        "Broker positions at the last successful sync.",
-    );
-    for a in accounts {
-        o.sample("mt5r_positions", &[("account", &a.id)], a.positions);
-    }
-    if let Some(counts) = counts {
-        let help = "Open divergences by account and kind, as stored.";
-        o.family("mt5r_open_divergences", "gauge", help);
-        for c in counts {
-            let labels = [("account", c.account_id.as_str()), ("kind", &c.kind)];
-            o.sample("mt5r_open_divergences", &labels, c.count);
-        }
-    }
-    let help = "1 when the database answered this scrape's query.";
-    o.family("mt5r_database_up", "gauge", help);
-    o.sample("mt5r_database_up", &[], u8::from(counts.is_some()));
-
-    let sch = &status.scheduler;
-    o.gauge(
-        "mt5r_scheduler_interval_seconds",
-        "Tick interval.",
-        sch.interval.as_secs_f64(),
-    );
-    o.gauge(
-        "mt5r_scheduler_ticking",
-        "1 while ticks are dispatched.",
-        u8::from(sch.ticking),
-    );
-    o.counter(
-        "mt5r_ticks_total",
-        "Ticks received (one per slot).",
-        sch.ticks,
-    );
-    let help = "Account ticks skipped because the account's previous sync was still running.";
-    o.counter("mt5r_skipped_ticks_total", help, sch.skipped_ticks);
-    o.gauge(
-        "mt5r_syncs_in_flight",
-        "Syncs running now.",
-        sch.syncs_in_flight,
-    );
-    let help = "Broker calls running now (bounded by scheduler.max_in_flight).";
-    o.gauge(
-        "mt5r_broker_calls_in_flight",
-        help,
-        sch.broker_calls_in_flight,
-    );
-    let help = "From a tick to the end of the last sync it started.";
-    o.histogram("mt5r_tick_duration_seconds", help, &sch.tick_duration);
-
-    if let Some(p) = persistence {
-        let help = "Items buffered for the database, not yet durable.";
-        o.gauge("mt5r_persistence_queue_depth", help, p.queued);
-        let help = "1 while database writes are failing and being retried.";
-        o.gauge("mt5r_persistence_retrying", help, u8::from(p.retrying));
-        let help = "Items the database refused since start, kept in dead_letters.";
-        o.counter("mt5r_persistence_dead_letters_total", help, p.dead_letters);
-        let help = "Accounts whose latest quiet sync waits to move last_seen.";
-        o.gauge(
-            "mt5r_persistence_pending_sightings",
-            help,
-            p.pending_sightings,
-        );
-        let help = "Account-hours of sync counts waiting to be added to the stored rollups.";
-        o.gauge("mt5r_persistence_pending_rollups", help, p.pending_rollups);
-        let help = "Duration of a successful persistence flush (one transaction).";
-        o.histogram(
-            "mt5r_persistence_flush_duration_seconds",
-            help,
-            &p.flush_duration,
-        );
-    }
-    o.0
+/// What one scrape exposes. `counts` is `None` when the database could not be read.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// The supervisor's status.
+    pub status: Status,
+    /// The persistence actor's figures, when it answered.
+    pub persistence: Option<PersistenceStats>,
+    /// Open divergences by account and kind, when the database answered.
+    pub counts: Option<Vec<OpenCount>>,
 }
 
-/// The text being written.
-struct Out(String);
-
-impl Out {
-    fn family(&mut self, name: &str, kind: &str, help: &str) {
-        let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
+/// The whole exposition of `snapshot` in `format`.
+pub fn render(snapshot: Snapshot, format: Format) -> Result<String, fmt::Error> {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(snapshot));
+    let mut out = String::new();
+    match format {
+        Format::Prometheus => prometheus_text::encode(&mut out, &registry)?,
+        Format::OpenMetrics => openmetrics_text::encode(&mut out, &registry)?,
     }
+    Ok(out)
+}
 
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl Display) {
-        self.0.push_str(name);
-        if !labels.is_empty() {
-            self.0.push('{');
-            for (i, (k, v)) in labels.iter().enumerate() {
-                if i > 0 {
-                    self.0.push(',');
-                }
-                let _ = write!(self.0, "{k}=\"{}\"", escape(v));
+/// Labels of one sample.
+type Labels<'a> = Vec<(&'a str, &'a str)>;
+
+/// Writes families into one descriptor encoder.
+struct Families<'e>(DescriptorEncoder<'e>);
+
+impl Families<'_> {
+    /// A gauge family with its samples.
+    fn gauges<'a, V: EncodeGaugeValue>(
+        &mut self,
+        name: &str,
+        help: &str,
+        samples: impl IntoIterator<Item = (Labels<'a>, V)>,
+    ) -> fmt::Result {
+        let mut m = self
+            .0
+            .encode_descriptor(name, help, None, MetricType::Gauge)?;
+        for (labels, v) in samples {
+            if labels.is_empty() {
+                m.encode_gauge(&v)?;
+            } else {
+                m.encode_family(&labels)?.encode_gauge(&v)?;
             }
-            self.0.push('}');
         }
-        let _ = writeln!(self.0, " {value}");
+        Ok(())
     }
 
-    fn gauge(&mut self, name: &str, help: &str, value: impl Display) {
-        self.family(name, "gauge", help);
-        self.sample(name, &[], value);
-    }
-
-    fn counter(&mut self, name: &str, help: &str, value: impl Display) {
-        self.family(name, "counter", help);
-        self.sample(name, &[], value);
-    }
-
-    fn histogram(&mut self, name: &str, help: &str, h: &DurationHistogram) {
-        self.family(name, "histogram", help);
-        let bucket = format!("{name}_bucket");
-        let mut cumulative = 0;
-        for (le, n) in DURATION_BUCKETS.iter().zip(h.buckets) {
-            cumulative += n;
-            self.sample(&bucket, &[("le", &le.to_string())], cumulative);
+    /// A counter family with its samples; `name` is the sample name, ending in `_total`.
+    fn counters<'a, V: EncodeCounterValue>(
+        &mut self,
+        name: &str,
+        help: &str,
+        samples: impl IntoIterator<Item = (Labels<'a>, V)>,
+    ) -> fmt::Result {
+        let family = name.strip_suffix("_total").unwrap_or(name);
+        let mut m = self
+            .0
+            .encode_descriptor(family, help, None, MetricType::Counter)?;
+        for (labels, v) in samples {
+            if labels.is_empty() {
+                m.encode_counter::<NoLabelSet, _, f64>(&v, None)?;
+            } else {
+                m.encode_family(&labels)?
+                    .encode_counter::<NoLabelSet, _, f64>(&v, None)?;
+            }
         }
-        self.sample(&bucket, &[("le", "+Inf")], h.count);
-        self.sample(&format!("{name}_sum"), &[], h.sum.as_secs_f64());
-        self.sample(&format!("{name}_count"), &[], h.count);
+        Ok(())
+    }
+
+    /// A histogram of durations, over [`DURATION_BUCKETS`].
+    fn histogram(&mut self, name: &str, help: &str, h: &DurationHistogram) -> fmt::Result {
+        let mut buckets: Vec<(f64, u64)> =
+            DURATION_BUCKETS.iter().copied().zip(h.buckets).collect();
+        let below: u64 = h.buckets.iter().sum();
+        buckets.push((f64::INFINITY, h.count.saturating_sub(below)));
+        self.0
+            .encode_descriptor(name, help, None, MetricType::Histogram)?
+            .encode_histogram::<NoLabelSet>(h.sum.as_secs_f64(), h.count, &buckets, None)
     }
 }
 
-/// A label value as the text format wants it: `\`, `"` and newlines escaped.
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+impl Collector for Snapshot {
+    fn encode(&self, encoder: DescriptorEncoder) -> fmt::Result {
+        let mut o = Families(encoder);
+        let accounts = &self.status.accounts;
+
+        let mut by_state = std::collections::BTreeMap::<&str, u64>::new();
+        for name in ["running", "backing_off", "open", "half_open", "disabled"] {
+            by_state.insert(name, 0);
+        }
+        for a in accounts {
+            *by_state.entry(a.state.as_str()).or_default() += 1;
+        }
+        o.gauges(
+            "mt5r_accounts",
+            "Accounts by breaker state.",
+            by_state
+                .iter()
+                .map(|(state, n)| (vec![("state", *state)], *n)),
+        )?;
+        o.gauges(
+            "mt5r_account_state",
+            "1 for the account's current breaker state.",
+            accounts.iter().map(|a| {
+                let labels = vec![
+                    ("account", a.id.as_str()),
+                    ("broker", a.broker.as_str()),
+                    ("state", a.state.as_str()),
+                ];
+                (labels, 1u64)
+            }),
+        )?;
+        o.counters(
+            "mt5r_syncs_total",
+            "Syncs by account and result (ok, failed).",
+            accounts.iter().flat_map(|a| {
+                [
+                    (
+                        vec![("account", a.id.as_str()), ("result", "ok")],
+                        a.syncs_ok,
+                    ),
+                    (
+                        vec![("account", a.id.as_str()), ("result", "failed")],
+                        a.syncs_failed,
+                    ),
+                ]
+            }),
+        )?;
+        o.counters(
+            "mt5r_sync_failures_total",
+            "Failed syncs by account and error class (timeout, retryable, permanent, malformed, crash).",
+            accounts.iter().flat_map(|a| {
+                a.failures_by_class
+                    .iter()
+                    .map(|(class, n)| (vec![("account", a.id.as_str()), ("class", class.as_str())], *n))
+            }),
+        )?;
+        let mut syncs = DurationHistogram::default();
+        accounts.iter().for_each(|a| syncs.merge(&a.sync_duration));
+        o.histogram(
+            "mt5r_sync_duration_seconds",
+            "Duration of successful syncs (broker snapshot, trades, reconcile), all accounts.",
+            &syncs,
+        )?;
+        o.gauges(
+            "mt5r_last_sync_timestamp_seconds",
+            "End of the account's last successful sync, unix seconds.",
+            accounts.iter().filter_map(|a| {
+                let at = a.last_sync_at?;
+                let secs = at.timestamp_millis() as f64 / 1000.0;
+                Some((vec![("account", a.id.as_str())], secs))
+            }),
+        )?;
+        o.gauges(
+            "mt5r_consecutive_failures",
+            "Failures since the account's last successful sync.",
+            accounts.iter().map(|a| {
+                (
+                    vec![("account", a.id.as_str())],
+                    u64::from(a.consecutive_failures),
+                )
+            }),
+        )?;
+        o.counters(
+            "mt5r_breaker_transitions_total",
+            "Breaker transitions by account and audit event (backoff_started, circuit_opened …).",
+            accounts.iter().flat_map(|a| {
+                a.transitions_by_kind.iter().map(|(event, n)| {
+                    (
+                        vec![("account", a.id.as_str()), ("event", event.as_str())],
+                        *n,
+                    )
+                })
+            }),
+        )?;
+        o.counters(
+            "mt5r_actor_restarts_total",
+            "Restarts of the account's sync actor.",
+            accounts
+                .iter()
+                .map(|a| (vec![("account", a.id.as_str())], a.restarts)),
+        )?;
+        o.gauges(
+            "mt5r_positions",
+            "Broker positions at the last successful sync.",
+            accounts
+                .iter()
+                .map(|a| (vec![("account", a.id.as_str())], a.positions)),
+        )?;
+        if let Some(counts) = &self.counts {
+            o.gauges(
+                "mt5r_open_divergences",
+                "Open divergences by account and kind, as stored.",
+                counts.iter().map(|c| {
+                    (
+                        vec![
+                            ("account", c.account_id.as_str()),
+                            ("kind", c.kind.as_str()),
+                        ],
+                        c.count,
+                    )
+                }),
+            )?;
+        }
+        o.gauges(
+            "mt5r_database_up",
+            "1 when the database answered this scrape's query.",
+            [(vec![], u64::from(self.counts.is_some()))],
+        )?;
+
+        let sch = &self.status.scheduler;
+        o.gauges(
+            "mt5r_scheduler_interval_seconds",
+            "Tick interval.",
+            [(vec![], sch.interval.as_secs_f64())],
+        )?;
+        o.gauges(
+            "mt5r_scheduler_ticking",
+            "1 while ticks are dispatched.",
+            [(vec![], u64::from(sch.ticking))],
+        )?;
+        o.counters(
+            "mt5r_ticks_total",
+            "Ticks received (one per slot).",
+            [(vec![], sch.ticks)],
+        )?;
+        o.counters(
+            "mt5r_skipped_ticks_total",
+            "Account ticks skipped because the account's previous sync was still running.",
+            [(vec![], sch.skipped_ticks)],
+        )?;
+        o.gauges(
+            "mt5r_syncs_in_flight",
+            "Syncs running now.",
+            [(vec![], sch.syncs_in_flight)],
+        )?;
+        o.gauges(
+            "mt5r_broker_calls_in_flight",
+            "Broker calls running now (bounded by scheduler.max_in_flight).",
+            [(vec![], sch.broker_calls_in_flight)],
+        )?;
+        o.histogram(
+            "mt5r_tick_duration_seconds",
+            "From a tick to the end of the last sync it started.",
+            &sch.tick_duration,
+        )?;
+
+        if let Some(p) = &self.persistence {
+            o.gauges(
+                "mt5r_persistence_queue_depth",
+                "Items buffered for the database, not yet durable.",
+                [(vec![], p.queued)],
+            )?;
+            o.gauges(
+                "mt5r_persistence_retrying",
+                "1 while database writes are failing and being retried.",
+                [(vec![], u64::from(p.retrying))],
+            )?;
+            o.counters(
+                "mt5r_persistence_dead_letters_total",
+                "Items the database refused since start, kept in dead_letters.",
+                [(vec![], p.dead_letters)],
+            )?;
+            o.gauges(
+                "mt5r_persistence_pending_sightings",
+                "Accounts whose latest quiet sync waits to move last_seen.",
+                [(vec![], p.pending_sightings)],
+            )?;
+            o.gauges(
+                "mt5r_persistence_pending_rollups",
+                "Account-hours of sync counts waiting to be added to the stored rollups.",
+                [(vec![], p.pending_rollups)],
+            )?;
+            o.histogram(
+                "mt5r_persistence_flush_duration_seconds",
+                "Duration of a successful persistence flush (one transaction).",
+                &p.flush_duration,
+            )?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
+    use axum::http::HeaderValue;
+
     use super::*;
     use crate::actors::AccountStatus;
 
-    #[test]
-    fn families_histograms_and_labels_are_well_formed() {
+    fn sample() -> Snapshot {
         let mut a = AccountStatus {
             id: "acc\"1".into(),
             broker: "sim".into(),
@@ -290,37 +393,53 @@ mod tests {
         a.transitions_by_kind.insert("circuit_opened".into(), 1);
         a.sync_duration.observe(Duration::from_millis(30));
         a.sync_duration.observe(Duration::from_secs(60));
-        let status = Status {
-            accounts: vec![a],
-            ..Status::default()
-        };
-        let counts = [OpenCount {
-            account_id: "acc\"1".into(),
-            kind: "sl_mismatch".into(),
-            count: 4,
-        }];
-        let text = render(&status, Some(&PersistenceStats::default()), Some(&counts));
-        for line in [
-            "mt5r_accounts{state=\"open\"} 1",
-            "mt5r_accounts{state=\"running\"} 0",
-            "mt5r_syncs_total{account=\"acc\\\"1\",result=\"failed\"} 2",
-            "mt5r_sync_failures_total{account=\"acc\\\"1\",class=\"timeout\"} 2",
-            "mt5r_breaker_transitions_total{account=\"acc\\\"1\",event=\"circuit_opened\"} 1",
-            "mt5r_sync_duration_seconds_bucket{le=\"0.025\"} 0",
-            "mt5r_sync_duration_seconds_bucket{le=\"0.05\"} 1",
-            "mt5r_sync_duration_seconds_bucket{le=\"30\"} 1",
-            "mt5r_sync_duration_seconds_bucket{le=\"+Inf\"} 2",
-            "mt5r_sync_duration_seconds_count 2",
-            "mt5r_sync_duration_seconds_sum 60.03",
-            "mt5r_open_divergences{account=\"acc\\\"1\",kind=\"sl_mismatch\"} 4",
-            "mt5r_database_up 1",
-            "mt5r_persistence_queue_depth 0",
-        ] {
+        Snapshot {
+            status: Status {
+                accounts: vec![a],
+                ..Status::default()
+            },
+            persistence: Some(PersistenceStats::default()),
+            counts: Some(vec![OpenCount {
+                account_id: "acc\"1".into(),
+                kind: "sl_mismatch".into(),
+                count: 4,
+            }]),
+        }
+    }
+
+    fn assert_lines(text: &str, lines: &[&str]) {
+        for line in lines {
             assert!(
-                text.lines().any(|l| l == line),
+                text.lines().any(|l| l == *line),
                 "missing {line:?} in\n{text}"
             );
         }
+    }
+
+    #[test]
+    fn families_histograms_and_labels_are_well_formed() {
+        let text = render(sample(), Format::Prometheus).unwrap();
+        assert_lines(
+            &text,
+            &[
+                "# TYPE mt5r_syncs_total counter",
+                "mt5r_accounts{state=\"open\"} 1",
+                "mt5r_accounts{state=\"running\"} 0",
+                "mt5r_syncs_total{account=\"acc\\\"1\",result=\"failed\"} 2",
+                "mt5r_sync_failures_total{account=\"acc\\\"1\",class=\"timeout\"} 2",
+                "mt5r_breaker_transitions_total{account=\"acc\\\"1\",event=\"circuit_opened\"} 1",
+                "mt5r_sync_duration_seconds_bucket{le=\"0.025\"} 0",
+                "mt5r_sync_duration_seconds_bucket{le=\"0.05\"} 1",
+                "mt5r_sync_duration_seconds_bucket{le=\"30\"} 1",
+                "mt5r_sync_duration_seconds_bucket{le=\"+Inf\"} 2",
+                "mt5r_sync_duration_seconds_count 2",
+                "mt5r_sync_duration_seconds_sum 60.03",
+                "mt5r_open_divergences{account=\"acc\\\"1\",kind=\"sl_mismatch\"} 4",
+                "mt5r_database_up 1",
+                "mt5r_persistence_queue_depth 0",
+            ],
+        );
+        assert!(!text.contains("# EOF"), "{text}");
         // Every sample belongs to the family declared last (families are not interleaved).
         let mut declared = String::new();
         for line in text.lines() {
@@ -333,12 +452,42 @@ mod tests {
     }
 
     #[test]
-    fn every_metric_of_the_grafana_dashboard_is_exported() {
-        let text = render(
-            &Status::default(),
-            Some(&PersistenceStats::default()),
-            Some(&[]),
+    fn openmetrics_names_counter_families_without_their_suffix_and_ends_with_eof() {
+        let text = render(sample(), Format::OpenMetrics).unwrap();
+        assert_lines(
+            &text,
+            &[
+                "# TYPE mt5r_syncs counter",
+                "mt5r_syncs_total{account=\"acc\\\"1\",result=\"ok\"} 3",
+                "mt5r_database_up 1",
+            ],
         );
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    #[test]
+    fn openmetrics_is_served_only_to_a_scraper_that_asks_for_it() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(Format::negotiate(&headers), Format::Prometheus);
+        headers.insert(
+            header::ACCEPT,
+            HeaderValue::from_static(
+                "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+            ),
+        );
+        assert_eq!(Format::negotiate(&headers), Format::OpenMetrics);
+        headers.insert(header::ACCEPT, HeaderValue::from_static("text/plain"));
+        assert_eq!(Format::negotiate(&headers), Format::Prometheus);
+    }
+
+    #[test]
+    fn every_metric_of_the_grafana_dashboard_is_exported() {
+        let snapshot = Snapshot {
+            persistence: Some(PersistenceStats::default()),
+            counts: Some(Vec::new()),
+            ..Snapshot::default()
+        };
+        let text = render(snapshot, Format::Prometheus).unwrap();
         let dashboard = include_str!("../../deploy/grafana-dashboard.json");
         let mut names: Vec<&str> = dashboard
             .match_indices("mt5r_")
@@ -363,7 +512,7 @@ mod tests {
 
     #[test]
     fn without_a_database_the_counts_are_left_out_and_marked_down() {
-        let text = render(&Status::default(), None, None);
+        let text = render(Snapshot::default(), Format::Prometheus).unwrap();
         assert!(text.contains("mt5r_database_up 0"));
         assert!(!text.contains("mt5r_open_divergences"));
         assert!(!text.contains("mt5r_persistence_queue_depth"));
