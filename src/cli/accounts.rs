@@ -13,7 +13,7 @@ use chrono::{SecondsFormat, Utc};
 use clap::Subcommand;
 use serde_json::json;
 
-use super::{EXIT_BAD_INPUT, Format, ops};
+use super::{EXIT_BAD_INPUT, Format, bulk, ops};
 use crate::config::KNOWN_BROKERS;
 use crate::store::{self, Account, StoredAccount};
 
@@ -60,6 +60,12 @@ pub enum AccountsAction {
     Enable {
         /// Account id.
         id: String,
+    },
+    /// Add or update many accounts from a JSON Lines file, one per line:
+    /// {"id", "broker", "name"?, "enabled"?}.
+    Import {
+        /// The JSON Lines file.
+        file: PathBuf,
     },
 }
 
@@ -110,6 +116,7 @@ pub async fn run(args: &AccountsArgs) -> ExitCode {
             };
             (account, format!("account {id} {verb} (broker {broker})"))
         }
+        AccountsAction::Import { file } => return bulk::import_accounts(&db, file).await,
         AccountsAction::Remove { id } | AccountsAction::Enable { id } => {
             let Some(stored) = find(id) else {
                 eprintln!("error: no account {id:?} in the accounts table");

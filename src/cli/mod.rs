@@ -6,6 +6,7 @@
 
 mod accounts;
 mod alerts;
+mod bulk;
 mod demo;
 mod divergences;
 mod ops;

@@ -1,13 +1,16 @@
-//! `mt5-reconciler trades import FILE --account ID`: loads the bot's trades (the trade
-//! JSON of `reconcile`) into the `bot_trades` table, where the `db` trade source reads them.
-//! Trades are upserted by id and marked open, all or nothing.
+//! `mt5-reconciler trades import`: loads the bot's trades into the `bot_trades` table,
+//! where the `db` trade source reads them: one account's trades file (the trade JSON of
+//! `reconcile`) with `--account ID`, or many accounts from a JSON Lines file or a
+//! directory of `<account>.json` files. Trades are upserted by id and marked open, all or
+//! nothing per account; `--replace` also closes the account's open trades absent from
+//! what is given.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Subcommand;
 
-use super::{EXIT_BAD_INPUT, ops};
+use super::{EXIT_BAD_INPUT, bulk, ops};
 use crate::input;
 use crate::store;
 
@@ -22,26 +25,42 @@ pub struct TradesArgs {
 /// The `trades` sub-commands.
 #[derive(Debug, Subcommand)]
 pub enum TradesAction {
-    /// Import a trades file (JSON array, as for `reconcile --trades`) into one account.
+    /// Import a trades file (JSON array, as for `reconcile --trades`) into one account
+    /// (`--account`), or the trades of many accounts: a JSON Lines file (one line per
+    /// account: {"account": ID, "trades": [...]}) or a directory of `<account>.json` files.
     Import {
-        /// The trades file.
+        /// The trades file, JSON Lines file or directory.
         file: PathBuf,
-        /// The account the trades belong to (a row of the accounts table).
+        /// The account the trades file belongs to (a row of the accounts table); without
+        /// it, FILE holds many accounts.
         #[arg(long, value_name = "ID")]
-        account: String,
+        account: Option<String>,
+        /// Make each account's open set exactly what is given: open trades absent from it
+        /// are marked closed (never deleted).
+        #[arg(long)]
+        replace: bool,
         /// Configuration file (default: ./config.toml when present, else built-in defaults).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
 }
 
-/// Runs the command: 0 imported, 2 bad file or unknown account, 3 database away.
+/// Runs the command: 0 imported, 2 bad file or unknown account (for many accounts: any
+/// refused), 3 database away.
 pub async fn run(args: &TradesArgs) -> ExitCode {
     let TradesAction::Import {
         file,
         account,
+        replace,
         config,
     } = &args.action;
+    let Some(account) = account else {
+        let (_, db) = match ops::open(config.as_deref()).await {
+            Ok(v) => v,
+            Err(code) => return code,
+        };
+        return bulk::import_trades(&db, file, *replace).await;
+    };
     let trades = match input::read_trades(file, account) {
         Ok(t) => t,
         Err(e) => {
@@ -64,10 +83,31 @@ pub async fn run(args: &TradesArgs) -> ExitCode {
         );
         return ExitCode::from(EXIT_BAD_INPUT);
     }
-    match store::import_trades(&db, account, &trades).await {
-        Ok(n) => {
+    let written = if *replace {
+        let writes: Vec<store::TradeWrite> = trades
+            .into_iter()
+            .map(|trade| store::TradeWrite {
+                trade,
+                version: None,
+            })
+            .collect();
+        store::replace_open_trades(&db, account, &writes, chrono::Utc::now())
+            .await
+            .map(|o| {
+                format!(
+                    "{} trades written, {} unchanged, {} closed",
+                    o.written, o.unchanged, o.closed
+                )
+            })
+    } else {
+        store::import_trades(&db, account, &trades)
+            .await
+            .map(|n| format!("imported {n} trades"))
+    };
+    match written {
+        Ok(what) => {
             ops::print(&format!(
-                "imported {n} trades into account {account} from {}",
+                "{what} into account {account} from {}",
                 file.display()
             ));
             ExitCode::SUCCESS

@@ -1,6 +1,7 @@
 //! Readers for position, trade, symbol, pending-order and deal files: exact decimals, and
 //! errors that name the file, the array index, the field and the bad value.
 
+mod bulk;
 mod deals;
 mod orders;
 mod positions;
@@ -16,6 +17,9 @@ mod tests;
 
 use std::path::Path;
 
+pub use bulk::{
+    AccountLine, AccountTrades, parse_account_lines, parse_trade_lines, read_trade_dir,
+};
 pub use deals::{mt5_reason, parse_deals};
 pub use orders::parse_orders;
 pub use positions::{PositionFormat, parse_positions};

@@ -7,6 +7,7 @@
 mod accounts;
 mod alerts;
 mod batch;
+mod bulk;
 mod chunks;
 mod connect;
 mod convert;
@@ -33,6 +34,7 @@ pub use alerts::{
     cancel_enforcement, claim_close, enforcing_alerts, insert_alert, list_alerts, transition_alert,
 };
 pub use batch::{Refusal, Wanted, converge_many, converge_many_isolating};
+pub use bulk::{ACCOUNTS_PER_TRANSACTION, upsert_accounts, write_many_accounts};
 pub use connect::{LockWait, connect, connect_waiting, connect_with};
 pub use dead_letters::{
     DeadLetter, audit_refusal, divergence_refusal, list_dead_letters, record_dead_letters,

@@ -3,6 +3,7 @@
 mod alert_sinks;
 mod alerts_ops;
 mod browser;
+mod bulk;
 mod cli;
 mod close_reasons;
 mod common;
