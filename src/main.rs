@@ -30,7 +30,11 @@ async fn run() -> ExitCode {
     let cli = mt5_reconciler::cli::Cli::parse();
     // The service logs its progress; one-shot commands speak through their output.
     let default = match cli.command {
-        mt5_reconciler::cli::Command::Run { .. } => "info",
+        mt5_reconciler::cli::Command::Run { .. } => {
+            #[cfg(not(feature = "mimalloc"))]
+            mt5_reconciler::memory::spawn_trim(mt5_reconciler::memory::TRIM_EVERY);
+            "info"
+        }
         _ => "error",
     };
     mt5_reconciler::telemetry::init(cli.log_format, default);

@@ -21,7 +21,7 @@ use mt5_reconciler::actors::{
 };
 use mt5_reconciler::broker::sim::{Fault, SimBroker, SimConfig};
 use mt5_reconciler::broker::{BrokerError, Connector};
-use mt5_reconciler::domain::DivergenceKind;
+use mt5_reconciler::domain::{DivergenceKind, LiveRules};
 use mt5_reconciler::service::{self, Reconciler};
 use mt5_reconciler::store;
 use ractor::OutputPort;
@@ -322,6 +322,9 @@ pub async fn soak(args: &Args) -> Res {
     let outage_len = minute.min(total / 6);
     let interval_ms = if args.smoke { 500 } else { 10_000 };
     let fail_per_mille = args.fail_per_mille.unwrap_or(50);
+    // As `mt5-reconciler run` does.
+    #[cfg(not(feature = "mimalloc"))]
+    mt5_reconciler::memory::spawn_trim(minute.min(mt5_reconciler::memory::TRIM_EVERY));
 
     let backend = match args.db.as_deref().unwrap_or("sqlite") {
         "sqlite" => sqlite_backend().await?,
@@ -473,11 +476,15 @@ pub async fn soak(args: &Args) -> Res {
     let during = tree.status().await.map_err(|e| e.to_string())?;
     let (ok, failed, by_class) = totals(&during);
 
-    // The end check: no more faults or changes; every account syncs twice more, then
-    // everything buffered is made durable and compared with the simulator's truth.
+    // The end check: no more faults or changes; once the live rules' grace has passed
+    // since the last change, every account syncs twice more (what confirms a divergence
+    // and looks up a close), then everything buffered is made durable and compared with
+    // the simulator's truth.
     let drawn = sim.random_faults_drawn();
     sim.set_random_faults(0, Vec::new());
     let settle = Instant::now();
+    let grace = LiveRules::default().grace.to_std().unwrap_or_default();
+    tokio::time::sleep(grace + Duration::from_secs(1)).await;
     let base = tree.status().await.map_err(|e| e.to_string())?;
     let base: HashMap<String, u64> = base
         .accounts
