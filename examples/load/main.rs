@@ -10,12 +10,15 @@
 //! --minutes 60 --accounts 1000` (`--db postgres` for PostgreSQL).
 //! Accuracy on a simulated trading day (part of the smoke run, not of the full run):
 //! `cargo run --example load -- --only accuracy --accounts 1000 --minutes 60`.
+//! Bulk set-up against one account at a time: `cargo build --release && cargo run --release
+//! --example load -- --only setup` (part of the smoke run).
 //! With mimalloc (as the binary built with `--features mimalloc`): add `--features mimalloc`.
 
 mod accuracy;
 mod measure;
 mod retention;
 mod scenarios;
+mod setup;
 mod soak;
 
 use clap::Parser;
@@ -85,19 +88,20 @@ async fn run() {
     ];
     let run: Vec<&str> = match &args.only {
         Some(one)
-            if all.contains(&one.as_str()) || ["soak", "accuracy"].contains(&one.as_str()) =>
+            if all.contains(&one.as_str())
+                || ["soak", "accuracy", "setup"].contains(&one.as_str()) =>
         {
             vec![one.as_str()]
         }
         Some(other) => {
             eprintln!(
-                "error: unknown scenario {other:?} (one of {}, soak, accuracy)",
+                "error: unknown scenario {other:?} (one of {}, soak, accuracy, setup)",
                 all.join(", ")
             );
             std::process::exit(2);
         }
         // The smoke run checks the accuracy scenario too: it takes seconds at smoke size.
-        None if args.smoke => [&all[..], &["accuracy"]].concat(),
+        None if args.smoke => [&all[..], &["accuracy", "setup"]].concat(),
         None => all.to_vec(),
     };
     println!(
@@ -127,6 +131,7 @@ async fn run() {
             "retention" => retention::retention_footprint(&args).await,
             "soak" => soak::soak(&args).await,
             "accuracy" => accuracy::accuracy(&args).await,
+            "setup" => setup::setup(&args).await,
             _ => scenarios::seed_comparison(&args).await,
         };
         if let Err(e) = result {
