@@ -12,7 +12,7 @@ use mt5_reconciler::actors::{
 };
 use mt5_reconciler::broker::sim::{SimBroker, SimConfig};
 use mt5_reconciler::broker::{Broker, Connector};
-use mt5_reconciler::domain::{Divergence, DivergenceKind, ReconcileRules, Value};
+use mt5_reconciler::domain::{Divergence, DivergenceKind, LiveRules, ReconcileRules, Value};
 use mt5_reconciler::guards::GuardsConfig;
 use mt5_reconciler::guards::config::DrawdownConfig;
 use mt5_reconciler::service::{self, Reconciler};
@@ -75,9 +75,10 @@ async fn start(
     sim: &Arc<SimBroker>,
     config: TreeConfig,
     events: Arc<OutputPort<ReconcilerEvent>>,
+    live: LiveRules,
 ) -> Result<Running, String> {
     let timed = Arc::new(Timed::new(sim.clone()));
-    let (tree, dir) = start_on(sim, timed.clone(), config, events).await?;
+    let (tree, dir) = start_on(sim, timed.clone(), config, events, live).await?;
     Ok(Running {
         tree,
         timed,
@@ -91,12 +92,16 @@ async fn start_on(
     broker: Arc<dyn Broker>,
     config: TreeConfig,
     events: Arc<OutputPort<ReconcilerEvent>>,
+    live: LiveRules,
 ) -> Result<(Reconciler, tempfile::TempDir), String> {
     let (db, dir) = sqlite_file().await?;
     let args = SupervisorArgs {
         db,
         config,
-        rules: Arc::new(ReconcileRules::default()),
+        rules: Arc::new(ReconcileRules {
+            live,
+            ..ReconcileRules::default()
+        }),
         connectors: HashMap::from([(
             "sim".to_owned(),
             Connector {
@@ -163,7 +168,13 @@ pub async fn tick_at_scale(args: &Args) -> Res {
     let cap_c = if args.smoke { 10 } else { 1_000 };
     for cap in [None, Some(cap_c)] {
         let config = tree_config(3_600_000, 1, cap.unwrap_or(n));
-        let run = start(&sim, config, Arc::new(OutputPort::default())).await?;
+        let run = start(
+            &sim,
+            config,
+            Arc::new(OutputPort::default()),
+            LiveRules::default(),
+        )
+        .await?;
         let s = poll(&run.tree, Duration::from_millis(50), |s| {
             s.scheduler.last_tick_duration.is_some()
         })
@@ -209,6 +220,7 @@ pub async fn cpu_per_sync(args: &Args) -> Res {
         &sim,
         tree_config(interval, 10, n),
         Arc::new(OutputPort::default()),
+        LiveRules::default(),
     )
     .await?;
     first_round(&run.tree).await?;
@@ -242,6 +254,7 @@ pub async fn memory_per_account(args: &Args) -> Res {
         &sim,
         tree_config(3_600_000, 1, n),
         Arc::new(OutputPort::default()),
+        LiveRules::default(),
     )
     .await?;
     first_round(&run.tree).await?;
@@ -442,6 +455,8 @@ impl Actor for Collector {
 }
 
 /// 5. From a position changing at the broker to its divergence committed.
+///
+/// Every snapshot is judged alone (`LiveRules::immediate()`).
 pub async fn detection_latency(args: &Args) -> Res {
     let (n, interval, samples) = if args.smoke {
         (20, 200, 5)
@@ -455,7 +470,15 @@ pub async fn detection_latency(args: &Args) -> Res {
         .await
         .map_err(|e| e.to_string())?;
     events.subscribe(collector.clone(), Some);
-    let run = start(&sim, tree_config(interval, 10, n), events).await?;
+    // The pipeline alone: grace and confirmation add their own, known delay (measured by
+    // the accuracy scenario against the rules' bound).
+    let run = start(
+        &sim,
+        tree_config(interval, 10, n),
+        events,
+        LiveRules::immediate(),
+    )
+    .await?;
     first_round(&run.tree).await?;
     let ids = sim.account_ids();
     let mut changed: Vec<(u64, Instant)> = Vec::with_capacity(samples);
@@ -509,6 +532,7 @@ pub async fn seed_comparison(args: &Args) -> Res {
             &sim,
             tree_config(3_600_000, 1, cap),
             Arc::new(OutputPort::default()),
+            LiveRules::default(),
         )
         .await?;
         let t = Instant::now();
@@ -590,8 +614,14 @@ pub async fn close_reaction(args: &Args) -> Res {
         };
         // 5 % of 10,000 below the balance: a snapshot at or under it shows the breach.
         let clock = Arc::new(CloseClock::new(sim.clone(), Decimal::from(9_500)));
-        let (tree, _dir) =
-            start_on(&sim, clock.clone(), config, Arc::new(OutputPort::default())).await?;
+        let (tree, _dir) = start_on(
+            &sim,
+            clock.clone(),
+            config,
+            Arc::new(OutputPort::default()),
+            LiveRules::default(),
+        )
+        .await?;
         first_round(&tree).await?;
         let gap = match pattern {
             "spread" => Duration::from_micros(spread_over * 1_000 / n.max(1) as u64),
