@@ -224,7 +224,7 @@ pub(super) async fn divergences(
     }
 }
 
-/// A JSON error body: `{"error": message}`.
+/// A JSON error answer: `{"error": "<code>", "message": message}`.
 pub(super) fn error(code: StatusCode, message: &str) -> Response {
-    (code, Json(json!({ "error": message }))).into_response()
+    super::error::ApiError::new(code, message).into_response()
 }

@@ -7,19 +7,19 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::middleware;
+use axum::routing::{delete, get, post};
 use ractor::ActorRef;
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use super::config::{HttpConfig, HttpError, Token};
-use super::{alerts, api, metrics};
+use super::config::{HttpConfig, HttpError, Tokens};
+use super::error::{ApiError, json_errors};
+use super::{accounts, alerts, api, body, guard, metrics, trades};
 use crate::actors::SupervisorMsg;
 
 /// How long a stopping server waits for open requests.
@@ -33,7 +33,9 @@ pub(super) struct AppState(pub(super) Arc<Shared>);
 pub(super) struct Shared {
     pub(super) supervisor: ActorRef<SupervisorMsg>,
     pub(super) db: DatabaseConnection,
-    pub(super) token: Option<Token>,
+    pub(super) tokens: Tokens,
+    /// The bound port, which a token-less request's `Host` must name.
+    pub(super) port: u16,
     /// Slots per interval: a first round is done once that many ticks went by.
     pub(super) slots: u32,
     /// Latched once the first sync round is done, so readiness does not flap when an
@@ -45,16 +47,16 @@ pub(super) struct Shared {
 pub struct Bound {
     listener: TcpListener,
     addr: SocketAddr,
-    token: Option<Token>,
+    tokens: Tokens,
 }
 
-/// Binds `config.listen`; `None` when `[http] enabled = false`. `token` comes from
-/// [`super::resolve_token`] (or a test).
-pub async fn bind(config: &HttpConfig, token: Option<Token>) -> Result<Option<Bound>, HttpError> {
+/// Binds `config.listen`; `None` when `[http] enabled = false`. `tokens` come from
+/// [`super::resolve_tokens`] (or a test).
+pub async fn bind(config: &HttpConfig, tokens: Tokens) -> Result<Option<Bound>, HttpError> {
     if !config.enabled {
         return Ok(None);
     }
-    let token = super::check_token(config, token)?;
+    let tokens = super::check_tokens(config, tokens)?;
     let addr = config.addr()?;
     let listener = TcpListener::bind(addr)
         .await
@@ -65,7 +67,7 @@ pub async fn bind(config: &HttpConfig, token: Option<Token>) -> Result<Option<Bo
     Ok(Some(Bound {
         listener,
         addr,
-        token,
+        tokens,
     }))
 }
 
@@ -85,11 +87,12 @@ impl Bound {
         let state = AppState(Arc::new(Shared {
             supervisor,
             db,
-            token: self.token,
+            tokens: self.tokens,
+            port: self.addr.port(),
             slots: slots.max(1),
             first_round_done: AtomicBool::new(false),
         }));
-        let auth = state.0.token.is_some();
+        let auth = state.0.tokens.any();
         let app = router(state);
         let (stop, stopped) = oneshot::channel::<()>();
         let addr = self.addr;
@@ -140,7 +143,8 @@ impl HttpServer {
     }
 }
 
-/// Every route; the token guards all but `/healthz` and the static dashboard page.
+/// Every route; the guard (tokens, or the loopback Host/Origin check) covers all but
+/// `/healthz` and the static dashboard page. Every error answer is JSON.
 fn router(state: AppState) -> Router {
     let guarded = Router::new()
         .route("/readyz", get(api::readyz))
@@ -148,38 +152,29 @@ fn router(state: AppState) -> Router {
         .route("/api/divergences", get(api::divergences))
         .route("/api/alerts", get(alerts::list))
         .route("/api/alerts/{id}/cancel", post(alerts::cancel))
+        .route("/api/accounts", get(accounts::list).post(accounts::add))
+        .route("/api/accounts/{id}", delete(accounts::remove))
         .route("/api/accounts/{id}/enable", post(api::enable_account))
         .route(
             "/api/accounts/{id}/enforcement/cancel",
             post(alerts::cancel_account),
         )
+        .route(
+            "/api/accounts/{id}/trades",
+            get(trades::list).put(trades::replace).post(trades::upsert),
+        )
+        .route(
+            "/api/accounts/{id}/trades/{trade_id}/close",
+            post(trades::close),
+        )
         .route("/metrics", get(metrics::handler))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+        .route_layer(middleware::from_fn_with_state(state.clone(), guard::guard));
     Router::new()
         .route("/healthz", get(api::healthz))
         .route("/", get(api::dashboard))
         .merge(guarded)
-        .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
+        .layer(DefaultBodyLimit::max(body::MAX_BODY))
+        .layer(middleware::from_fn(json_errors))
         .with_state(state)
-}
-
-/// Refuses a request without the right bearer token (when one is configured).
-async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if let Some(token) = &state.0.token {
-        let given = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        if !token.accepts(given) {
-            tracing::debug!(path = %req.uri().path(), "request without a valid token refused");
-            return (
-                StatusCode::UNAUTHORIZED,
-                [(header::WWW_AUTHENTICATE, "Bearer")],
-                "a bearer token is required: Authorization: Bearer <token>\n",
-            )
-                .into_response();
-        }
-    }
-    next.run(req).await
 }

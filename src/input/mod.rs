@@ -1,6 +1,7 @@
 //! Readers for position, trade, symbol, pending-order and deal files: exact decimals, and
 //! errors that name the file, the array index, the field and the bad value.
 
+mod accounts;
 mod deals;
 mod orders;
 mod positions;
@@ -16,12 +17,13 @@ mod tests;
 
 use std::path::Path;
 
+pub use accounts::{AccountInput, parse_accounts, parse_close};
 pub use deals::{mt5_reason, parse_deals};
 pub use orders::parse_orders;
 pub use positions::{PositionFormat, parse_positions};
 pub use record::InputError;
 pub use symbols::parse_symbols;
-pub use trades::parse_trades;
+pub use trades::{parse_trade_writes, parse_trades};
 
 use crate::domain::{BotTrade, BrokerPosition, Deal, PendingOrder, SymbolTable};
 

@@ -11,6 +11,8 @@ mod fuzz_corpus;
 mod guard_loop;
 mod guards;
 mod http_api;
+mod http_guard;
+mod http_writes;
 mod live;
 mod logs;
 mod metaapi;
