@@ -20,10 +20,13 @@ use crate::input;
 use crate::store::{self, Account, StoredAccount};
 
 /// What `POST /api/accounts` did.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
 pub(super) struct AccountsReply {
+    /// Accounts added.
     added: usize,
+    /// Accounts updated (renamed, moved to another broker, or enabled again).
     updated: usize,
+    /// Accounts already so.
     unchanged: usize,
 }
 
@@ -37,6 +40,9 @@ fn view(r: &StoredAccount) -> serde_json::Value {
 }
 
 /// `GET /api/accounts`: every account, by id.
+#[utoipa::path(get, path = "/api/accounts", tag = "accounts",
+    responses((status = 200, description = "Every account, by id", body = super::openapi::AccountList),
+        (status = 503, description = "Database away", body = super::openapi::ErrorBody)))]
 pub(super) async fn list(State(state): State<AppState>) -> Response {
     match store::list_accounts(&state.0.db).await {
         Ok(rows) => {
@@ -48,6 +54,10 @@ pub(super) async fn list(State(state): State<AppState>) -> Response {
 
 /// `POST /api/accounts`: `{"id", "broker", "name"?}` or an array of them; each is added,
 /// or updated and enabled. One that is already so is left alone.
+#[utoipa::path(post, path = "/api/accounts", tag = "accounts",
+    request_body(content = super::openapi::AccountsBody, content_type = "application/json"),
+    responses((status = 200, description = "What was added, updated, left alone", body = AccountsReply),
+        (status = 503, description = "Database away", body = super::openapi::ErrorBody)))]
 pub(super) async fn add(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -97,6 +107,9 @@ async fn add_all(
 
 /// `DELETE /api/accounts/{id}`: disables the account; its trades, divergences and audit
 /// stay. Repeating it changes nothing.
+#[utoipa::path(delete, path = "/api/accounts/{id}", tag = "accounts", params(("id" = String, Path, description = "Account id")),
+    responses((status = 200, description = "Disabled (history kept)", body = super::openapi::Removed),
+        (status = 503, description = "Database away", body = super::openapi::ErrorBody)))]
 pub(super) async fn remove(State(state): State<AppState>, Path(id): Path<String>) -> Response {
     let db = &state.0.db;
     let stored = match store::find_account(db, &id).await {

@@ -16,9 +16,11 @@ use crate::input::InputError;
 use crate::store::StoreError;
 
 /// The error body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
 pub(super) struct ApiError {
     #[serde(skip)]
+    #[schema(ignore)]
     pub(super) status: StatusCode,
     /// A stable code: `bad_request`, `unauthorized`, `forbidden`, `forbidden_host`,
     /// `not_found`, `method_not_allowed`, `payload_too_large`, `unsupported_media_type`,

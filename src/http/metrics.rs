@@ -19,6 +19,9 @@ const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// `GET /metrics`. 503 when the supervisor does not answer (the scrape then fails, which
 /// Prometheus reports as `up == 0`).
+#[utoipa::path(get, path = "/metrics", tag = "status",
+    responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain"),
+        (status = 503, description = "The tree did not answer", body = super::openapi::ErrorBody)))]
 pub(super) async fn handler(State(state): State<AppState>) -> Response {
     let s = &state.0;
     let status = match tree_status(s).await {

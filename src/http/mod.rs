@@ -27,6 +27,7 @@ pub mod config;
 mod error;
 mod guard;
 mod metrics;
+mod openapi;
 mod server;
 mod trades;
 pub mod views;

@@ -10,16 +10,17 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::middleware;
-use axum::routing::{delete, get, post};
 use ractor::ActorRef;
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::config::{HttpConfig, HttpError, Tokens};
 use super::error::{ApiError, json_errors};
-use super::{accounts, alerts, api, body, guard, metrics, trades};
+use super::{accounts, alerts, api, body, guard, metrics, openapi, trades};
 use crate::actors::SupervisorMsg;
 
 /// How long a stopping server waits for open requests.
@@ -143,36 +144,47 @@ impl HttpServer {
     }
 }
 
+/// Every documented route, before the guard and the state: the router and the OpenAPI
+/// document are split from this one list.
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::base())
+        .routes(routes!(api::readyz))
+        .routes(routes!(api::status))
+        .routes(routes!(api::divergences))
+        .routes(routes!(alerts::list))
+        .routes(routes!(alerts::cancel))
+        .routes(routes!(accounts::list, accounts::add))
+        .routes(routes!(accounts::remove))
+        .routes(routes!(api::enable_account))
+        .routes(routes!(alerts::cancel_account))
+        .routes(routes!(trades::list, trades::replace, trades::upsert))
+        .routes(routes!(trades::close))
+        .routes(routes!(metrics::handler))
+        .routes(routes!(openapi::serve))
+}
+
+/// The unguarded routes: `/healthz` and the static dashboard page.
+fn open_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(api::healthz))
+        .routes(routes!(api::dashboard))
+}
+
+/// The whole document: every route of [`router`].
+pub(super) fn document() -> utoipa::openapi::OpenApi {
+    let (_, guarded) = routes().split_for_parts();
+    let (_, open) = open_routes().split_for_parts();
+    openapi::finish(guarded.merge_from(open))
+}
+
 /// Every route; the guard (tokens, or the loopback Host/Origin check) covers all but
 /// `/healthz` and the static dashboard page. Every error answer is JSON.
 fn router(state: AppState) -> Router {
-    let guarded = Router::new()
-        .route("/readyz", get(api::readyz))
-        .route("/api/status", get(api::status))
-        .route("/api/divergences", get(api::divergences))
-        .route("/api/alerts", get(alerts::list))
-        .route("/api/alerts/{id}/cancel", post(alerts::cancel))
-        .route("/api/accounts", get(accounts::list).post(accounts::add))
-        .route("/api/accounts/{id}", delete(accounts::remove))
-        .route("/api/accounts/{id}/enable", post(api::enable_account))
-        .route(
-            "/api/accounts/{id}/enforcement/cancel",
-            post(alerts::cancel_account),
-        )
-        .route(
-            "/api/accounts/{id}/trades",
-            get(trades::list).put(trades::replace).post(trades::upsert),
-        )
-        .route(
-            "/api/accounts/{id}/trades/{trade_id}/close",
-            post(trades::close),
-        )
-        .route("/metrics", get(metrics::handler))
-        .route_layer(middleware::from_fn_with_state(state.clone(), guard::guard));
-    Router::new()
-        .route("/healthz", get(api::healthz))
-        .route("/", get(api::dashboard))
-        .merge(guarded)
+    let (guarded, _) = routes()
+        .route_layer(middleware::from_fn_with_state(state.clone(), guard::guard))
+        .split_for_parts();
+    let (open, _) = open_routes().split_for_parts();
+    open.merge(guarded)
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(DefaultBodyLimit::max(body::MAX_BODY))
         .layer(middleware::from_fn(json_errors))

@@ -19,18 +19,44 @@ use super::server::AppState;
 use crate::input;
 use crate::store::{self, TradeWrite, WriteOutcome};
 
-/// What a write did.
-#[derive(Debug, Serialize)]
+/// What a write did, trade by trade.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(super) struct WriteReply {
     /// Account.
-    pub(super) account: String,
-    /// Per-trade counts.
-    #[serde(flatten)]
-    pub(super) outcome: WriteOutcome,
+    account: String,
+    /// Trades inserted, updated or reopened.
+    written: usize,
+    /// Trades already stored exactly so (a retry).
+    unchanged: usize,
+    /// Writes whose version was below the stored one: not applied.
+    stale: usize,
+    /// Open trades marked closed.
+    closed: usize,
+}
+
+impl WriteReply {
+    fn new(account: String, o: WriteOutcome) -> Self {
+        Self {
+            account,
+            written: o.written,
+            unchanged: o.unchanged,
+            stale: o.stale,
+            closed: o.closed,
+        }
+    }
+}
+
+/// The open trades of an account.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct TradeList {
+    /// Account.
+    account: String,
+    /// By trade id.
+    items: Vec<TradeView>,
 }
 
 /// An open trade as listed: decimals as strings, exactly as stored.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(super) struct TradeView {
     id: String,
     symbol: String,
@@ -48,6 +74,9 @@ pub(super) struct TradeView {
 }
 
 /// `GET /api/accounts/{id}/trades`: the open trades with their versions, by id.
+#[utoipa::path(get, path = "/api/accounts/{id}/trades", tag = "trades", params(("id" = String, Path, description = "Account id")),
+    responses((status = 200, description = "Open trades with their versions, by id", body = TradeList),
+        (status = 503, description = "Database away", body = super::openapi::ErrorBody)))]
 pub(super) async fn list(State(state): State<AppState>, Path(id): Path<String>) -> Response {
     let db = &state.0.db;
     if let Err(e) = known(&state, &id).await {
@@ -71,13 +100,17 @@ pub(super) async fn list(State(state): State<AppState>, Path(id): Path<String>) 
                     opened_at: t.opened_at,
                 })
                 .collect();
-            Json(serde_json::json!({ "account": id, "items": items })).into_response()
+            Json(TradeList { account: id, items }).into_response()
         }
         Err(e) => ApiError::store("cannot read trades", &e).into_response(),
     }
 }
 
 /// `PUT /api/accounts/{id}/trades`: the body is the account's whole open set.
+#[utoipa::path(put, path = "/api/accounts/{id}/trades", tag = "trades", params(("id" = String, Path, description = "Account id")),
+    request_body(content = Vec<super::openapi::TradeInput>, content_type = "application/json", description = "The account's whole open set"),
+    responses((status = 200, description = "What the write did", body = WriteReply),
+        (status = 503, description = "Database away", body = super::openapi::ErrorBody)))]
 pub(super) async fn replace(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -93,6 +126,10 @@ pub(super) async fn replace(
 }
 
 /// `POST /api/accounts/{id}/trades`: inserts or updates these trades, leaves the others.
+#[utoipa::path(post, path = "/api/accounts/{id}/trades", tag = "trades", params(("id" = String, Path, description = "Account id")),
+    request_body(content = Vec<super::openapi::TradeInput>, content_type = "application/json", description = "Trades to insert or update"),
+    responses((status = 200, description = "What the write did", body = WriteReply),
+        (status = 503, description = "Database away", body = super::openapi::ErrorBody)))]
 pub(super) async fn upsert(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -110,6 +147,11 @@ pub(super) async fn upsert(
 }
 
 /// `POST /api/accounts/{id}/trades/{trade_id}/close`, optional body `{"version": N}`.
+#[utoipa::path(post, path = "/api/accounts/{id}/trades/{trade_id}/close", tag = "trades",
+    params(("id" = String, Path, description = "Account id"), ("trade_id" = String, Path, description = "The bot's trade id")),
+    request_body(content = Option<super::openapi::CloseBody>, content_type = "application/json", description = "The version of the close (optional)"),
+    responses((status = 200, description = "What the close did", body = WriteReply),
+        (status = 503, description = "Database away", body = super::openapi::ErrorBody)))]
 pub(super) async fn close(
     State(state): State<AppState>,
     Path((id, trade_id)): Path<(String, String)>,
@@ -126,11 +168,7 @@ pub(super) async fn close(
         return e.into_response();
     }
     match store::close_trade(&state.0.db, &id, &trade_id, version, Utc::now()).await {
-        Ok(Some(outcome)) => Json(WriteReply {
-            account: id,
-            outcome,
-        })
-        .into_response(),
+        Ok(Some(outcome)) => Json(WriteReply::new(id, outcome)).into_response(),
         Ok(None) => {
             ApiError::not_found(format!("no trade {trade_id:?} in account {id:?}")).into_response()
         }
@@ -171,7 +209,7 @@ fn reply(account: String, done: Result<WriteOutcome, store::StoreError>) -> Resp
             if outcome.changed() {
                 tracing::info!(account = %account, written = outcome.written, closed = outcome.closed, "trades written");
             }
-            Json(WriteReply { account, outcome }).into_response()
+            Json(WriteReply::new(account, outcome)).into_response()
         }
         Err(e) => ApiError::store("cannot write trades", &e).into_response(),
     }

@@ -16,6 +16,7 @@ mod http_writes;
 mod live;
 mod logs;
 mod metaapi;
+mod openapi;
 mod ops;
 mod persistence;
 mod retention;
