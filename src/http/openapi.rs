@@ -48,6 +48,7 @@ pub(super) struct Items {
 
 /// Who cancels and why.
 #[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(super) struct CancelBody {
     /// Who (default `api`).
     by: Option<String>,
@@ -76,10 +77,13 @@ pub(super) struct AccountList {
 
 /// An account to add or update.
 #[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(super) struct AccountInput {
     /// Account id (1 to 128 bytes).
+    #[schema(min_length = 1, max_length = 128, pattern = r"^[A-Za-z0-9_.:-]+$")]
     id: String,
     /// `sim`, `metaapi` or `mt5_export`.
+    #[schema(pattern = "^(sim|metaapi|mt5_export)$")]
     broker: String,
     /// Display name (default: the id).
     name: Option<String>,
@@ -116,40 +120,74 @@ pub(super) struct Enabled {
     enabled: bool,
 }
 
+// Decimals are positive, at most 6 integer and 8 fraction digits, as strings; u64 values
+// are strings of digits (JSON numbers are accepted too).
+
+/// `buy` or `sell`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(
+    dead_code,
+    reason = "a schema of the document only; the body is parsed by input"
+)]
+pub(super) enum SideDoc {
+    /// Buy.
+    Buy,
+    /// Sell.
+    Sell,
+}
+
 /// A trade as the bot sends it (the trade files' format, plus `version`). Numbers may be
 /// JSON numbers or strings and are read exactly; unknown fields are refused.
 #[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(super) struct TradeInput {
     /// The bot's trade id, unique within the account.
+    #[schema(min_length = 1, max_length = 128, pattern = r"^[A-Za-z0-9_.:-]+$")]
     id: String,
     /// Symbol as the bot spells it.
+    #[schema(min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9_.#-]+$")]
     symbol: String,
     /// `buy` or `sell`.
-    side: String,
+    side: SideDoc,
     /// Lots, a positive decimal.
-    #[schema(example = "0.10")]
+    #[schema(
+        example = "0.10",
+        pattern = "^(0\\.[0-9]{0,7}[1-9]|[1-9][0-9]{0,5}(\\.[0-9]{1,8})?)$"
+    )]
     volume: String,
     /// Expected entry price, a positive decimal.
-    #[schema(example = "1.08500")]
+    #[schema(
+        example = "1.08500",
+        pattern = "^(0\\.[0-9]{0,7}[1-9]|[1-9][0-9]{0,5}(\\.[0-9]{1,8})?)$"
+    )]
     entry_price: String,
     /// Stop loss.
+    #[schema(pattern = "^(0\\.[0-9]{0,7}[1-9]|[1-9][0-9]{0,5}(\\.[0-9]{1,8})?)$")]
     sl: Option<String>,
     /// Take profit.
+    #[schema(pattern = "^(0\\.[0-9]{0,7}[1-9]|[1-9][0-9]{0,5}(\\.[0-9]{1,8})?)$")]
     tp: Option<String>,
     /// Broker ticket, 0 to 2^64 − 1.
+    #[schema(pattern = "^[0-9]{1,19}$")]
     ticket: Option<String>,
     /// Client id sent with the order.
+    #[schema(max_length = 128, pattern = r"^[A-Za-z0-9_.:-]*$")]
     client_id: Option<String>,
     /// When the bot opened it (RFC 3339).
+    #[schema(format = DateTime)]
     opened_at: Option<String>,
     /// The bot's version of the trade, 0 to 2^64 − 1: lower than the stored one is stale.
+    #[schema(pattern = "^[0-9]{1,19}$")]
     version: Option<String>,
 }
 
 /// The optional body of a close.
 #[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(super) struct CloseBody {
     /// The bot's version of the close, 0 to 2^64 − 1.
+    #[schema(pattern = "^[0-9]{1,19}$")]
     version: Option<String>,
 }
 
