@@ -270,8 +270,8 @@ pub async fn run(
 ) -> Result<StopReport, ServiceError> {
     let (connectors, accounts, _sim) = from_config(config, &db);
     // Bound before the tree starts: a missing token or a taken port fails fast.
-    let token = crate::http::resolve_token(&config.http)?;
-    let listener = crate::http::bind(&config.http, token).await?;
+    let tokens = crate::http::resolve_tokens(&config.http)?;
+    let listener = crate::http::bind(&config.http, tokens).await?;
     let http_db = db.clone();
     let args = SupervisorArgs {
         db,

@@ -17,9 +17,6 @@ use super::{EXIT_BAD_INPUT, Format, bulk, ops};
 use crate::config::KNOWN_BROKERS;
 use crate::store::{self, Account, StoredAccount};
 
-/// Why `remove` disables an account.
-const REMOVED: &str = "removed by an operator";
-
 /// Arguments of `accounts`.
 #[derive(Debug, clap::Args)]
 pub struct AccountsArgs {
@@ -130,7 +127,7 @@ pub async fn run(args: &AccountsArgs) -> ExitCode {
                 .is_some_and(|r| r.starts_with(store::BREAKER_DISABLED));
             let account = Account {
                 enabled: enable,
-                disabled_reason: (!enable).then(|| REMOVED.to_owned()),
+                disabled_reason: (!enable).then(|| store::REMOVED_BY_OPERATOR.to_owned()),
                 ..stored.account
             };
             let verb = match (enable, by_breaker) {

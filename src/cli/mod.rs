@@ -177,7 +177,7 @@ async fn run_service(config: Option<PathBuf>) -> ExitCode {
         return ExitCode::from(EXIT_BAD_INPUT);
     };
     // Beyond loopback the API needs a token: refuse before touching anything else.
-    if let Err(e) = crate::http::resolve_token(&config.http) {
+    if let Err(e) = crate::http::resolve_tokens(&config.http) {
         eprintln!("error: {e}");
         return ExitCode::from(EXIT_BAD_INPUT);
     }

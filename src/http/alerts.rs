@@ -19,6 +19,11 @@ use super::views::{AlertParams, AlertView};
 use crate::store::{self, CancelOutcome};
 
 /// `GET /api/alerts?account=&limit=`: newest first (`limit` 1 to 1000, default 50).
+#[utoipa::path(get, path = "/api/alerts", tag = "alerts",
+    params(("account" = Option<String>, Query, description = "Account id"),
+        ("limit" = Option<String>, Query, description = "Rows, newest first, 1 to 1000 (default 50)")),
+    responses((status = 200, description = "The guards' alerts", body = super::openapi::Items),
+        (status = 503, description = "Database away", body = super::openapi::ErrorBody)))]
 pub(super) async fn list(
     State(state): State<AppState>,
     params: Result<Query<AlertParams>, QueryRejection>,
@@ -72,6 +77,10 @@ fn who(body: &[u8]) -> Result<(String, String), Box<Response>> {
 /// `POST /api/accounts/{id}/enforcement/cancel`: stops every enforcement of the account
 /// (optional body `{"by": …, "reason": …}`); 200 with the cancelled alert ids (409 when
 /// there was none).
+#[utoipa::path(post, path = "/api/accounts/{id}/enforcement/cancel", tag = "alerts", params(("id" = String, Path, description = "Account id")),
+    request_body(content = Option<super::openapi::CancelBody>, description = "Who and why (optional)"),
+    responses((status = 200, description = "Cancelled", body = Object),
+        (status = 503, description = "Database away", body = super::openapi::ErrorBody)))]
 pub(super) async fn cancel_account(
     State(state): State<AppState>,
     Path(account): Path<String>,
@@ -104,6 +113,11 @@ pub(super) async fn cancel_account(
 /// `POST /api/alerts/{id}/cancel`: 200 `{"cancelled": true}` when the enforcement was
 /// stopped; 409 with the alert's status when there was nothing to stop; 404 for an
 /// unknown id; 400 for a body that is not `{"by": "…", "reason": "…"}`.
+#[utoipa::path(post, path = "/api/alerts/{id}/cancel", tag = "alerts",
+    params(("id" = String, Path, description = "Alert id")),
+    request_body(content = Option<super::openapi::CancelBody>, description = "Who and why (optional)"),
+    responses((status = 200, description = "Cancelled", body = Object),
+        (status = 503, description = "Database away", body = super::openapi::ErrorBody)))]
 pub(super) async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<String>,

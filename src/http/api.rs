@@ -25,11 +25,15 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 const DASHBOARD: &str = include_str!("dashboard.html");
 
 /// `GET /healthz`: the process is alive and serving.
+#[utoipa::path(get, path = "/healthz", tag = "status", security(()),
+    responses((status = 200, description = "The process is alive", body = String, content_type = "text/plain")))]
 pub(super) async fn healthz() -> &'static str {
     "ok\n"
 }
 
 /// `GET /`: the dashboard page.
+#[utoipa::path(get, path = "/", tag = "status", security(()),
+    responses((status = 200, description = "The dashboard page", body = String, content_type = "text/html")))]
 pub(super) async fn dashboard() -> Html<&'static str> {
     Html(DASHBOARD)
 }
@@ -47,6 +51,9 @@ pub(super) async fn tree_status(s: &Shared) -> Result<Status, String> {
 /// `POST /api/accounts/{id}/enable`: re-enables an account the breaker disabled (or
 /// resets a tripped breaker) in the running service. 200 when done, 404 for an account the
 /// service does not supervise, 503 when the tree does not answer.
+#[utoipa::path(post, path = "/api/accounts/{id}/enable", tag = "accounts", params(("id" = String, Path, description = "Account id")),
+    responses((status = 200, description = "Enabled in the running service", body = super::openapi::Enabled),
+        (status = 503, description = "The tree did not answer", body = super::openapi::ErrorBody)))]
 pub(super) async fn enable_account(
     State(state): State<AppState>,
     axum::extract::Path(id): axum::extract::Path<String>,
@@ -114,6 +121,9 @@ fn first_round_done(s: &Shared, status: &Status) -> bool {
 
 /// `GET /readyz`: 200 when the database answers, the supervisor answers and the first
 /// sync round is done; 503 otherwise, saying which check failed.
+#[utoipa::path(get, path = "/readyz", tag = "status",
+    responses((status = 200, description = "Ready", body = super::openapi::Readiness),
+        (status = 503, description = "Not ready yet (first round pending) or database away", body = super::openapi::Readiness)))]
 pub(super) async fn readyz(State(state): State<AppState>) -> Response {
     let s = &state.0;
     let database = match s.db.ping().await {
@@ -150,6 +160,9 @@ pub(super) async fn readyz(State(state): State<AppState>) -> Response {
 
 /// `GET /api/status`: every account's health with its open divergences by kind, the
 /// scheduler, persistence, and totals.
+#[utoipa::path(get, path = "/api/status", tag = "status",
+    responses((status = 200, description = "Accounts, scheduler, persistence and totals", body = Object),
+        (status = 503, description = "The tree did not answer", body = super::openapi::ErrorBody)))]
 pub(super) async fn status(State(state): State<AppState>) -> Response {
     let s = &state.0;
     let status = match tree_status(s).await {
@@ -200,6 +213,15 @@ pub(super) async fn status(State(state): State<AppState>) -> Response {
 
 /// `GET /api/divergences?account=&status=&kind=&since=&before=&limit=`: newest first;
 /// `next_before` is the cursor of the next page (`null` on the last one).
+#[utoipa::path(get, path = "/api/divergences", tag = "status",
+    params(("account" = Option<String>, Query, description = "Account id"),
+        ("status" = Option<String>, Query, description = "`open` or `resolved`"),
+        ("kind" = Option<String>, Query, description = "A divergence kind, e.g. `entry_slippage`"),
+        ("since" = Option<String>, Query, description = "First seen at or after: RFC 3339, a date, or an age (`90s`, `15m`, `24h`, `7d`)"),
+        ("before" = Option<String>, Query, description = "Cursor: `next_before` of the previous page"),
+        ("limit" = Option<String>, Query, description = "Rows per page, 1 to 1000 (default 100)")),
+    responses((status = 200, description = "Newest first", body = super::openapi::DivergencePage),
+        (status = 503, description = "Database away", body = super::openapi::ErrorBody)))]
 pub(super) async fn divergences(
     State(state): State<AppState>,
     params: Result<Query<DivergenceParams>, QueryRejection>,
@@ -224,7 +246,7 @@ pub(super) async fn divergences(
     }
 }
 
-/// A JSON error body: `{"error": message}`.
+/// A JSON error answer: `{"error": "<code>", "message": message}`.
 pub(super) fn error(code: StatusCode, message: &str) -> Response {
-    (code, Json(json!({ "error": message }))).into_response()
+    super::error::ApiError::new(code, message).into_response()
 }

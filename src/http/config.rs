@@ -1,8 +1,12 @@
 //! `[http]`: where the status API listens, and the bearer-token rule.
 //!
-//! The rule: a token set in the environment variable named by `token_env` is required by
-//! every endpoint except `/healthz` and the dashboard's static page. Bound to anything but
-//! a loopback address, the token is mandatory: `run` refuses to start without it.
+//! The rule: two bearer tokens, each read from the environment variable its setting
+//! names. The write token (`token_env`) is accepted everywhere; the read token
+//! (`read_token_env`) only by reads (`GET`), and a write given it answers 403. When either
+//! is set, every endpoint except `/healthz` and the dashboard's static page needs one.
+//! Bound to anything but a loopback address, the write token is mandatory: `run` refuses
+//! to start without it. Token values are trimmed of surrounding whitespace when read and
+//! when compared.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -14,8 +18,11 @@ use crate::config_env::ENV_PREFIX;
 /// The default address: loopback only, so nothing is exposed by accident.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9187";
 
-/// The default name of the environment variable holding the bearer token.
+/// The default name of the environment variable holding the write token.
 pub const DEFAULT_TOKEN_ENV: &str = "MT5_RECONCILER_TOKEN";
+
+/// The default name of the environment variable holding the read token.
+pub const DEFAULT_READ_TOKEN_ENV: &str = "MT5_RECONCILER_READ_TOKEN";
 
 /// `[http]`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -25,8 +32,10 @@ pub struct HttpConfig {
     pub enabled: bool,
     /// `IP:port` to listen on (port 0: any free port, logged at start).
     pub listen: String,
-    /// Name of the environment variable that holds the bearer token.
+    /// Name of the environment variable that holds the write token (accepted everywhere).
     pub token_env: String,
+    /// Name of the environment variable that holds the read token (reads only).
+    pub read_token_env: String,
 }
 
 impl Default for HttpConfig {
@@ -35,6 +44,7 @@ impl Default for HttpConfig {
             enabled: true,
             listen: DEFAULT_LISTEN.to_owned(),
             token_env: DEFAULT_TOKEN_ENV.to_owned(),
+            read_token_env: DEFAULT_READ_TOKEN_ENV.to_owned(),
         }
     }
 }
@@ -49,21 +59,27 @@ impl HttpConfig {
                 self.listen
             ));
         }
-        let name_ok = !self.token_env.is_empty()
-            && !self.token_env.starts_with(|c: char| c.is_ascii_digit())
-            && self
-                .token_env
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !name_ok {
+        for (key, name) in [
+            ("token_env", &self.token_env),
+            ("read_token_env", &self.read_token_env),
+        ] {
+            let name_ok = !name.is_empty()
+                && !name.starts_with(|c: char| c.is_ascii_digit())
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !name_ok {
+                out.push(format!(
+                    "http.{key} = {name:?}: expected an environment variable name ([A-Za-z_][A-Za-z0-9_]*)"
+                ));
+            } else if name.starts_with(ENV_PREFIX) {
+                out.push(format!(
+                    "http.{key} = {name:?}: names starting with {ENV_PREFIX} are read as configuration overrides"
+                ));
+            }
+        }
+        if self.token_env == self.read_token_env {
             out.push(format!(
-                "http.token_env = {:?}: expected an environment variable name ([A-Za-z_][A-Za-z0-9_]*)",
-                self.token_env
-            ));
-        } else if self.token_env.starts_with(ENV_PREFIX) {
-            out.push(format!(
-                "http.token_env = {:?}: names starting with {ENV_PREFIX} are read as configuration overrides",
-                self.token_env
+                "http.read_token_env = {:?}: must differ from http.token_env",
+                self.read_token_env
             ));
         }
         out
@@ -86,7 +102,7 @@ pub enum HttpError {
         /// The configured value.
         listen: String,
     },
-    /// Bound beyond loopback without a token.
+    /// Bound beyond loopback without a write token.
     #[error(
         "http.listen = {addr} is not a loopback address, so the API needs a bearer token: set \
          the environment variable {var} (every endpoint but /healthz and the dashboard's static \
@@ -115,25 +131,59 @@ impl HttpError {
     }
 }
 
-/// A bearer token. Its `Debug` and `Display` never show it.
+/// A bearer token, trimmed of surrounding whitespace. Its `Debug` and `Display` never
+/// show it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Token(String);
 
 impl Token {
-    /// Wraps a token (not empty: an empty variable means no token).
+    /// Wraps a token, trimmed (not empty: an empty variable means no token).
     pub fn new(value: impl Into<String>) -> Option<Self> {
         let value = value.into();
-        (!value.trim().is_empty()).then_some(Self(value))
+        let trimmed = value.trim();
+        (!trimmed.is_empty()).then(|| Self(trimmed.to_owned()))
     }
 
-    /// Whether an `Authorization` header value carries this token, compared in time that
-    /// does not depend on where the first difference is.
+    /// Whether an `Authorization` header value carries this token (trimmed), compared in
+    /// constant time: the SHA-256 digests of both are compared whole, so neither the
+    /// position of the first difference nor the length of the token shows in the timing.
     pub fn accepts(&self, header: &str) -> bool {
+        use sha2::{Digest, Sha256};
         let Some(given) = header.strip_prefix("Bearer ") else {
             return false;
         };
-        let (a, b) = (given.trim().as_bytes(), self.0.as_bytes());
-        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        let (a, b) = (
+            Sha256::digest(given.trim().as_bytes()),
+            Sha256::digest(self.0.as_bytes()),
+        );
+        a.iter()
+            .zip(b.iter())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+    }
+}
+
+/// The two tokens: `write` is accepted everywhere, `read` by reads only.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tokens {
+    /// The write token (`token_env`).
+    pub write: Option<Token>,
+    /// The read token (`read_token_env`).
+    pub read: Option<Token>,
+}
+
+impl Tokens {
+    /// Only a write token.
+    pub fn write(token: Token) -> Self {
+        Self {
+            write: Some(token),
+            read: None,
+        }
+    }
+
+    /// Whether any token is set (then every guarded request needs one).
+    pub fn any(&self) -> bool {
+        self.write.is_some() || self.read.is_some()
     }
 }
 
@@ -149,23 +199,29 @@ impl fmt::Display for Token {
     }
 }
 
-/// The token the configuration asks for, read from the environment: `Ok(None)` when none
-/// is set and the address is loopback; an error when none is set and it is not.
-pub fn resolve_token(config: &HttpConfig) -> Result<Option<Token>, HttpError> {
-    let token = std::env::var(&config.token_env).ok().and_then(Token::new);
-    check_token(config, token)
+/// The tokens the configuration asks for, read (and trimmed) from the environment; an
+/// error when no write token is set and the address is not loopback.
+pub fn resolve_tokens(config: &HttpConfig) -> Result<Tokens, HttpError> {
+    let read = |name: &str| std::env::var(name).ok().and_then(Token::new);
+    check_tokens(
+        config,
+        Tokens {
+            write: read(&config.token_env),
+            read: read(&config.read_token_env),
+        },
+    )
 }
 
-/// [`resolve_token`] with the token given rather than read from the environment.
-pub fn check_token(config: &HttpConfig, token: Option<Token>) -> Result<Option<Token>, HttpError> {
+/// [`resolve_tokens`] with the tokens given rather than read from the environment.
+pub fn check_tokens(config: &HttpConfig, tokens: Tokens) -> Result<Tokens, HttpError> {
     let addr = config.addr()?;
-    if token.is_none() && config.enabled && !addr.ip().is_loopback() {
+    if tokens.write.is_none() && config.enabled && !addr.ip().is_loopback() {
         return Err(HttpError::MissingToken {
             addr,
             var: config.token_env.clone(),
         });
     }
-    Ok(token)
+    Ok(tokens)
 }
 
 #[cfg(test)]
@@ -181,20 +237,27 @@ mod tests {
 
     #[test]
     fn beyond_loopback_a_token_is_mandatory() {
-        let err = check_token(&listening("0.0.0.0:9187"), None).unwrap_err();
+        let none = Tokens::default;
+        let err = check_tokens(&listening("0.0.0.0:9187"), none()).unwrap_err();
         assert!(err.is_config());
         assert!(err.to_string().contains(DEFAULT_TOKEN_ENV), "{err}");
-        assert!(check_token(&listening("0.0.0.0:9187"), Token::new("t")).is_ok());
-        assert!(matches!(
-            check_token(&listening("127.0.0.1:1"), None),
-            Ok(None)
-        ));
-        assert!(matches!(check_token(&listening("[::1]:1"), None), Ok(None)));
+        let write = Tokens::write(Token::new("t").unwrap());
+        assert!(check_tokens(&listening("0.0.0.0:9187"), write).is_ok());
+        let read_only = Tokens {
+            write: None,
+            read: Token::new("r"),
+        };
+        assert!(check_tokens(&listening("0.0.0.0:9187"), read_only).is_err());
+        assert_eq!(
+            check_tokens(&listening("127.0.0.1:1"), none()).ok(),
+            Some(none())
+        );
+        assert!(check_tokens(&listening("[::1]:1"), none()).is_ok());
         let off = HttpConfig {
             enabled: false,
             ..listening("0.0.0.0:1")
         };
-        assert!(check_token(&off, None).is_ok());
+        assert!(check_tokens(&off, none()).is_ok());
     }
 
     #[test]
@@ -210,15 +273,26 @@ mod tests {
     }
 
     #[test]
+    fn tokens_are_trimmed_where_read_and_where_compared() {
+        // A token file or a `.env` line often ends with a newline.
+        let t = Token::new(" s3cret\n").unwrap();
+        assert!(t.accepts("Bearer s3cret"));
+        assert!(t.accepts("Bearer  s3cret "));
+        assert!(!t.accepts("Bearer s3cret\n2"));
+    }
+
+    #[test]
     fn bad_listen_and_token_env_are_reported_with_their_path() {
         let c = HttpConfig {
             listen: "localhost".into(),
             token_env: "MT5R_TOKEN".into(),
+            read_token_env: "MT5R_TOKEN".into(),
             enabled: true,
         };
         let p = c.problems().join("\n");
         assert!(p.contains("http.listen = \"localhost\""), "{p}");
         assert!(p.contains("http.token_env = \"MT5R_TOKEN\""), "{p}");
+        assert!(p.contains("http.read_token_env = \"MT5R_TOKEN\""), "{p}");
         assert!(HttpConfig::default().problems().is_empty());
     }
 }

@@ -57,6 +57,9 @@ impl Format {
 
 /// `GET /metrics`. 503 when the supervisor does not answer (the scrape then fails, which
 /// Prometheus reports as `up == 0`).
+#[utoipa::path(get, path = "/metrics", tag = "status",
+    responses((status = 200, description = "Prometheus text format 0.0.4, or OpenMetrics 1.0 when the Accept header asks for application/openmetrics-text", body = String, content_type = "text/plain"),
+        (status = 503, description = "The tree did not answer", body = super::openapi::ErrorBody)))]
 pub(super) async fn handler(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let s = &state.0;
     let status = match tree_status(s).await {

@@ -7,19 +7,20 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::middleware;
 use ractor::ActorRef;
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::config::{HttpConfig, HttpError, Token};
-use super::{alerts, api, metrics};
+use super::config::{HttpConfig, HttpError, Tokens};
+use super::error::{ApiError, json_errors};
+use super::{accounts, alerts, api, body, guard, metrics, openapi, trades};
 use crate::actors::SupervisorMsg;
 
 /// How long a stopping server waits for open requests.
@@ -33,7 +34,9 @@ pub(super) struct AppState(pub(super) Arc<Shared>);
 pub(super) struct Shared {
     pub(super) supervisor: ActorRef<SupervisorMsg>,
     pub(super) db: DatabaseConnection,
-    pub(super) token: Option<Token>,
+    pub(super) tokens: Tokens,
+    /// The bound port, which a token-less request's `Host` must name.
+    pub(super) port: u16,
     /// Slots per interval: a first round is done once that many ticks went by.
     pub(super) slots: u32,
     /// Latched once the first sync round is done, so readiness does not flap when an
@@ -45,16 +48,16 @@ pub(super) struct Shared {
 pub struct Bound {
     listener: TcpListener,
     addr: SocketAddr,
-    token: Option<Token>,
+    tokens: Tokens,
 }
 
-/// Binds `config.listen`; `None` when `[http] enabled = false`. `token` comes from
-/// [`super::resolve_token`] (or a test).
-pub async fn bind(config: &HttpConfig, token: Option<Token>) -> Result<Option<Bound>, HttpError> {
+/// Binds `config.listen`; `None` when `[http] enabled = false`. `tokens` come from
+/// [`super::resolve_tokens`] (or a test).
+pub async fn bind(config: &HttpConfig, tokens: Tokens) -> Result<Option<Bound>, HttpError> {
     if !config.enabled {
         return Ok(None);
     }
-    let token = super::check_token(config, token)?;
+    let tokens = super::check_tokens(config, tokens)?;
     let addr = config.addr()?;
     let listener = TcpListener::bind(addr)
         .await
@@ -65,7 +68,7 @@ pub async fn bind(config: &HttpConfig, token: Option<Token>) -> Result<Option<Bo
     Ok(Some(Bound {
         listener,
         addr,
-        token,
+        tokens,
     }))
 }
 
@@ -85,11 +88,12 @@ impl Bound {
         let state = AppState(Arc::new(Shared {
             supervisor,
             db,
-            token: self.token,
+            tokens: self.tokens,
+            port: self.addr.port(),
             slots: slots.max(1),
             first_round_done: AtomicBool::new(false),
         }));
-        let auth = state.0.token.is_some();
+        let auth = state.0.tokens.any();
         let app = router(state);
         let (stop, stopped) = oneshot::channel::<()>();
         let addr = self.addr;
@@ -140,46 +144,49 @@ impl HttpServer {
     }
 }
 
-/// Every route; the token guards all but `/healthz` and the static dashboard page.
-fn router(state: AppState) -> Router {
-    let guarded = Router::new()
-        .route("/readyz", get(api::readyz))
-        .route("/api/status", get(api::status))
-        .route("/api/divergences", get(api::divergences))
-        .route("/api/alerts", get(alerts::list))
-        .route("/api/alerts/{id}/cancel", post(alerts::cancel))
-        .route("/api/accounts/{id}/enable", post(api::enable_account))
-        .route(
-            "/api/accounts/{id}/enforcement/cancel",
-            post(alerts::cancel_account),
-        )
-        .route("/metrics", get(metrics::handler))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
-    Router::new()
-        .route("/healthz", get(api::healthz))
-        .route("/", get(api::dashboard))
-        .merge(guarded)
-        .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
-        .with_state(state)
+/// Every documented route, before the guard and the state: the router and the OpenAPI
+/// document are split from this one list.
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::base())
+        .routes(routes!(api::readyz))
+        .routes(routes!(api::status))
+        .routes(routes!(api::divergences))
+        .routes(routes!(alerts::list))
+        .routes(routes!(alerts::cancel))
+        .routes(routes!(accounts::list, accounts::add))
+        .routes(routes!(accounts::remove))
+        .routes(routes!(api::enable_account))
+        .routes(routes!(alerts::cancel_account))
+        .routes(routes!(trades::list, trades::replace, trades::upsert))
+        .routes(routes!(trades::close))
+        .routes(routes!(metrics::handler))
+        .routes(routes!(openapi::serve))
 }
 
-/// Refuses a request without the right bearer token (when one is configured).
-async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if let Some(token) = &state.0.token {
-        let given = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        if !token.accepts(given) {
-            tracing::debug!(path = %req.uri().path(), "request without a valid token refused");
-            return (
-                StatusCode::UNAUTHORIZED,
-                [(header::WWW_AUTHENTICATE, "Bearer")],
-                "a bearer token is required: Authorization: Bearer <token>\n",
-            )
-                .into_response();
-        }
-    }
-    next.run(req).await
+/// The unguarded routes: `/healthz` and the static dashboard page.
+fn open_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(api::healthz))
+        .routes(routes!(api::dashboard))
+}
+
+/// The whole document: every route of [`router`].
+pub(super) fn document() -> utoipa::openapi::OpenApi {
+    let (_, guarded) = routes().split_for_parts();
+    let (_, open) = open_routes().split_for_parts();
+    openapi::finish(guarded.merge_from(open))
+}
+
+/// Every route; the guard (tokens, or the loopback Host/Origin check) covers all but
+/// `/healthz` and the static dashboard page. Every error answer is JSON.
+fn router(state: AppState) -> Router {
+    let (guarded, _) = routes()
+        .route_layer(middleware::from_fn_with_state(state.clone(), guard::guard))
+        .split_for_parts();
+    let (open, _) = open_routes().split_for_parts();
+    open.merge(guarded)
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
+        .layer(DefaultBodyLimit::max(body::MAX_BODY))
+        .layer(middleware::from_fn(json_errors))
+        .with_state(state)
 }

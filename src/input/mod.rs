@@ -1,6 +1,7 @@
 //! Readers for position, trade, symbol, pending-order and deal files: exact decimals, and
 //! errors that name the file, the array index, the field and the bad value.
 
+mod accounts;
 mod bulk;
 mod deals;
 mod orders;
@@ -17,6 +18,7 @@ mod tests;
 
 use std::path::Path;
 
+pub use accounts::{AccountInput, parse_accounts, parse_close};
 pub use bulk::{
     AccountLine, AccountTrades, parse_account_lines, parse_trade_lines, read_trade_dir,
 };
@@ -25,7 +27,7 @@ pub use orders::parse_orders;
 pub use positions::{PositionFormat, parse_positions};
 pub use record::InputError;
 pub use symbols::parse_symbols;
-pub use trades::parse_trades;
+pub use trades::{parse_trade_writes, parse_trades};
 
 use crate::domain::{BotTrade, BrokerPosition, Deal, PendingOrder, SymbolTable};
 

@@ -25,6 +25,41 @@ const FIELDS: &[&str] = &[
 
 /// Parses a trades JSON array from `text` for `account`; `source` names it in errors.
 pub fn parse_trades(source: &str, text: &str, account: &str) -> Result<Vec<BotTrade>, InputError> {
+    Ok(parse(source, text, account, false)?
+        .into_iter()
+        .map(|(trade, _)| trade)
+        .collect())
+}
+
+/// Like [`parse_trades`], each trade with an optional `"version"` (a whole number from 0
+/// to 2^64 − 1, or a string holding one): the API's trade bodies.
+pub fn parse_trade_writes(
+    source: &str,
+    text: &str,
+    account: &str,
+) -> Result<Vec<(BotTrade, Option<u64>)>, InputError> {
+    parse(source, text, account, true)
+}
+
+/// A version: absent, or a whole number up to `u64::MAX` (number or string).
+pub(super) fn version(r: &Record<'_>) -> Result<Option<u64>, InputError> {
+    let Some(text) = r.opt_id("version")? else {
+        return Ok(None);
+    };
+    text.trim().parse::<u64>().map(Some).map_err(|_| {
+        r.error(
+            "version",
+            format!("expected a whole number from 0 to {}", u64::MAX),
+        )
+    })
+}
+
+fn parse(
+    source: &str,
+    text: &str,
+    account: &str,
+    versioned: bool,
+) -> Result<Vec<(BotTrade, Option<u64>)>, InputError> {
     if let Some(reason) = text_problem(account, MAX_ID_BYTES) {
         return Err(InputError {
             file: source.to_owned(),
@@ -39,10 +74,15 @@ pub fn parse_trades(source: &str, text: &str, account: &str) -> Result<Vec<BotTr
     let mut out = Vec::with_capacity(items.len());
     for (index, raw) in items.into_iter().enumerate() {
         let r = Record::parse(source, index, raw)?;
-        if let Some(unknown) = r.keys().find(|k| !FIELDS.contains(k)) {
+        let known = |k: &&str| FIELDS.contains(k) || (versioned && *k == "version");
+        if let Some(unknown) = r.keys().find(|k| !known(k)) {
             return Err(r.error(
                 unknown,
-                format!("unknown field (expected one of {})", FIELDS.join(", ")),
+                format!(
+                    "unknown field (expected one of {}{})",
+                    FIELDS.join(", "),
+                    if versioned { ", version" } else { "" }
+                ),
             ));
         }
         let id = r
@@ -58,7 +98,8 @@ pub fn parse_trades(source: &str, text: &str, account: &str) -> Result<Vec<BotTr
         let side = side
             .parse()
             .map_err(|_| r.error("side", "expected \"buy\" or \"sell\""))?;
-        out.push(BotTrade {
+        let version = if versioned { version(&r)? } else { None };
+        let trade = BotTrade {
             id,
             account: account.to_owned(),
             symbol: r.text("symbol", MAX_SYMBOL_BYTES)?,
@@ -72,7 +113,8 @@ pub fn parse_trades(source: &str, text: &str, account: &str) -> Result<Vec<BotTr
                 .opt_text("client_id", MAX_ID_BYTES)?
                 .filter(|s| !s.is_empty()),
             opened_at: r.opt_time("opened_at")?,
-        });
+        };
+        out.push((trade, version));
     }
     Ok(out)
 }

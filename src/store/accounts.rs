@@ -99,18 +99,34 @@ pub async fn list_accounts<C: ConnectionTrait>(db: &C) -> Result<Vec<StoredAccou
         .order_by_asc(account::Column::Id)
         .all(db)
         .await?;
-    Ok(rows
-        .into_iter()
-        .map(|row| StoredAccount {
-            account: Account {
-                id: row.id,
-                name: row.name,
-                broker: row.broker,
-                enabled: row.enabled,
-                disabled_reason: row.disabled_reason,
-            },
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-        })
-        .collect())
+    Ok(rows.into_iter().map(stored).collect())
+}
+
+/// One account, if there is one with that id.
+pub async fn find_account<C: ConnectionTrait>(
+    db: &C,
+    id: &str,
+) -> Result<Option<StoredAccount>, StoreError> {
+    Ok(account::Entity::find_by_id(id.to_owned())
+        .one(db)
+        .await?
+        .map(stored))
+}
+
+/// The `disabled_reason` of an account an operator removed (`accounts remove`,
+/// `DELETE /api/accounts/{id}`).
+pub const REMOVED_BY_OPERATOR: &str = "removed by an operator";
+
+fn stored(row: account::Model) -> StoredAccount {
+    StoredAccount {
+        account: Account {
+            id: row.id,
+            name: row.name,
+            broker: row.broker,
+            enabled: row.enabled,
+            disabled_reason: row.disabled_reason,
+        },
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    }
 }

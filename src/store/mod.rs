@@ -27,7 +27,8 @@ mod trade_writes;
 mod trades;
 
 pub use accounts::{
-    Account, BREAKER_DISABLED, StoredAccount, list_accounts, record_breaker_state, upsert_account,
+    Account, BREAKER_DISABLED, REMOVED_BY_OPERATOR, StoredAccount, find_account, list_accounts,
+    record_breaker_state, upsert_account,
 };
 pub use alerts::{
     AlertRecord, AlertStatus, CancelOutcome, Claim, alert_status, cancel_account_enforcement,

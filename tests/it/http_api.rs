@@ -62,7 +62,15 @@ async fn seed(db: &DatabaseConnection) {
 }
 
 /// An empty tree (no accounts) that ticks fast, and the HTTP server in front of it.
-async fn serve(db: &DatabaseConnection) -> (Reconciler, http::HttpServer) {
+pub(crate) async fn serve(db: &DatabaseConnection) -> (Reconciler, http::HttpServer) {
+    serve_with(db, http::Tokens::default()).await
+}
+
+/// [`serve`] with these tokens.
+pub(crate) async fn serve_with(
+    db: &DatabaseConnection,
+    tokens: http::Tokens,
+) -> (Reconciler, http::HttpServer) {
     let config = TreeConfig {
         scheduler: SchedulerConfig {
             interval_ms: 50,
@@ -86,7 +94,7 @@ async fn serve(db: &DatabaseConnection) -> (Reconciler, http::HttpServer) {
         listen: "127.0.0.1:0".into(),
         ..HttpConfig::default()
     };
-    let bound = http::bind(&http_config, None)
+    let bound = http::bind(&http_config, tokens)
         .await
         .unwrap()
         .expect("enabled");
