@@ -13,6 +13,7 @@ mod m20261203_000010_guard_state;
 mod m20261203_000011_service_closes;
 mod m20261203_000020_sync_rollups;
 mod m20261203_000030_divergence_close;
+mod m20261203_000040_trade_versions;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000011_service_closes::Migration),
             Box::new(m20261203_000020_sync_rollups::Migration),
             Box::new(m20261203_000030_divergence_close::Migration),
+            Box::new(m20261203_000040_trade_versions::Migration),
         ]
     }
 }

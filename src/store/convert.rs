@@ -23,6 +23,8 @@ use crate::domain::{
 
 /// Status text of an open trade or divergence.
 pub(super) const OPEN: &str = "open";
+/// Status text of a closed trade.
+pub(super) const CLOSED: &str = "closed";
 /// Status text of a resolved divergence.
 pub(super) const RESOLVED: &str = "resolved";
 
@@ -41,6 +43,25 @@ pub(super) fn ticket_to_db(ticket: u64) -> (String, Option<i64>) {
         format!("{ticket:0TICKET_DIGITS$}"),
         i64::try_from(ticket).ok(),
     )
+}
+
+/// A trade's version as stored: `version_u64` (20 zero-padded digits, any `u64`) and the
+/// `BIGINT` `version`, saturated at `i64::MAX` (the column is `NOT NULL`).
+pub(super) fn version_to_db(version: u64) -> (String, i64) {
+    (
+        format!("{version:0TICKET_DIGITS$}"),
+        i64::try_from(version).unwrap_or(i64::MAX),
+    )
+}
+
+/// The version stored in a `bot_trades` row (its `version_u64`).
+pub(super) fn version_from_row(row: &bot_trade::Model) -> Result<u64, StoreError> {
+    let key = row.pk.to_string();
+    let cell = Cell {
+        table: "bot_trades",
+        row: &key,
+    };
+    cell.digits("version_u64", &row.version_u64)
 }
 
 /// A count as `INTEGER`; refuses counts beyond `i32::MAX`.
@@ -90,24 +111,29 @@ impl Cell<'_> {
     /// The ticket of a row: `ticket_u64` when set, else the `BIGINT` `ticket`.
     fn ticket(self, text: Option<&str>, legacy: Option<i64>) -> Result<Option<u64>, StoreError> {
         if let Some(text) = text {
-            let digits = text.len() == TICKET_DIGITS && text.bytes().all(|b| b.is_ascii_digit());
-            return match text.parse::<u64>() {
-                Ok(ticket) if digits => Ok(Some(ticket)),
-                _ => Err(self.bad(
-                    "ticket_u64",
-                    text,
-                    format!(
-                        "not a ticket of {TICKET_DIGITS} decimal digits up to {}",
-                        u64::MAX
-                    ),
-                )),
-            };
+            return self.digits("ticket_u64", text).map(Some);
         }
         legacy
             .map(|v| {
                 u64::try_from(v).map_err(|_| self.bad("ticket", &v.to_string(), "negative ticket"))
             })
             .transpose()
+    }
+
+    /// A `u64` stored as exactly 20 decimal digits.
+    fn digits(self, column: &'static str, text: &str) -> Result<u64, StoreError> {
+        let digits = text.len() == TICKET_DIGITS && text.bytes().all(|b| b.is_ascii_digit());
+        match text.parse::<u64>() {
+            Ok(value) if digits => Ok(value),
+            _ => Err(self.bad(
+                column,
+                text,
+                format!(
+                    "not a number of {TICKET_DIGITS} decimal digits up to {}",
+                    u64::MAX
+                ),
+            )),
+        }
     }
 
     fn parse<T: FromStr>(self, column: &'static str, text: &str) -> Result<T, StoreError>
@@ -119,10 +145,12 @@ impl Cell<'_> {
     }
 }
 
-/// The row for `trade` in `account_id`, status open. `pk` is left to the database.
+/// The row for `trade` in `account_id` at `version`, status open. `pk` is left to the
+/// database.
 pub(super) fn trade_row(
     account_id: &str,
     trade: &BotTrade,
+    version: u64,
 ) -> Result<bot_trade::ActiveModel, StoreError> {
     if trade.account != account_id {
         return Err(StoreError::Unstorable {
@@ -135,6 +163,7 @@ pub(super) fn trade_row(
         });
     }
     let (ticket_u64, ticket) = trade.ticket.map(ticket_to_db).unzip();
+    let (version_u64, version) = version_to_db(version);
     Ok(bot_trade::ActiveModel {
         pk: NotSet,
         account_id: Set(account_id.to_owned()),
@@ -151,6 +180,8 @@ pub(super) fn trade_row(
         opened_at: Set(trade.opened_at.map(db_time)),
         status: Set(OPEN.to_owned()),
         closed_at: Set(None),
+        version: Set(version),
+        version_u64: Set(version_u64),
     })
 }
 

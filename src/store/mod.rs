@@ -22,6 +22,7 @@ mod retention;
 mod rollups;
 mod seen;
 mod service_closes;
+mod trade_writes;
 mod trades;
 
 pub use accounts::{
@@ -59,4 +60,7 @@ pub use rollups::{
 };
 pub use seen::{LAST_SEEN_PRECISION, Sighting, mark_seen};
 pub use service_closes::{record_service_close, service_closes};
-pub use trades::{import_trades, open_trades};
+pub use trade_writes::{
+    TradeWrite, WriteOutcome, close_trade, replace_open_trades, trades_revision, upsert_trades,
+};
+pub use trades::{import_trades, open_trades, open_trades_versioned};

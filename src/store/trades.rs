@@ -1,53 +1,36 @@
 //! The bot's trades: imported from the bot, read back as the open set to reconcile.
 
-use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, TransactionSession,
-    TransactionTrait,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
 };
 
-use super::chunks::{row_bytes, statement_chunks, text};
 use super::convert::{self, OPEN};
 use super::entities::bot_trade;
 use super::error::StoreError;
+use super::trade_writes::{TradeWrite, upsert_trades};
 use crate::domain::BotTrade;
 
-/// Inserts or updates `trades` by (account, trade id), all marked open, atomically.
+/// Inserts or updates `trades` by (account, trade id), all marked open, atomically,
+/// keeping their stored versions (see [`upsert_trades`]; the account's change marker
+/// moves when anything changed).
 ///
 /// Every trade must belong to `account_id` (its `account` field); a trade of another
-/// account fails the whole import. Returns the number of trades written.
+/// account fails the whole import. Returns the number of trades imported (written or
+/// already stored so).
 pub async fn import_trades<C: TransactionTrait>(
     db: &C,
     account_id: &str,
     trades: &[BotTrade],
 ) -> Result<usize, StoreError> {
-    let rows = trades
+    let writes: Vec<TradeWrite> = trades
         .iter()
-        .map(|t| convert::trade_row(account_id, t))
-        .collect::<Result<Vec<_>, _>>()?;
-    let txn = db.begin().await?;
-    let bytes = |r: &bot_trade::ActiveModel| {
-        let text = text(&r.account_id)
-            + text(&r.trade_id)
-            + text(&r.symbol)
-            + text(&r.side)
-            + text(&r.volume)
-            + text(&r.entry_price)
-            + text(&r.sl)
-            + text(&r.tp)
-            + text(&r.client_id)
-            + text(&r.status)
-            + text(&r.ticket_u64);
-        row_bytes(14, text)
-    };
-    for chunk in statement_chunks(txn.get_database_backend(), &rows, bytes) {
-        bot_trade::Entity::insert_many(chunk.iter().cloned())
-            .on_conflict(upsert_by_trade_id())
-            .exec_without_returning(&txn)
-            .await?;
-    }
-    txn.commit().await?;
-    Ok(rows.len())
+        .map(|t| TradeWrite {
+            trade: t.clone(),
+            version: None,
+        })
+        .collect();
+    let outcome = upsert_trades(db, account_id, &writes).await?;
+    Ok(outcome.written + outcome.unchanged)
 }
 
 /// The account's open trades, by trade id.
@@ -55,6 +38,18 @@ pub async fn open_trades<C: ConnectionTrait>(
     db: &C,
     account_id: &str,
 ) -> Result<Vec<BotTrade>, StoreError> {
+    Ok(open_trades_versioned(db, account_id)
+        .await?
+        .into_iter()
+        .map(|(trade, _)| trade)
+        .collect())
+}
+
+/// The account's open trades with their versions, by trade id.
+pub async fn open_trades_versioned<C: ConnectionTrait>(
+    db: &C,
+    account_id: &str,
+) -> Result<Vec<(BotTrade, u64)>, StoreError> {
     bot_trade::Entity::find()
         .filter(bot_trade::Column::AccountId.eq(account_id))
         .filter(bot_trade::Column::Status.eq(OPEN))
@@ -62,27 +57,9 @@ pub async fn open_trades<C: ConnectionTrait>(
         .all(db)
         .await?
         .into_iter()
-        .map(convert::trade_from_row)
+        .map(|row| {
+            let version = convert::version_from_row(&row)?;
+            Ok((convert::trade_from_row(row)?, version))
+        })
         .collect()
-}
-
-/// `ON CONFLICT (account_id, trade_id) DO UPDATE` every column but the key.
-fn upsert_by_trade_id() -> OnConflict {
-    use bot_trade::Column as C;
-    OnConflict::columns([C::AccountId, C::TradeId])
-        .update_columns([
-            C::Symbol,
-            C::Side,
-            C::Volume,
-            C::EntryPrice,
-            C::Sl,
-            C::Tp,
-            C::Ticket,
-            C::TicketU64,
-            C::ClientId,
-            C::OpenedAt,
-            C::Status,
-            C::ClosedAt,
-        ])
-        .to_owned()
 }

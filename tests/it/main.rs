@@ -21,5 +21,6 @@ mod scope;
 mod service_proc;
 mod sim_day;
 mod store;
+mod trade_writes;
 mod trading_day;
 mod tree;

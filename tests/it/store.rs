@@ -676,6 +676,10 @@ fn store_futures_are_send(db: &DatabaseConnection, txn: &sea_orm::DatabaseTransa
     send(store::apply_diff(db, &d));
     send(store::apply_diff(txn, &d));
     send(store::import_trades(txn, "acc-1", &[]));
+    send(store::upsert_trades(txn, "acc-1", &[]));
+    send(store::replace_open_trades(txn, "acc-1", &[], t(0)));
+    send(store::close_trade(txn, "acc-1", "t1", None, t(0)));
+    send(store::trades_revision(txn, "acc-1"));
     send(store::open_divergences(txn, "acc-1"));
     send(store::open_trades(txn, "acc-1"));
 }

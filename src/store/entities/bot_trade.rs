@@ -44,6 +44,11 @@ pub struct Model {
     pub status: String,
     /// When the trade was closed.
     pub closed_at: Option<DateTimeUtc>,
+    /// The bot's version of the trade as `BIGINT`, saturated at `i64::MAX`: for SQL
+    /// readers only; the store reads `version_u64`.
+    pub version: i64,
+    /// The bot's version of the trade, any `u64`, as 20 zero-padded decimal digits.
+    pub version_u64: String,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

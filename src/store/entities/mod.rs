@@ -10,3 +10,4 @@ pub mod guard_state;
 pub mod service_close;
 pub mod sync_rollup;
 pub mod sync_run;
+pub mod trade_revision;
