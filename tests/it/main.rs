@@ -14,6 +14,8 @@ mod http_api;
 mod live;
 mod logs;
 mod metaapi;
+mod nats;
+mod nats_trades;
 mod ops;
 mod persistence;
 mod retention;
