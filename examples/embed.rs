@@ -39,7 +39,10 @@ struct HostState {
 
 impl Drop for HostState {
     fn drop(&mut self) {
-        println!("host forwarded {} events (divergences, breaker transitions, alerts)", self.forwarded);
+        println!(
+            "host forwarded {} events (divergences, breaker transitions, alerts)",
+            self.forwarded
+        );
     }
 }
 

@@ -190,6 +190,51 @@ pub fn render(
     let help = "From a tick to the end of the last sync it started.";
     o.histogram("mt5r_tick_duration_seconds", help, &sch.tick_duration);
 
+    if let Some(n) = &status.nats {
+        let counters = [
+            (
+                "mt5r_nats_events_queued_total",
+                "Events put on the NATS publisher's channel.",
+                n.events_queued,
+            ),
+            (
+                "mt5r_nats_events_published_total",
+                "Events the JetStream stream acknowledged.",
+                n.events_published,
+            ),
+            (
+                "mt5r_nats_events_dropped_total",
+                "Events dropped because the publisher's channel was full (NATS slow or away).",
+                n.events_dropped,
+            ),
+            (
+                "mt5r_nats_events_failed_total",
+                "Events given up after every publish attempt failed.",
+                n.events_failed,
+            ),
+            (
+                "mt5r_nats_trades_processed_total",
+                "Trade events from NATS written and acknowledged.",
+                n.trades_processed,
+            ),
+            (
+                "mt5r_nats_trades_duplicates_total",
+                "Trade events from NATS already applied (redelivered or older): acknowledged, nothing written.",
+                n.trades_duplicates,
+            ),
+            (
+                "mt5r_nats_trades_terminated_total",
+                "Trade events from NATS terminated as poison (unreadable or invalid).",
+                n.trades_terminated,
+            ),
+        ];
+        for (name, help, value) in counters {
+            o.counter(name, help, value);
+        }
+        let help = "Trade events the NATS consumer has not been delivered yet (its last reading).";
+        o.gauge("mt5r_nats_trades_lag", help, n.trades_lag);
+    }
+
     if let Some(p) = persistence {
         let help = "Items buffered for the database, not yet durable.";
         o.gauge("mt5r_persistence_queue_depth", help, p.queued);
@@ -275,6 +320,29 @@ mod tests {
 
     use super::*;
     use crate::actors::AccountStatus;
+
+    #[test]
+    fn nats_counters_are_exported_only_with_nats() {
+        let without = render(&Status::default(), None, None);
+        assert!(!without.contains("mt5r_nats_"), "{without}");
+        let status = Status {
+            nats: Some(crate::nats::NatsStatus {
+                events_dropped: 3,
+                trades_terminated: 2,
+                trades_lag: 7,
+                ..Default::default()
+            }),
+            ..Status::default()
+        };
+        let text = render(&status, None, None);
+        for line in [
+            "mt5r_nats_events_dropped_total 3",
+            "mt5r_nats_trades_terminated_total 2",
+            "mt5r_nats_trades_lag 7",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line:?} not in:\n{text}");
+        }
+    }
 
     #[test]
     fn families_histograms_and_labels_are_well_formed() {
