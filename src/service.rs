@@ -292,8 +292,15 @@ pub async fn run(
         clock: crate::clock::Clock::real(),
     };
     let reconciler = Reconciler::start(args).await?;
+    let grace = Duration::from_millis(config.scheduler.sync_timeout_ms) + Duration::from_secs(5);
     let nats = match nats {
-        Some(n) => Some(n.attach(&reconciler, &config.nats, &trades_db).await?),
+        Some(n) => match n.attach(&reconciler, &config.nats, &trades_db).await {
+            Ok(running) => Some(running),
+            Err(e) => {
+                reconciler.shutdown(grace).await;
+                return Err(e.into());
+            }
+        },
         None => None,
     };
     let slots = config.scheduler.spread_slots;
@@ -303,7 +310,6 @@ pub async fn run(
     if let Some(http) = http {
         http.stop().await;
     }
-    let grace = Duration::from_millis(config.scheduler.sync_timeout_ms) + Duration::from_secs(5);
     let report = reconciler.shutdown(grace).await;
     if let Some(nats) = nats {
         nats.stop(Duration::from_secs(5)).await;

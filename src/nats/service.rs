@@ -35,6 +35,9 @@ impl Nats {
         let client = connect(config).await?;
         let js = jetstream::new(client);
         check_stream(&js, config).await?;
+        if config.trades.enabled() {
+            super::trades_in::check_stream(&js, &config.trades).await?;
+        }
         tracing::info!(servers = %hosts(config), stream = %config.stream, "nats configured");
         Ok(Some(Self {
             js,
@@ -67,7 +70,12 @@ impl Nats {
             .actor()
             .cast(SupervisorMsg::AttachNats(self.stats.clone()));
         let consumer = if config.trades.enabled() {
-            Some(TradeConsumer::start(self.js, &config.trades, db.clone(), self.stats).await?)
+            Some(TradeConsumer::start(
+                self.js,
+                &config.trades,
+                db.clone(),
+                self.stats,
+            ))
         } else {
             None
         };

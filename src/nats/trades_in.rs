@@ -41,29 +41,17 @@ pub struct TradeConsumer {
 }
 
 impl TradeConsumer {
-    /// Checks the stream (a missing one is an error naming `nats.trades.stream`; a server
-    /// that does not answer yet is a warning) and starts consuming.
-    pub async fn start(
+    /// Starts consuming (the stream was checked by [`check_stream`] at start-up; while
+    /// NATS is away the consumer keeps trying to bind).
+    pub fn start(
         js: jetstream::Context,
         config: &TradesConsumerConfig,
         db: DatabaseConnection,
         stats: NatsStats,
-    ) -> Result<Self, NatsError> {
-        match tokio::time::timeout(STARTUP_DEADLINE, js.get_stream(&config.stream)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) if is_not_found(&e) => {
-                return Err(NatsError(format!(
-                    "nats.trades.stream = {:?}: no such JetStream stream (the bot's trade \
-                     events are read from it; it is never created here)",
-                    config.stream
-                )));
-            }
-            Ok(Err(e)) => tracing::warn!(error = %e, "nats trade stream not checked yet"),
-            Err(_) => tracing::warn!("nats does not answer yet; trade events wait for it"),
-        }
+    ) -> Self {
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(run(js, config.clone(), db, stats, stopped));
-        Ok(Self { stop, task })
+        Self { stop, task }
     }
 
     /// Stops after the message being written (if any), within `grace`.
@@ -72,6 +60,30 @@ impl TradeConsumer {
         let mut task = self.task;
         if tokio::time::timeout(grace, &mut task).await.is_err() {
             task.abort();
+        }
+    }
+}
+
+/// The start-up check of the bot's stream: missing is an error naming
+/// `nats.trades.stream`; a server that does not answer yet is a warning.
+pub async fn check_stream(
+    js: &jetstream::Context,
+    config: &TradesConsumerConfig,
+) -> Result<(), NatsError> {
+    match tokio::time::timeout(STARTUP_DEADLINE, js.get_stream(&config.stream)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) if is_not_found(&e) => Err(NatsError(format!(
+            "nats.trades.stream = {:?}: no such JetStream stream (the bot's trade events are \
+             read from it; it is never created here)",
+            config.stream
+        ))),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "nats trade stream not checked yet");
+            Ok(())
+        }
+        Err(_) => {
+            tracing::warn!("nats does not answer yet; trade events wait for it");
+            Ok(())
         }
     }
 }

@@ -324,6 +324,27 @@ async fn a_nats_that_cannot_work_fails_the_start_naming_the_setting() {
         )),
         "{e}"
     );
+
+    // The events stream may be created; the bot's trade stream never is.
+    let (events, trades) = (unique("IT_CREATED"), unique("IT_NO_TRADES"));
+    let mut config = config_for_missing(&events);
+    config.trades.stream = trades.clone();
+    let e = Nats::start(&config)
+        .await
+        .err()
+        .expect("missing trade stream")
+        .to_string();
+    assert!(
+        e.contains(&format!(
+            "nats.trades.stream = {trades:?}: no such JetStream stream"
+        )),
+        "{e}"
+    );
+    if let Some(js) = jetstream_or_skip("cleanup").await {
+        js.delete_stream(&events)
+            .await
+            .expect("delete the created stream");
+    }
 }
 
 fn config_for_missing(stream: &str) -> NatsConfig {

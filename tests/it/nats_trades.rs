@@ -85,9 +85,7 @@ async fn trade_events_are_written_and_acknowledged() {
             publish(&js, &subject, body).await;
         }
         let stats = NatsStats::default();
-        let consumer = TradeConsumer::start(js.clone(), &config, db.clone(), stats.clone())
-            .await
-            .expect("consumer");
+        let consumer = TradeConsumer::start(js.clone(), &config, db.clone(), stats.clone());
         eventually("five events handled", || {
             let s = stats.snapshot();
             s.trades_processed + s.trades_duplicates + s.trades_terminated == 5
@@ -168,9 +166,7 @@ async fn a_redelivery_after_a_crash_before_the_ack_changes_nothing() {
         let marker = store::trades_revision(&db, &account).await.expect("marker");
 
         let stats = NatsStats::default();
-        let consumer = TradeConsumer::start(js.clone(), &config, db.clone(), stats.clone())
-            .await
-            .expect("consumer");
+        let consumer = TradeConsumer::start(js.clone(), &config, db.clone(), stats.clone());
         eventually("the redelivery", || stats.snapshot().trades_duplicates == 1).await;
         consumer.stop(Duration::from_secs(5)).await;
         assert_eq!(stats.snapshot().trades_processed, 0, "{label}");
@@ -210,9 +206,7 @@ async fn poison_messages_are_terminated_and_the_rest_flows() {
         publish(&js, &subject, body).await;
     }
     let stats = NatsStats::default();
-    let consumer = TradeConsumer::start(js.clone(), &config, db.clone(), stats.clone())
-        .await
-        .expect("consumer");
+    let consumer = TradeConsumer::start(js.clone(), &config, db.clone(), stats.clone());
     eventually("four events handled", || {
         let s = stats.snapshot();
         s.trades_processed + s.trades_terminated == 4
