@@ -39,7 +39,10 @@ struct HostState {
 
 impl Drop for HostState {
     fn drop(&mut self) {
-        println!("host forwarded {} divergence events", self.forwarded);
+        println!(
+            "host forwarded {} events (divergences, breaker transitions, alerts)",
+            self.forwarded
+        );
     }
 }
 
@@ -92,6 +95,15 @@ impl Actor for Host {
                 fingerprint,
             } => {
                 println!("forwarding: {account_id} resolved {fingerprint}")
+            }
+            ReconcilerEvent::BreakerTransition {
+                account_id,
+                from,
+                to,
+                ..
+            } => println!("forwarding: {account_id} breaker {from} → {to}"),
+            ReconcilerEvent::Alert(alert) => {
+                println!("forwarding: {} alert {}", alert.account_id, alert.kind)
             }
         }
         Ok(())

@@ -75,6 +75,8 @@ pub struct Config {
     pub guards: GuardsConfig,
     /// `[http]`: the status API, metrics and dashboard, and their bearer token.
     pub http: crate::http::HttpConfig,
+    /// `[nats]`: events out on JetStream, the bot's trade events in.
+    pub nats: crate::nats::NatsConfig,
 }
 
 /// `[broker]`.
@@ -310,6 +312,7 @@ impl Config {
         out.extend(self.broker.metaapi.problems());
         out.extend(self.broker.mt5_export.problems());
         out.extend(self.http.problems());
+        out.extend(self.nats.problems());
         out.extend(self.persistence.problems());
         out.extend(self.retention.problems());
         for name in &self.broker.enabled {
@@ -497,7 +500,7 @@ mod tests {
             "daily-5pct is live-1's"
         );
         assert_eq!(g.market_rules().len(), 2, "one per symbol");
-        assert!(!g.webhook.url.is_empty() && !g.nats.address.is_empty());
+        assert!(!g.webhook.url.is_empty() && g.nats.is_none());
         assert!(!g.closes("live-1"), "auto_close stays empty: detect-only");
     }
 
@@ -576,7 +579,7 @@ mod tests {
              retry_max_ms = 3600001\n\
              [guards]\nalert_lead_secs = 18446744073709551615\n\
              [guards.webhook]\nbackoff_ms = 3600001\nmax_attempts = 21\n\
-             [guards.nats]\nmax_attempts = 4294967295\n\
+             [nats]\nmax_attempts = 4294967295\n\
              [[guards.market]]\nsymbols = [\"EURUSD\"]\nstale_secs = 9223372036854775808\n\
              [retention]\naudit_events_days = 36501\ninterval_secs = 86401\nbatch_size = 0\n",
         )
@@ -596,7 +599,7 @@ mod tests {
             "guards.alert_lead_secs = 18446744073709551615: must be at most 86400",
             "guards.webhook.backoff_ms = 3600001: must be at most 3600000",
             "guards.webhook.max_attempts = 21: must be at most 20",
-            "guards.nats.max_attempts = 4294967295: must be at most 20",
+            "nats.max_attempts = 4294967295: must be between 1 and 20",
             "guards.market[0].stale_secs = 9223372036854775808: must be at most 86400",
             "retention.audit_events_days = 36501: must be at most 36500 (0 = forever)",
             "retention.interval_secs = 86401: must be between 1 and 86400",
@@ -615,59 +618,23 @@ mod tests {
     }
 
     #[rstest::rstest]
-    #[case(
-        "address = \"127.0.0.1:42 22\"",
-        "guards.nats.address = \"127.0.0.1:42 22\": "
-    )]
-    #[case("address = \"nats://[::1\"", "guards.nats.address = \"nats://[::1\": ")]
-    #[case(
-        "address = \"http://127.0.0.1:4222\"",
-        "guards.nats.address = \"http://127.0.0.1:4222\": "
-    )]
-    #[case(
-        "address = \"ws://127.0.0.1:4222\"",
-        "guards.nats.address = \"ws://127.0.0.1:4222\": "
-    )]
-    #[case("subject_prefix = \"\"", "guards.nats.subject_prefix = \"\": ")]
-    #[case(
-        "subject_prefix = \"mt5r..alerts\"",
-        "guards.nats.subject_prefix = \"mt5r..alerts\": "
-    )]
-    #[case(
-        "subject_prefix = \"mt5r.alerts.\"",
-        "guards.nats.subject_prefix = \"mt5r.alerts.\": "
-    )]
-    #[case(
-        "subject_prefix = \"mt5r alerts\"",
-        "guards.nats.subject_prefix = \"mt5r alerts\": "
-    )]
-    #[case(
-        "subject_prefix = \"mt5r.*\"",
-        "guards.nats.subject_prefix = \"mt5r.*\": "
-    )]
-    #[case(
-        "subject_prefix = \"mt5r.>\"",
-        "guards.nats.subject_prefix = \"mt5r.>\": "
-    )]
-    fn a_nats_sink_that_cannot_work_is_refused_with_its_path(
-        #[case] setting: &str,
-        #[case] expected: &str,
-    ) {
-        let err = Config::parse(&format!("[guards.nats]\n{setting}\n")).unwrap_err();
-        assert!(err.contains(expected), "{expected:?} not in:\n{err}");
+    #[case("[guards.nats]\naddress = \"127.0.0.1:4222\"\n")]
+    #[case("[guards.nats]\n")]
+    #[case("[guards]\nnats = {}\n")]
+    fn the_old_nats_section_is_refused_with_its_new_name(#[case] text: &str) {
+        let err = Config::parse(text).unwrap_err();
+        assert!(err.contains("guards.nats: moved to [nats]"), "{err}");
+        assert!(err.contains("servers"), "{err}");
     }
 
-    #[rstest::rstest]
-    #[case("address = \"\"")]
-    #[case("address = \"127.0.0.1:4222\"")]
-    #[case("address = \"nats.internal\"")]
-    #[case("address = \"nats://alerts:secret@nats.internal:4222\"")]
-    #[case("address = \"tls://nats.internal:4222\"")]
-    #[case("address = \"[::1]:4222\"")]
-    #[case("subject_prefix = \"mt5r\"")]
-    #[case("subject_prefix = \"ops.mt5r-alerts_eu\"")]
-    fn usable_nats_settings_are_accepted(#[case] setting: &str) {
-        Config::parse(&format!("[guards.nats]\n{setting}\n")).unwrap_or_else(|e| panic!("{e}"));
+    #[test]
+    fn a_nats_section_that_cannot_work_is_refused_with_its_path() {
+        let err =
+            Config::parse("[nats]\nservers = [\"ws://h:4222\"]\nstream = \"a b\"\n").unwrap_err();
+        assert!(err.contains("nats.servers[0] = \"ws://h:4222\""), "{err}");
+        assert!(err.contains("nats.stream = \"a b\""), "{err}");
+        Config::parse("[nats]\nservers = [\"127.0.0.1:4222\"]\n[nats.trades]\nstream = \"BOT\"\n")
+            .unwrap_or_else(|e| panic!("{e}"));
     }
 
     #[test]

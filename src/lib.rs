@@ -8,6 +8,7 @@
 //! - [`guards`]: drawdown and market guards, alerts, automatic closes.
 //! - [`store`]: sea-orm entities and the queries the service needs.
 //! - [`config`]: typed `config.toml`; [`config_env`]: `MT5R_…` environment overrides.
+//! - [`nats`]: events out to NATS JetStream, the bot's trade events in.
 //! - [`http`]: the status API, Prometheus metrics and the dashboard that `run` serves.
 //! - [`telemetry`]: log output (pretty or JSON) and sync run ids.
 //! - [`memory`]: the binary's allocator settings.
@@ -24,6 +25,7 @@ pub mod guards;
 pub mod http;
 pub mod input;
 pub mod memory;
+pub mod nats;
 pub mod service;
 pub mod store;
 pub mod telemetry;

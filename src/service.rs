@@ -37,6 +37,10 @@ pub enum ServiceError {
     /// The HTTP server could not start (bad address, missing token, port taken).
     #[error(transparent)]
     Http(#[from] crate::http::HttpError),
+    /// NATS is configured but cannot work (bad address, missing secret, unreadable creds
+    /// file, missing stream): names the setting.
+    #[error("nats: {0}")]
+    Nats(#[from] crate::nats::NatsError),
 }
 
 /// A running actor tree.
@@ -273,6 +277,10 @@ pub async fn run(
     let tokens = crate::http::resolve_tokens(&config.http)?;
     let listener = crate::http::bind(&config.http, tokens).await?;
     let http_db = db.clone();
+    let trades_db = db.clone();
+    // Connected (in the background) and checked before the tree starts: a NATS that
+    // cannot work fails the start-up, naming its setting.
+    let nats = crate::nats::Nats::start(&config.nats).await?;
     let args = SupervisorArgs {
         db,
         config: tree_config(config),
@@ -284,6 +292,17 @@ pub async fn run(
         clock: crate::clock::Clock::real(),
     };
     let reconciler = Reconciler::start(args).await?;
+    let grace = Duration::from_millis(config.scheduler.sync_timeout_ms) + Duration::from_secs(5);
+    let nats = match nats {
+        Some(n) => match n.attach(&reconciler, &config.nats, &trades_db).await {
+            Ok(running) => Some(running),
+            Err(e) => {
+                reconciler.shutdown(grace).await;
+                return Err(e.into());
+            }
+        },
+        None => None,
+    };
     let slots = config.scheduler.spread_slots;
     let http = listener.map(|l| l.serve(reconciler.actor().clone(), http_db, slots));
     shutdown.await;
@@ -291,6 +310,9 @@ pub async fn run(
     if let Some(http) = http {
         http.stop().await;
     }
-    let grace = Duration::from_millis(config.scheduler.sync_timeout_ms) + Duration::from_secs(5);
-    Ok(reconciler.shutdown(grace).await)
+    let report = reconciler.shutdown(grace).await;
+    if let Some(nats) = nats {
+        nats.stop(Duration::from_secs(5)).await;
+    }
+    Ok(report)
 }

@@ -106,7 +106,8 @@ impl Default for PersistenceConfig {
     }
 }
 
-/// Something the service reports to a host: durable changes only.
+/// Something the service reports to a host: durable divergence changes, breaker
+/// transitions and alerts (also published on NATS when `[nats]` is configured).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReconcilerEvent {
     /// A divergence was opened (committed to the database).
@@ -123,6 +124,24 @@ pub enum ReconcilerEvent {
         /// Its fingerprint.
         fingerprint: String,
     },
+    /// An account's circuit breaker changed state (also in the audit trail).
+    BreakerTransition {
+        /// Account.
+        account_id: String,
+        /// State before (`running`, `backing_off`, `open`, `half_open`, `disabled`).
+        from: String,
+        /// State after.
+        to: String,
+        /// The audit event kind (`backoff_started`, `circuit_opened` …).
+        event: String,
+        /// Why, when a failure caused it.
+        reason: Option<String>,
+        /// When.
+        at: chrono::DateTime<chrono::Utc>,
+    },
+    /// An alert (`warn`, `breach`) or a close outcome (`close_confirmed`, `close_failed`
+    /// …), as the sinks get it.
+    Alert(crate::guards::Alert),
 }
 
 /// Where the acknowledgement of a [`Converge`] goes: a callback the sender gives, so this

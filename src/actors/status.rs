@@ -14,6 +14,10 @@ pub struct Status {
     pub accounts: Vec<AccountStatus>,
     /// Scheduler counters.
     pub scheduler: SchedulerStatus,
+    /// NATS counters (events published and dropped, trade events consumed), when NATS is
+    /// configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nats: Option<crate::nats::NatsStatus>,
 }
 
 /// Scheduler counters.

@@ -146,6 +146,8 @@ pub enum SupervisorMsg {
     Flush(RpcReplyPort<Result<(), String>>),
     /// The persistence actor's queue and flush figures (forwarded to it).
     PersistenceStats(RpcReplyPort<PersistenceStats>),
+    /// From now on, the status carries these NATS counters.
+    AttachNats(crate::nats::NatsStats),
 }
 
 #[cfg(feature = "cluster")]
@@ -225,6 +227,8 @@ pub struct SupervisorState {
     limiter: Arc<Semaphore>,
     guards: Arc<GuardsConfig>,
     sinks: Sinks,
+    /// The NATS counters, when NATS is configured.
+    nats: Option<crate::nats::NatsStats>,
     accounts: BTreeMap<String, Entry>,
     ticking: bool,
     ticks: u64,
@@ -257,10 +261,11 @@ impl Actor for ReconcilerSupervisor {
     ) -> Result<Self::State, ActorProcessingErr> {
         let limiter = Arc::new(Semaphore::new(args.config.scheduler.max_in_flight));
         let guards = Arc::new(args.config.guards.clone());
-        let sinks = Sinks::new(&guards.webhook, &guards.nats).await;
+        let sinks = Sinks::new(&guards.webhook, args.events.clone());
         Ok(SupervisorState {
             guards,
             sinks,
+            nats: None,
             args,
             persistence: None,
             retention: None,
@@ -396,6 +401,7 @@ impl Actor for ReconcilerSupervisor {
                     p.send(PersistMsg::Stats(reply));
                 }
             }
+            SupervisorMsg::AttachNats(stats) => state.nats = Some(stats),
         }
         Ok(())
     }
@@ -799,6 +805,14 @@ async fn apply(
 ) {
     if let Some(t) = &transition {
         tracing::info!(account = %id, from = t.from, to = t.to, reason = reason.as_deref().unwrap_or(""), "{}", t.event.replace('_', " "));
+        state.args.events.send(ReconcilerEvent::BreakerTransition {
+            account_id: id.to_owned(),
+            from: t.from.to_owned(),
+            to: t.to.to_owned(),
+            event: t.event.to_owned(),
+            reason: reason.clone(),
+            at: state.args.clock.now(),
+        });
         audit(
             state,
             Some(id),
@@ -1013,5 +1027,6 @@ fn status(state: &SupervisorState) -> Status {
             tick_duration: state.tick_duration.clone(),
         },
         accounts,
+        nats: state.nats.as_ref().map(crate::nats::NatsStats::snapshot),
     }
 }

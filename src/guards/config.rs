@@ -49,8 +49,10 @@ pub struct GuardsConfig {
     pub blind_after_secs: u64,
     /// `[guards.webhook]`.
     pub webhook: WebhookConfig,
-    /// `[guards.nats]`.
-    pub nats: NatsConfig,
+    /// `[guards.nats]`, which moved to `[nats]`: any value is refused at start-up with a
+    /// message naming the new settings (one NATS client per process, alerts through
+    /// JetStream).
+    pub nats: Option<Moved>,
     /// `[[guards.drawdown]]`.
     pub drawdown: Vec<DrawdownConfig>,
     /// `[[guards.market]]` (a symbol in at most one of them).
@@ -66,7 +68,7 @@ impl Default for GuardsConfig {
             confirm_jump_pct: 50,
             blind_after_secs: 120,
             webhook: WebhookConfig::default(),
-            nats: NatsConfig::default(),
+            nats: None,
             drawdown: Vec::new(),
             market: Vec::new(),
         }
@@ -107,58 +109,15 @@ impl Default for WebhookConfig {
     }
 }
 
-/// `[guards.nats]`: one subject per account, `<subject_prefix>.<account>` (the account id
-/// escaped into one subject token, see [`super::alerts::subject`]).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct NatsConfig {
-    /// Server address `host:port`; empty = off.
-    pub address: String,
-    /// Subject prefix.
-    pub subject_prefix: String,
-    /// Attempts at most (at most [`MAX_SINK_ATTEMPTS`]).
-    pub max_attempts: u32,
-}
+/// A section that moved: whatever it holds is read and ignored, and its presence is
+/// refused with a message naming the new place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Moved;
 
-impl Default for NatsConfig {
-    fn default() -> Self {
-        Self {
-            address: String::new(),
-            subject_prefix: "mt5r.alerts".into(),
-            max_attempts: 5,
-        }
-    }
-}
-
-impl NatsConfig {
-    /// An address the client cannot use and a prefix no message can be published under,
-    /// each with its key path.
-    fn problems(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        if !self.address.is_empty() {
-            match self.address.parse::<async_nats::ServerAddr>() {
-                Err(e) => out.push(format!("guards.nats.address = {:?}: {e}", self.address)),
-                // Websockets are not built in.
-                Ok(a) if !matches!(a.scheme(), "nats" | "tls") => out.push(format!(
-                    "guards.nats.address = {:?}: must be host:port, nats://… or tls://…",
-                    self.address
-                )),
-                Ok(_) => {}
-            }
-        }
-        let bad_token = |t: &str| {
-            t.is_empty()
-                || t.bytes()
-                    .any(|b| b.is_ascii_whitespace() || b.is_ascii_control() || b"*>".contains(&b))
-        };
-        if self.subject_prefix.split('.').any(bad_token) {
-            out.push(format!(
-                "guards.nats.subject_prefix = {:?}: must be dot-separated non-empty tokens \
-                 without white space, `*` or `>`",
-                self.subject_prefix
-            ));
-        }
-        out
+impl<'de> Deserialize<'de> for Moved {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(d)?;
+        Ok(Moved)
     }
 }
 
@@ -410,17 +369,20 @@ impl GuardsConfig {
                 self.webhook.backoff_ms
             ));
         }
-        for (key, attempts) in [
-            ("webhook", self.webhook.max_attempts),
-            ("nats", self.nats.max_attempts),
-        ] {
-            if attempts > MAX_SINK_ATTEMPTS {
-                out.push(format!(
-                    "guards.{key}.max_attempts = {attempts}: must be at most {MAX_SINK_ATTEMPTS}"
-                ));
-            }
+        if self.webhook.max_attempts > MAX_SINK_ATTEMPTS {
+            out.push(format!(
+                "guards.webhook.max_attempts = {}: must be at most {MAX_SINK_ATTEMPTS}",
+                self.webhook.max_attempts
+            ));
         }
-        out.extend(self.nats.problems());
+        if self.nats.is_some() {
+            out.push(
+                "guards.nats: moved to [nats] (address → servers = [\"…\"], subject_prefix \
+                 and max_attempts keep their names); alerts are now published through \
+                 JetStream on <subject_prefix>.alert.<kind>.<account>"
+                    .into(),
+            );
+        }
         for (i, d) in self.drawdown.iter().enumerate() {
             if let Err(p) = d.rule(&format!("guards.drawdown[{i}]")) {
                 out.extend(p);

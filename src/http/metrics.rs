@@ -338,6 +338,53 @@ impl Collector for Snapshot {
             &sch.tick_duration,
         )?;
 
+        if let Some(n) = &self.status.nats {
+            for (name, help, value) in [
+                (
+                    "mt5r_nats_events_queued_total",
+                    "Events put on the NATS publisher's channel.",
+                    n.events_queued,
+                ),
+                (
+                    "mt5r_nats_events_published_total",
+                    "Events the JetStream stream acknowledged.",
+                    n.events_published,
+                ),
+                (
+                    "mt5r_nats_events_dropped_total",
+                    "Events dropped because the publisher's channel was full (NATS slow or away).",
+                    n.events_dropped,
+                ),
+                (
+                    "mt5r_nats_events_failed_total",
+                    "Events given up after every publish attempt failed.",
+                    n.events_failed,
+                ),
+                (
+                    "mt5r_nats_trades_processed_total",
+                    "Trade events from NATS written and acknowledged.",
+                    n.trades_processed,
+                ),
+                (
+                    "mt5r_nats_trades_duplicates_total",
+                    "Trade events from NATS already applied (redelivered or older): acknowledged, nothing written.",
+                    n.trades_duplicates,
+                ),
+                (
+                    "mt5r_nats_trades_terminated_total",
+                    "Trade events from NATS terminated as poison (unreadable or invalid).",
+                    n.trades_terminated,
+                ),
+            ] {
+                o.counters(name, help, [(vec![], value)])?;
+            }
+            o.gauges(
+                "mt5r_nats_trades_lag",
+                "Trade events the NATS consumer has not been delivered yet (its last reading).",
+                [(vec![], n.trades_lag)],
+            )?;
+        }
+
         if let Some(p) = &self.persistence {
             o.gauges(
                 "mt5r_persistence_queue_depth",
@@ -382,6 +429,33 @@ mod tests {
 
     use super::*;
     use crate::actors::AccountStatus;
+
+    #[test]
+    fn nats_counters_are_exported_only_with_nats() {
+        let without = render(Snapshot::default(), Format::Prometheus).unwrap();
+        assert!(!without.contains("mt5r_nats_"), "{without}");
+        let snapshot = Snapshot {
+            status: Status {
+                nats: Some(crate::nats::NatsStatus {
+                    events_dropped: 3,
+                    trades_terminated: 2,
+                    trades_lag: 7,
+                    ..Default::default()
+                }),
+                ..Status::default()
+            },
+            ..Snapshot::default()
+        };
+        let text = render(snapshot, Format::Prometheus).unwrap();
+        assert_lines(
+            &text,
+            &[
+                "mt5r_nats_events_dropped_total 3",
+                "mt5r_nats_trades_terminated_total 2",
+                "mt5r_nats_trades_lag 7",
+            ],
+        );
+    }
 
     fn sample() -> Snapshot {
         let mut a = AccountStatus {

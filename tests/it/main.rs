@@ -17,6 +17,8 @@ mod http_writes;
 mod live;
 mod logs;
 mod metaapi;
+mod nats;
+mod nats_trades;
 mod openapi;
 mod ops;
 mod persistence;

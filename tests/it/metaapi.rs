@@ -11,6 +11,7 @@
 mod facts;
 mod fake;
 mod guards;
+mod redirect;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;

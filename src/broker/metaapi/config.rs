@@ -19,7 +19,8 @@ pub const DEFAULT_TOKEN_ENV: &str = "METAAPI_TOKEN";
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetaApiConfig {
-    /// Base URL of the MetaTrader client API (`https://…`; `http://` for a local server).
+    /// Base URL of the MetaTrader client API (`https://…`; `http://` only to a loopback
+    /// address or `localhost`).
     pub base_url: String,
     /// Name of the environment variable holding the API token.
     pub token_env: String,
@@ -57,6 +58,14 @@ impl MetaApiConfig {
         let mut out = Vec::new();
         match reqwest::Url::parse(&self.base_url) {
             Ok(url) if matches!(url.scheme(), "http" | "https") && !url.cannot_be_a_base() => {
+                if url.scheme() == "http" && !is_loopback(&url) {
+                    out.push(format!(
+                        "broker.metaapi.base_url = {:?}: plain http:// is allowed only to this \
+                         machine (127.0.0.1, ::1, localhost); use https:// so the token is \
+                         never sent in clear text",
+                        self.base_url
+                    ));
+                }
                 if !url.username().is_empty() || url.password().is_some() {
                     out.push(
                         "broker.metaapi.base_url: must not carry credentials (the token comes \
@@ -95,6 +104,18 @@ impl MetaApiConfig {
             out.push("broker.metaapi.max_body_bytes: must be at least 1024".into());
         }
         out
+    }
+}
+
+/// Whether `url` names this machine: a loopback address or `localhost`.
+fn is_loopback(url: &reqwest::Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => host.eq_ignore_ascii_case("localhost"),
     }
 }
 

@@ -7,6 +7,7 @@
 //! | connection refused, reset or cut off | `Retryable` |
 //! | a non-success status | see [`super::classify`] |
 //! | a body over `max_body_bytes`, or not UTF-8 | `Malformed` |
+//! | a redirect off the configured origin (never followed) | `Retryable` |
 //!
 //! Messages never carry the token: every error is redacted before it leaves.
 
@@ -68,6 +69,7 @@ impl Http {
         let client = reqwest::Client::builder()
             .tls_backend_preconfigured(tls_config()?)
             .default_headers(headers)
+            .redirect(same_origin_redirects())
             .connect_timeout(Duration::from_millis(config.connect_timeout_ms))
             .pool_max_idle_per_host(config.max_concurrent_requests)
             .user_agent(concat!("mt5-reconciler/", env!("CARGO_PKG_VERSION")))
@@ -220,7 +222,9 @@ pub fn redact(e: BrokerError, secret: &str) -> BrokerError {
 
 /// A reqwest error without its URL (kept out of messages on purpose).
 fn describe(e: &reqwest::Error) -> String {
-    let kind = if e.is_connect() {
+    let kind = if e.is_redirect() {
+        "redirect refused"
+    } else if e.is_connect() {
         "cannot connect"
     } else if e.is_body() || e.is_decode() {
         "the response was cut off"
@@ -262,6 +266,33 @@ async fn read_limited(response: &mut reqwest::Response, max: usize) -> Result<Ve
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// Redirects are followed only within the configured origin (scheme, host and port), at
+/// most 5: the `auth-token` header is a default header, and reqwest strips only the
+/// standard credential headers when a redirect leaves the host, so following one elsewhere
+/// would hand the token to whoever answers there.
+fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let next = attempt.url();
+        let off_origin = attempt.previous().first().is_some_and(|first| {
+            (
+                first.scheme(),
+                first.host_str(),
+                first.port_or_known_default(),
+            ) != (next.scheme(), next.host_str(), next.port_or_known_default())
+        });
+        if off_origin {
+            let to = next.origin().ascii_serialization();
+            attempt.error(format!(
+                "refused a redirect to {to}: the token is only sent to the configured base_url"
+            ))
+        } else if attempt.previous().len() > 5 {
+            attempt.error("more than 5 redirects")
+        } else {
+            attempt.follow()
+        }
+    })
 }
 
 /// rustls with ring (already built for the database driver) and the platform's roots.

@@ -551,3 +551,31 @@ proptest! {
         }
     }
 }
+
+/// Plain `http://` reaches only this machine: anywhere else the token would cross the
+/// network in clear text.
+#[rstest]
+#[case::loopback_v4("http://127.0.0.1:8080", true)]
+#[case::loopback_v4_other("http://127.8.9.10", true)]
+#[case::loopback_v6("http://[::1]:9000/api", true)]
+#[case::localhost("http://localhost:3000", true)]
+#[case::https("https://mt-client-api-v1.london.agiliumtrade.ai", true)]
+#[case::remote_name("http://mt-client-api-v1.london.agiliumtrade.ai", false)]
+#[case::remote_ip("http://10.0.0.7:8080", false)]
+#[case::unspecified("http://0.0.0.0:8080", false)]
+#[case::localhost_lookalike("http://localhost.example.com", false)]
+fn plain_http_is_refused_off_loopback(#[case] url: &str, #[case] allowed: bool) {
+    let config = MetaApiConfig {
+        base_url: url.into(),
+        ..MetaApiConfig::default()
+    };
+    let problems = config.problems().join("\n");
+    assert_eq!(problems.is_empty(), allowed, "{url}: {problems}");
+    if !allowed {
+        assert!(
+            problems.contains(&format!("broker.metaapi.base_url = {url:?}")),
+            "{problems}"
+        );
+        assert!(problems.contains("https://"), "{problems}");
+    }
+}
