@@ -15,7 +15,9 @@ use mt5_reconciler::actors::{
 };
 use mt5_reconciler::broker::sim::{Fault, SimBroker, SimConfig};
 use mt5_reconciler::broker::{BrokerError, Connector};
-use mt5_reconciler::domain::{BrokerPosition, Price, ReconcileRules, Side, Volume, reconcile};
+use mt5_reconciler::domain::{
+    BrokerPosition, LiveRules, Price, ReconcileRules, Side, Volume, reconcile,
+};
 use mt5_reconciler::service::{self, Reconciler};
 use mt5_reconciler::store::{self, DivergenceStatus};
 use ractor::OutputPort;
@@ -510,8 +512,21 @@ async fn the_database_goes_away_and_returns_nothing_lost_nothing_duplicated() {
         let ids = sim.account_ids();
         tokio::time::pause();
         let tree = start(&db.db, &sim, tree_config()).await;
-        wait_for(&tree, "a first sync", |s| {
-            s.accounts.iter().all(|a| a.syncs_ok >= 1)
+        // Past the grace and the confirming syncs, so that every divergence of the
+        // generated books is raised before the outage.
+        let settled = LiveRules::default().grace.num_seconds().unsigned_abs();
+        tokio::time::sleep(Duration::from_secs(settled + 1)).await;
+        let done = tree
+            .status()
+            .await
+            .unwrap()
+            .accounts
+            .iter()
+            .map(|a| a.syncs_ok)
+            .min()
+            .unwrap();
+        wait_for(&tree, "the generated divergences confirmed", |s| {
+            s.accounts.iter().all(|a| a.syncs_ok >= done + 2)
         })
         .await;
         flush(&tree).await;
