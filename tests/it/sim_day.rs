@@ -1,4 +1,4 @@
-//! A simulated trading day through the real tree: a few accounts for a quarter of an hour
+//! A simulated trading day through the real tree: a few accounts for seventeen minutes
 //! on paused tokio time, the day and the tree on one clock. Every divergence the tree
 //! ever stored (open or resolved) is judged against the day's truth.
 //!
@@ -24,7 +24,7 @@ use ractor::OutputPort;
 use sea_orm::DatabaseConnection;
 
 use crate::common;
-use crate::tree::{all_rows, flush, tree_config};
+use crate::tree::{all_rows, tree_config};
 
 use DivergenceKind::*;
 
@@ -41,7 +41,7 @@ const HANDLED_KINDS: &[DivergenceKind] = &[
 
 /// Simulated minutes of a run, and the minute after which no fault is planted (time
 /// enough for the last ones to be confirmed).
-const MINUTES: i64 = 15;
+const MINUTES: i64 = 17;
 const FAULTS_UNTIL_MIN: i64 = 12;
 
 fn day_config() -> DayConfig {
@@ -104,8 +104,9 @@ async fn run_day(
     while clock.now() < end {
         tokio::time::sleep(Duration::from_secs(5)).await;
     }
-    flush(&tree).await;
-    tree.abort().await;
+    // A graceful stop: flushed, and no query cut off mid-flight (on the in-memory SQLite
+    // database, a connection dropped with its query would take the tables with it).
+    tree.shutdown(Duration::from_secs(60)).await;
     tokio::time::resume();
     let mut rows = BTreeMap::new();
     for id in day.account_ids() {
@@ -152,7 +153,11 @@ fn judge(
 
 #[tokio::test]
 async fn every_planted_fault_is_raised_and_no_race_of_the_day_is() {
-    for (label, db) in common::databases().await {
+    // SQLite only: on the paused clock, tokio moves time on whenever every task waits, also
+    // while a query is out at a network database, so the day would run ahead of a tree
+    // that waits on PostgreSQL. Storage on both backends is tested elsewhere.
+    {
+        let (label, db) = common::databases().await.swap_remove(0);
         let (day, rows) = run_day(&db, LiveRules::default()).await;
         // The day did what it is for: every handled kind planted, and the races there.
         let mut planted: BTreeMap<DivergenceKind, usize> = BTreeMap::new();
