@@ -916,3 +916,61 @@ async fn an_operator_re_enables_a_breaker_disabled_account_through_the_table() {
         tokio::time::resume();
     }
 }
+
+#[tokio::test]
+async fn every_divergence_of_a_large_flush_reaches_a_subscriber_of_the_events() {
+    let (label, db) = common::databases().await.swap_remove(0);
+    // Noisy books on many accounts: one flush opens hundreds of divergences at once.
+    let sim = sim(40, 40, true, 23);
+    let ids = sim.account_ids();
+    let tree = args(&db, &sim, tree_config());
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    tokio::time::pause();
+    let (host, handle) = ractor::Actor::spawn(
+        None,
+        Host,
+        HostArgs {
+            tree,
+            seen: seen.clone(),
+        },
+    )
+    .await
+    .unwrap();
+    let supervisor = host
+        .get_children()
+        .into_iter()
+        .next()
+        .map(ractor::ActorRef::<SupervisorMsg>::from)
+        .expect("the tree is linked under the host");
+    let grace = LiveRules::default().grace.num_seconds().unsigned_abs();
+    tokio::time::sleep(Duration::from_secs(grace + 1)).await;
+    let mut status = service::status(&supervisor).await.unwrap();
+    let done = status.accounts.iter().map(|a| a.syncs_ok).min().unwrap();
+    for _ in 0..10_000 {
+        if status.accounts.iter().all(|a| a.syncs_ok >= done + 2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        status = service::status(&supervisor).await.unwrap();
+    }
+    service::flush(&supervisor, None).await.unwrap();
+    // Let the subscriber's mailbox drain.
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    let mut stored = 0;
+    for id in &ids {
+        stored += all_rows(&db, id).await.len();
+    }
+    let opened = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| matches!(e, ReconcilerEvent::DivergenceOpened { .. }))
+        .count();
+    assert!(stored > 200, "{label}: {stored}");
+    assert_eq!(opened, stored, "{label}: one event per stored divergence");
+    host.stop(None);
+    handle.await.unwrap();
+    tokio::time::resume();
+}
