@@ -23,7 +23,6 @@ use mt5_reconciler::store::StoredDivergence;
 use ractor::OutputPort;
 use sea_orm::DatabaseConnection;
 
-use crate::common;
 use crate::tree::{all_rows, tree_config};
 
 use DivergenceKind::*;
@@ -56,6 +55,18 @@ fn day_config() -> DayConfig {
         stop_out_every_secs: 600,
         ..DayConfig::default()
     }
+}
+
+/// A SQLite database in a file of its own. Not in memory: on the paused clock a timeout
+/// around a query can fire while the query is out at SQLite's worker thread, the pool then
+/// drops that connection, and a new in-memory connection would be an empty database.
+async fn sqlite_file() -> (String, DatabaseConnection, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("day.db").display());
+    let db = mt5_reconciler::store::connect(&url)
+        .await
+        .expect("sqlite file");
+    ("sqlite".to_owned(), db, dir)
 }
 
 /// Runs the tree with `live` rules on a fresh day for [`MINUTES`]; every row it stored,
@@ -157,7 +168,7 @@ async fn every_planted_fault_is_raised_and_no_race_of_the_day_is() {
     // while a query is out at a network database, so the day would run ahead of a tree
     // that waits on PostgreSQL. Storage on both backends is tested elsewhere.
     {
-        let (label, db) = common::databases().await.swap_remove(0);
+        let (label, db, _dir) = sqlite_file().await;
         let (day, rows) = run_day(&db, LiveRules::default()).await;
         // The day did what it is for: every handled kind planted, and the races there.
         let mut planted: BTreeMap<DivergenceKind, usize> = BTreeMap::new();
@@ -205,7 +216,7 @@ async fn every_planted_fault_is_raised_and_no_race_of_the_day_is() {
 
 #[tokio::test]
 async fn judged_on_each_snapshot_alone_the_same_day_raises_its_races() {
-    let (label, db) = common::databases().await.swap_remove(0);
+    let (label, db, _dir) = sqlite_file().await;
     let (day, rows) = run_day(&db, LiveRules::immediate()).await;
     let (false_alarms, missed) = judge(&day, &rows);
     assert!(
