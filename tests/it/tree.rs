@@ -124,6 +124,28 @@ pub(crate) async fn wait_for(
     panic!("gave up waiting for {what}: {last:#?}");
 }
 
+/// Waits out the live rules' grace, then two more syncs of every account: what confirms
+/// a divergence seen before.
+pub(crate) async fn settle(supervisor: &ractor::ActorRef<SupervisorMsg>) {
+    let grace = LiveRules::default().grace.num_seconds().unsigned_abs();
+    tokio::time::sleep(Duration::from_secs(grace + 1)).await;
+    let mut status = service::status(supervisor).await.expect("status");
+    let done = status
+        .accounts
+        .iter()
+        .map(|a| a.syncs_ok)
+        .min()
+        .unwrap_or(0);
+    for _ in 0..20_000 {
+        if status.accounts.iter().all(|a| a.syncs_ok >= done + 2) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        status = service::status(supervisor).await.expect("status");
+    }
+    panic!("gave up waiting for two more syncs: {status:#?}");
+}
+
 pub(crate) fn acc<'a>(s: &'a Status, id: &str) -> &'a AccountStatus {
     s.accounts
         .iter()
@@ -514,21 +536,7 @@ async fn the_database_goes_away_and_returns_nothing_lost_nothing_duplicated() {
         let tree = start(&db.db, &sim, tree_config()).await;
         // Past the grace and the confirming syncs, so that every divergence of the
         // generated books is raised before the outage.
-        let settled = LiveRules::default().grace.num_seconds().unsigned_abs();
-        tokio::time::sleep(Duration::from_secs(settled + 1)).await;
-        let done = tree
-            .status()
-            .await
-            .unwrap()
-            .accounts
-            .iter()
-            .map(|a| a.syncs_ok)
-            .min()
-            .unwrap();
-        wait_for(&tree, "the generated divergences confirmed", |s| {
-            s.accounts.iter().all(|a| a.syncs_ok >= done + 2)
-        })
-        .await;
+        settle(tree.actor()).await;
         flush(&tree).await;
         let rows_before = futures_len(&db.db, &ids).await;
 
@@ -712,6 +720,27 @@ impl ractor::Actor for Host {
     }
 }
 
+/// Spawns [`Host`] over `tree`; the host, its join handle and the tree's supervisor.
+async fn spawn_host(
+    tree: SupervisorArgs,
+    seen: Arc<std::sync::Mutex<Vec<ReconcilerEvent>>>,
+) -> (
+    ractor::ActorRef<ReconcilerEvent>,
+    ractor::concurrency::JoinHandle<()>,
+    ractor::ActorRef<SupervisorMsg>,
+) {
+    let (host, handle) = ractor::Actor::spawn(None, Host, HostArgs { tree, seen })
+        .await
+        .unwrap();
+    let supervisor = host
+        .get_children()
+        .into_iter()
+        .next()
+        .map(ractor::ActorRef::<SupervisorMsg>::from)
+        .expect("the tree is linked under the host");
+    (host, handle, supervisor)
+}
+
 #[tokio::test]
 async fn a_host_embeds_the_tree_drives_it_with_messages_and_receives_durable_events() {
     for (label, db) in common::databases().await {
@@ -721,22 +750,7 @@ async fn a_host_embeds_the_tree_drives_it_with_messages_and_receives_durable_eve
         tree.accounts.truncate(1);
         let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
         tokio::time::pause();
-        let (host, handle) = ractor::Actor::spawn(
-            None,
-            Host,
-            HostArgs {
-                tree,
-                seen: seen.clone(),
-            },
-        )
-        .await
-        .unwrap();
-        let supervisor = host
-            .get_children()
-            .into_iter()
-            .next()
-            .map(ractor::ActorRef::<SupervisorMsg>::from)
-            .expect("the tree is linked under the host");
+        let (host, handle, supervisor) = spawn_host(tree, seen.clone()).await;
         let added = "sim-002".to_owned();
         supervisor
             .cast(SupervisorMsg::AddAccount(
@@ -926,33 +940,8 @@ async fn every_divergence_of_a_large_flush_reaches_a_subscriber_of_the_events() 
     let tree = args(&db, &sim, tree_config());
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     tokio::time::pause();
-    let (host, handle) = ractor::Actor::spawn(
-        None,
-        Host,
-        HostArgs {
-            tree,
-            seen: seen.clone(),
-        },
-    )
-    .await
-    .unwrap();
-    let supervisor = host
-        .get_children()
-        .into_iter()
-        .next()
-        .map(ractor::ActorRef::<SupervisorMsg>::from)
-        .expect("the tree is linked under the host");
-    let grace = LiveRules::default().grace.num_seconds().unsigned_abs();
-    tokio::time::sleep(Duration::from_secs(grace + 1)).await;
-    let mut status = service::status(&supervisor).await.unwrap();
-    let done = status.accounts.iter().map(|a| a.syncs_ok).min().unwrap();
-    for _ in 0..10_000 {
-        if status.accounts.iter().all(|a| a.syncs_ok >= done + 2) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        status = service::status(&supervisor).await.unwrap();
-    }
+    let (host, handle, supervisor) = spawn_host(tree, seen.clone()).await;
+    settle(&supervisor).await;
     service::flush(&supervisor, None).await.unwrap();
     // Let the subscriber's mailbox drain.
     for _ in 0..100 {
