@@ -13,7 +13,7 @@ use crate::config::KNOWN_BROKERS;
 const FIELDS: &[&str] = &["id", "broker", "name"];
 
 /// Longest account name, in bytes.
-const MAX_NAME_BYTES: usize = 255;
+pub(super) const MAX_NAME_BYTES: usize = 255;
 
 /// An account to add or update.
 #[derive(Debug, Clone, PartialEq, Eq)]

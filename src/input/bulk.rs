@@ -15,13 +15,11 @@ use std::path::Path;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::accounts::MAX_NAME_BYTES;
 use super::record::InputError;
 use super::text::{self, MAX_ID_BYTES, text_problem};
 use super::{parse_trades, read_text};
 use crate::domain::BotTrade;
-
-/// Longest display name of an account, in bytes.
-const MAX_NAME_BYTES: usize = 256;
 
 /// One account line, validated (the broker is checked against the known ones by the
 /// caller, which knows them).
