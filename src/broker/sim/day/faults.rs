@@ -86,28 +86,8 @@ impl Book {
     /// A position opened by hand under the bot's magic number.
     fn open_by_hand(&mut self) {
         let reason = self.by_hand();
-        let sym = self.rng.below(self.symbols.len() as u64) as usize;
-        let side = if self.rng.chance(50) {
-            Side::Buy
-        } else {
-            Side::Sell
-        };
-        let ticket = self.ticket();
-        let position = Pos {
-            ticket,
-            identifier: ticket,
-            sym,
-            side,
-            lots: self.rng.between(1, 50) as i64,
-            open: self.mid(sym),
-            sl: None,
-            tp: None,
-            magic: BOT_MAGIC,
-            comment: String::new(),
-            client_id: None,
-            opened: self.now,
-            frozen: true,
-        };
+        let position = self.random_position(BOT_MAGIC, "", true);
+        let (ticket, sym) = (position.ticket, position.sym);
         self.open_position(position, reason);
         self.plant(PlantedFault::ManualOpen(reason), None, Some(ticket), sym);
     }

@@ -255,8 +255,9 @@ impl Book {
         }
     }
 
-    /// The other advisor opens a position at the current price.
-    pub(super) fn other_open(&mut self) {
+    /// A position of a random symbol, side and size at the current price, under `magic`,
+    /// not the bot's (no client id).
+    pub(super) fn random_position(&mut self, magic: i64, comment: &str, frozen: bool) -> Pos {
         let sym = self.rng.below(self.symbols.len() as u64) as usize;
         let side = if self.rng.chance(50) {
             Side::Buy
@@ -264,7 +265,7 @@ impl Book {
             Side::Sell
         };
         let ticket = self.ticket();
-        let position = Pos {
+        Pos {
             ticket,
             identifier: ticket,
             sym,
@@ -273,12 +274,18 @@ impl Book {
             open: self.mid(sym),
             sl: None,
             tp: None,
-            magic: OTHER_MAGIC,
-            comment: "grid-ea".into(),
+            magic,
+            comment: comment.to_owned(),
             client_id: None,
             opened: self.now,
-            frozen: false,
-        };
+            frozen,
+        }
+    }
+
+    /// The other advisor opens a position at the current price.
+    pub(super) fn other_open(&mut self) {
+        let position = self.random_position(OTHER_MAGIC, "grid-ea", false);
+        let ticket = position.ticket;
         self.other_tickets.insert(ticket);
         self.open_position(position, DealReason::Expert);
         self.stats.other_opens += 1;
