@@ -19,13 +19,10 @@
 //! or none) is read as `other`. `volume` and `price` are required and positive, `profit`
 //! defaults to 0. Symbols are bounded ([`super::text`]).
 
-use std::collections::HashSet;
-
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
-use super::PositionFormat;
-use super::record::{InputError, Record, array, detect_by_type, same_format};
+use super::record::{InputError, Record, ticketed};
 use super::text::MAX_SYMBOL_BYTES;
 use crate::domain::{Deal, DealEntry, DealReason, Side};
 
@@ -50,25 +47,7 @@ const METAAPI_ENTRIES: &[(&str, DealEntry)] = &[
 
 /// Parses a deals JSON array from `text`; `source` names it in errors.
 pub fn parse_deals(source: &str, text: &str) -> Result<Vec<Deal>, InputError> {
-    let items = array(source, text)?;
-    let mut format = None;
-    let mut seen = HashSet::with_capacity(items.len());
-    let mut out = Vec::with_capacity(items.len());
-    for (index, raw) in items.into_iter().enumerate() {
-        let record = Record::parse(source, index, raw)?;
-        let this = detect_by_type(&record, "deal")?;
-        same_format(&record, *format.get_or_insert(this), this)?;
-        let (deal, key) = match this {
-            PositionFormat::MetaApi => (metaapi(&record)?, "id"),
-            PositionFormat::Mt5 => (mt5(&record)?, "ticket"),
-        };
-        let Some(deal) = deal else { continue };
-        if !seen.insert(deal.ticket) {
-            return Err(record.error(key, "duplicate deal ticket"));
-        }
-        out.push(deal);
-    }
-    Ok(out)
+    ticketed(source, text, "deal", metaapi, mt5, |x| x.ticket)
 }
 
 /// The MT5 deal reason of number `n`: 0 to 6 as named, anything else `Other`.

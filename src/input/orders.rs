@@ -15,13 +15,10 @@
 //! out (it is becoming a position). Symbols, comments and client ids are bounded
 //! ([`super::text`]).
 
-use std::collections::HashSet;
-
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
-use super::PositionFormat;
-use super::record::{InputError, Record, array, detect_by_type, same_format};
+use super::record::{InputError, Record, ticketed};
 use super::text::{MAX_COMMENT_BYTES, MAX_ID_BYTES, MAX_SYMBOL_BYTES};
 use crate::domain::{PendingOrder, Side, Volume};
 
@@ -45,29 +42,7 @@ const MT5_CLOSE_BY: i64 = 8;
 
 /// Parses a pending-orders JSON array from `text`; `source` names it in errors.
 pub fn parse_orders(source: &str, text: &str) -> Result<Vec<PendingOrder>, InputError> {
-    let items = array(source, text)?;
-    let mut format = None;
-    let mut seen = HashSet::with_capacity(items.len());
-    let mut out = Vec::with_capacity(items.len());
-    for (index, raw) in items.into_iter().enumerate() {
-        let record = Record::parse(source, index, raw)?;
-        let this = detect_by_type(&record, "order")?;
-        same_format(&record, *format.get_or_insert(this), this)?;
-        let order = match this {
-            PositionFormat::MetaApi => metaapi(&record)?,
-            PositionFormat::Mt5 => mt5(&record)?,
-        };
-        let Some(order) = order else { continue };
-        let key = match this {
-            PositionFormat::MetaApi => "id",
-            PositionFormat::Mt5 => "ticket",
-        };
-        if !seen.insert(order.ticket) {
-            return Err(record.error(key, "duplicate order ticket"));
-        }
-        out.push(order);
-    }
-    Ok(out)
+    ticketed(source, text, "order", metaapi, mt5, |x| x.ticket)
 }
 
 fn metaapi(r: &Record<'_>) -> Result<Option<PendingOrder>, InputError> {

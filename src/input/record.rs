@@ -111,6 +111,38 @@ pub fn same_format(
     })
 }
 
+/// Reads a JSON array of `what` records (orders, deals) given by ticket, MetaApi or MT5
+/// spelled (detected per record, one format per file), each by the reader of its format
+/// (`None`: a record that is left out); a ticket given twice is refused.
+pub fn ticketed<T>(
+    source: &str,
+    text: &str,
+    what: &str,
+    metaapi: impl Fn(&Record<'_>) -> Result<Option<T>, InputError>,
+    mt5: impl Fn(&Record<'_>) -> Result<Option<T>, InputError>,
+    ticket: impl Fn(&T) -> u64,
+) -> Result<Vec<T>, InputError> {
+    let items = array(source, text)?;
+    let mut format = None;
+    let mut seen = std::collections::HashSet::with_capacity(items.len());
+    let mut out = Vec::with_capacity(items.len());
+    for (index, raw) in items.into_iter().enumerate() {
+        let record = Record::parse(source, index, raw)?;
+        let this = detect_by_type(&record, what)?;
+        same_format(&record, *format.get_or_insert(this), this)?;
+        let (item, key) = match this {
+            PositionFormat::MetaApi => (metaapi(&record)?, "id"),
+            PositionFormat::Mt5 => (mt5(&record)?, "ticket"),
+        };
+        let Some(item) = item else { continue };
+        if !seen.insert(ticket(&item)) {
+            return Err(record.error(key, format!("duplicate {what} ticket")));
+        }
+        out.push(item);
+    }
+    Ok(out)
+}
+
 /// One object of an array.
 pub struct Record<'a> {
     source: &'a str,
