@@ -9,7 +9,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use mt5_reconciler::actors::{AccountSpec, SupervisorArgs};
+
 use mt5_reconciler::broker::sim::SimBroker;
 use mt5_reconciler::broker::{BoxFuture, Broker, BrokerError, Connector};
 use mt5_reconciler::domain::{
@@ -19,7 +19,6 @@ use mt5_reconciler::domain::{
 use mt5_reconciler::http::views::DivergenceView;
 use mt5_reconciler::service::Reconciler;
 use mt5_reconciler::store::{self, DivergenceDiff, Wanted, entities};
-use ractor::OutputPort;
 use rust_decimal::{Decimal, dec};
 use sea_orm::ActiveValue::Set;
 use sea_orm::{DatabaseConnection, EntityTrait, TransactionTrait};
@@ -105,35 +104,18 @@ async fn start(
     sim: &Arc<SimBroker>,
     broker: Arc<DealsBroker>,
 ) -> Reconciler {
-    let connector = Connector {
-        broker,
-        trades: sim.clone(),
-    };
-    let args = SupervisorArgs {
-        db: db.clone(),
-        config: tree_config(),
-        // Three lookups, one more than a missing trade's confirmation, so that the wait for
-        // a lagging history shows on its own.
-        rules: Arc::new(ReconcileRules {
-            live: LiveRules {
-                close_lookup_syncs: 3,
-                ..LiveRules::default()
-            },
-            ..ReconcileRules::default()
-        }),
-        connectors: HashMap::from([("sim".to_owned(), connector)]),
-        accounts: sim
-            .account_ids()
-            .into_iter()
-            .map(|id| AccountSpec {
-                id,
-                broker: "sim".into(),
-            })
-            .collect(),
-        events: Arc::new(OutputPort::default()),
-        follow_accounts_table: false,
-        clock: mt5_reconciler::clock::Clock::following_tokio(Utc::now()),
-    };
+    let mut args = crate::tree::args(db, sim, tree_config());
+    let trades = sim.clone();
+    args.connectors = HashMap::from([("sim".to_owned(), Connector { broker, trades })]);
+    // Three lookups, one more than a missing trade's confirmation, so that the wait for a
+    // lagging history shows on its own.
+    args.rules = Arc::new(ReconcileRules {
+        live: LiveRules {
+            close_lookup_syncs: 3,
+            ..LiveRules::default()
+        },
+        ..ReconcileRules::default()
+    });
     Reconciler::start(args).await.expect("tree starts")
 }
 

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use mt5_reconciler::actors::{AccountSpec, SupervisorArgs, TreeConfig};
+use mt5_reconciler::actors::TreeConfig;
 use mt5_reconciler::broker::sim::SimBroker;
 use mt5_reconciler::broker::{BoxFuture, Broker, BrokerError, Connector};
 use mt5_reconciler::clock::Clock;
@@ -22,7 +22,6 @@ use mt5_reconciler::guards::GuardsConfig;
 use mt5_reconciler::guards::config::CloseScope;
 use mt5_reconciler::service::Reconciler;
 use mt5_reconciler::store;
-use ractor::OutputPort;
 use rust_decimal::{Decimal, dec};
 use sea_orm::DatabaseConnection;
 
@@ -192,27 +191,11 @@ async fn start(
     config: TreeConfig,
     clock: Clock,
 ) -> Reconciler {
-    let connector = Connector {
-        broker,
-        trades: sim.clone(),
-    };
-    let args = SupervisorArgs {
-        db: db.clone(),
-        config,
-        rules: Arc::new(rules),
-        connectors: HashMap::from([("sim".to_owned(), connector)]),
-        accounts: sim
-            .account_ids()
-            .into_iter()
-            .map(|id| AccountSpec {
-                id,
-                broker: "sim".into(),
-            })
-            .collect(),
-        events: Arc::new(OutputPort::default()),
-        follow_accounts_table: false,
-        clock,
-    };
+    let mut args = crate::tree::args(db, sim, config);
+    let trades = sim.clone();
+    args.connectors = HashMap::from([("sim".to_owned(), Connector { broker, trades })]);
+    args.rules = Arc::new(rules);
+    args.clock = clock;
     Reconciler::start(args).await.expect("tree starts")
 }
 

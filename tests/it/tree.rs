@@ -71,7 +71,12 @@ pub(crate) fn sim(accounts: usize, positions: usize, noisy: bool, seed: u64) -> 
     Arc::new(SimBroker::new(&config))
 }
 
-fn args(db: &DatabaseConnection, sim: &Arc<SimBroker>, config: TreeConfig) -> SupervisorArgs {
+/// The tree's arguments over every account of `sim`, which is broker and trade source.
+pub(crate) fn args(
+    db: &DatabaseConnection,
+    sim: &Arc<SimBroker>,
+    config: TreeConfig,
+) -> SupervisorArgs {
     let connector = Connector {
         broker: sim.clone(),
         trades: sim.clone(),
