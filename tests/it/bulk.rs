@@ -201,3 +201,45 @@ fn accounts_and_trades_of_many_accounts_import_in_one_call_each() {
         out.stdout
     );
 }
+
+#[tokio::test]
+async fn a_batch_the_database_cannot_take_reports_every_account_failed_and_keeps_nothing() {
+    let run = Utc::now().timestamp_nanos_opt().unwrap_or_default();
+    for db in crate::common::lockable_databases().await {
+        let label = db.label.clone();
+        let ids: Vec<String> = (0..3).map(|i| format!("bulk-away-{run}-{i}")).collect();
+        let accounts: Vec<Account> = ids
+            .iter()
+            .map(|id| Account {
+                id: id.clone(),
+                name: id.clone(),
+                broker: "sim".into(),
+                enabled: true,
+                disabled_reason: None,
+            })
+            .collect();
+        store::upsert_accounts(&db.db, &accounts, Utc::now())
+            .await
+            .unwrap();
+        let writes: Vec<(String, Vec<TradeWrite>)> = ids
+            .iter()
+            .map(|id| (id.clone(), vec![trade(id, "t1")]))
+            .collect();
+        db.lock().await;
+        let results = store::write_many_accounts(&db.db, &writes, false, Utc::now()).await;
+        db.unlock().await;
+        assert_eq!(results.len(), 3, "{label}");
+        for r in &results {
+            assert!(r.is_err(), "{label}: {r:?}");
+        }
+        for id in &ids {
+            assert!(
+                store::open_trades(&db.db, id).await.unwrap().is_empty(),
+                "{label}"
+            );
+        }
+        // Back: the same batch goes through.
+        let results = store::write_many_accounts(&db.db, &writes, false, Utc::now()).await;
+        assert!(results.iter().all(Result::is_ok), "{label}: {results:?}");
+    }
+}

@@ -213,7 +213,7 @@ pub async fn lockable_databases() -> Vec<Lockable> {
                 label: "postgres".into(),
                 db,
                 holder,
-                lock_sql: "BEGIN; LOCK TABLE divergences, sync_runs, audit_events, alerts IN ACCESS EXCLUSIVE MODE",
+                lock_sql: "BEGIN; LOCK TABLE divergences, sync_runs, audit_events, alerts, bot_trades, trade_revisions IN ACCESS EXCLUSIVE MODE",
                 _dir: None,
             });
         }
