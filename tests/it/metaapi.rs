@@ -9,7 +9,6 @@
 //! how long something took.
 
 mod facts;
-mod fake;
 mod guards;
 mod redirect;
 
@@ -31,7 +30,8 @@ use ractor::OutputPort;
 use sea_orm::{DatabaseConnection, EntityTrait};
 
 use crate::common;
-use fake::{ACCOUNT, FakeMetaApi, POSITIONS, Script};
+use fake_metaapi as fake;
+use fake_metaapi::{ACCOUNT, FakeMetaApi, POSITIONS, Script};
 
 const TOKEN: &str = "it-token-5f3a9c1e-do-not-leak";
 const TRADES: &str = include_str!("../../examples/data/metaapi-trades.json");

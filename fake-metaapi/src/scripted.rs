@@ -22,10 +22,14 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, Response, StatusCode, Uri};
+use axum::serve::ListenerExt;
 use chrono::{DateTime, SecondsFormat, Utc};
 
+use crate::fleet::Fleet;
+use crate::stats::{Counters, Latency, STATS_PATH, Stats};
+
 /// MetaApi's documented example positions (a copy of the shared fixture).
-pub const POSITIONS: &str = include_str!("../../../examples/data/metaapi-positions.json");
+pub const POSITIONS: &str = include_str!("../../examples/data/metaapi-positions.json");
 
 /// MetaApi's documented example account information.
 pub const ACCOUNT: &str = r#"{"broker": "True ECN Trading Ltd", "currency": "USD",
@@ -73,14 +77,14 @@ pub struct Seen {
 }
 
 #[derive(Default)]
-struct Inner {
+pub(crate) struct Inner {
     token: String,
     scripts: HashMap<String, Script>,
     seen: Vec<Seen>,
     not_before: HashMap<String, SystemTime>,
     early: HashMap<String, usize>,
     /// MetaApi account id → ids of the positions closed through `trade`.
-    closed: HashMap<String, HashSet<String>>,
+    pub(crate) closed: HashMap<String, HashSet<String>>,
     /// (MetaApi account id, symbol) → the scripted current-price answer.
     prices: HashMap<(String, String), (u16, String)>,
     /// MetaApi account id → the scripted answers (status, body) of its next trade requests.
@@ -90,14 +94,51 @@ struct Inner {
     /// MetaApi account id → ids of the orders cancelled through `trade`.
     cancelled: HashMap<String, HashSet<String>>,
     /// MetaApi account id → its deals (MetaApi deal objects).
-    deals: HashMap<String, Vec<serde_json::Value>>,
+    pub(crate) deals: HashMap<String, Vec<serde_json::Value>>,
+}
+
+/// What the handler shares: the scripted state behind a lock, the generated fleet (read
+/// only) and the counters.
+struct Shared {
+    inner: Mutex<Inner>,
+    fleet: Option<Fleet>,
+    latency: Latency,
+    counters: Counters,
+}
+
+/// How to start a fake: [`FakeMetaApi::start`] for the scripted accounts of a test,
+/// [`FakeMetaApi::start_with`] for anything else.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Where to listen (`127.0.0.1:0`: a free port).
+    pub listen: SocketAddr,
+    /// The token every request must carry in `auth-token`.
+    pub token: String,
+    /// Scripted accounts (MetaApi account id → script).
+    pub scripts: Vec<(String, Script)>,
+    /// Generated accounts besides the scripted ones.
+    pub fleet: Option<Fleet>,
+    /// Every answer waits this long first (none by default).
+    pub latency: Latency,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            token: String::new(),
+            scripts: Vec::new(),
+            fleet: None,
+            latency: Latency::default(),
+        }
+    }
 }
 
 /// A running fake; stops when dropped.
 pub struct FakeMetaApi {
     /// Where it listens.
     pub addr: SocketAddr,
-    inner: Arc<Mutex<Inner>>,
+    shared: Arc<Shared>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -111,23 +152,53 @@ impl FakeMetaApi {
     /// Starts a fake that accepts `token`, answering per `scripts` (MetaApi account id →
     /// script; unknown accounts get 404).
     pub async fn start(token: &str, scripts: &[(&str, Script)]) -> Self {
-        let inner = Arc::new(Mutex::new(Inner {
+        Self::start_with(Options {
             token: token.to_owned(),
             scripts: scripts
                 .iter()
                 .map(|(a, s)| ((*a).to_owned(), s.clone()))
                 .collect(),
-            ..Inner::default()
-        }));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1");
-        let addr = listener.local_addr().expect("local addr");
-        let app = Router::new().fallback(handle).with_state(inner.clone());
+            ..Options::default()
+        })
+        .await
+        .expect("bind 127.0.0.1")
+    }
+
+    /// Starts a fake as `options` describe.
+    pub async fn start_with(options: Options) -> std::io::Result<Self> {
+        let shared = Arc::new(Shared {
+            inner: Mutex::new(Inner {
+                token: options.token,
+                scripts: options.scripts.into_iter().collect(),
+                ..Inner::default()
+            }),
+            fleet: options.fleet,
+            latency: options.latency,
+            counters: Counters::default(),
+        });
+        let listener = tokio::net::TcpListener::bind(options.listen).await?;
+        let addr = listener.local_addr()?;
+        let tapped = shared.clone();
+        let listener = listener.tap_io(move |tcp| {
+            tapped.counters.connection();
+            let _ = tcp.set_nodelay(true);
+        });
+        let app = Router::new().fallback(handle).with_state(shared.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Self { addr, inner, task }
+        Ok(Self { addr, shared, task })
+    }
+
+    /// Connections accepted and requests answered so far.
+    pub fn stats(&self) -> Stats {
+        self.shared.counters.read()
+    }
+
+    /// Runs until the task serving requests ends (it does not, unless the listener
+    /// fails).
+    pub async fn serve_forever(mut self) {
+        let _ = (&mut self.task).await;
     }
 
     /// The base URL to configure.
@@ -136,7 +207,7 @@ impl FakeMetaApi {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        self.shared.lock()
     }
 
     /// Every request received so far for `account`.
@@ -236,11 +307,17 @@ impl FakeMetaApi {
     }
 }
 
-fn iso(t: SystemTime) -> String {
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+pub(crate) fn iso(t: SystemTime) -> String {
     DateTime::<Utc>::from(t).to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-fn json(status: u16, body: impl Into<Body>) -> Response<Body> {
+pub(crate) fn json(status: u16, body: impl Into<Body>) -> Response<Body> {
     Response::builder()
         .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
         .header("content-type", "application/json")
@@ -307,12 +384,15 @@ fn price(g: &Inner, account: &str, symbol: &str, now: SystemTime) -> Response<Bo
 }
 
 async fn handle(
-    State(inner): State<Arc<Mutex<Inner>>>,
+    State(shared): State<Arc<Shared>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: String,
 ) -> Response<Body> {
+    if uri.path() == STATS_PATH {
+        return json(200, shared.counters.read().to_json());
+    }
     let path: Vec<&str> = uri.path().trim_start_matches('/').split('/').collect();
     let (account, endpoint) = match path.as_slice() {
         ["users", "current", "accounts", a, "trade"] if method == Method::POST => {
@@ -357,14 +437,30 @@ async fn handle(
             );
         }
     };
+    shared.counters.request(&endpoint);
     let token = headers
         .get("auth-token")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
+    if let Some(wait) = shared.latency.draw() {
+        tokio::time::sleep(wait).await;
+    }
     let now = SystemTime::now();
+    if let Some(fleet) = shared.fleet.as_ref().filter(|f| f.contains(account)) {
+        let mut g = shared.lock();
+        if !g.scripts.contains_key(account) {
+            if token != g.token {
+                return json(
+                    401,
+                    r#"{"id": 1, "error": "UnauthorizedError", "message": "bad token"}"#,
+                );
+            }
+            return fleet.answer(&mut g, &shared.counters, account, (&endpoint, &body), now);
+        }
+    }
     let (authorised, script, response) = {
-        let mut g = inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut g = shared.lock();
         let authorised = token == g.token;
         let script = g.scripts.get(account).cloned();
         let response = decide(
@@ -381,7 +477,7 @@ async fn handle(
     if let Some(Script::Slow(d)) = script {
         tokio::time::sleep(d).await;
     }
-    let mut g = inner.lock().unwrap_or_else(|p| p.into_inner());
+    let mut g = shared.lock();
     g.seen.push(Seen {
         account: account.to_owned(),
         endpoint,
