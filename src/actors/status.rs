@@ -39,6 +39,10 @@ pub struct SchedulerStatus {
     /// From the last completed tick to the end of the last sync it started, in ms.
     #[serde(with = "opt_millis")]
     pub last_tick_duration: Option<Duration>,
+    /// The longest successful sync of that tick, in ms: the tick's wall time cannot be
+    /// shorter, so the two together show what the scheduling adds.
+    #[serde(with = "opt_millis")]
+    pub last_tick_slowest_sync: Option<Duration>,
     /// Every tick duration so far (the same measure as `last_tick_duration`).
     pub tick_duration: DurationHistogram,
 }

@@ -233,10 +233,12 @@ pub struct SupervisorState {
     ticking: bool,
     ticks: u64,
     skipped: u64,
-    /// Open tick rounds: id → (dispatched at, syncs still running).
-    rounds: HashMap<u64, (Instant, usize)>,
+    /// Open tick rounds by id.
+    rounds: HashMap<u64, Round>,
     /// Time from a tick to the end of the last of the syncs it started.
     last_tick_duration: Option<Duration>,
+    /// The longest successful sync of that tick.
+    last_tick_slowest_sync: Option<Duration>,
     /// Every such time, for metrics.
     tick_duration: DurationHistogram,
 }
@@ -277,6 +279,7 @@ impl Actor for ReconcilerSupervisor {
             skipped: 0,
             rounds: HashMap::new(),
             last_tick_duration: None,
+            last_tick_slowest_sync: None,
             tick_duration: DurationHistogram::default(),
         })
     }
@@ -633,7 +636,7 @@ async fn start_guard(myself: &ActorRef<SupervisorMsg>, state: &mut SupervisorSta
 
 fn remove_account(state: &mut SupervisorState, id: &str) {
     if let Some(mut entry) = state.accounts.remove(id) {
-        end_round(state, entry.round.take());
+        end_round(state, entry.round.take(), None);
         if let Some(t) = entry.timer.take() {
             t.abort();
         }
@@ -702,19 +705,40 @@ fn on_tick(state: &mut SupervisorState, slot: u32) {
         }
     }
     if started > 0 {
-        state.rounds.insert(round, (Instant::now(), started));
+        state.rounds.insert(
+            round,
+            Round {
+                at: Instant::now(),
+                left: started,
+                slowest: None,
+            },
+        );
     }
 }
 
-/// A sync of `round` ended (or will never end): closes the round with its last sync.
-fn end_round(state: &mut SupervisorState, round: Option<u64>) {
-    let Some(round) = round else { return };
-    if let Some((at, left)) = state.rounds.get_mut(&round) {
-        *left -= 1;
-        if *left == 0 {
-            state.last_tick_duration = Some(at.elapsed());
-            state.tick_duration.observe(at.elapsed());
-            state.rounds.remove(&round);
+/// The syncs one tick started.
+#[derive(Debug)]
+struct Round {
+    /// Dispatched at.
+    at: Instant,
+    /// Syncs still running.
+    left: usize,
+    /// The longest successful sync so far.
+    slowest: Option<Duration>,
+}
+
+/// A sync of `round` ended (`took`: the duration of a successful one), or will never end:
+/// closes the round with its last sync.
+fn end_round(state: &mut SupervisorState, round: Option<u64>, took: Option<Duration>) {
+    let Some(id) = round else { return };
+    if let Some(round) = state.rounds.get_mut(&id) {
+        round.left -= 1;
+        round.slowest = round.slowest.max(took);
+        if round.left == 0 {
+            state.last_tick_duration = Some(round.at.elapsed());
+            state.last_tick_slowest_sync = round.slowest;
+            state.tick_duration.observe(round.at.elapsed());
+            state.rounds.remove(&id);
         }
     }
 }
@@ -754,6 +778,10 @@ async fn on_outcome(
     };
     entry.status.syncing = false;
     let round = entry.round.take();
+    let took = match &outcome {
+        SyncOutcome::Ok(stats) => Some(stats.duration),
+        SyncOutcome::Failed { .. } => None,
+    };
     let (step, reason) = match outcome {
         SyncOutcome::Ok(stats) => {
             let s = &mut entry.status;
@@ -791,7 +819,7 @@ async fn on_outcome(
             (step, Some(format!("{class}: {message}")))
         }
     };
-    end_round(state, round);
+    end_round(state, round, took);
     apply(myself, state, account_id, step, reason).await;
 }
 
@@ -1024,6 +1052,7 @@ fn status(state: &SupervisorState) -> Status {
             broker_calls_in_flight: max.saturating_sub(state.limiter.available_permits()),
             ticking: state.ticking,
             last_tick_duration: state.last_tick_duration,
+            last_tick_slowest_sync: state.last_tick_slowest_sync,
             tick_duration: state.tick_duration.clone(),
         },
         accounts,
