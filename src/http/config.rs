@@ -36,6 +36,9 @@ pub struct HttpConfig {
     pub token_env: String,
     /// Name of the environment variable that holds the read token (reads only).
     pub read_token_env: String,
+    /// Whether `/metrics` has a series per account; `false` sums them over accounts (a
+    /// fleet of tens of thousands of accounts would otherwise give millions of series).
+    pub metrics_per_account: bool,
 }
 
 impl Default for HttpConfig {
@@ -45,6 +48,7 @@ impl Default for HttpConfig {
             listen: DEFAULT_LISTEN.to_owned(),
             token_env: DEFAULT_TOKEN_ENV.to_owned(),
             read_token_env: DEFAULT_READ_TOKEN_ENV.to_owned(),
+            metrics_per_account: true,
         }
     }
 }
@@ -288,6 +292,7 @@ mod tests {
             token_env: "MT5R_TOKEN".into(),
             read_token_env: "MT5R_TOKEN".into(),
             enabled: true,
+            metrics_per_account: true,
         };
         let p = c.problems().join("\n");
         assert!(p.contains("http.listen = \"localhost\""), "{p}");

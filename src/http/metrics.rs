@@ -76,6 +76,7 @@ pub(super) async fn handler(State(state): State<AppState>, headers: HeaderMap) -
         status,
         persistence: persistence_stats(s).await.ok(),
         counts: open_counts(s).await,
+        aggregate: !s.metrics_per_account,
     };
     let format = Format::negotiate(&headers);
     match render(snapshot, format) {
@@ -97,6 +98,8 @@ pub struct Snapshot {
     pub persistence: Option<PersistenceStats>,
     /// Open divergences by account and kind, when the database answered.
     pub counts: Option<Vec<OpenCount>>,
+    /// Sum the per-account series over accounts (`[http] metrics_per_account = false`).
+    pub aggregate: bool,
 }
 
 /// The whole exposition of `snapshot` in `format`.
@@ -114,19 +117,77 @@ pub fn render(snapshot: Snapshot, format: Format) -> Result<String, fmt::Error> 
 /// Labels of one sample.
 type Labels<'a> = Vec<(&'a str, &'a str)>;
 
-/// Writes families into one descriptor encoder.
-struct Families<'e>(DescriptorEncoder<'e>);
+/// Writes families into one descriptor encoder; with `aggregate`, samples labelled by
+/// account are folded over accounts.
+struct Families<'e> {
+    encoder: DescriptorEncoder<'e>,
+    aggregate: bool,
+}
+
+/// How samples of several accounts fold into one when series are not per account.
+#[derive(Debug, Clone, Copy)]
+enum Fold {
+    Sum,
+    Max,
+    Min,
+}
+
+/// A sample value that can be folded.
+trait Foldable: Copy + PartialOrd + std::ops::Add<Output = Self> {}
+impl Foldable for u64 {}
+impl Foldable for f64 {}
+impl Foldable for usize {}
+impl Foldable for i64 {}
+
+/// `samples` as they are, or (with `aggregate`) without their `account` label, samples
+/// left with the same labels folded by `fold`, in label order.
+fn folded<'a, V: Foldable>(
+    aggregate: bool,
+    fold: Fold,
+    samples: impl IntoIterator<Item = (Labels<'a>, V)>,
+) -> Vec<(Labels<'a>, V)> {
+    if !aggregate {
+        return samples.into_iter().collect();
+    }
+    let mut out = std::collections::BTreeMap::<Labels<'a>, V>::new();
+    for (mut labels, v) in samples {
+        labels.retain(|(k, _)| *k != "account");
+        out.entry(labels)
+            .and_modify(|have| {
+                *have = match fold {
+                    Fold::Sum => *have + v,
+                    Fold::Max if v > *have => v,
+                    Fold::Min if v < *have => v,
+                    _ => *have,
+                }
+            })
+            .or_insert(v);
+    }
+    out.into_iter().collect()
+}
 
 impl Families<'_> {
-    /// A gauge family with its samples.
-    fn gauges<'a, V: EncodeGaugeValue>(
+    /// A gauge family with its samples (summed over accounts when aggregated).
+    fn gauges<'a, V: EncodeGaugeValue + Foldable>(
         &mut self,
         name: &str,
         help: &str,
         samples: impl IntoIterator<Item = (Labels<'a>, V)>,
     ) -> fmt::Result {
+        self.gauges_folded(name, help, Fold::Sum, samples)
+    }
+
+    /// A gauge family with its samples, folded by `fold` over accounts when aggregated.
+    fn gauges_folded<'a, V: EncodeGaugeValue + Foldable>(
+        &mut self,
+        name: &str,
+        help: &str,
+        fold: Fold,
+        samples: impl IntoIterator<Item = (Labels<'a>, V)>,
+    ) -> fmt::Result {
+        let samples = folded(self.aggregate, fold, samples);
         let mut m = self
-            .0
+            .encoder
             .encode_descriptor(name, help, None, MetricType::Gauge)?;
         for (labels, v) in samples {
             if labels.is_empty() {
@@ -138,16 +199,18 @@ impl Families<'_> {
         Ok(())
     }
 
-    /// A counter family with its samples; `name` is the sample name, ending in `_total`.
-    fn counters<'a, V: EncodeCounterValue>(
+    /// A counter family with its samples (summed over accounts when aggregated); `name`
+    /// is the sample name, ending in `_total`.
+    fn counters<'a, V: EncodeCounterValue + Foldable>(
         &mut self,
         name: &str,
         help: &str,
         samples: impl IntoIterator<Item = (Labels<'a>, V)>,
     ) -> fmt::Result {
+        let samples = folded(self.aggregate, Fold::Sum, samples);
         let family = name.strip_suffix("_total").unwrap_or(name);
         let mut m = self
-            .0
+            .encoder
             .encode_descriptor(family, help, None, MetricType::Counter)?;
         for (labels, v) in samples {
             if labels.is_empty() {
@@ -166,7 +229,7 @@ impl Families<'_> {
             DURATION_BUCKETS.iter().copied().zip(h.buckets).collect();
         let below: u64 = h.buckets.iter().sum();
         buckets.push((f64::INFINITY, h.count.saturating_sub(below)));
-        self.0
+        self.encoder
             .encode_descriptor(name, help, None, MetricType::Histogram)?
             .encode_histogram::<NoLabelSet>(h.sum.as_secs_f64(), h.count, &buckets, None)
     }
@@ -174,7 +237,10 @@ impl Families<'_> {
 
 impl Collector for Snapshot {
     fn encode(&self, encoder: DescriptorEncoder) -> fmt::Result {
-        let mut o = Families(encoder);
+        let mut o = Families {
+            encoder,
+            aggregate: self.aggregate,
+        };
         let accounts = &self.status.accounts;
 
         let mut by_state = std::collections::BTreeMap::<&str, u64>::new();
@@ -235,18 +301,20 @@ impl Collector for Snapshot {
             "Duration of successful syncs (broker snapshot, trades, reconcile), all accounts.",
             &syncs,
         )?;
-        o.gauges(
+        o.gauges_folded(
             "mt5r_last_sync_timestamp_seconds",
-            "End of the account's last successful sync, unix seconds.",
+            "End of the account's last successful sync, unix seconds (aggregated: the oldest).",
+            Fold::Min,
             accounts.iter().filter_map(|a| {
                 let at = a.last_sync_at?;
                 let secs = at.timestamp_millis() as f64 / 1000.0;
                 Some((vec![("account", a.id.as_str())], secs))
             }),
         )?;
-        o.gauges(
+        o.gauges_folded(
             "mt5r_consecutive_failures",
-            "Failures since the account's last successful sync.",
+            "Failures since the account's last successful sync (aggregated: the most).",
+            Fold::Max,
             accounts.iter().map(|a| {
                 (
                     vec![("account", a.id.as_str())],
@@ -481,7 +549,41 @@ mod tests {
                 kind: "sl_mismatch".into(),
                 count: 4,
             }]),
+            aggregate: false,
         }
+    }
+
+    #[test]
+    fn aggregated_series_carry_no_account_and_fold_over_accounts() {
+        let mut snap = sample();
+        let mut b = snap.status.accounts[0].clone();
+        b.id = "acc-2".into();
+        b.state = "running".into();
+        b.consecutive_failures = 4;
+        snap.status.accounts[0].consecutive_failures = 1;
+        snap.status.accounts.push(b);
+        snap.counts.as_mut().unwrap().push(OpenCount {
+            account_id: "acc-2".into(),
+            kind: "sl_mismatch".into(),
+            count: 1,
+        });
+        let per_account = render(snap.clone(), Format::Prometheus).unwrap();
+        assert!(per_account.contains("account=\"acc-2\""));
+        snap.aggregate = true;
+        let text = render(snap, Format::Prometheus).unwrap();
+        assert!(!text.contains("account="), "{text}");
+        assert_lines(
+            &text,
+            &[
+                "mt5r_syncs_total{result=\"ok\"} 6",
+                "mt5r_syncs_total{result=\"failed\"} 4",
+                "mt5r_sync_failures_total{class=\"timeout\"} 4",
+                "mt5r_account_state{broker=\"sim\",state=\"open\"} 1",
+                "mt5r_account_state{broker=\"sim\",state=\"running\"} 1",
+                "mt5r_open_divergences{kind=\"sl_mismatch\"} 5",
+                "mt5r_consecutive_failures 4",
+            ],
+        );
     }
 
     fn assert_lines(text: &str, lines: &[&str]) {

@@ -39,6 +39,8 @@ pub(super) struct Shared {
     pub(super) port: u16,
     /// Slots per interval: a first round is done once that many ticks went by.
     pub(super) slots: u32,
+    /// Whether `/metrics` labels series by account (else they are summed over accounts).
+    pub(super) metrics_per_account: bool,
     /// Latched once the first sync round is done, so readiness does not flap when an
     /// account is added later.
     pub(super) first_round_done: AtomicBool,
@@ -49,6 +51,7 @@ pub struct Bound {
     listener: TcpListener,
     addr: SocketAddr,
     tokens: Tokens,
+    metrics_per_account: bool,
 }
 
 /// Binds `config.listen`; `None` when `[http] enabled = false`. `tokens` come from
@@ -69,6 +72,7 @@ pub async fn bind(config: &HttpConfig, tokens: Tokens) -> Result<Option<Bound>, 
         listener,
         addr,
         tokens,
+        metrics_per_account: config.metrics_per_account,
     }))
 }
 
@@ -91,6 +95,7 @@ impl Bound {
             tokens: self.tokens,
             port: self.addr.port(),
             slots: slots.max(1),
+            metrics_per_account: self.metrics_per_account,
             first_round_done: AtomicBool::new(false),
         }));
         let auth = state.0.tokens.any();
