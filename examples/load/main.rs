@@ -12,10 +12,14 @@
 //! `cargo run --example load -- --only accuracy --accounts 1000 --minutes 60`.
 //! Bulk set-up against one account at a time: `cargo build --release && cargo run --release
 //! --example load -- --only setup` (part of the smoke run).
+//! The service binary on the MetaApi path against the fake MetaApi process, beside the
+//! simulated broker (part of the smoke run, not of the full run): `cargo build --release
+//! --bins --workspace && cargo run --release --example load -- --only metaapi`.
 //! With mimalloc (as the binary built with `--features mimalloc`): add `--features mimalloc`.
 
 mod accuracy;
 mod measure;
+mod metaapi;
 mod retention;
 mod scenarios;
 mod setup;
@@ -36,8 +40,8 @@ pub struct Args {
     #[arg(long)]
     pub smoke: bool,
     /// Run one scenario: tick, cpu, memory, persistence, latency, seed, close, retention,
-    /// soak, accuracy (the soak runs only when named, accuracy when named or in the smoke
-    /// run).
+    /// soak, accuracy, setup, metaapi (the soak runs only when named; accuracy, setup and
+    /// metaapi when named or in the smoke run).
     #[arg(long)]
     pub only: Option<String>,
     /// Accounts for the scale scenarios (default 10,000; smoke 50), for close and accuracy
@@ -89,19 +93,19 @@ async fn run() {
     let run: Vec<&str> = match &args.only {
         Some(one)
             if all.contains(&one.as_str())
-                || ["soak", "accuracy", "setup"].contains(&one.as_str()) =>
+                || ["soak", "accuracy", "setup", "metaapi"].contains(&one.as_str()) =>
         {
             vec![one.as_str()]
         }
         Some(other) => {
             eprintln!(
-                "error: unknown scenario {other:?} (one of {}, soak, accuracy, setup)",
+                "error: unknown scenario {other:?} (one of {}, soak, accuracy, setup, metaapi)",
                 all.join(", ")
             );
             std::process::exit(2);
         }
         // The smoke run checks the accuracy scenario too: it takes seconds at smoke size.
-        None if args.smoke => [&all[..], &["accuracy", "setup"]].concat(),
+        None if args.smoke => [&all[..], &["accuracy", "setup", "metaapi"]].concat(),
         None => all.to_vec(),
     };
     println!(
@@ -132,6 +136,7 @@ async fn run() {
             "soak" => soak::soak(&args).await,
             "accuracy" => accuracy::accuracy(&args).await,
             "setup" => setup::setup(&args).await,
+            "metaapi" => metaapi::metaapi(&args).await,
             _ => scenarios::seed_comparison(&args).await,
         };
         if let Err(e) = result {

@@ -73,9 +73,14 @@ impl Broker for Timed {
 
 /// CPU time (user + system) this process has used so far.
 pub fn cpu_time() -> Duration {
-    // /proc/self/stat fields 14 and 15 (utime, stime) in clock ticks; the command name
+    cpu_time_of("self")
+}
+
+/// CPU time (user + system) process `pid` (or `self`) has used so far.
+pub fn cpu_time_of(pid: &str) -> Duration {
+    // /proc/<pid>/stat fields 14 and 15 (utime, stime) in clock ticks; the command name
     // (field 2) may hold spaces, so count from its closing parenthesis.
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let ticks = |i: usize| {
@@ -91,7 +96,12 @@ pub fn cpu_time() -> Duration {
 
 /// Resident set size of this process, in bytes.
 pub fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    rss_bytes_of("self")
+}
+
+/// Resident memory of process `pid` (or `self`), in bytes.
+pub fn rss_bytes_of(pid: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))

@@ -74,7 +74,7 @@ fn write_files(dir: &Path, n: usize, db: &str) -> Result<(), String> {
 }
 
 /// Runs one command line in this process; its wall time.
-async fn in_process(args: &[&str]) -> Result<Duration, String> {
+pub(crate) async fn in_process(args: &[&str]) -> Result<Duration, String> {
     let cli = Cli::try_parse_from(args).map_err(|e| e.to_string())?;
     let started = Instant::now();
     let code = cli::run(cli).await;
@@ -87,7 +87,7 @@ async fn in_process(args: &[&str]) -> Result<Duration, String> {
 }
 
 /// The binary of this harness's profile, if built.
-fn release_binary() -> Option<PathBuf> {
+pub(crate) fn release_binary() -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
     let bin = exe.parent()?.parent()?.join("mt5-reconciler");
     bin.is_file().then_some(bin)
