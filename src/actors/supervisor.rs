@@ -34,7 +34,7 @@ use super::retention::{RetentionActor, RetentionArgs, RetentionConfig, Retention
 use super::scheduler::{Scheduler, SchedulerArgs, SchedulerConfig};
 use super::status::{AccountStatus, DurationHistogram, PersistenceStats, SchedulerStatus, Status};
 use super::user_sync::{UserSyncActor, UserSyncArgs, UserSyncMsg};
-use crate::broker::{Connector, ErrorClass};
+use crate::broker::{Connector, ErrorClass, Needs};
 use crate::clock::Clock;
 use crate::domain::ReconcileRules;
 use crate::guards::{GuardsConfig, Sinks};
@@ -80,8 +80,9 @@ pub struct SyncStats {
     pub held_divergences: usize,
     /// Positions outside the bot's scope.
     pub external_positions: usize,
-    /// Pending orders outside the bot's scope.
-    pub external_orders: usize,
+    /// Pending orders outside the bot's scope; `None` when this sync did not read the
+    /// orders (every trade had its position): the last count stands.
+    pub external_orders: Option<usize>,
     /// Bot trades waiting on a pending order.
     pub pending_orders: usize,
     /// Wall time.
@@ -678,6 +679,13 @@ async fn start_actor(
         limiter: state.limiter.clone(),
         timeout: Duration::from_millis(state.args.config.scheduler.sync_timeout_ms),
         guard: entry.guard.clone(),
+        // The guards judge balances and (with market rules) quotes on every snapshot;
+        // reconciliation needs neither.
+        needs: Needs {
+            balances: entry.guard.is_some(),
+            quotes: entry.guard.is_some() && !state.guards.market_rules().is_empty(),
+            orders: false,
+        },
         closes: entry.closes.clone(),
         clock: state.args.clock,
     };
@@ -793,7 +801,9 @@ async fn on_outcome(
             s.open_divergences = stats.open_divergences;
             s.held_divergences = stats.held_divergences;
             s.external_positions = stats.external_positions;
-            s.external_orders = stats.external_orders;
+            if let Some(n) = stats.external_orders {
+                s.external_orders = n;
+            }
             s.pending_orders = stats.pending_orders;
             s.equity = Some(stats.equity);
             (entry.breaker.on_success(), None)

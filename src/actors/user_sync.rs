@@ -23,12 +23,12 @@ use super::close_lookups;
 use super::guard::{GuardHandle, GuardMsg, ServiceCloses};
 use super::persistence::{AckTo, Converge, PersistMsg, PersistenceHandle};
 use super::supervisor::{SupervisorMsg, SyncOutcome, SyncStats};
-use crate::broker::{BrokerError, Connector, ErrorClass};
+use crate::broker::{BrokerError, Connector, ErrorClass, Needs};
 use crate::clock::Clock;
 use crate::domain::close_tracker::hold_awaiting;
 use crate::domain::{
-    Book, CloseLookups, Divergence, Holding, Judge, ReconcileRules, reconcile_book,
-    relabel_service_closes,
+    Book, CloseLookups, Divergence, DivergenceKind, Holding, Judge, ReconcileRules, Reconciliation,
+    reconcile_book, relabel_service_closes,
 };
 use crate::store::SyncRunRecord;
 
@@ -65,6 +65,9 @@ pub struct UserSyncArgs {
     pub timeout: Duration,
     /// The account's guard actor, when it has guards: every snapshot goes there first.
     pub guard: Option<GuardHandle>,
+    /// What its snapshots must carry besides the positions (pending orders are asked for
+    /// when a trade has no position).
+    pub needs: Needs,
     /// The positions this service closed (their trades are `closed_by_service`).
     pub closes: ServiceCloses,
     /// The wall clock of the sync reports.
@@ -94,6 +97,14 @@ pub struct UserSyncState {
 struct Sent {
     raised: Vec<String>,
     held: Vec<String>,
+}
+
+/// Whether a trade has no position (then pending orders may explain it).
+fn missing_a_position(result: &Reconciliation) -> bool {
+    result
+        .divergences
+        .iter()
+        .any(|d| d.kind == DivergenceKind::MissingAtBroker)
 }
 
 /// Sorted, distinct fingerprints.
@@ -165,9 +176,15 @@ async fn sync(myself: &ActorRef<UserSyncMsg>, state: &mut UserSyncState) -> Sync
     let clock = Instant::now();
 
     let broker = args.connector.broker.as_ref();
-    let fetched = crate::broker::snapshot_within(broker, account, &args.limiter, args.timeout)
-        .await
-        .map(Arc::new);
+    let fetched = crate::broker::snapshot_for_within(
+        broker,
+        account,
+        args.needs,
+        &args.limiter,
+        args.timeout,
+    )
+    .await
+    .map(Arc::new);
     // The guards see every good snapshot, whatever happens to the rest of this sync.
     if let (Ok(snapshot), Some(guard)) = (&fetched, &args.guard) {
         guard.send(GuardMsg::Snapshot {
@@ -196,7 +213,7 @@ async fn sync(myself: &ActorRef<UserSyncMsg>, state: &mut UserSyncState) -> Sync
         }
     };
 
-    let snapshot = match fetched {
+    let mut snapshot = match fetched {
         Ok(v) => v,
         Err(e) => return fail(report, e.class(), e.to_string(), e.retry_after(), false),
     };
@@ -214,7 +231,23 @@ async fn sync(myself: &ActorRef<UserSyncMsg>, state: &mut UserSyncState) -> Sync
     let broker = args.connector.broker.as_ref();
     let rules = crate::broker::symbols::rules_for(broker, account, &args.rules);
     let scope = args.rules.scopes.for_account(account);
-    let mut result = match reconcile_book(&trades, Book::from(&*snapshot), scope, &rules) {
+    let mut judged = reconcile_book(&trades, Book::from(&*snapshot), scope, &rules);
+    // A trade without a position may be waiting on a pending order: read them if the
+    // snapshot came without, and judge again.
+    if snapshot.orders.is_none() && judged.as_ref().is_ok_and(missing_a_position) {
+        let orders =
+            crate::broker::pending_orders_within(broker, account, &args.limiter, args.timeout)
+                .await;
+        match orders {
+            Ok(None) => {}
+            Ok(Some(orders)) => {
+                Arc::make_mut(&mut snapshot).orders = Some(orders);
+                judged = reconcile_book(&trades, Book::from(&*snapshot), scope, &rules);
+            }
+            Err(e) => return fail(report, e.class(), e.to_string(), e.retry_after(), false),
+        }
+    }
+    let mut result = match judged {
         Ok(r) => r,
         // Unknown pip sizes or duplicate keys: retrying cannot fix the configuration,
         // unless the broker is still loading the missing symbols' specifications.
@@ -256,8 +289,8 @@ async fn sync(myself: &ActorRef<UserSyncMsg>, state: &mut UserSyncState) -> Sync
     report.duration = clock.elapsed();
 
     let external = |h: Holding| result.external.iter().filter(|e| e.holding == h).count();
-    let (external_positions, external_orders) =
-        (external(Holding::Position), external(Holding::Order));
+    let external_positions = external(Holding::Position);
+    let external_orders = snapshot.orders.is_some().then(|| external(Holding::Order));
     let pending_orders = result.pending.len();
     // Races and unconfirmed observations are held, on the service's own clock.
     let mut verdict = state.judge.judge_reconciliation(

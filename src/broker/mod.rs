@@ -14,7 +14,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use crate::domain::{AccountSnapshot, BotTrade, DealLookup, SymbolTable};
+use crate::domain::{AccountSnapshot, BotTrade, DealLookup, PendingOrder, SymbolTable};
 
 /// A boxed, sendable future: keeps the traits object-safe without a macro crate.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -100,6 +100,30 @@ impl BrokerError {
     }
 }
 
+/// What a sync needs of a snapshot besides the positions. A broker whose every part costs
+/// a request of its own (MetaApi) reads only these; one that reads everything at once
+/// ignores them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Needs {
+    /// Fresh balance and equity (the guards'). Without, a broker may answer the last ones
+    /// it read, at most a minute old.
+    pub balances: bool,
+    /// Quotes of the held symbols (the market guards').
+    pub quotes: bool,
+    /// Pending orders. Without, a broker may leave [`AccountSnapshot::orders`] `None`;
+    /// the sync asks [`Broker::pending_orders`] when a trade has no position.
+    pub orders: bool,
+}
+
+impl Needs {
+    /// Everything.
+    pub const ALL: Self = Self {
+        balances: true,
+        quotes: true,
+        orders: true,
+    };
+}
+
 /// Reads an account's state at its broker. Implementations return domain types, never
 /// wire types, and must never turn a failed read into an empty account.
 pub trait Broker: Send + Sync + 'static {
@@ -108,6 +132,24 @@ pub trait Broker: Send + Sync + 'static {
         &'a self,
         account: &'a str,
     ) -> BoxFuture<'a, Result<AccountSnapshot, BrokerError>>;
+
+    /// The account's open positions and what `needs` asks for besides (see [`Needs`]).
+    fn snapshot_for<'a>(
+        &'a self,
+        account: &'a str,
+        _needs: Needs,
+    ) -> BoxFuture<'a, Result<AccountSnapshot, BrokerError>> {
+        self.snapshot(account)
+    }
+
+    /// The account's pending orders, for a snapshot read without them; `None` when the
+    /// broker does not report orders.
+    fn pending_orders<'a>(
+        &'a self,
+        _account: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<PendingOrder>>, BrokerError>> {
+        Box::pin(async { Ok(None) })
+    }
 
     /// Closes one whole position by ticket. A broker that cannot close positions answers
     /// `Permanent`. Callers check the account before retrying a close that timed out, so
@@ -184,16 +226,44 @@ pub async fn snapshot_within(
     limiter: &tokio::sync::Semaphore,
     timeout: Duration,
 ) -> Result<AccountSnapshot, BrokerError> {
-    let _permit = limiter
-        .acquire()
-        .await
-        .map_err(|_| BrokerError::Retryable {
-            reason: "shutting down".into(),
-            retry_after: None,
-        })?;
-    tokio::time::timeout(timeout, broker.snapshot(account))
+    snapshot_for_within(broker, account, Needs::ALL, limiter, timeout).await
+}
+
+/// Like [`snapshot_within`], reading what `needs` asks for.
+pub async fn snapshot_for_within(
+    broker: &dyn Broker,
+    account: &str,
+    needs: Needs,
+    limiter: &tokio::sync::Semaphore,
+    timeout: Duration,
+) -> Result<AccountSnapshot, BrokerError> {
+    let _permit = acquire(limiter).await?;
+    tokio::time::timeout(timeout, broker.snapshot_for(account, needs))
         .await
         .map_err(|_| BrokerError::Timeout(format!("no snapshot within {timeout:?}")))?
+}
+
+/// `account`'s pending orders ([`Broker::pending_orders`]) under the same cap and
+/// `timeout`.
+pub async fn pending_orders_within(
+    broker: &dyn Broker,
+    account: &str,
+    limiter: &tokio::sync::Semaphore,
+    timeout: Duration,
+) -> Result<Option<Vec<PendingOrder>>, BrokerError> {
+    let _permit = acquire(limiter).await?;
+    tokio::time::timeout(timeout, broker.pending_orders(account))
+        .await
+        .map_err(|_| BrokerError::Timeout(format!("no pending orders within {timeout:?}")))?
+}
+
+async fn acquire(
+    limiter: &tokio::sync::Semaphore,
+) -> Result<tokio::sync::SemaphorePermit<'_>, BrokerError> {
+    limiter.acquire().await.map_err(|_| BrokerError::Retryable {
+        reason: "shutting down".into(),
+        retry_after: None,
+    })
 }
 
 /// Where the bot's open trades come from (the `bot_trades` table, or a host's own source).

@@ -11,6 +11,7 @@
 mod facts;
 mod guards;
 mod redirect;
+mod requests;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;

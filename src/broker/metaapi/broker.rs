@@ -1,21 +1,23 @@
-//! `MetaApiBroker`: an account's snapshot from MetaApi (positions, account information,
-//! pending orders and the current prices of the held symbols, fetched together), its
+//! `MetaApiBroker`: an account's snapshot from MetaApi (positions, and what the sync needs
+//! besides: account information, pending orders, the current prices of the held symbols,
+//! fetched together), its
 //! positions' deals when asked, and its symbols' specifications, fetched in the background
 //! once per symbol and cached per account.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
 use super::classify::Subject;
 use super::config::{MetaApiConfig, Token};
 use super::http::{Http, SetupError};
-use super::payload;
+use super::payload::{self, Balances};
 use crate::broker::unavailable::Unavailable;
-use crate::broker::{BoxFuture, Broker, BrokerError, ErrorClass};
+use crate::broker::{BoxFuture, Broker, BrokerError, ErrorClass, Needs};
 use crate::config::AccountConfig;
-use crate::domain::{AccountSnapshot, DealLookup, Quote, SymbolSpec, SymbolTable};
+use crate::domain::{AccountSnapshot, DealLookup, PendingOrder, Quote, SymbolSpec, SymbolTable};
 
 /// A symbol's specification as far as it is known.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,7 +43,15 @@ pub struct MetaApiBroker {
     /// The symbols each account held at its last snapshot: their prices are fetched
     /// together with the next positions.
     held: Arc<Mutex<HashMap<String, BTreeSet<String>>>>,
+    /// Each account's last account information and when it was read: a snapshot that
+    /// does not need fresh balances answers these while they are younger than
+    /// [`BALANCES_MAX_AGE`].
+    balances: Arc<Mutex<HashMap<String, (Balances, Instant)>>>,
 }
+
+/// How old the balances of a snapshot that does not need fresh ones may be (an account
+/// without guards shows its equity, and its margin mode is known, this late at most).
+pub const BALANCES_MAX_AGE: Duration = Duration::from_secs(60);
 
 impl MetaApiBroker {
     /// A broker for `config`, authenticating with `token`; `ids` maps our account ids to
@@ -57,6 +67,7 @@ impl MetaApiBroker {
             specs: Arc::new(Mutex::new(HashMap::new())),
             fetching: Arc::new(Mutex::new(HashSet::new())),
             held: Arc::new(Mutex::new(HashMap::new())),
+            balances: Arc::new(Mutex::new(HashMap::new())),
         })
     }
 
@@ -201,6 +212,107 @@ impl MetaApiBroker {
             .unwrap_or_default()
     }
 
+    /// `GET …/orders`.
+    async fn orders(&self, account: &str) -> Result<Vec<PendingOrder>, BrokerError> {
+        let url = self.http.url(self.metaapi_id(account), &["orders"]);
+        let text = self.http.get(url, "orders", Subject::Account).await?;
+        payload::orders(&text)
+    }
+
+    /// `GET …/account-information`, unless `fresh` is false and the last reading is
+    /// young enough.
+    async fn account_information(
+        &self,
+        account: &str,
+        fresh: bool,
+    ) -> Result<Balances, BrokerError> {
+        if !fresh {
+            let kept = self.balances.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((b, at)) = kept.get(account)
+                && at.elapsed() < BALANCES_MAX_AGE
+            {
+                return Ok(*b);
+            }
+        }
+        let url = self
+            .http
+            .url(self.metaapi_id(account), &["account-information"]);
+        let text = self
+            .http
+            .get(url, "account_information", Subject::Account)
+            .await?;
+        let read = payload::account_information(&text)?;
+        self.balances
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(account.to_owned(), (read, Instant::now()));
+        Ok(read)
+    }
+
+    /// One snapshot: the positions, and what `needs` asks for, fetched together.
+    async fn read(&self, account: &str, needs: Needs) -> Result<AccountSnapshot, BrokerError> {
+        let id = self.metaapi_id(account);
+        let positions = async {
+            let text = self
+                .http
+                .get(
+                    self.http.url(id, &["positions"]),
+                    "positions",
+                    Subject::Account,
+                )
+                .await?;
+            payload::positions(&text)
+        };
+        let info = self.account_information(account, needs.balances);
+        let orders = async {
+            if needs.orders {
+                self.orders(account).await.map(Some)
+            } else {
+                Ok(None)
+            }
+        };
+        // The prices of the symbols held last time come with the positions; a symbol
+        // held for the first time costs one more round trip, after them.
+        let known = if needs.quotes {
+            self.last_held(account)
+        } else {
+            Vec::new()
+        };
+        let prices = async { Ok::<_, BrokerError>(self.quotes(account, &known).await) };
+        let (positions, balances, orders, mut quotes) =
+            tokio::try_join!(positions, info, orders, prices)?;
+        let held: BTreeSet<String> = positions.iter().map(|p| p.symbol.clone()).collect();
+        if needs.quotes {
+            let new: Vec<String> = held
+                .iter()
+                .filter(|s| !known.contains(s))
+                .cloned()
+                .collect();
+            if !new.is_empty() {
+                quotes.extend(self.quotes(account, &new).await);
+                quotes.sort_by(|a, b| a.symbol.cmp(&b.symbol));
+            }
+            quotes.retain(|q| held.contains(&q.symbol));
+        }
+        self.prefetch_specs(account, held.iter().cloned());
+        self.held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(account.to_owned(), held);
+        Ok(AccountSnapshot {
+            balance: balances.balance,
+            equity: balances.equity,
+            margin: balances.margin,
+            free_margin: balances.free_margin,
+            positions,
+            quotes,
+            taken_at: Utc::now(),
+            margin_mode: balances.margin_mode,
+            orders,
+            deals: Vec::new(),
+        })
+    }
+
     fn cache(&self) -> MutexGuard<'_, Specs> {
         // A poisoned cache is still a valid cache: entries are inserted whole.
         self.specs.lock().unwrap_or_else(|p| p.into_inner())
@@ -212,69 +324,25 @@ impl Broker for MetaApiBroker {
         &'a self,
         account: &'a str,
     ) -> BoxFuture<'a, Result<AccountSnapshot, BrokerError>> {
-        Box::pin(async move {
-            let id = self.metaapi_id(account);
-            let positions = async {
-                let text = self
-                    .http
-                    .get(
-                        self.http.url(id, &["positions"]),
-                        "positions",
-                        Subject::Account,
-                    )
-                    .await?;
-                payload::positions(&text)
-            };
-            let info = async {
-                let url = self.http.url(id, &["account-information"]);
-                let text = self
-                    .http
-                    .get(url, "account_information", Subject::Account)
-                    .await?;
-                payload::account_information(&text)
-            };
-            let orders = async {
-                let text = self
-                    .http
-                    .get(self.http.url(id, &["orders"]), "orders", Subject::Account)
-                    .await?;
-                payload::orders(&text)
-            };
-            // The prices of the symbols held last time come with the positions; a symbol
-            // held for the first time costs one more round trip, after them.
-            let known = self.last_held(account);
-            let prices = async { Ok::<_, BrokerError>(self.quotes(account, &known).await) };
-            let (positions, balances, orders, mut quotes) =
-                tokio::try_join!(positions, info, orders, prices)?;
-            let held: BTreeSet<String> = positions.iter().map(|p| p.symbol.clone()).collect();
-            let new: Vec<String> = held
-                .iter()
-                .filter(|s| !known.contains(s))
-                .cloned()
-                .collect();
-            if !new.is_empty() {
-                quotes.extend(self.quotes(account, &new).await);
-                quotes.sort_by(|a, b| a.symbol.cmp(&b.symbol));
-            }
-            quotes.retain(|q| held.contains(&q.symbol));
-            self.held
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(account.to_owned(), held.clone());
-            self.prefetch_specs(account, held);
-            Ok(AccountSnapshot {
-                balance: balances.balance,
-                equity: balances.equity,
-                margin: balances.margin,
-                free_margin: balances.free_margin,
-                positions,
-                quotes,
-                taken_at: Utc::now(),
-                margin_mode: balances.margin_mode,
-                orders: Some(orders),
-                deals: Vec::new(),
-            })
-        })
+        Box::pin(self.read(account, Needs::ALL))
+    }
+
+    /// Positions always (one request); account information when `needs` asks for fresh
+    /// balances or the last are older than [`BALANCES_MAX_AGE`]; orders and the held
+    /// symbols' prices only when asked for.
+    fn snapshot_for<'a>(
+        &'a self,
+        account: &'a str,
+        needs: Needs,
+    ) -> BoxFuture<'a, Result<AccountSnapshot, BrokerError>> {
+        Box::pin(self.read(account, needs))
+    }
+
+    fn pending_orders<'a>(
+        &'a self,
+        account: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<PendingOrder>>, BrokerError>> {
+        Box::pin(async move { self.orders(account).await.map(Some) })
     }
 
     /// See [`MetaApiBroker::close`].
