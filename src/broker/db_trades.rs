@@ -1,35 +1,70 @@
-//! The default trade source: the bot's open trades from the `bot_trades` table.
+//! The default trade source: the bot's open trades from the `bot_trades` table, kept in
+//! memory between syncs.
 //!
 //! Each account's open set is kept with the change marker it was read at (see
-//! `store::trades_revision`): a sync reads the marker, one row, and re-reads the trades
-//! only when it moved, so a write by any process is seen by the account's next sync. An
-//! account without a marker (never written through the store) is read on every sync.
+//! `store::trade_revisions_since`). The markers of all accounts are read together, at most
+//! once per [`MARKERS_MAX_AGE`] and only when a sync asks: those changed in the last
+//! [`CHANGE_WINDOW`] by the writer's clock, and every marker once per
+//! [`FULL_READ_EVERY`] (a writer whose clock lags further, or a change committed that
+//! late, is still seen within it). A sync re-reads an account's trades only when its
+//! marker moved, so a write by any process (the API, NATS, the command line, another
+//! instance) is seen by the account's syncs that start a second after it, without a query
+//! per sync. An account without a marker (never written through the store) is read on
+//! every sync.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use chrono::Utc;
 use sea_orm::DatabaseConnection;
+use tokio::time::Instant;
 
 use super::{BoxFuture, BrokerError, TradeSource};
 use crate::domain::BotTrade;
 use crate::store::{self, StoreError};
 
+/// Markers read longer ago than this are read again when a sync asks.
+pub const MARKERS_MAX_AGE: Duration = Duration::from_secs(1);
+/// Each read takes the markers changed this long before it, by the writer's clock.
+pub const CHANGE_WINDOW: Duration = Duration::from_secs(60);
+/// Every marker is read again this often.
+pub const FULL_READ_EVERY: Duration = Duration::from_secs(60);
+
 /// Per account: the marker its cached open set was read at, and that set.
 type Cache = HashMap<String, (i64, Arc<Vec<BotTrade>>)>;
+
+/// The markers of all accounts, and when they were read.
+#[derive(Debug, Default)]
+struct Markers {
+    by_account: HashMap<String, i64>,
+    read_at: Option<Instant>,
+    full_at: Option<Instant>,
+}
 
 /// Reads open trades from the database (filled by the bot, or by `trades import`).
 #[derive(Debug, Clone)]
 pub struct DbTrades {
     db: DatabaseConnection,
     cache: Arc<Mutex<Cache>>,
+    markers: Arc<tokio::sync::Mutex<Markers>>,
+    max_age: Duration,
 }
 
 impl DbTrades {
     /// A trade source over `db`.
     pub fn new(db: DatabaseConnection) -> Self {
+        Self::with_markers_max_age(db, MARKERS_MAX_AGE)
+    }
+
+    /// A trade source over `db` whose markers are read again once `max_age` old (and all
+    /// of them at least every [`FULL_READ_EVERY`]).
+    pub fn with_markers_max_age(db: DatabaseConnection, max_age: Duration) -> Self {
         Self {
             db,
             cache: Arc::default(),
+            markers: Arc::default(),
+            max_age,
         }
     }
 
@@ -53,10 +88,34 @@ impl DbTrades {
         }
     }
 
+    /// `account`'s marker, from markers at most `max_age` old (one caller reads
+    /// them; the others wait for that read).
+    async fn revision(&self, account: &str) -> Result<Option<i64>, StoreError> {
+        let mut m = self.markers.lock().await;
+        let now = Instant::now();
+        let full = m
+            .full_at
+            .is_none_or(|at| now.duration_since(at) >= FULL_READ_EVERY);
+        if full {
+            let all = store::trade_revisions_since(&self.db, None).await?;
+            m.by_account = all.into_iter().collect();
+            (m.full_at, m.read_at) = (Some(now), Some(now));
+        } else if m
+            .read_at
+            .is_none_or(|at| now.duration_since(at) >= self.max_age)
+        {
+            let since = Utc::now() - CHANGE_WINDOW;
+            let changed = store::trade_revisions_since(&self.db, Some(since)).await?;
+            m.by_account.extend(changed);
+            m.read_at = Some(now);
+        }
+        Ok(m.by_account.get(account).copied())
+    }
+
     async fn read(&self, account: &str) -> Result<Vec<BotTrade>, StoreError> {
         // The marker first: a write landing between the two reads moves it past the
-        // cached one, so the next sync reads again.
-        let revision = store::trades_revision(&self.db, account).await?;
+        // one the trades are kept at, so a later sync reads again.
+        let revision = self.revision(account).await?;
         if let Some(trades) = revision.and_then(|r| self.cached(account, r)) {
             return Ok(trades.as_ref().clone());
         }

@@ -64,6 +64,7 @@ pub use rollups::{
 pub use seen::{LAST_SEEN_PRECISION, Sighting, mark_seen};
 pub use service_closes::{record_service_close, service_closes};
 pub use trade_writes::{
-    TradeWrite, WriteOutcome, close_trade, replace_open_trades, trades_revision, upsert_trades,
+    TradeWrite, WriteOutcome, close_trade, replace_open_trades, trade_revisions_since,
+    trades_revision, upsert_trades,
 };
 pub use trades::{import_trades, open_trades, open_trades_versioned};

@@ -135,6 +135,22 @@ pub async fn trades_revision<C: ConnectionTrait>(
         .await?)
 }
 
+/// Every account's change marker, or (with `since`) those of the accounts whose trades
+/// changed at or after `since` by the writer's clock.
+pub async fn trade_revisions_since<C: ConnectionTrait>(
+    db: &C,
+    since: Option<DateTime<Utc>>,
+) -> Result<Vec<(String, i64)>, StoreError> {
+    let mut q = trade_revision::Entity::find()
+        .select_only()
+        .column(trade_revision::Column::AccountId)
+        .column(trade_revision::Column::Revision);
+    if let Some(since) = since {
+        q = q.filter(trade_revision::Column::ChangedAt.gte(since));
+    }
+    Ok(q.into_tuple::<(String, i64)>().all(db).await?)
+}
+
 /// Upserts `writes`; with `close_absent`, also closes every open trade not among them.
 async fn write<C: TransactionTrait>(
     db: &C,

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use mt5_reconciler::actors::{AccountSpec, Status, SupervisorArgs, SupervisorMsg};
-use mt5_reconciler::broker::Connector;
 use mt5_reconciler::broker::db_trades::DbTrades;
+use mt5_reconciler::broker::{Connector, TradeSource};
 use mt5_reconciler::domain::{BotTrade, Price, ReconcileRules, Side, Volume};
 use mt5_reconciler::service::Reconciler;
 use mt5_reconciler::store::{self, TradeWrite, WriteOutcome, entities};
@@ -263,7 +263,50 @@ fn seen(s: &Status) -> (u64, usize) {
 }
 
 #[tokio::test]
-async fn a_write_is_seen_by_the_next_sync_of_a_running_tree() {
+async fn trades_kept_in_memory_are_read_again_only_once_their_moved_marker_is_read() {
+    let ids = |v: Vec<BotTrade>| v.into_iter().map(|t| t.id).collect::<Vec<_>>();
+    for (label, db) in databases().await {
+        add_account(&db, "acc").await;
+        let write = |id: &'static str| {
+            let db = db.clone();
+            async move {
+                store::upsert_trades(&db, "acc", &[w(trade("acc", id, "1.1"), None)])
+                    .await
+                    .unwrap()
+            }
+        };
+        write("t1").await;
+        // Markers kept for an hour: after the first read, a sync asks the database nothing.
+        let kept = DbTrades::with_markers_max_age(db.clone(), Duration::from_secs(3600));
+        assert_eq!(
+            ids(kept.open_trades("acc").await.unwrap()),
+            ["t1"],
+            "{label}"
+        );
+        write("t2").await;
+        assert_eq!(
+            ids(kept.open_trades("acc").await.unwrap()),
+            ["t1"],
+            "{label}: the kept trades, until the markers are read again"
+        );
+        // Markers read on every call: each write is seen by the next read.
+        let fresh = DbTrades::with_markers_max_age(db.clone(), Duration::ZERO);
+        assert_eq!(
+            ids(fresh.open_trades("acc").await.unwrap()),
+            ["t1", "t2"],
+            "{label}"
+        );
+        write("t3").await;
+        assert_eq!(
+            ids(fresh.open_trades("acc").await.unwrap()),
+            ["t1", "t2", "t3"],
+            "{label}: the changed marker is read"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_write_is_seen_by_the_later_syncs_of_a_running_tree() {
     for (label, db) in databases().await {
         // A broker without positions: every open trade of the bot is missing there.
         let broker = sim(1, 0, false, 7);
