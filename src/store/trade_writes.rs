@@ -19,12 +19,12 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use sea_orm::ActiveValue::{NotSet, Set};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
-    QueryFilter, QuerySelect, TransactionSession, TransactionTrait, TryIntoModel,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel,
+    PaginatorTrait, QueryFilter, QuerySelect, TransactionSession, TransactionTrait, TryIntoModel,
 };
 
 use super::chunks::{MAX_ROWS, row_bytes, statement_chunks, text};
@@ -146,7 +146,15 @@ pub async fn trade_revisions_since<C: ConnectionTrait>(
         .column(trade_revision::Column::AccountId)
         .column(trade_revision::Column::Revision);
     if let Some(since) = since {
-        q = q.filter(trade_revision::Column::ChangedAt.gte(since));
+        q = match db.get_database_backend() {
+            // SQLite keeps times as text, and a writer's plain SQL may spell them otherwise
+            // (CURRENT_TIMESTAMP: a space, no zone): compared as times, not as text.
+            DbBackend::Sqlite => q.filter(Expr::cust_with_values(
+                "datetime(changed_at) >= datetime(?)",
+                [since.to_rfc3339_opts(SecondsFormat::Millis, true)],
+            )),
+            _ => q.filter(trade_revision::Column::ChangedAt.gte(since)),
+        };
     }
     Ok(q.into_tuple::<(String, i64)>().all(db).await?)
 }

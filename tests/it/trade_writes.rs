@@ -14,7 +14,9 @@ use mt5_reconciler::service::Reconciler;
 use mt5_reconciler::store::{self, TradeWrite, WriteOutcome, entities};
 use ractor::OutputPort;
 use rust_decimal::Decimal;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+};
 
 use crate::common::databases;
 use crate::tree::{sim, tree_config};
@@ -301,6 +303,19 @@ async fn trades_kept_in_memory_are_read_again_only_once_their_moved_marker_is_re
             ids(fresh.open_trades("acc").await.unwrap()),
             ["t1", "t2", "t3"],
             "{label}: the changed marker is read"
+        );
+        // A writer's plain SQL moves the marker with the database's own spelling of now.
+        write("t4").await;
+        db.execute_unprepared(
+            "UPDATE trade_revisions SET revision = revision + 1, \
+             changed_at = CURRENT_TIMESTAMP WHERE account_id = 'acc'",
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            ids(fresh.open_trades("acc").await.unwrap()),
+            ["t1", "t2", "t3", "t4"],
+            "{label}: a marker moved by plain SQL is read"
         );
     }
 }
