@@ -45,6 +45,14 @@ impl Limit {
         })
     }
 
+    /// The equity at which a loss from `reference` reaches this limit.
+    pub fn equity_at(self, reference: Decimal) -> Decimal {
+        match self {
+            Limit::Absolute(a) => reference - a,
+            Limit::Percent(p) => reference - reference * p / Decimal::ONE_HUNDRED,
+        }
+    }
+
     /// Whether `loss` reaches this limit against `reference`.
     fn reached(self, loss: Decimal, reference: Decimal) -> bool {
         match self {
