@@ -15,6 +15,7 @@
 //! With mimalloc (as the binary built with `--features mimalloc`): add `--features mimalloc`.
 
 mod accuracy;
+mod dashboard;
 mod measure;
 mod retention;
 mod scenarios;
@@ -89,7 +90,7 @@ async fn run() {
     let run: Vec<&str> = match &args.only {
         Some(one)
             if all.contains(&one.as_str())
-                || ["soak", "accuracy", "setup"].contains(&one.as_str()) =>
+                || ["soak", "accuracy", "setup", "dashboard"].contains(&one.as_str()) =>
         {
             vec![one.as_str()]
         }
@@ -132,6 +133,7 @@ async fn run() {
             "soak" => soak::soak(&args).await,
             "accuracy" => accuracy::accuracy(&args).await,
             "setup" => setup::setup(&args).await,
+            "dashboard" => dashboard::dashboard(&args).await,
             _ => scenarios::seed_comparison(&args).await,
         };
         if let Err(e) = result {
