@@ -256,13 +256,16 @@ async fn sync(myself: &ActorRef<UserSyncMsg>, state: &mut UserSyncState) -> Sync
     );
     report.finished_at = args.clock.now();
     report.duration = clock.elapsed();
-    args.live.set(super::LiveView {
-        taken_at: snapshot.taken_at,
-        positions: snapshot.positions.clone(),
-        trades: trades.clone(),
-        matched: result.matched.clone(),
-        external: result.external.clone(),
-    });
+    // Only while the account's page is open: nobody else reads it.
+    if args.live.wanted() {
+        args.live.set(super::LiveView {
+            taken_at: snapshot.taken_at,
+            positions: snapshot.positions.clone(),
+            trades: trades.clone(),
+            matched: result.matched.clone(),
+            external: result.external.clone(),
+        });
+    }
 
     let external = |h: Holding| result.external.iter().filter(|e| e.holding == h).count();
     let (external_positions, external_orders) =

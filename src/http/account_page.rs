@@ -1,13 +1,14 @@
 //! The JSON behind the account page (`/accounts/{id}`):
 //!
-//! - `GET /api/accounts/{id}/live`: the last reconciled sync, from memory: the broker's
-//!   positions, the bot's trades, the pairs with their match method, the external
-//!   positions (the page puts the account's divergences on the pairs they concern);
+//! - `GET /api/accounts/{id}/live`: the last reconciled sync, from memory (kept while the
+//!   page reads it): the broker's positions, the bot's trades, the pairs with their match
+//!   method, the external positions (the page puts the account's divergences on the pairs
+//!   they concern);
 //! - `GET /api/accounts/{id}/history`: the sync rollups per hour (syncs, failures by class,
 //!   duration p50 and p99) and the breaker transitions of the last `hours`;
 //! - `GET /api/accounts/{id}/equity`: equity samples since the start of the window, with
-//!   the reference and the warn and breach levels, and the guards' alerts and closes on
-//!   the same time axis.
+//!   the reference and the warn and breach levels, the guards' alerts and closes on the
+//!   same time axis, and what the guards remember (each rule's level, reference, latch).
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
@@ -75,8 +76,9 @@ fn window(q: Result<Query<Window>, QueryRejection>) -> Result<DateTime<Utc>, Box
         .map_err(|e| Box::new(error(StatusCode::BAD_REQUEST, &e)))
 }
 
-/// `GET /api/accounts/{id}/live`: the account's status and its last reconciled sync
-/// (`live` is `null` before the first); 404 for an account not supervised here.
+/// `GET /api/accounts/{id}/live`: the account's status and its last reconciled sync.
+/// Views are kept only while read: `live` is `null` until the first sync after the first
+/// read (then kept for a minute after each read); 404 for an account not supervised here.
 #[utoipa::path(get, path = "/api/accounts/{id}/live", tag = "accounts", params(("id" = String, Path, description = "Account id")),
     responses((status = 200, description = "The status, and positions, trades, pairs and external positions at the last reconciled sync", body = Object),
         (status = 503, description = "The tree did not answer", body = super::openapi::ErrorBody)))]
@@ -184,6 +186,10 @@ pub(super) async fn equity(
         Ok(c) => c,
         Err(e) => return ApiError::store("cannot read the audit trail", &e).into_response(),
     };
+    let guards = match store::load_guard_state(db, &id).await {
+        Ok(g) => g.and_then(|json| serde_json::from_str::<Value>(&json).ok()),
+        Err(e) => return ApiError::store("cannot read the guard state", &e).into_response(),
+    };
     let text = |d: Option<rust_decimal::Decimal>| d.map(|d| d.to_string());
     let samples: Vec<Value> = samples
         .iter()
@@ -206,7 +212,7 @@ pub(super) async fn equity(
         .collect();
     Json(json!({
         "account_id": id, "since": since, "now": Utc::now(),
-        "samples": samples, "alerts": alerts, "closes": closes,
+        "samples": samples, "alerts": alerts, "closes": closes, "guard_state": guards,
     }))
     .into_response()
 }

@@ -255,8 +255,8 @@ const SHARED_ERRORS: [(&str, &str); 7] = [
     ),
 ];
 
-/// Adds [`SHARED_ERRORS`] to every operation that needs a token (all but `/healthz`
-/// and `/`), and the 400 of operations with parameters or a body.
+/// Adds [`SHARED_ERRORS`] to every operation that needs a token (all but `/healthz` and
+/// the dashboard's static files), and the 400 of operations with parameters or a body.
 pub(super) fn finish(mut doc: OpenApi) -> OpenApi {
     let error = |what: &str| {
         ResponseBuilder::new()

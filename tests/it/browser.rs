@@ -255,6 +255,10 @@ fn the_pages_show_what_the_api_returns_and_acknowledge_through_it_in_a_real_brow
         eprintln!("screenshot: {}", shot.display());
 
         // The account page: the same positions, trades, pairs and divergences as the API.
+        // Views are kept while read: the first read asks for one, the next sync fills it.
+        service.wait_for("/api/accounts/sim-001/live", Some(TOKEN), |code, body| {
+            code == 200 && serde_json::from_str::<Json>(body).is_ok_and(|v| !v["live"].is_null())
+        });
         open(&c, &format!("{base}/accounts/sim-001")).await;
         assert_eq!(banner(&c).await, "", "the account page shows an error");
         let live = api(&service, "/api/accounts/sim-001/live");
@@ -310,6 +314,8 @@ fn the_pages_show_what_the_api_returns_and_acknowledge_through_it_in_a_real_brow
         )
         .await;
         assert_eq!(dots.len(), samples, "one point per equity sample");
+        let rules = attrs(&c, "#guard-rules [data-rule]", "data-rule").await;
+        assert_eq!(rules, ["daily-5pct"], "what the guards remember");
         assert_eq!(
             attrs(&c, "#breaker rect[data-span]", "data-span")
                 .await
