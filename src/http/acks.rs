@@ -45,7 +45,7 @@ pub(super) fn divergence_id(text: &str) -> Result<i64, ApiError> {
 /// acknowledged; 409 when it was acknowledged before or is resolved; 404 for an unknown
 /// id; 422 for a missing or too long note.
 #[utoipa::path(post, path = "/api/divergences/{id}/acknowledge", tag = "status",
-    params(("id" = String, Path, description = "Divergence id")),
+    params(("id" = i64, Path, description = "Divergence id (as the list shows it)")),
     request_body(content = super::openapi::AckBody, content_type = "application/json"),
     responses((status = 200, description = "Acknowledged (and audited)", body = super::openapi::Acknowledged),
         (status = 409, description = "Acknowledged before, or resolved", body = Object),
