@@ -135,8 +135,18 @@ async fn measure(base: &str, n: usize, smoke: bool) -> Res {
         bytes = b;
     }
     let max = times.iter().max().copied().unwrap_or_default();
+    let body = client
+        .get(format!("{base}/api/overview?limit=1"))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .bytes()
+        .await
+        .map_err(|e| e.to_string())?;
+    let overview: serde_json::Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+    let attention = &overview["totals"]["needs_attention"];
     println!(
-        "dashboard accounts={n} overview_data_p50_ms={:.0} overview_data_max_ms={:.0} bytes={bytes} loads={}",
+        "dashboard accounts={n} open_divergences={attention} overview_data_p50_ms={:.0} overview_data_max_ms={:.0} bytes={bytes} loads={}",
         ms(quantile(&mut times, 0.5)),
         ms(max),
         times.len()
