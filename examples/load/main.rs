@@ -15,9 +15,12 @@
 //! The service binary on the MetaApi path against the fake MetaApi process, beside the
 //! simulated broker (part of the smoke run, not of the full run): `cargo build --release
 //! --bins --workspace && cargo run --release --example load -- --only metaapi`.
+//! The dashboard overview's load time (only when named): `cargo run --release --example
+//! load -- --only dashboard`.
 //! With mimalloc (as the binary built with `--features mimalloc`): add `--features mimalloc`.
 
 mod accuracy;
+mod dashboard;
 mod measure;
 mod metaapi;
 mod retention;
@@ -40,8 +43,8 @@ pub struct Args {
     #[arg(long)]
     pub smoke: bool,
     /// Run one scenario: tick, cpu, memory, persistence, latency, seed, close, retention,
-    /// soak, accuracy, setup, metaapi (the soak runs only when named; accuracy, setup and
-    /// metaapi when named or in the smoke run).
+    /// soak, accuracy, setup, metaapi, dashboard (the soak and dashboard run only when
+    /// named; accuracy, setup and metaapi when named or in the smoke run).
     #[arg(long)]
     pub only: Option<String>,
     /// Accounts for the scale scenarios (default 10,000; smoke 50), for close and accuracy
@@ -93,13 +96,13 @@ async fn run() {
     let run: Vec<&str> = match &args.only {
         Some(one)
             if all.contains(&one.as_str())
-                || ["soak", "accuracy", "setup", "metaapi"].contains(&one.as_str()) =>
+                || ["soak", "accuracy", "setup", "metaapi", "dashboard"].contains(&one.as_str()) =>
         {
             vec![one.as_str()]
         }
         Some(other) => {
             eprintln!(
-                "error: unknown scenario {other:?} (one of {}, soak, accuracy, setup, metaapi)",
+                "error: unknown scenario {other:?} (one of {}, soak, accuracy, setup, metaapi, dashboard)",
                 all.join(", ")
             );
             std::process::exit(2);
@@ -137,6 +140,7 @@ async fn run() {
             "accuracy" => accuracy::accuracy(&args).await,
             "setup" => setup::setup(&args).await,
             "metaapi" => metaapi::metaapi(&args).await,
+            "dashboard" => dashboard::dashboard(&args).await,
             _ => scenarios::seed_comparison(&args).await,
         };
         if let Err(e) = result {

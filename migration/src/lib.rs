@@ -14,6 +14,8 @@ mod m20261203_000011_service_closes;
 mod m20261203_000020_sync_rollups;
 mod m20261203_000030_divergence_close;
 mod m20261203_000040_trade_versions;
+mod m20261205_000001_divergence_acks;
+mod m20261205_000002_equity_samples;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -31,6 +33,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000020_sync_rollups::Migration),
             Box::new(m20261203_000030_divergence_close::Migration),
             Box::new(m20261203_000040_trade_versions::Migration),
+            Box::new(m20261205_000001_divergence_acks::Migration),
+            Box::new(m20261205_000002_equity_samples::Migration),
         ]
     }
 }

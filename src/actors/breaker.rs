@@ -127,6 +127,10 @@ pub enum BreakerState {
 }
 
 impl BreakerState {
+    /// Every state's name, as [`Self::name`] gives it.
+    pub const NAMES: [&'static str; 5] =
+        ["running", "backing_off", "open", "half_open", "disabled"];
+
     /// The snake_case name used in status output, audit events and metrics.
     pub fn name(&self) -> &'static str {
         match self {

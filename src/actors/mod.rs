@@ -6,6 +6,7 @@ pub mod breaker;
 mod close_lookups;
 pub mod guard;
 pub mod handle;
+pub mod live;
 pub mod persistence;
 pub mod retention;
 pub mod scheduler;
@@ -14,6 +15,7 @@ pub mod supervisor;
 pub mod user_sync;
 
 pub use breaker::{Breaker, BreakerState, SupervisionConfig};
+pub use live::{LiveSlot, LiveView};
 pub use persistence::{PersistMsg, PersistenceConfig, PersistenceHandle, ReconcilerEvent};
 pub use retention::{RetentionConfig, RetentionMsg};
 pub use scheduler::SchedulerConfig;

@@ -49,6 +49,8 @@ pub struct RetentionConfig {
     pub audit_events_days: u32,
     /// Dead letters, by the last time the item was refused.
     pub dead_letters_days: u32,
+    /// Equity samples of the dashboard's chart, by time.
+    pub equity_samples_days: u32,
     /// Seconds between two passes (1 to a day).
     pub interval_secs: u64,
     /// Rows deleted per statement at most (1 to 100000).
@@ -66,6 +68,7 @@ impl Default for RetentionConfig {
             alerts_days: 400,
             audit_events_days: 400,
             dead_letters_days: 400,
+            equity_samples_days: 30,
             interval_secs: 300,
             batch_size: 1_000,
             batch_pause_ms: 50,
@@ -83,6 +86,7 @@ impl RetentionConfig {
             alerts_days: 0,
             audit_events_days: 0,
             dead_letters_days: 0,
+            equity_samples_days: 0,
             ..Self::default()
         }
     }
@@ -98,6 +102,7 @@ impl RetentionConfig {
             Aged::Alerts => ("alerts_days", self.alerts_days),
             Aged::AuditEvents => ("audit_events_days", self.audit_events_days),
             Aged::DeadLetters => ("dead_letters_days", self.dead_letters_days),
+            Aged::EquitySamples => ("equity_samples_days", self.equity_samples_days),
         }
     }
 

@@ -133,6 +133,12 @@ pub enum SupervisorMsg {
     SyncNow(String),
     /// The status of every account and of the scheduler.
     GetStatus(RpcReplyPort<Status>),
+    /// An account's status and last reconciled sync (`None`: not supervised here; no view
+    /// before the first reconciled sync).
+    LiveView(
+        String,
+        RpcReplyPort<Option<(AccountStatus, Option<Arc<super::LiveView>>)>>,
+    ),
     /// Stop dispatching ticks (shutdown); replies with the syncs still in flight.
     PauseTicks(RpcReplyPort<usize>),
     /// Shutdown: guards start no new close round; replies once the rounds under way have
@@ -217,6 +223,8 @@ struct Entry {
     /// Whether its row in the accounts table says the breaker disabled it (then a row
     /// without that reason is an operator's re-enable).
     disabled_in_table: bool,
+    /// Its last reconciled sync, for the dashboard.
+    live: super::LiveSlot,
 }
 
 /// The supervisor's state.
@@ -383,6 +391,10 @@ impl Actor for ReconcilerSupervisor {
             }
             SupervisorMsg::GetStatus(reply) => {
                 let _ = reply.send(status(state));
+            }
+            SupervisorMsg::LiveView(id, reply) => {
+                let entry = state.accounts.get(&id);
+                let _ = reply.send(entry.map(|e| (e.status.clone(), e.live.get())));
             }
             SupervisorMsg::PauseTicks(reply) => {
                 state.ticking = false;
@@ -564,6 +576,7 @@ async fn add_account(
         guard: None,
         closes: ServiceCloses::default(),
         disabled_in_table: false,
+        live: super::LiveSlot::default(),
     };
     state.accounts.insert(id.clone(), entry);
     start_guard(myself, state, &id).await;
@@ -688,6 +701,7 @@ async fn start_actor(
         },
         closes: entry.closes.clone(),
         clock: state.args.clock,
+        live: entry.live.clone(),
     };
     let spawned = Actor::spawn_linked(None, UserSyncActor, args, myself.get_cell())
         .await

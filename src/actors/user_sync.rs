@@ -72,6 +72,8 @@ pub struct UserSyncArgs {
     pub closes: ServiceCloses,
     /// The wall clock of the sync reports.
     pub clock: Clock,
+    /// Where the last reconciled sync is shown (the dashboard's account page).
+    pub live: super::LiveSlot,
 }
 
 /// The actor (empty: everything lives in its state).
@@ -287,6 +289,16 @@ async fn sync(myself: &ActorRef<UserSyncMsg>, state: &mut UserSyncState) -> Sync
     );
     report.finished_at = args.clock.now();
     report.duration = clock.elapsed();
+    // Only while the account's page is open: nobody else reads it.
+    if args.live.wanted() {
+        args.live.set(super::LiveView {
+            taken_at: snapshot.taken_at,
+            positions: snapshot.positions.clone(),
+            trades: trades.clone(),
+            matched: result.matched.clone(),
+            external: result.external.clone(),
+        });
+    }
 
     let external = |h: Holding| result.external.iter().filter(|e| e.holding == h).count();
     let external_positions = external(Holding::Position);

@@ -27,6 +27,9 @@ pub struct DivergencesArgs {
     /// First seen at or after: RFC 3339, YYYY-MM-DD, or an age (90s, 15m, 24h, 7d).
     #[arg(long, value_name = "WHEN")]
     pub since: Option<String>,
+    /// `yes`: only acknowledged divergences; `no`: only those not acknowledged.
+    #[arg(long, value_name = "yes|no")]
+    pub acknowledged: Option<String>,
     /// Rows to show, newest first (1 to 1000).
     #[arg(long, default_value_t = 100)]
     pub limit: u64,
@@ -48,6 +51,7 @@ pub async fn run(args: &DivergencesArgs) -> ExitCode {
         status: args.status.clone(),
         kind: args.kind.clone(),
         since: args.since.clone(),
+        acknowledged: args.acknowledged.clone(),
         before: args.before.map(|b| b.to_string()),
         limit: Some(args.limit.to_string()),
     };
@@ -99,7 +103,10 @@ fn table(items: &[DivergenceView], next_before: Option<i64>) -> String {
                     _ => dash(),
                 },
                 d.close.as_ref().map_or_else(dash, close_cell),
-                d.status.to_owned(),
+                match &d.acknowledgement {
+                    Some(_) => format!("{} (acknowledged)", d.status),
+                    None => d.status.to_owned(),
+                },
             ]
         })
         .collect();
@@ -154,6 +161,7 @@ mod tests {
             first_seen: at,
             last_seen: at,
             resolved_at: None,
+            acknowledgement: None,
         })
     }
 

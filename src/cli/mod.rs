@@ -5,6 +5,7 @@
 //! runtime failure (database unreachable …).
 
 mod accounts;
+mod acknowledge;
 mod alerts;
 mod bulk;
 mod demo;
@@ -61,6 +62,9 @@ pub enum Command {
     Trades(trades::TradesArgs),
     /// List the risk guards' alerts, or cancel the automatic close one scheduled.
     Alerts(alerts::AlertsArgs),
+    /// Acknowledge a divergence with a note: it stays in the record, audited, and no
+    /// longer counts as needing attention.
+    Acknowledge(acknowledge::AcknowledgeArgs),
 }
 
 /// Arguments of `reconcile`.
@@ -141,6 +145,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Accounts(args) => accounts::run(&args).await,
         Command::Trades(args) => trades::run(&args).await,
         Command::Alerts(args) => alerts::run(&args).await,
+        Command::Acknowledge(args) => acknowledge::run(&args).await,
     }
 }
 

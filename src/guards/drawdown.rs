@@ -45,6 +45,14 @@ impl Limit {
         })
     }
 
+    /// The equity at which a loss from `reference` reaches this limit.
+    pub fn equity_at(self, reference: Decimal) -> Decimal {
+        match self {
+            Limit::Absolute(a) => reference - a,
+            Limit::Percent(p) => reference - reference * p / Decimal::ONE_HUNDRED,
+        }
+    }
+
     /// Whether `loss` reaches this limit against `reference`.
     fn reached(self, loss: Decimal, reference: Decimal) -> bool {
         match self {
@@ -283,6 +291,21 @@ mod tests {
 
     fn utc(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[rstest::rstest]
+    #[case("400", dec!(10000), dec!(9600))]
+    #[case("4%", dec!(10000), dec!(9600))]
+    #[case("5%", dec!(12500), dec!(11875))]
+    fn a_limit_is_reached_at_the_equity_it_names(
+        #[case] limit: &str,
+        #[case] reference: Decimal,
+        #[case] equity: Decimal,
+    ) {
+        let limit = Limit::parse(limit).unwrap();
+        assert_eq!(limit.equity_at(reference), equity);
+        assert!(limit.reached(reference - equity, reference));
+        assert!(!limit.reached(reference - equity - dec!(0.01), reference));
     }
 
     fn daily(reference: DailyReference) -> DrawdownRule {

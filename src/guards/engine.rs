@@ -50,6 +50,8 @@ struct Drawdown {
     state: RuleState,
     level: Level,
     latch: Option<Latch>,
+    /// The reference of the last evaluation, once there is one (for the equity chart).
+    reference: Option<Decimal>,
 }
 
 /// What one drawdown rule remembers.
@@ -114,6 +116,7 @@ impl GuardSet {
                     state: RuleState::default(),
                     level: Level::Ok,
                     latch: None,
+                    reference: None,
                 })
                 .collect(),
             market: config
@@ -178,6 +181,7 @@ impl GuardSet {
             let mut e = d
                 .rule
                 .evaluate(&mut d.state, snapshot.balance, snapshot.equity, at);
+            d.reference = (e.reference > Decimal::ZERO).then_some(e.reference);
             d.latch = match d.latch {
                 Some(Latch::Day(day)) if trading_day_of(&d.rule, at) != Some(day) => None,
                 latch => latch,
@@ -286,6 +290,18 @@ impl GuardSet {
     /// Every symbol's holds now (symbols without one are absent).
     pub fn holds_all(&self) -> HashMap<String, Vec<Hold>> {
         self.holds.clone()
+    }
+
+    /// The first drawdown rule's reference and the equity at which it warns and breaches,
+    /// once it has a reference (what the dashboard's equity chart draws).
+    pub fn chart_levels(&self) -> Option<(Decimal, Decimal, Decimal)> {
+        let d = self.drawdown.first()?;
+        let reference = d.reference?;
+        Some((
+            reference,
+            d.rule.warn.equity_at(reference),
+            d.rule.breach.equity_at(reference),
+        ))
     }
 
     /// Whether any drawdown rule is in breach now.

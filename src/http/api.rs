@@ -19,7 +19,7 @@ use crate::actors::{Status, SupervisorMsg};
 use crate::store::{self, OpenCount};
 
 /// How long a handler waits for the actor tree.
-const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The dashboard: one static page that reads the JSON API.
 const DASHBOARD: &str = include_str!("dashboard.html");

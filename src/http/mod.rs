@@ -5,7 +5,12 @@
 //! | path | what | token |
 //! |---|---|---|
 //! | `/healthz` | the process is alive | never |
-//! | `/` | the dashboard (a static page over the JSON API) | never (it holds no data) |
+//! | `/` | the dashboard's fleet overview (a static page over the JSON API) | never (it holds no data) |
+//! | `/accounts/{id}`, `/assets/dashboard.js` | the account page, the pages' script | never (no data) |
+//! | `/api/overview`, `/api/overview/divergences` | fleet totals, accounts most in need, pending alerts, one page of accounts; divergences per hour | when set |
+//! | `/api/accounts/{id}/live`, `…/history`, `…/equity` | the account page's data | when set |
+//! | `/api/divergences/export` | the divergence list as CSV | when set |
+//! | `POST /api/divergences/{id}/acknowledge` | acknowledge a divergence with a note | write |
 //! | `/readyz` | database reachable, supervisor answering, first sync round done | when set |
 //! | `/api/status` | per-account health, scheduler and persistence figures | when set |
 //! | `/api/divergences` | stored divergences, filtered, newest first, paginated | when set |
@@ -19,15 +24,20 @@
 //! See [`config`] for the token rule; without tokens, `guard` checks `Host` and `Origin`.
 //! Every error answer has one JSON shape (`error`).
 
+mod account_page;
 mod accounts;
+mod acks;
 mod alerts;
 mod api;
 mod body;
 pub mod config;
 mod error;
+mod export;
 mod guard;
 mod metrics;
 mod openapi;
+mod overview;
+mod pages;
 mod server;
 mod trades;
 pub mod views;

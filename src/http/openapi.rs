@@ -46,6 +46,28 @@ pub(super) struct Items {
     items: Vec<serde_json::Value>,
 }
 
+/// An acknowledgement.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AckBody {
+    /// Why the divergence needs no attention (required).
+    #[schema(min_length = 1, max_length = 500)]
+    note: String,
+    /// Who (default `api`).
+    #[schema(min_length = 1, max_length = 100)]
+    by: Option<String>,
+}
+
+/// `POST /api/divergences/{id}/acknowledge`.
+#[derive(Serialize, ToSchema)]
+pub(super) struct Acknowledged {
+    /// True.
+    acknowledged: bool,
+    id: i64,
+    by: String,
+    note: String,
+}
+
 /// Who cancels and why.
 #[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -233,8 +255,8 @@ const SHARED_ERRORS: [(&str, &str); 7] = [
     ),
 ];
 
-/// Adds [`SHARED_ERRORS`] to every operation that needs a token (all but `/healthz`
-/// and `/`), and the 400 of operations with parameters or a body.
+/// Adds [`SHARED_ERRORS`] to every operation that needs a token (all but `/healthz` and
+/// the dashboard's static files), and the 400 of operations with parameters or a body.
 pub(super) fn finish(mut doc: OpenApi) -> OpenApi {
     let error = |what: &str| {
         ResponseBuilder::new()
@@ -248,7 +270,11 @@ pub(super) fn finish(mut doc: OpenApi) -> OpenApi {
             .build()
     };
     for (path, item) in doc.paths.paths.iter_mut() {
-        if path == "/healthz" || path == "/" {
+        let open = path == "/healthz"
+            || path == "/"
+            || path.starts_with("/accounts/")
+            || path.starts_with("/assets/");
+        if open {
             continue;
         }
         let ops = [

@@ -20,7 +20,10 @@ use utoipa_axum::routes;
 
 use super::config::{HttpConfig, HttpError, Tokens};
 use super::error::{ApiError, json_errors};
-use super::{accounts, alerts, api, body, guard, metrics, openapi, trades};
+use super::{
+    account_page, accounts, acks, alerts, api, body, export, guard, metrics, openapi, overview,
+    pages, trades,
+};
 use crate::actors::SupervisorMsg;
 
 /// How long a stopping server waits for open requests.
@@ -156,6 +159,13 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(api::readyz))
         .routes(routes!(api::status))
         .routes(routes!(api::divergences))
+        .routes(routes!(export::export))
+        .routes(routes!(acks::acknowledge))
+        .routes(routes!(overview::overview))
+        .routes(routes!(overview::per_hour))
+        .routes(routes!(account_page::live))
+        .routes(routes!(account_page::history))
+        .routes(routes!(account_page::equity))
         .routes(routes!(alerts::list))
         .routes(routes!(alerts::cancel))
         .routes(routes!(accounts::list, accounts::add))
@@ -168,11 +178,14 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(openapi::serve))
 }
 
-/// The unguarded routes: `/healthz` and the static dashboard page.
+/// The unguarded routes: `/healthz` and the dashboard's static pages and script.
 fn open_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(api::healthz))
         .routes(routes!(api::dashboard))
+        .routes(routes!(pages::account))
+        .routes(routes!(pages::script))
+        .routes(routes!(pages::style))
 }
 
 /// The whole document: every route of [`router`].

@@ -7,7 +7,9 @@ use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{CloseDetail, DivergenceKind};
-use crate::store::{AlertRecord, AlertStatus, DivergenceFilter, MAX_PAGE, StoredDivergence};
+use crate::store::{
+    Acknowledgement, AlertRecord, AlertStatus, DivergenceFilter, MAX_PAGE, StoredDivergence,
+};
 
 /// Alerts listed when no limit is given.
 pub const DEFAULT_ALERT_LIMIT: u64 = 50;
@@ -124,6 +126,30 @@ pub struct DivergenceView {
     /// How the broker closed the position (`closed_at_broker`, `partially_closed`);
     /// `null` otherwise.
     pub close: Option<CloseView>,
+    /// An operator's acknowledgement (the divergence then needs no attention); `null`
+    /// when none.
+    pub acknowledgement: Option<AckView>,
+}
+
+/// An operator's acknowledgement of a divergence, as JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AckView {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Who.
+    pub by: String,
+    /// Why.
+    pub note: String,
+}
+
+impl From<&Acknowledgement> for AckView {
+    fn from(a: &Acknowledgement) -> Self {
+        Self {
+            at: a.at,
+            by: a.by.clone(),
+            note: a.note.clone(),
+        }
+    }
 }
 
 /// How the broker closed a position, from its closing deals, as JSON.
@@ -177,6 +203,7 @@ impl From<&StoredDivergence> for DivergenceView {
             resolved_at: s.resolved_at,
             fingerprint: d.fingerprint.clone(),
             close: d.close.as_deref().map(CloseView::from),
+            acknowledgement: s.acknowledgement.as_ref().map(AckView::from),
         }
     }
 }
@@ -194,6 +221,8 @@ pub struct DivergenceParams {
     /// First seen at or after: RFC 3339, a date (`2026-01-31`), or an age (`90s`, `15m`,
     /// `24h`, `7d`).
     pub since: Option<String>,
+    /// `yes`: only acknowledged divergences; `no`: only those not acknowledged.
+    pub acknowledged: Option<String>,
     /// Cursor: only ids below this (`next_before` of the previous page).
     pub before: Option<String>,
     /// Rows per page, 1 to 1000 (default 100).
@@ -228,6 +257,13 @@ impl DivergenceParams {
             match parse_since(&s, now) {
                 Ok(t) => f.since = Some(t),
                 Err(e) => problems.push(format!("since: {e}")),
+            }
+        }
+        if let Some(a) = given(&self.acknowledged) {
+            match a.trim() {
+                "yes" | "true" => f.acknowledged = Some(true),
+                "no" | "false" => f.acknowledged = Some(false),
+                _ => problems.push(format!("acknowledged = {a:?}: expected yes or no")),
             }
         }
         if let Some(b) = given(&self.before) {
@@ -353,6 +389,7 @@ mod tests {
             since: Some("soon".into()),
             limit: Some("0".into()),
             before: Some("x".into()),
+            acknowledged: Some("maybe".into()),
             ..DivergenceParams::default()
         };
         let err = bad.filter(now()).unwrap_err();
@@ -362,6 +399,7 @@ mod tests {
             "since:",
             "limit = \"0\"",
             "before = \"x\"",
+            "acknowledged = \"maybe\"",
         ] {
             assert!(err.contains(part), "{part} in {err}");
         }

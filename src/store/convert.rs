@@ -240,6 +240,9 @@ pub(super) fn divergence_row(
         close_profit: Set(close.map(|c| c.profit.to_string())),
         closed_volume: Set(close.map(|c| c.volume.to_string())),
         close_time: Set(close.map(|c| db_time(c.time))),
+        acknowledged_at: Set(None),
+        acknowledged_by: Set(None),
+        acknowledged_note: Set(None),
     }
 }
 

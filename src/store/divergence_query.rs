@@ -29,6 +29,8 @@ pub struct DivergenceFilter {
     pub kind: Option<DivergenceKind>,
     /// Only divergences first seen at or after this time.
     pub since: Option<DateTime<Utc>>,
+    /// Only acknowledged (`Some(true)`) or only unacknowledged (`Some(false)`) rows.
+    pub acknowledged: Option<bool>,
     /// Only rows with an id below this one (the `next_before` of the previous page).
     pub before: Option<i64>,
     /// Rows per page.
@@ -42,6 +44,7 @@ impl Default for DivergenceFilter {
             status: None,
             kind: None,
             since: None,
+            acknowledged: None,
             before: None,
             limit: 100,
         }
@@ -76,6 +79,11 @@ pub async fn query_divergences<C: ConnectionTrait>(
     if let Some(since) = filter.since {
         query = query.filter(divergence::Column::FirstSeen.gte(db_time(since)));
     }
+    match filter.acknowledged {
+        Some(true) => query = query.filter(divergence::Column::AcknowledgedAt.is_not_null()),
+        Some(false) => query = query.filter(divergence::Column::AcknowledgedAt.is_null()),
+        None => {}
+    }
     if let Some(before) = filter.before {
         query = query.filter(divergence::Column::Id.lt(before));
     }
@@ -109,7 +117,8 @@ pub struct OpenCount {
     pub count: u64,
 }
 
-/// How many divergences are open, per account and kind (one grouped query).
+/// How many divergences are open and not acknowledged (what needs attention), per account
+/// and kind (one grouped query).
 pub async fn open_divergence_counts<C: ConnectionTrait>(
     db: &C,
 ) -> Result<Vec<OpenCount>, StoreError> {
@@ -119,6 +128,7 @@ pub async fn open_divergence_counts<C: ConnectionTrait>(
         .column(divergence::Column::Kind)
         .column_as(Expr::col(divergence::Column::Id).count(), "n")
         .filter(divergence::Column::Status.eq(OPEN))
+        .filter(divergence::Column::AcknowledgedAt.is_null())
         .group_by(divergence::Column::AccountId)
         .group_by(divergence::Column::Kind)
         .order_by_asc(divergence::Column::AccountId)

@@ -80,6 +80,8 @@ pub struct StoredDivergence {
     pub last_seen: DateTime<Utc>,
     /// When it went away, if it did.
     pub resolved_at: Option<DateTime<Utc>>,
+    /// An operator's acknowledgement, if any (it then needs no attention).
+    pub acknowledgement: Option<super::Acknowledgement>,
 }
 
 /// The changes one sync makes to an account's open divergences.
@@ -269,5 +271,6 @@ pub(super) fn stored_from_row(row: &divergence::Model) -> Result<StoredDivergenc
         first_seen: row.first_seen,
         last_seen: row.last_seen,
         resolved_at: row.resolved_at,
+        acknowledgement: super::acks::acknowledgement(row),
     })
 }

@@ -5,16 +5,19 @@
 //! need atomicity of their own: they then open a savepoint inside a caller's transaction).
 
 mod accounts;
+mod acks;
 mod alerts;
 mod batch;
 mod bulk;
 mod chunks;
 mod connect;
 mod convert;
+mod dashboard;
 mod dead_letters;
 mod divergence_query;
 mod divergences;
 pub mod entities;
+mod equity;
 mod error;
 mod guard_state;
 mod isolate;
@@ -30,6 +33,9 @@ pub use accounts::{
     Account, BREAKER_DISABLED, REMOVED_BY_OPERATOR, StoredAccount, find_account, list_accounts,
     record_breaker_state, upsert_account,
 };
+pub use acks::{
+    AckOutcome, Acknowledgement, MAX_BY_CHARS, MAX_NOTE_CHARS, acknowledge_divergence, check_ack,
+};
 pub use alerts::{
     AlertRecord, AlertStatus, CancelOutcome, Claim, alert_status, cancel_account_enforcement,
     cancel_enforcement, claim_close, enforcing_alerts, insert_alert, list_alerts, transition_alert,
@@ -37,6 +43,9 @@ pub use alerts::{
 pub use batch::{Refusal, Wanted, converge_many, converge_many_isolating};
 pub use bulk::{ACCOUNTS_PER_TRANSACTION, upsert_accounts, write_many_accounts};
 pub use connect::{LockWait, connect, connect_waiting, connect_with};
+pub use dashboard::{
+    AccountOpen, HourCount, audit_since, divergences_per_hour, rollups_since, top_open_accounts,
+};
 pub use dead_letters::{
     DeadLetter, audit_refusal, divergence_refusal, list_dead_letters, record_dead_letters,
     sync_run_refusal,
@@ -49,6 +58,7 @@ pub use divergences::{
     Converged, DiffOutcome, DivergenceDiff, DivergenceStatus, StoredDivergence, apply_diff,
     converge, list_divergences, open_divergences,
 };
+pub use equity::{EquitySample, list_equity_samples, record_equity_sample};
 pub use error::{StoreError, redact_url};
 pub use guard_state::{load_guard_state, save_guard_state};
 pub use journal::{

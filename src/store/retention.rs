@@ -17,7 +17,9 @@ use sea_orm::sea_query::{Expr, ExprTrait, Query, SimpleExpr};
 use sea_orm::{ConnectionTrait, EntityName, IdenStatic};
 
 use super::convert::{RESOLVED, db_time};
-use super::entities::{alert, audit_event, dead_letter, divergence, sync_rollup, sync_run};
+use super::entities::{
+    alert, audit_event, dead_letter, divergence, equity_sample, sync_rollup, sync_run,
+};
 use super::error::StoreError;
 use crate::guards::AlertStatus;
 
@@ -36,17 +38,20 @@ pub enum Aged {
     AuditEvents,
     /// `dead_letters` by `last_seen`.
     DeadLetters,
+    /// `equity_samples` by `at`.
+    EquitySamples,
 }
 
 impl Aged {
     /// Every aged table.
-    pub const ALL: [Aged; 6] = [
+    pub const ALL: [Aged; 7] = [
         Self::SyncRuns,
         Self::SyncRollups,
         Self::ResolvedDivergences,
         Self::Alerts,
         Self::AuditEvents,
         Self::DeadLetters,
+        Self::EquitySamples,
     ];
 
     /// The table's name.
@@ -58,6 +63,7 @@ impl Aged {
             Self::Alerts => alert::Entity.table_name(),
             Self::AuditEvents => audit_event::Entity.table_name(),
             Self::DeadLetters => dead_letter::Entity.table_name(),
+            Self::EquitySamples => equity_sample::Entity.table_name(),
         }
     }
 
@@ -88,6 +94,7 @@ impl Aged {
             }
             Self::AuditEvents => ("id", older(audit_event::Column::At.as_str())),
             Self::DeadLetters => ("id", older(dead_letter::Column::LastSeen.as_str())),
+            Self::EquitySamples => ("id", older(equity_sample::Column::At.as_str())),
         }
     }
 }

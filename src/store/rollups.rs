@@ -218,7 +218,7 @@ fn row(r: &SyncRollup) -> sync_rollup::ActiveModel {
     }
 }
 
-fn from_row(m: sync_rollup::Model) -> SyncRollup {
+pub(super) fn from_row(m: sync_rollup::Model) -> SyncRollup {
     let failures = [
         m.failed_timeout,
         m.failed_retryable,

@@ -7,6 +7,7 @@ mod bulk;
 mod cli;
 mod close_reasons;
 mod common;
+mod dashboard_api;
 mod extremes;
 mod fuzz_corpus;
 mod guard_loop;

@@ -282,6 +282,19 @@ async fn aged_rows(db: &DatabaseConnection) {
         })
         .collect();
     store::record_dead_letters(db, &letters).await.unwrap();
+    // Equity samples: two past the 30 days, one within.
+    for days in [31, 40, 29] {
+        let sample = store::EquitySample {
+            account_id: "acc-1".into(),
+            at: days_ago(days),
+            equity: rust_decimal::dec!(1000),
+            balance: rust_decimal::dec!(1000),
+            reference: None,
+            warn_equity: None,
+            breach_equity: None,
+        };
+        store::record_equity_sample(db, &sample).await.unwrap();
+    }
 }
 
 async fn insert_alert(db: &DatabaseConnection, id: &str, status: AlertStatus, at: DateTime<Utc>) {
@@ -349,6 +362,7 @@ async fn a_pass_removes_exactly_what_is_past_its_age_in_bounded_batches() {
                 (Aged::Alerts, 3),
                 (Aged::AuditEvents, 2),
                 (Aged::DeadLetters, 1),
+                (Aged::EquitySamples, 2),
             ],
             "{label}"
         );
@@ -387,6 +401,7 @@ async fn a_pass_removes_exactly_what_is_past_its_age_in_bounded_batches() {
         assert_eq!(alerts, want_alerts, "{label}: enforcing alerts stay");
         assert_eq!(rows(&db, "audit_events").await, 1, "{label}");
         assert_eq!(rows(&db, "dead_letters").await, 1, "{label}");
+        assert_eq!(rows(&db, "equity_samples").await, 1, "{label}");
     }
 }
 

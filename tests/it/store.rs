@@ -339,6 +339,9 @@ fn raw_divergence(fingerprint: &str, status: &str) -> entities::divergence::Acti
         close_profit: Set(None),
         closed_volume: Set(None),
         close_time: Set(None),
+        acknowledged_at: Set(None),
+        acknowledged_by: Set(None),
+        acknowledged_note: Set(None),
     }
 }
 

@@ -106,6 +106,8 @@ pub struct GuardState {
     pub(super) watch: Option<tokio::task::JoinHandle<()>>,
     /// Set by `Drain`: no new round starts; the port answers when the last one ended.
     pub(super) draining: Option<Vec<RpcReplyPort<()>>>,
+    /// When the last equity sample was stored.
+    pub(super) sampled_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[cfg_attr(feature = "async-trait", ractor::async_trait)]
@@ -129,6 +131,7 @@ impl Actor for GuardActor {
             blind: false,
             watch: None,
             draining: None,
+            sampled_at: None,
         })
     }
 
@@ -167,6 +170,7 @@ impl Actor for GuardActor {
                 super::blind::seen(state);
                 enforce::on_snapshot(&myself, state, &snapshot, requested_at).await;
                 super::memory::save(state).await;
+                super::sampling::sample(state, &snapshot).await;
             }
             GuardMsg::Watch => super::blind::watch(state),
             GuardMsg::Drain(reply) => enforce::drain(state, reply),

@@ -8,6 +8,7 @@ pub mod closed;
 mod enforce;
 mod memory;
 pub mod round;
+mod sampling;
 
 pub use actor::{GuardActor, GuardArgs, GuardHandle, GuardMsg};
 pub use closed::ServiceCloses;

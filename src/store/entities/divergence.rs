@@ -59,6 +59,14 @@ pub struct Model {
     pub closed_volume: Option<String>,
     /// When the last closing deal executed (broker time).
     pub close_time: Option<DateTimeUtc>,
+    /// When an operator acknowledged it (it then needs no attention), if one did.
+    pub acknowledged_at: Option<DateTimeUtc>,
+    /// Who acknowledged it.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub acknowledged_by: Option<String>,
+    /// The operator's note (a known manual hedge, a partial fill accepted …).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub acknowledged_note: Option<String>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -6,6 +6,7 @@ pub mod audit_event;
 pub mod bot_trade;
 pub mod dead_letter;
 pub mod divergence;
+pub mod equity_sample;
 pub mod guard_state;
 pub mod service_close;
 pub mod sync_rollup;
