@@ -96,7 +96,8 @@ async fn run() {
     let run: Vec<&str> = match &args.only {
         Some(one)
             if all.contains(&one.as_str())
-                || ["soak", "accuracy", "setup", "metaapi", "dashboard"].contains(&one.as_str()) =>
+                || ["soak", "accuracy", "setup", "metaapi", "dashboard"]
+                    .contains(&one.as_str()) =>
         {
             vec![one.as_str()]
         }

@@ -188,6 +188,8 @@ struct Reading {
     skipped: u64,
     tick_ms: Option<f64>,
     slowest_ms: Option<f64>,
+    /// The most frequent last error over the accounts, and how many accounts it names.
+    top_error: Option<(String, usize)>,
 }
 
 async fn read_status(client: &reqwest::Client, port: u16) -> Result<Reading, String> {
@@ -208,7 +210,23 @@ async fn read_status(client: &reqwest::Client, port: u16) -> Result<Reading, Str
         skipped: sch["skipped_ticks"].as_u64().unwrap_or(0),
         tick_ms: sch["last_tick_duration"].as_f64(),
         slowest_ms: sch["last_tick_slowest_sync"].as_f64(),
+        top_error: top_error(&accounts),
     })
+}
+
+fn top_error(accounts: &[Json]) -> Option<(String, usize)> {
+    let mut counts = std::collections::HashMap::<&str, usize>::new();
+    for a in accounts {
+        if let Some(e) = a["last_error"].as_str() {
+            // Without the account's own path, so equal causes count together.
+            let cause = e.split(": GET ").next().unwrap_or(e);
+            *counts.entry(cause).or_default() += 1;
+        }
+    }
+    counts
+        .into_iter()
+        .max_by_key(|(_, n)| *n)
+        .map(|(e, n)| (e.to_owned(), n))
 }
 
 /// Runs one path at one size and prints its line.
@@ -280,7 +298,8 @@ async fn one(args: &Args, bin: &Path, path: Route, n: usize) -> Res {
     // Until every account has synced once, then one more interval.
     let interval = Duration::from_millis(pace.interval_ms);
     let mut ready = false;
-    for _ in 0..600 {
+    let mut synced = 0;
+    for _ in 0..180 {
         tokio::time::sleep(Duration::from_secs(1)).await;
         if let Ok(Some(status)) = service.0.try_wait() {
             return Err(format!(
@@ -289,19 +308,20 @@ async fn one(args: &Args, bin: &Path, path: Route, n: usize) -> Res {
                 log_tail()
             ));
         }
-        if let Ok(r) = read_status(&client, port).await
-            && r.synced_accounts >= n
-        {
-            ready = true;
-            break;
+        if let Ok(r) = read_status(&client, port).await {
+            synced = r.synced_accounts;
+            if synced >= n {
+                ready = true;
+                break;
+            }
         }
     }
     if !ready {
-        return Err(format!(
-            "{}: not every account synced within 10 minutes:\n{}",
-            path.name(),
-            log_tail()
-        ));
+        // A service that cannot keep up is measured as it is: its failures are the figure.
+        println!(
+            "# {}: {synced} of {n} accounts synced within 3 minutes; measuring anyway",
+            path.name()
+        );
     }
     tokio::time::sleep(interval).await;
     let stats = |f: &Option<FakeProcess>| {
@@ -364,6 +384,13 @@ async fn one(args: &Args, bin: &Path, path: Route, n: usize) -> Res {
         r1.slowest_ms.unwrap_or(f64::NAN),
         verdict(ratio <= 1.1)
     );
+    if let (Some((error, accounts)), true) = (&r1.top_error, r1.failed > r0.failed) {
+        let _ = write!(
+            line,
+            " accounts_synced={} last_error_of_{accounts}_accounts={error:?}",
+            r1.synced_accounts
+        );
+    }
     println!("{line}");
     drop(service);
     drop(fake);

@@ -1,6 +1,5 @@
 //! A JSON object read field by field, with errors that name source, index, field and value.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -143,24 +142,57 @@ pub fn ticketed<T>(
     Ok(out)
 }
 
+/// An object's fields, unparsed, in key order; of a key given twice the last counts (as
+/// in a map). One allocation per object, where a map allocates per node.
+struct Fields<'a>(Vec<(&'a str, &'a RawValue)>);
+
+impl<'de> serde::Deserialize<'de> for Fields<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Fields<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<Self::Value, M::Error> {
+                let mut v = Vec::with_capacity(map.size_hint().unwrap_or(24));
+                while let Some(entry) = map.next_entry::<&'de str, &'de RawValue>()? {
+                    v.push(entry);
+                }
+                // Stable: of equal keys, the later stays later; keep that one.
+                v.sort_by(|a, b| a.0.cmp(b.0));
+                v.reverse();
+                v.dedup_by(|a, b| a.0 == b.0);
+                v.reverse();
+                Ok(Fields(v))
+            }
+        }
+        d.deserialize_map(Visit)
+    }
+}
+
 /// One object of an array.
 pub struct Record<'a> {
     source: &'a str,
     index: usize,
-    fields: BTreeMap<&'a str, &'a RawValue>,
+    fields: Vec<(&'a str, &'a RawValue)>,
 }
 
 impl<'a> Record<'a> {
     /// Parses element `index` of `source` as an object.
     pub fn parse(source: &'a str, index: usize, raw: &'a RawValue) -> Result<Self, InputError> {
-        let fields: BTreeMap<&str, &RawValue> =
-            serde_json::from_str(raw.get()).map_err(|_| InputError {
-                file: source.to_owned(),
-                index: Some(index),
-                field: None,
-                value: Some(shown(raw.get())),
-                reason: "expected a JSON object".to_owned(),
-            })?;
+        let Fields(fields) = serde_json::from_str(raw.get()).map_err(|_| InputError {
+            file: source.to_owned(),
+            index: Some(index),
+            field: None,
+            value: Some(shown(raw.get())),
+            reason: "expected a JSON object".to_owned(),
+        })?;
         Ok(Self {
             source,
             index,
@@ -175,7 +207,7 @@ impl<'a> Record<'a> {
 
     /// Field names present.
     pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.fields.keys().copied()
+        self.fields.iter().map(|(k, _)| *k)
     }
 
     /// An error about `field` of this record.
@@ -190,10 +222,11 @@ impl<'a> Record<'a> {
     }
 
     fn get(&self, field: &str) -> Option<&'a RawValue> {
-        self.fields
-            .get(field)
-            .copied()
-            .filter(|r| r.get() != "null")
+        let at = self
+            .fields
+            .binary_search_by(|(k, _)| (*k).cmp(field))
+            .ok()?;
+        Some(self.fields[at].1).filter(|r| r.get() != "null")
     }
 
     fn required(&self, field: &str) -> Result<&'a RawValue, InputError> {
@@ -379,5 +412,33 @@ impl<'a> Record<'a> {
             .parse()
             .map_err(|_| self.error(field, "expected unix seconds as a whole number"))?;
         DateTime::from_timestamp(secs, 0).ok_or_else(|| self.error(field, "time out of range"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(text: &str) -> Result<Record<'_>, InputError> {
+        let raw: &RawValue = serde_json::from_str(text).unwrap();
+        Record::parse("f.json", 3, raw)
+    }
+
+    #[test]
+    fn fields_are_found_in_any_order_and_the_last_of_a_repeated_key_counts() {
+        let r = record(r#"{"b": 2, "a": "x", "c": null, "b": 5, "z": 1}"#).unwrap();
+        assert_eq!(r.keys().collect::<Vec<_>>(), ["a", "b", "c", "z"]);
+        assert_eq!(r.get("b").map(RawValue::get), Some("5"));
+        assert_eq!(r.get("a").map(RawValue::get), Some("\"x\""));
+        assert!(r.get("c").is_none(), "null is absent");
+        assert!(r.get("y").is_none() && !r.has("zz"));
+        assert!(r.has("z"));
+    }
+
+    #[test]
+    fn a_record_that_is_not_an_object_names_its_source_and_index() {
+        let e = record("[1, 2]").err().expect("not an object");
+        assert_eq!((e.file.as_str(), e.index), ("f.json", Some(3)));
+        assert_eq!(e.reason, "expected a JSON object");
     }
 }
