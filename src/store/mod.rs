@@ -23,6 +23,7 @@ mod retention;
 mod rollups;
 mod seen;
 mod service_closes;
+mod single_instance;
 mod trade_writes;
 mod trades;
 
@@ -63,6 +64,7 @@ pub use rollups::{
 };
 pub use seen::{LAST_SEEN_PRECISION, Sighting, mark_seen};
 pub use service_closes::{record_service_close, service_closes};
+pub use single_instance::{SingleInstance, SingleInstanceError};
 pub use trade_writes::{
     TradeWrite, WriteOutcome, close_trade, replace_open_trades, trade_revisions_since,
     trades_revision, upsert_trades,
