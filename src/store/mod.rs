@@ -19,6 +19,7 @@ mod error;
 mod guard_state;
 mod isolate;
 mod journal;
+mod leases;
 mod retention;
 mod rollups;
 mod seen;
@@ -56,6 +57,11 @@ pub use journal::{
     AuditEvent, SyncRunRecord, append_audit, append_audits, append_audits_isolating, list_audit,
     record_sightings, record_sightings_isolating, record_sync_run, record_sync_runs,
     record_sync_runs_isolating,
+};
+pub use leases::{
+    LEASE_CHANNEL, Lease, LeaseRow, claim as claim_leases, ensure_leases, heartbeat, list_leases,
+    notify as notify_leases, release as release_leases, release_all as release_all_leases,
+    renew as renew_leases,
 };
 pub use retention::{Aged, prune_batch};
 pub use rollups::{
