@@ -453,6 +453,34 @@ impl Collector for Snapshot {
             )?;
         }
 
+        if let Some(h) = &self.status.ha {
+            o.gauges(
+                "mt5r_ha_owned_accounts",
+                "Accounts whose lease this instance holds.",
+                [(vec![], h.owned_accounts)],
+            )?;
+            o.gauges(
+                "mt5r_ha_live_instances",
+                "Live instances at the last heartbeat, this one included.",
+                [(vec![], h.live_instances)],
+            )?;
+            o.gauges(
+                "mt5r_ha_database_away",
+                "1 while the database has been away longer than a lease (no account is owned).",
+                [(vec![], u64::from(h.database_away))],
+            )?;
+            o.counters(
+                "mt5r_ha_leases_acquired_total",
+                "Leases this instance took.",
+                [(vec![], h.leases_acquired)],
+            )?;
+            o.counters(
+                "mt5r_ha_leases_lost_total",
+                "Leases this instance gave up or lost.",
+                [(vec![], h.leases_lost)],
+            )?;
+        }
+
         if let Some(p) = &self.persistence {
             o.gauges(
                 "mt5r_persistence_queue_depth",
