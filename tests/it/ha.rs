@@ -83,12 +83,22 @@ async fn spawn_lease(
     id: &str,
     accounts: &[String],
 ) -> ActorRef<LeaseMsg> {
+    spawn_counted(db, ledger, HaStats::new(id), accounts).await
+}
+
+async fn spawn_counted(
+    db: &DatabaseConnection,
+    ledger: &Arc<Mutex<Ledger>>,
+    stats: HaStats,
+    accounts: &[String],
+) -> ActorRef<LeaseMsg> {
+    let id = stats.snapshot().instance_id;
     let args = LeaseArgs {
         db: db.clone(),
-        config: fast_ha(id),
-        instance_id: id.to_owned(),
-        sink: sink(ledger, id),
-        stats: HaStats::new(id),
+        config: fast_ha(&id),
+        instance_id: id.clone(),
+        sink: sink(ledger, &id),
+        stats,
         accounts: accounts.to_vec(),
     };
     Actor::spawn(None, LeaseActor, args)
@@ -156,6 +166,37 @@ async fn three_instances_share_thirty_accounts_once_each_and_take_over_from_the_
     let l = ledger.lock().unwrap();
     assert!(l.overlaps.is_empty(), "owned twice: {:?}", l.overlaps);
     assert_eq!(l.owned(), 0, "a stopped instance owns nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_away_longer_than_the_lease_stops_every_account_and_raises_the_alarm() {
+    let url = match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => return,
+    };
+    let proxy = common::TcpProxy::start(common::postgres_addr(&url)).await;
+    let db = common::postgres_through(&url, &proxy).await;
+    let accounts: Vec<String> = (0..5).map(|i| format!("acc-{i}")).collect();
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let stats = HaStats::new("alone");
+    let lease = spawn_counted(&db, &ledger, stats.clone(), &accounts).await;
+    wait_until("all five owned", || ledger.lock().unwrap().owned() == 5).await;
+    assert!(!stats.snapshot().database_away);
+
+    proxy.cut();
+    wait_until("nothing owned and the alarm raised", || {
+        ledger.lock().unwrap().owned() == 0 && stats.snapshot().database_away
+    })
+    .await;
+    assert_eq!(stats.snapshot().owned_accounts, 0);
+
+    proxy.restore();
+    wait_until("all five owned again, the alarm cleared", || {
+        ledger.lock().unwrap().owned() == 5 && !stats.snapshot().database_away
+    })
+    .await;
+    lease.stop_and_wait(None, None).await.unwrap();
+    assert!(ledger.lock().unwrap().overlaps.is_empty());
 }
 
 async fn expire(db: &DatabaseConnection, account: &str) {
