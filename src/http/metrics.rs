@@ -553,6 +553,37 @@ mod tests {
         );
     }
 
+    #[test]
+    fn lease_figures_are_exported_only_with_high_availability() {
+        let without = render(Snapshot::default(), Format::Prometheus).unwrap();
+        assert!(!without.contains("mt5r_ha_"), "{without}");
+        let snapshot = Snapshot {
+            status: Status {
+                ha: Some(crate::actors::HaStatus {
+                    instance_id: "a".into(),
+                    owned_accounts: 10,
+                    leases_acquired: 12,
+                    leases_lost: 2,
+                    live_instances: 3,
+                    database_away: true,
+                }),
+                ..Status::default()
+            },
+            ..Snapshot::default()
+        };
+        let text = render(snapshot, Format::Prometheus).unwrap();
+        assert_lines(
+            &text,
+            &[
+                "mt5r_ha_owned_accounts 10",
+                "mt5r_ha_live_instances 3",
+                "mt5r_ha_database_away 1",
+                "mt5r_ha_leases_acquired_total 12",
+                "mt5r_ha_leases_lost_total 2",
+            ],
+        );
+    }
+
     fn sample() -> Snapshot {
         let mut a = AccountStatus {
             id: "acc\"1".into(),
