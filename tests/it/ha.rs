@@ -399,6 +399,63 @@ async fn two_trees_run_each_account_on_its_owner_only_and_the_survivor_takes_all
     assert!(rows.iter().all(|r| r.owner.is_none()), "{rows:?}");
 }
 
+/// A `run` config on the simulated broker's three accounts, sharing them by leases.
+fn ha_run_config(url: &str, schema: &str, instance: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!(
+        "[database]\nurl = \"{url}{sep}options[search_path]={schema}\"\n\
+         [scheduler]\ninterval_ms = 300\nspread_slots = 3\naccounts_refresh_secs = 1\n\
+         [broker.sim]\naccounts = 3\nseed = 7\nlatency_ms_min = 1\nlatency_ms_max = 5\n\
+         [http]\nlisten = \"127.0.0.1:0\"\n\
+         [ha]\nenabled = true\ninstance_id = \"{instance}\"\nttl_secs = 3\nrenew_secs = 1\nclaim_secs = 1\n"
+    )
+}
+
+fn owned(service: &Service) -> Option<u64> {
+    let (code, body) = service.get("/api/status", None);
+    if code != 200 {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    v["ha"]["owned_accounts"].as_u64()
+}
+
+fn wait_owned(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while !cond() {
+        assert!(std::time::Instant::now() < deadline, "gave up: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn two_runs_on_postgres_share_the_accounts_and_sigterm_hands_them_over() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let Some((url, schema)) = runtime.block_on(common::postgres_schema()) else {
+        return;
+    };
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = Service::start(dir_a.path(), &ha_run_config(&url, &schema, "proc-a"), &[]);
+    let b = Service::start(dir_b.path(), &ha_run_config(&url, &schema, "proc-b"), &[]);
+    wait_owned("the three accounts split between the two", || {
+        match (owned(&a), owned(&b)) {
+            (Some(x), Some(y)) => x + y == 3 && x >= 1 && y >= 1,
+            _ => false,
+        }
+    });
+
+    // SIGTERM: b finishes, frees its leases and notifies; a takes everything.
+    let (status, logs) = b.stop();
+    assert_eq!(status.code(), Some(0), "{logs:#?}");
+    assert!(
+        logs.iter().any(|l| l.contains("leases released")),
+        "{logs:#?}"
+    );
+    wait_owned("a owns all three", || owned(&a) == Some(3));
+    let (status, _) = a.stop();
+    assert_eq!(status.code(), Some(0));
+}
+
 #[test]
 fn a_second_run_on_the_same_sqlite_file_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();
