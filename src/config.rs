@@ -77,6 +77,8 @@ pub struct Config {
     pub http: crate::http::HttpConfig,
     /// `[nats]`: events out on JetStream, the bot's trade events in.
     pub nats: crate::nats::NatsConfig,
+    /// `[ha]`: several instances sharing the accounts of one PostgreSQL database.
+    pub ha: crate::actors::lease::HaConfig,
 }
 
 /// `[broker]`.
@@ -315,6 +317,14 @@ impl Config {
         out.extend(self.nats.problems());
         out.extend(self.persistence.problems());
         out.extend(self.retention.problems());
+        out.extend(self.ha.problems());
+        if self.ha.enabled && !self.database.url.starts_with("postgres") {
+            out.push(format!(
+                "ha.enabled = true: needs PostgreSQL, but database.url = {:?} is not; \
+                 SQLite is single-instance",
+                crate::store::redact_url(&self.database.url)
+            ));
+        }
         for name in &self.broker.enabled {
             if !KNOWN_BROKERS.contains(&name.as_str()) {
                 out.push(format!(
@@ -406,6 +416,22 @@ impl Config {
 mod tests {
     use super::*;
     use rust_decimal::dec;
+
+    #[test]
+    fn ha_needs_postgres_and_names_its_bounds() {
+        let err = Config::parse("[ha]\nenabled = true\n").unwrap_err();
+        assert!(err.contains("ha.enabled = true: needs PostgreSQL"), "{err}");
+        let err = Config::parse(
+            "[database]\nurl = \"postgres://u@h/db\"\n[ha]\nenabled = true\nttl_secs = 6\nrenew_secs = 3\n",
+        )
+        .unwrap_err();
+        assert!(err.contains("ha.renew_secs = 3"), "{err}");
+        let ok = Config::parse(
+            "[database]\nurl = \"postgres://u@h/db\"\n[ha]\nenabled = true\ninstance_id = \"a\"\n",
+        )
+        .unwrap();
+        assert_eq!(ok.ha.instance_id.as_deref(), Some("a"));
+    }
 
     #[test]
     fn grace_and_confirmation_are_read_and_bounded() {

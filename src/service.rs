@@ -11,8 +11,8 @@ use sea_orm::DatabaseConnection;
 use tokio::task::JoinHandle;
 
 use crate::actors::{
-    AccountSpec, ReconcilerEvent, ReconcilerSupervisor, Status, SupervisorArgs, SupervisorMsg,
-    TreeConfig,
+    AccountSpec, HaArgs, ReconcilerEvent, ReconcilerSupervisor, Status, SupervisorArgs,
+    SupervisorMsg, TreeConfig,
 };
 use crate::broker::Connector;
 use crate::broker::sim::SimBroker;
@@ -62,6 +62,16 @@ pub struct StopReport {
 impl Reconciler {
     /// Spawns the tree as a root (for `run`, `demo` and tests).
     pub async fn start(args: SupervisorArgs) -> Result<Self, ServiceError> {
+        Self::start_with(args, None).await
+    }
+
+    /// Spawns the tree as a root sharing its accounts with other instances through leases
+    /// (PostgreSQL only): an account's actors run only while this instance owns it.
+    pub async fn start_ha(args: SupervisorArgs, ha: HaArgs) -> Result<Self, ServiceError> {
+        Self::start_with(args, Some(ha)).await
+    }
+
+    async fn start_with(args: SupervisorArgs, ha: Option<HaArgs>) -> Result<Self, ServiceError> {
         let problems: Vec<String> = args
             .accounts
             .iter()
@@ -75,7 +85,7 @@ impl Reconciler {
             return Err(ServiceError::Config(problems));
         }
         let events = args.events.clone();
-        let (supervisor, handle) = Actor::spawn(None, ReconcilerSupervisor, args)
+        let (supervisor, handle) = Actor::spawn(None, ReconcilerSupervisor, (args, ha))
             .await
             .map_err(|e| ServiceError::Spawn(e.to_string()))?;
         Ok(Self {
@@ -105,6 +115,18 @@ impl Reconciler {
         flush(&self.supervisor, Some(CALL_TIMEOUT)).await
     }
 
+    /// Frees every lease this instance holds and tells the other instances, which take
+    /// the accounts at once; returns how many were freed (0 without high availability).
+    /// The tree acts on no account afterwards.
+    pub async fn release_leases(&self) -> Result<u64, ServiceError> {
+        ractor::call_t!(
+            self.supervisor,
+            SupervisorMsg::ReleaseLeases,
+            CALL_TIMEOUT.as_millis() as u64
+        )
+        .map_err(|e| ServiceError::Call(e.to_string()))
+    }
+
     /// Stops at once, without flushing: what a crash or `kill -9` leaves behind.
     pub async fn abort(self) {
         self.supervisor.kill();
@@ -113,8 +135,8 @@ impl Reconciler {
 
     /// Stops gracefully: no new ticks, in-flight syncs may finish within `grace`, guards
     /// start no new close round and finish (verify and record) the one under way, the
-    /// buffer is flushed (retrying while the database is away, within `grace`), then the
-    /// tree stops.
+    /// buffer is flushed (retrying while the database is away, within `grace`), the leases
+    /// (with high availability) are freed for the other instances, then the tree stops.
     pub async fn shutdown(self, grace: Duration) -> StopReport {
         let deadline = tokio::time::Instant::now() + grace;
         let _ = ractor::call_t!(
@@ -159,6 +181,9 @@ impl Reconciler {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        if let Err(e) = self.release_leases().await {
+            tracing::warn!(error = %e, "cannot release the leases; they expire");
+        }
         self.supervisor.stop(Some("shutdown".into()));
         let _ = self.handle.await;
         StopReport {
@@ -173,7 +198,7 @@ pub async fn spawn_linked(
     args: SupervisorArgs,
     parent: ActorCell,
 ) -> Result<(ActorRef<SupervisorMsg>, JoinHandle<()>), ServiceError> {
-    Actor::spawn_linked(None, ReconcilerSupervisor, args, parent)
+    Actor::spawn_linked(None, ReconcilerSupervisor, (args, None), parent)
         .await
         .map_err(|e| ServiceError::Spawn(e.to_string()))
 }
@@ -291,7 +316,13 @@ pub async fn run(
         follow_accounts_table: true,
         clock: crate::clock::Clock::real(),
     };
-    let reconciler = Reconciler::start(args).await?;
+    let reconciler = if config.ha.enabled {
+        let ha = HaArgs::new(config.ha.clone());
+        tracing::info!(instance = %ha.instance_id, ttl_secs = config.ha.ttl_secs, "high availability: accounts are shared by leases");
+        Reconciler::start_ha(args, ha).await?
+    } else {
+        Reconciler::start(args).await?
+    };
     let grace = Duration::from_millis(config.scheduler.sync_timeout_ms) + Duration::from_secs(5);
     let nats = match nats {
         Some(n) => match n.attach(&reconciler, &config.nats, &trades_db).await {

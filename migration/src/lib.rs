@@ -14,6 +14,7 @@ mod m20261203_000011_service_closes;
 mod m20261203_000020_sync_rollups;
 mod m20261203_000030_divergence_close;
 mod m20261203_000040_trade_versions;
+mod m20261204_000010_leases;
 mod m20261205_000001_divergence_acks;
 mod m20261205_000002_equity_samples;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000020_sync_rollups::Migration),
             Box::new(m20261203_000030_divergence_close::Migration),
             Box::new(m20261203_000040_trade_versions::Migration),
+            Box::new(m20261204_000010_leases::Migration),
             Box::new(m20261205_000001_divergence_acks::Migration),
             Box::new(m20261205_000002_equity_samples::Migration),
         ]

@@ -6,6 +6,7 @@ pub mod breaker;
 mod close_lookups;
 pub mod guard;
 pub mod handle;
+pub mod lease;
 pub mod live;
 pub mod persistence;
 pub mod retention;
@@ -15,14 +16,15 @@ pub mod supervisor;
 pub mod user_sync;
 
 pub use breaker::{Breaker, BreakerState, SupervisionConfig};
+pub use lease::{HaConfig, HaStatus, LeaseEvent};
 pub use live::{LiveSlot, LiveView};
 pub use persistence::{PersistMsg, PersistenceConfig, PersistenceHandle, ReconcilerEvent};
 pub use retention::{RetentionConfig, RetentionMsg};
 pub use scheduler::SchedulerConfig;
 pub use status::{AccountStatus, SchedulerStatus, Status};
 pub use supervisor::{
-    AccountSpec, ReconcilerSupervisor, SupervisorArgs, SupervisorMsg, SyncOutcome, SyncStats,
-    TreeConfig,
+    AccountSpec, HaArgs, ReconcilerSupervisor, SupervisorArgs, SupervisorMsg, SyncOutcome,
+    SyncStats, TreeConfig,
 };
 pub use user_sync::UserSyncMsg;
 

@@ -18,6 +18,9 @@ pub struct Status {
     /// configured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nats: Option<crate::nats::NatsStatus>,
+    /// High availability: this instance, its leases and lease changes, when enabled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ha: Option<super::lease::HaStatus>,
 }
 
 /// Scheduler counters.

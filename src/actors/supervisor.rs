@@ -9,6 +9,13 @@
 //!
 //! One account's failures never stop, delay or slow another account, and never stop the
 //! supervisor: every child exit is handled here, none escalates.
+//!
+//! With high availability (`ha`), an account's actors run only while this instance owns
+//! its lease (see `ha`).
+
+mod ha;
+
+pub use ha::HaArgs;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -155,6 +162,11 @@ pub enum SupervisorMsg {
     PersistenceStats(RpcReplyPort<PersistenceStats>),
     /// From now on, the status carries these NATS counters.
     AttachNats(crate::nats::NatsStats),
+    /// From the lease actor: an account's lease was taken or lost.
+    Lease(super::lease::LeaseEvent),
+    /// Shutdown: free every lease held here and tell the other instances; replies with the
+    /// number freed (0 without high availability).
+    ReleaseLeases(RpcReplyPort<u64>),
 }
 
 #[cfg(feature = "cluster")]
@@ -225,6 +237,9 @@ struct Entry {
     disabled_in_table: bool,
     /// Its last reconciled sync, for the dashboard.
     live: super::LiveSlot,
+    /// With high availability: the epoch of this instance's lease on the account, while
+    /// it owns it.
+    owned: Option<i64>,
 }
 
 /// The supervisor's state.
@@ -250,6 +265,8 @@ pub struct SupervisorState {
     last_tick_slowest_sync: Option<Duration>,
     /// Every such time, for metrics.
     tick_duration: DurationHistogram,
+    /// High availability, when enabled.
+    ha: Option<ha::Ha>,
 }
 
 /// A stable 64-bit hash (FNV-1a) for slots and jitter seeds.
@@ -263,12 +280,13 @@ fn stable_hash(s: &str) -> u64 {
 impl Actor for ReconcilerSupervisor {
     type Msg = SupervisorMsg;
     type State = SupervisorState;
-    type Arguments = SupervisorArgs;
+    /// The tree's dependencies, and high availability when enabled.
+    type Arguments = (SupervisorArgs, Option<HaArgs>);
 
     async fn pre_start(
         &self,
         _myself: ActorRef<Self::Msg>,
-        args: SupervisorArgs,
+        (args, ha): (SupervisorArgs, Option<HaArgs>),
     ) -> Result<Self::State, ActorProcessingErr> {
         let limiter = Arc::new(Semaphore::new(args.config.scheduler.max_in_flight));
         let guards = Arc::new(args.config.guards.clone());
@@ -290,6 +308,7 @@ impl Actor for ReconcilerSupervisor {
             last_tick_duration: None,
             last_tick_slowest_sync: None,
             tick_duration: DurationHistogram::default(),
+            ha: ha.map(|args| ha::Ha { args, lease: None }),
         })
     }
 
@@ -305,6 +324,7 @@ impl Actor for ReconcilerSupervisor {
             add_account(&myself, state, spec, Origin::Configured).await;
         }
         state.scheduler = Some(spawn_scheduler(&myself, &state.args).await?);
+        ha::spawn_lease(&myself, state).await?;
         if state.args.follow_accounts_table {
             refresh_accounts(&myself, state);
         }
@@ -366,9 +386,13 @@ impl Actor for ReconcilerSupervisor {
                 }
             }
             SupervisorMsg::AddAccount(spec) => {
-                add_account(&myself, state, spec, Origin::Configured).await
+                add_account(&myself, state, spec, Origin::Configured).await;
+                ha::publish_accounts(state);
             }
-            SupervisorMsg::RemoveAccount(id) => remove_account(state, &id),
+            SupervisorMsg::RemoveAccount(id) => {
+                remove_account(state, &id);
+                ha::publish_accounts(state);
+            }
             SupervisorMsg::EnableAccount(id) => {
                 enable(&myself, state, &id).await;
             }
@@ -418,6 +442,8 @@ impl Actor for ReconcilerSupervisor {
                 }
             }
             SupervisorMsg::AttachNats(stats) => state.nats = Some(stats),
+            SupervisorMsg::Lease(event) => ha::on_lease(&myself, state, event).await,
+            SupervisorMsg::ReleaseLeases(reply) => ha::release(state, reply),
         }
         Ok(())
     }
@@ -544,6 +570,9 @@ async fn on_child_exit(
     } else if state.scheduler.as_ref().is_some_and(|s| s.get_id() == id) {
         tracing::error!(reason = ?failure, "scheduler stopped; restarting it");
         state.scheduler = Some(spawn_scheduler(myself, &state.args).await?);
+    } else if ha::is_lease(state, id) {
+        tracing::error!(reason = ?failure, "lease actor stopped; every account stops, restarting it");
+        ha::on_lease_exit(myself, state).await?;
     }
     Ok(())
 }
@@ -577,6 +606,7 @@ async fn add_account(
         closes: ServiceCloses::default(),
         disabled_in_table: false,
         live: super::LiveSlot::default(),
+        owned: None,
     };
     state.accounts.insert(id.clone(), entry);
     start_guard(myself, state, &id).await;
@@ -595,6 +625,9 @@ async fn add_account(
 /// Starts (or restarts) the guard actor of account `id` when guards apply to it; the
 /// account's handle then points at the new actor.
 async fn start_guard(myself: &ActorRef<SupervisorMsg>, state: &mut SupervisorState, id: &str) {
+    if !ha::may_run(state, id) {
+        return;
+    }
     let guards = &state.guards;
     if guards.drawdown_rules(id).is_empty() && guards.market_rules().is_empty() {
         return;
@@ -671,6 +704,9 @@ async fn start_actor(
     state: &mut SupervisorState,
     id: &str,
 ) -> Result<(), String> {
+    if !ha::may_run(state, id) {
+        return Ok(());
+    }
     let Some(entry) = state.accounts.get(id) else {
         return Ok(());
     };
@@ -1054,6 +1090,7 @@ async fn on_accounts_loaded(
             Some(_) => {}
         }
     }
+    ha::publish_accounts(state);
 }
 
 fn status(state: &SupervisorState) -> Status {
@@ -1081,5 +1118,6 @@ fn status(state: &SupervisorState) -> Status {
         },
         accounts,
         nats: state.nats.as_ref().map(crate::nats::NatsStats::snapshot),
+        ha: state.ha.as_ref().map(|h| h.args.stats.snapshot()),
     }
 }

@@ -187,6 +187,14 @@ async fn run_service(config: Option<PathBuf>) -> ExitCode {
         return ExitCode::from(EXIT_BAD_INPUT);
     }
     let shown = crate::store::redact_url(&config.database.url);
+    // SQLite is single-instance: held until the process ends.
+    let _single = match crate::store::SingleInstance::acquire(&config.database.url) {
+        Ok(lock) => lock,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
     let db = match crate::store::connect(&config.database.url).await {
         Ok(db) => db,
         Err(e) => {

@@ -159,7 +159,7 @@ pub(super) async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 /// `GET /api/status`: every account's health with its open divergences by kind, the
-/// scheduler, persistence, and totals.
+/// scheduler, persistence, totals, and (with high availability) this instance's leases.
 #[utoipa::path(get, path = "/api/status", tag = "status",
     responses((status = 200, description = "Accounts, scheduler, persistence and totals", body = Object),
         (status = 503, description = "The tree did not answer", body = super::openapi::ErrorBody)))]
@@ -195,7 +195,7 @@ pub(super) async fn status(State(state): State<AppState>) -> Response {
             v
         })
         .collect();
-    let body = json!({
+    let mut body = json!({
         "generated_at": Utc::now(),
         "totals": {
             "accounts": status.accounts.len(),
@@ -208,6 +208,10 @@ pub(super) async fn status(State(state): State<AppState>) -> Response {
         "persistence": persistence,
         "database_ok": counts.is_some(),
     });
+    // High availability: this instance, the accounts it owns and its lease changes.
+    if let (Some(ha), Value::Object(map)) = (&status.ha, &mut body) {
+        map.insert("ha".into(), json!(ha));
+    }
     Json(body).into_response()
 }
 

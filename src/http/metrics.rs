@@ -453,6 +453,34 @@ impl Collector for Snapshot {
             )?;
         }
 
+        if let Some(h) = &self.status.ha {
+            o.gauges(
+                "mt5r_ha_owned_accounts",
+                "Accounts whose lease this instance holds.",
+                [(vec![], h.owned_accounts)],
+            )?;
+            o.gauges(
+                "mt5r_ha_live_instances",
+                "Live instances at the last heartbeat, this one included.",
+                [(vec![], h.live_instances)],
+            )?;
+            o.gauges(
+                "mt5r_ha_database_away",
+                "1 while the database has been away longer than a lease (no account is owned).",
+                [(vec![], u64::from(h.database_away))],
+            )?;
+            o.counters(
+                "mt5r_ha_leases_acquired_total",
+                "Leases this instance took.",
+                [(vec![], h.leases_acquired)],
+            )?;
+            o.counters(
+                "mt5r_ha_leases_lost_total",
+                "Leases this instance gave up or lost.",
+                [(vec![], h.leases_lost)],
+            )?;
+        }
+
         if let Some(p) = &self.persistence {
             o.gauges(
                 "mt5r_persistence_queue_depth",
@@ -521,6 +549,37 @@ mod tests {
                 "mt5r_nats_events_dropped_total 3",
                 "mt5r_nats_trades_terminated_total 2",
                 "mt5r_nats_trades_lag 7",
+            ],
+        );
+    }
+
+    #[test]
+    fn lease_figures_are_exported_only_with_high_availability() {
+        let without = render(Snapshot::default(), Format::Prometheus).unwrap();
+        assert!(!without.contains("mt5r_ha_"), "{without}");
+        let snapshot = Snapshot {
+            status: Status {
+                ha: Some(crate::actors::HaStatus {
+                    instance_id: "a".into(),
+                    owned_accounts: 10,
+                    leases_acquired: 12,
+                    leases_lost: 2,
+                    live_instances: 3,
+                    database_away: true,
+                }),
+                ..Status::default()
+            },
+            ..Snapshot::default()
+        };
+        let text = render(snapshot, Format::Prometheus).unwrap();
+        assert_lines(
+            &text,
+            &[
+                "mt5r_ha_owned_accounts 10",
+                "mt5r_ha_live_instances 3",
+                "mt5r_ha_database_away 1",
+                "mt5r_ha_leases_acquired_total 12",
+                "mt5r_ha_leases_lost_total 2",
             ],
         );
     }

@@ -22,10 +22,12 @@ mod error;
 mod guard_state;
 mod isolate;
 mod journal;
+mod leases;
 mod retention;
 mod rollups;
 mod seen;
 mod service_closes;
+mod single_instance;
 mod trade_writes;
 mod trades;
 
@@ -66,6 +68,11 @@ pub use journal::{
     record_sightings, record_sightings_isolating, record_sync_run, record_sync_runs,
     record_sync_runs_isolating,
 };
+pub use leases::{
+    LEASE_CHANNEL, Lease, LeaseRow, claim as claim_leases, ensure_leases, heartbeat, list_leases,
+    notify as notify_leases, release as release_leases, release_all as release_all_leases,
+    renew as renew_leases,
+};
 pub use retention::{Aged, prune_batch};
 pub use rollups::{
     BUCKET_BOUNDS_MS, BUCKETS, FAILURE_CLASSES, SyncRollup, add_rollups, add_rollups_isolating,
@@ -73,6 +80,7 @@ pub use rollups::{
 };
 pub use seen::{LAST_SEEN_PRECISION, Sighting, mark_seen};
 pub use service_closes::{record_service_close, service_closes};
+pub use single_instance::{SingleInstance, SingleInstanceError};
 pub use trade_writes::{
     TradeWrite, WriteOutcome, close_trade, replace_open_trades, trade_revisions_since,
     trades_revision, upsert_trades,

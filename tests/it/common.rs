@@ -36,6 +36,43 @@ pub async fn databases() -> Vec<(String, DatabaseConnection)> {
     dbs
 }
 
+/// A fresh migrated PostgreSQL database in a schema of its own when `DATABASE_URL` is set;
+/// `None` (with a notice) otherwise.
+pub async fn postgres_only() -> Option<DatabaseConnection> {
+    match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Some(postgres(&url).await),
+        _ => {
+            SKIP_NOTICE.call_once(|| {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "postgres tests skipped: DATABASE_URL not set"
+                );
+            });
+            None
+        }
+    }
+}
+
+/// `DATABASE_URL` and a new, empty schema in it, for a process that migrates it itself;
+/// `None` (with a notice) when `DATABASE_URL` is not set.
+pub async fn postgres_schema() -> Option<(String, String)> {
+    match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.is_empty() => {
+            let schema = new_schema(&url).await;
+            Some((url, schema))
+        }
+        _ => {
+            SKIP_NOTICE.call_once(|| {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "postgres tests skipped: DATABASE_URL not set"
+                );
+            });
+            None
+        }
+    }
+}
+
 /// A private in-memory SQLite database: one connection that is never recycled, since
 /// each connection to `sqlite::memory:` is a database of its own.
 async fn sqlite_memory() -> DatabaseConnection {

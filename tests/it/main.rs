@@ -12,6 +12,7 @@ mod extremes;
 mod fuzz_corpus;
 mod guard_loop;
 mod guards;
+mod ha;
 mod http_api;
 mod http_guard;
 mod http_writes;
