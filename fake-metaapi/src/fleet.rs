@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::http::Response;
 use chrono::{DateTime, Utc};
 
-use crate::scripted::{ACCOUNT, Inner, iso, json, price_body};
+use crate::scripted::{ACCOUNT, Inner, deals_of, iso, json, price_body};
 use crate::stats::Counters;
 
 /// A symbol the fleet trades: name, digits, bid, ask, and two prices 100 pips below and
@@ -168,14 +168,7 @@ impl Fleet {
             };
         }
         if let Some(id) = endpoint.strip_prefix("history-deals/position/") {
-            let deals: Vec<&serde_json::Value> = g
-                .deals
-                .get(account)
-                .into_iter()
-                .flatten()
-                .filter(|d| d["positionId"].as_str() == Some(id))
-                .collect();
-            return json(200, serde_json::to_string(&deals).unwrap_or_default());
+            return deals_of(g, account, id);
         }
         let closed = g.closed.get(account);
         match endpoint {

@@ -531,17 +531,11 @@ fn decide(
             }
         }
         _ if endpoint == "orders" => json(200, open_orders(g, account)),
-        _ if endpoint.starts_with("history-deals/position/") => {
-            let id = endpoint.trim_start_matches("history-deals/position/");
-            let deals: Vec<&serde_json::Value> = g
-                .deals
-                .get(account)
-                .into_iter()
-                .flatten()
-                .filter(|d| d["positionId"].as_str() == Some(id))
-                .collect();
-            json(200, serde_json::to_string(&deals).unwrap_or_default())
-        }
+        _ if endpoint.starts_with("history-deals/position/") => deals_of(
+            g,
+            account,
+            endpoint.trim_start_matches("history-deals/position/"),
+        ),
         Script::Positions(body) if positions => json(200, open_positions(g, account, body)),
         Script::Account(body) if !positions => json(200, body.clone()),
         Script::RateLimited(wait) if positions => {
@@ -595,6 +589,18 @@ fn decide(
         _ if positions => json(200, open_positions(g, account, POSITIONS)),
         _ => json(200, ACCOUNT),
     }
+}
+
+/// The deals of `account`'s position `id` (MetaApi's deals list).
+pub(crate) fn deals_of(g: &Inner, account: &str, id: &str) -> Response<Body> {
+    let deals: Vec<&serde_json::Value> = g
+        .deals
+        .get(account)
+        .into_iter()
+        .flatten()
+        .filter(|d| d["positionId"].as_str() == Some(id))
+        .collect();
+    json(200, serde_json::to_string(&deals).unwrap_or_default())
 }
 
 /// `body` (a positions list) without the positions closed on `account`.
