@@ -53,9 +53,6 @@ impl std::fmt::Debug for Http {
 #[error("cannot set up the MetaApi client: {0}")]
 pub struct SetupError(pub String);
 
-/// How long an idle connection is kept for reuse.
-const POOL_IDLE: Duration = Duration::from_secs(30);
-
 impl Http {
     /// A client for `config`, authenticating with `token`.
     pub fn new(config: &MetaApiConfig, token: Token) -> Result<Self, SetupError> {
@@ -75,9 +72,6 @@ impl Http {
             .redirect(same_origin_redirects())
             .connect_timeout(Duration::from_millis(config.connect_timeout_ms))
             .pool_max_idle_per_host(config.max_concurrent_requests)
-            // Connections idle this long are surplus (a burst of first syncs and symbol
-            // specifications opened them): each holds buffers, so they are let go.
-            .pool_idle_timeout(POOL_IDLE)
             .user_agent(concat!("mt5-reconciler/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| SetupError(e.to_string()))?;
