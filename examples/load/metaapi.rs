@@ -31,6 +31,8 @@ type Res = Result<(), String>;
 const TOKEN: &str = "load-metaapi-token";
 const TOKEN_ENV: &str = "LOAD_METAAPI_TOKEN";
 const POSITIONS: usize = 20;
+/// Requests in flight to the fake at most.
+const MAX_CONNECTIONS: usize = 4_096;
 
 /// The sizes to run.
 fn sizes(args: &Args) -> Vec<usize> {
@@ -103,7 +105,9 @@ fn config(dir: &Path, port: u16, path: Route, n: usize, pace: &Pace, fake: Optio
                 c,
                 "[broker]\nenabled = [\"metaapi\"]\n\n[broker.metaapi]\nbase_url = \"{}\"\ntoken_env = \"{TOKEN_ENV}\"\nmax_concurrent_requests = {}\n",
                 fake.unwrap_or_default(),
-                per_slot * 4,
+                // Below the open-files limit of both processes (20,000 here): each request
+                // in flight holds a connection.
+                (per_slot * 4).min(MAX_CONNECTIONS),
             );
         }
     }
