@@ -667,6 +667,7 @@ async fn start_guard(myself: &ActorRef<SupervisorMsg>, state: &mut SupervisorSta
         timeout: Duration::from_millis(state.args.config.scheduler.sync_timeout_ms),
         closes: entry.closes.clone(),
         clock: state.args.clock,
+        fence: ha::fence(state, id),
     };
     match Actor::spawn_linked(None, GuardActor, args, myself.get_cell()).await {
         Ok((actor, _)) => {
@@ -738,6 +739,7 @@ async fn start_actor(
         closes: entry.closes.clone(),
         clock: state.args.clock,
         live: entry.live.clone(),
+        fence: ha::fence(state, id),
     };
     let spawned = Actor::spawn_linked(None, UserSyncActor, args, myself.get_cell())
         .await

@@ -30,7 +30,7 @@ use crate::domain::{
     Book, CloseLookups, Divergence, DivergenceKind, Holding, Judge, ReconcileRules, Reconciliation,
     reconcile_book, relabel_service_closes,
 };
-use crate::store::SyncRunRecord;
+use crate::store::{Fence, SyncRunRecord};
 
 /// Messages of a UserSyncActor.
 #[derive(Debug)]
@@ -74,6 +74,8 @@ pub struct UserSyncArgs {
     pub clock: Clock,
     /// Where the last reconciled sync is shown (the dashboard's account page).
     pub live: super::LiveSlot,
+    /// The account's lease under high availability (owner and epoch); `None` otherwise.
+    pub fence: Option<Fence>,
 }
 
 /// The actor (empty: everything lives in its state).

@@ -19,6 +19,7 @@ mod divergences;
 pub mod entities;
 mod equity;
 mod error;
+mod fence;
 mod guard_state;
 mod isolate;
 mod journal;
@@ -62,6 +63,7 @@ pub use divergences::{
 };
 pub use equity::{EquitySample, list_equity_samples, record_equity_sample};
 pub use error::{StoreError, redact_url};
+pub use fence::Fence;
 pub use guard_state::{load_guard_state, save_guard_state};
 pub use journal::{
     AuditEvent, SyncRunRecord, append_audit, append_audits, append_audits_isolating, list_audit,

@@ -23,6 +23,7 @@ use crate::broker::Broker;
 use crate::clock::Clock;
 use crate::domain::{AccountSnapshot, ReconcileRules};
 use crate::guards::{GuardSet, GuardsConfig, Sinks};
+use crate::store::Fence;
 
 /// Messages of a GuardActor.
 #[derive(Debug)]
@@ -85,6 +86,8 @@ pub struct GuardArgs {
     pub closes: super::ServiceCloses,
     /// The wall clock of evaluations, alerts (`close_at`), claims and audit events.
     pub clock: Clock,
+    /// The account's lease under high availability (owner and epoch); `None` otherwise.
+    pub fence: Option<Fence>,
 }
 
 /// The actor (empty: everything lives in its state).

@@ -13,6 +13,7 @@ use super::{
 };
 use crate::actors::breaker::BreakerState;
 use crate::actors::lease::{HaConfig, HaStats, LeaseActor, LeaseArgs, LeaseEvent, LeaseMsg};
+use crate::store::Fence;
 
 /// High availability settings of a tree.
 #[derive(Debug, Clone)]
@@ -47,6 +48,17 @@ pub(super) struct Ha {
 /// with it.
 pub(super) fn may_run(state: &SupervisorState, id: &str) -> bool {
     state.ha.is_none() || state.accounts.get(id).is_some_and(|e| e.owned.is_some())
+}
+
+/// The fence of account `id`'s side effects: this instance and the epoch it owns the
+/// account under; `None` without HA (or while not owned).
+pub(super) fn fence(state: &SupervisorState, id: &str) -> Option<Fence> {
+    let ha = state.ha.as_ref()?;
+    let epoch = state.accounts.get(id)?.owned?;
+    Some(Fence {
+        instance_id: ha.args.instance_id.clone(),
+        epoch,
+    })
 }
 
 /// Spawns the lease actor under the supervisor.
