@@ -11,6 +11,10 @@
 //! instance) is seen by the account's syncs that start a second after it, without a query
 //! per sync. An account without a marker (never written through the store) is read on
 //! every sync.
+//!
+//! The first full read of the markers also fills the kept trades of every account that has
+//! one, in pages of [`WARM_PAGE`] rows ordered by (account, trade id): a service starting
+//! with many accounts asks the database a handful of queries, not one per account.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -30,6 +34,8 @@ pub const MARKERS_MAX_AGE: Duration = Duration::from_secs(1);
 pub const CHANGE_WINDOW: Duration = Duration::from_secs(60);
 /// Every marker is read again this often.
 pub const FULL_READ_EVERY: Duration = Duration::from_secs(60);
+/// Rows per query when the kept trades are filled in one pass.
+pub const WARM_PAGE: u64 = 10_000;
 
 /// Per account: the marker its cached open set was read at, and that set.
 type Cache = HashMap<String, (i64, Arc<Vec<BotTrade>>)>;
@@ -40,6 +46,8 @@ struct Markers {
     by_account: HashMap<String, i64>,
     read_at: Option<Instant>,
     full_at: Option<Instant>,
+    /// Whether the kept trades were filled in one pass (done by the first full read).
+    warm: bool,
 }
 
 /// Reads open trades from the database (filled by the bot, or by `trades import`).
@@ -49,6 +57,7 @@ pub struct DbTrades {
     cache: Arc<Mutex<Cache>>,
     markers: Arc<tokio::sync::Mutex<Markers>>,
     max_age: Duration,
+    warm_page: u64,
 }
 
 impl DbTrades {
@@ -65,7 +74,15 @@ impl DbTrades {
             cache: Arc::default(),
             markers: Arc::default(),
             max_age,
+            warm_page: WARM_PAGE,
         }
+    }
+
+    /// The same source, filling its kept trades at start in pages of `rows` rows (at
+    /// least 1) instead of [`WARM_PAGE`].
+    pub fn with_warm_page(mut self, rows: u64) -> Self {
+        self.warm_page = rows.max(1);
+        self
     }
 
     fn cached(&self, account: &str, revision: i64) -> Option<Arc<Vec<BotTrade>>> {
@@ -89,27 +106,88 @@ impl DbTrades {
     }
 
     /// `account`'s marker, from markers at most `max_age` old (one caller reads
-    /// them; the others wait for that read).
+    /// them; the others wait for that read). The read runs as a task of its own holding
+    /// the markers, so a caller that gives up (its sync timed out) does not cancel it:
+    /// the next caller finds its result.
     async fn revision(&self, account: &str) -> Result<Option<i64>, StoreError> {
-        let mut m = self.markers.lock().await;
+        let mut m = self.markers.clone().lock_owned().await;
         let now = Instant::now();
         let full = m
             .full_at
             .is_none_or(|at| now.duration_since(at) >= FULL_READ_EVERY);
+        let due = m
+            .read_at
+            .is_none_or(|at| now.duration_since(at) >= self.max_age);
+        if full || due {
+            let this = self.clone();
+            let task = tokio::spawn(async move {
+                let read = this.refresh(&mut m, now, full).await;
+                (m, read)
+            });
+            let read;
+            (m, read) = task
+                .await
+                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+            read?;
+        }
+        Ok(m.by_account.get(account).copied())
+    }
+
+    /// Reads the markers changed lately, or all of them when `full`; the first full
+    /// read also fills the kept trades of every account (see [`Self::warm`]).
+    async fn refresh(&self, m: &mut Markers, now: Instant, full: bool) -> Result<(), StoreError> {
         if full {
             let all = store::trade_revisions_since(&self.db, None).await?;
             m.by_account = all.into_iter().collect();
-            (m.full_at, m.read_at) = (Some(now), Some(now));
-        } else if m
-            .read_at
-            .is_none_or(|at| now.duration_since(at) >= self.max_age)
-        {
+            if !m.warm {
+                self.warm(&m.by_account).await?;
+                m.warm = true;
+            }
+            m.full_at = Some(now);
+        } else {
             let since = Utc::now() - CHANGE_WINDOW;
             let changed = store::trade_revisions_since(&self.db, Some(since)).await?;
             m.by_account.extend(changed);
-            m.read_at = Some(now);
         }
-        Ok(m.by_account.get(account).copied())
+        m.read_at = Some(now);
+        Ok(())
+    }
+
+    /// Keeps the open trades of every account that has a marker, read in pages of
+    /// `warm_page` rows instead of one query per account: a service starting with
+    /// many accounts fills its cache in one pass. `markers` were read before, so a write
+    /// landing meanwhile moves its account's marker past the one kept here. An account
+    /// with a row that cannot be read back is left out (its syncs read it and report it).
+    async fn warm(&self, markers: &HashMap<String, i64>) -> Result<(), StoreError> {
+        let mut open: HashMap<String, Vec<BotTrade>> = HashMap::new();
+        let mut spoiled = std::collections::HashSet::new();
+        let mut after: Option<(String, String)> = None;
+        loop {
+            let key = after.as_ref().map(|(a, t)| (a.as_str(), t.as_str()));
+            let page = store::open_trades_page(&self.db, key, self.warm_page).await?;
+            let full_page = page.len() as u64 == self.warm_page;
+            for (account, id, trade) in page {
+                match trade {
+                    Ok(t) => open.entry(account.clone()).or_default().push(t),
+                    Err(_) => {
+                        spoiled.insert(account.clone());
+                    }
+                }
+                after = Some((account, id));
+            }
+            if !full_page {
+                break;
+            }
+        }
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        for (account, &revision) in markers {
+            if spoiled.contains(account) {
+                continue;
+            }
+            let trades = open.remove(account).unwrap_or_default();
+            cache.insert(account.clone(), (revision, Arc::new(trades)));
+        }
+        Ok(())
     }
 
     async fn read(&self, account: &str) -> Result<Vec<BotTrade>, StoreError> {

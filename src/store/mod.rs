@@ -87,4 +87,4 @@ pub use trade_writes::{
     TradeWrite, WriteOutcome, close_trade, replace_open_trades, trade_revisions_since,
     trades_revision, upsert_trades,
 };
-pub use trades::{import_trades, open_trades, open_trades_versioned};
+pub use trades::{import_trades, open_trades, open_trades_page, open_trades_versioned};

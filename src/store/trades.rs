@@ -1,7 +1,9 @@
 //! The bot's trades: imported from the bot, read back as the open set to reconcile.
 
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
 };
 
 use super::convert::{self, OPEN};
@@ -62,4 +64,34 @@ pub async fn open_trades_versioned<C: ConnectionTrait>(
             Ok((convert::trade_from_row(row)?, version))
         })
         .collect()
+}
+
+/// One page of every account's open trades, ordered by (account, trade id), after the
+/// key `after` (exclusive): at most `limit` rows, each with its key (account, trade id)
+/// and the trade, or the error reading that row back (one bad row spoils its account,
+/// not the page).
+pub async fn open_trades_page<C: ConnectionTrait>(
+    db: &C,
+    after: Option<(&str, &str)>,
+    limit: u64,
+) -> Result<Vec<(String, String, Result<BotTrade, StoreError>)>, StoreError> {
+    use bot_trade::Column as C;
+    let mut q = bot_trade::Entity::find().filter(C::Status.eq(OPEN));
+    if let Some((account, trade)) = after {
+        q = q.filter(
+            Expr::tuple([Expr::col(C::AccountId), Expr::col(C::TradeId)])
+                .gt(Expr::tuple([Expr::value(account), Expr::value(trade)])),
+        );
+    }
+    Ok(q.order_by_asc(C::AccountId)
+        .order_by_asc(C::TradeId)
+        .limit(limit)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|row| {
+            let (account, trade) = (row.account_id.clone(), row.trade_id.clone());
+            (account, trade, convert::trade_from_row(row))
+        })
+        .collect())
 }

@@ -321,6 +321,55 @@ async fn trades_kept_in_memory_are_read_again_only_once_their_moved_marker_is_re
 }
 
 #[tokio::test]
+async fn the_first_read_keeps_every_accounts_trades_in_one_pass_and_a_bad_row_spoils_only_its_account()
+ {
+    let ids = |v: &[BotTrade]| v.iter().map(|t| t.id.clone()).collect::<Vec<_>>();
+    let prices = |v: &[BotTrade]| {
+        v.iter()
+            .map(|t| t.entry_price.to_string())
+            .collect::<Vec<_>>()
+    };
+    for (label, db) in databases().await {
+        for (account, trades) in [("a1", 2), ("a2", 2), ("a3", 1), ("a4", 1)] {
+            add_account(&db, account).await;
+            let writes: Vec<_> = (1..=trades)
+                .map(|i| w(trade(account, &format!("t{i}"), "1.1"), None))
+                .collect();
+            store::upsert_trades(&db, account, &writes).await.unwrap();
+        }
+        db.execute_unprepared("UPDATE bot_trades SET side = 'sideways' WHERE account_id = 'a3'")
+            .await
+            .unwrap();
+        // Pages of two rows: the pass crosses accounts in the middle of a page.
+        let source =
+            DbTrades::with_markers_max_age(db.clone(), Duration::from_secs(3600)).with_warm_page(2);
+        let first = source.open_trades("a1").await.unwrap();
+        assert_eq!(ids(&first), ["t1", "t2"], "{label}");
+        // Plain SQL that leaves the markers alone: what the others get now is what the
+        // first read kept for them, not a read of their own.
+        db.execute_unprepared(
+            "UPDATE bot_trades SET entry_price = '9.9' WHERE account_id IN ('a2', 'a4')",
+        )
+        .await
+        .unwrap();
+        let a2 = source.open_trades("a2").await.unwrap();
+        assert_eq!(
+            (ids(&a2), prices(&a2)),
+            (
+                vec!["t1".to_owned(), "t2".to_owned()],
+                vec!["1.1".to_owned(), "1.1".to_owned()]
+            ),
+            "{label}"
+        );
+        let a4 = source.open_trades("a4").await.unwrap();
+        assert_eq!(prices(&a4), ["1.1"], "{label}");
+        // The bad row left its account out of the pass: its own read reports it.
+        let error = source.open_trades("a3").await.unwrap_err().to_string();
+        assert!(error.contains("sideways"), "{label}: {error}");
+    }
+}
+
+#[tokio::test]
 async fn a_write_is_seen_by_the_later_syncs_of_a_running_tree() {
     for (label, db) in databases().await {
         // A broker without positions: every open trade of the bot is missing there.
