@@ -8,20 +8,24 @@
 //! [`FULL_READ_EVERY`] (a writer whose clock lags further, or a change committed that
 //! late, is still seen within it). A sync re-reads an account's trades only when its
 //! marker moved, so a write by any process (the API, NATS, the command line, another
-//! instance) is seen by the account's syncs that start a second after it, without a query
-//! per sync. An account without a marker (never written through the store) is read on
-//! every sync.
+//! instance) is seen by the account's syncs that start once the next read of the markers
+//! has ended (about a second after it), without a query per sync. One sync reads the
+//! markers and waits for them; the syncs that come meanwhile take the markers as they
+//! are, so a database that answers slowly delays one sync, not every one. An account
+//! without a marker (never written through the store) is read on every sync.
 //!
 //! The first full read of the markers also fills the kept trades of every account that has
 //! one, in pages of [`WARM_PAGE`] rows ordered by (account, trade id): a service starting
 //! with many accounts asks the database a handful of queries, not one per account.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
 use sea_orm::DatabaseConnection;
+use tokio::sync::OwnedMutexGuard;
 use tokio::time::Instant;
 
 use super::{BoxFuture, BrokerError, TradeSource};
@@ -40,10 +44,9 @@ pub const WARM_PAGE: u64 = 10_000;
 /// Per account: the marker its cached open set was read at, and that set.
 type Cache = HashMap<String, (i64, Arc<Vec<BotTrade>>)>;
 
-/// The markers of all accounts, and when they were read.
+/// When the markers were read, and whether the kept trades were filled.
 #[derive(Debug, Default)]
-struct Markers {
-    by_account: HashMap<String, i64>,
+struct Reads {
     read_at: Option<Instant>,
     full_at: Option<Instant>,
     /// Whether the kept trades were filled in one pass (done by the first full read).
@@ -55,7 +58,12 @@ struct Markers {
 pub struct DbTrades {
     db: DatabaseConnection,
     cache: Arc<Mutex<Cache>>,
-    markers: Arc<tokio::sync::Mutex<Markers>>,
+    /// The markers of all accounts as last read.
+    markers: Arc<Mutex<HashMap<String, i64>>>,
+    /// Held by the one caller reading the markers.
+    reads: Arc<tokio::sync::Mutex<Reads>>,
+    /// Whether the markers were read in full once (until then every caller waits).
+    ready: Arc<AtomicBool>,
     max_age: Duration,
     warm_page: u64,
 }
@@ -73,6 +81,8 @@ impl DbTrades {
             db,
             cache: Arc::default(),
             markers: Arc::default(),
+            reads: Arc::default(),
+            ready: Arc::default(),
             max_age,
             warm_page: WARM_PAGE,
         }
@@ -105,51 +115,68 @@ impl DbTrades {
         }
     }
 
-    /// `account`'s marker, from markers at most `max_age` old (one caller reads
-    /// them; the others wait for that read). The read runs as a task of its own holding
-    /// the markers, so a caller that gives up (its sync timed out) does not cancel it:
-    /// the next caller finds its result.
+    /// `account`'s marker. The caller that finds the markers older than `max_age` reads
+    /// them and waits for that read; callers that come while it runs take the markers as
+    /// they are, so a slow database delays one sync, not all of them (before the first
+    /// full read they wait: there is nothing to take yet). The read runs as a task of its
+    /// own, so a caller that gives up (its sync timed out) does not cancel it.
     async fn revision(&self, account: &str) -> Result<Option<i64>, StoreError> {
-        let mut m = self.markers.clone().lock_owned().await;
+        loop {
+            match self.reads.clone().try_lock_owned() {
+                Ok(reads) => {
+                    self.read_if_due(reads).await?;
+                    break;
+                }
+                Err(_) if self.ready.load(Ordering::Acquire) => break,
+                // The first read is under way: wait for it, then look again.
+                Err(_) => drop(self.reads.lock().await),
+            }
+        }
+        let markers = self.markers.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(markers.get(account).copied())
+    }
+
+    /// Reads the markers when they are older than `max_age` (all of them once
+    /// [`FULL_READ_EVERY`] has passed), in a task that owns `reads`.
+    async fn read_if_due(&self, mut reads: OwnedMutexGuard<Reads>) -> Result<(), StoreError> {
         let now = Instant::now();
-        let full = m
+        let full = reads
             .full_at
             .is_none_or(|at| now.duration_since(at) >= FULL_READ_EVERY);
-        let due = m
+        let due = reads
             .read_at
             .is_none_or(|at| now.duration_since(at) >= self.max_age);
-        if full || due {
-            let this = self.clone();
-            let task = tokio::spawn(async move {
-                let read = this.refresh(&mut m, now, full).await;
-                (m, read)
-            });
-            let read;
-            (m, read) = task
-                .await
-                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
-            read?;
+        if !(full || due) {
+            return Ok(());
         }
-        Ok(m.by_account.get(account).copied())
+        let this = self.clone();
+        tokio::spawn(async move { this.refresh(&mut reads, now, full).await })
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
     }
 
     /// Reads the markers changed lately, or all of them when `full`; the first full
     /// read also fills the kept trades of every account (see [`Self::warm`]).
-    async fn refresh(&self, m: &mut Markers, now: Instant, full: bool) -> Result<(), StoreError> {
+    async fn refresh(&self, r: &mut Reads, now: Instant, full: bool) -> Result<(), StoreError> {
         if full {
-            let all = store::trade_revisions_since(&self.db, None).await?;
-            m.by_account = all.into_iter().collect();
-            if !m.warm {
-                self.warm(&m.by_account).await?;
-                m.warm = true;
+            let all: HashMap<String, i64> = store::trade_revisions_since(&self.db, None)
+                .await?
+                .into_iter()
+                .collect();
+            if !r.warm {
+                self.warm(&all).await?;
+                r.warm = true;
             }
-            m.full_at = Some(now);
+            *self.markers.lock().unwrap_or_else(|p| p.into_inner()) = all;
+            self.ready.store(true, Ordering::Release);
+            r.full_at = Some(now);
         } else {
             let since = Utc::now() - CHANGE_WINDOW;
             let changed = store::trade_revisions_since(&self.db, Some(since)).await?;
-            m.by_account.extend(changed);
+            let mut markers = self.markers.lock().unwrap_or_else(|p| p.into_inner());
+            markers.extend(changed);
         }
-        m.read_at = Some(now);
+        r.read_at = Some(now);
         Ok(())
     }
 
