@@ -17,10 +17,14 @@
 //! --bins --workspace && cargo run --release --example load -- --only metaapi`.
 //! The dashboard overview's load time (only when named): `cargo run --release --example
 //! load -- --only dashboard`.
+//! Three instances sharing the accounts on PostgreSQL, one killed again and again, with
+//! takeover times (part of the smoke run, not of the full run): `cargo build --release
+//! --bins --workspace && cargo run --release --example load -- --only failover`.
 //! With mimalloc (as the binary built with `--features mimalloc`): add `--features mimalloc`.
 
 mod accuracy;
 mod dashboard;
+mod failover;
 mod measure;
 mod metaapi;
 mod retention;
@@ -96,20 +100,27 @@ async fn run() {
     let run: Vec<&str> = match &args.only {
         Some(one)
             if all.contains(&one.as_str())
-                || ["soak", "accuracy", "setup", "metaapi", "dashboard"]
-                    .contains(&one.as_str()) =>
+                || [
+                    "soak",
+                    "accuracy",
+                    "setup",
+                    "metaapi",
+                    "dashboard",
+                    "failover",
+                ]
+                .contains(&one.as_str()) =>
         {
             vec![one.as_str()]
         }
         Some(other) => {
             eprintln!(
-                "error: unknown scenario {other:?} (one of {}, soak, accuracy, setup, metaapi, dashboard)",
+                "error: unknown scenario {other:?} (one of {}, soak, accuracy, setup, metaapi, dashboard, failover)",
                 all.join(", ")
             );
             std::process::exit(2);
         }
         // The smoke run checks the accuracy scenario too: it takes seconds at smoke size.
-        None if args.smoke => [&all[..], &["accuracy", "setup", "metaapi"]].concat(),
+        None if args.smoke => [&all[..], &["accuracy", "setup", "metaapi", "failover"]].concat(),
         None => all.to_vec(),
     };
     println!(
@@ -142,6 +153,7 @@ async fn run() {
             "setup" => setup::setup(&args).await,
             "metaapi" => metaapi::metaapi(&args).await,
             "dashboard" => dashboard::dashboard(&args).await,
+            "failover" => failover::failover(&args).await,
             _ => scenarios::seed_comparison(&args).await,
         };
         if let Err(e) = result {

@@ -28,8 +28,8 @@ use crate::setup::{in_process, release_binary};
 
 type Res = Result<(), String>;
 
-const TOKEN: &str = "load-metaapi-token";
-const TOKEN_ENV: &str = "LOAD_METAAPI_TOKEN";
+pub(crate) const TOKEN: &str = "load-metaapi-token";
+pub(crate) const TOKEN_ENV: &str = "LOAD_METAAPI_TOKEN";
 const POSITIONS: usize = 20;
 /// Requests in flight to the fake at most.
 const MAX_CONNECTIONS: usize = 4_096;
@@ -116,7 +116,7 @@ fn config(dir: &Path, port: u16, path: Route, n: usize, pace: &Pace, fake: Optio
 
 /// `accounts.jsonl` and `trades.jsonl`: the fleet's accounts, each with a trade per
 /// position it holds.
-fn write_fleet(dir: &Path, fleet: &Fleet) -> Result<(), String> {
+pub(crate) fn write_fleet(dir: &Path, fleet: &Fleet) -> Result<(), String> {
     let mut accounts = String::new();
     let mut trades = String::new();
     let mut one = String::from("[");
@@ -147,14 +147,14 @@ fn write_fleet(dir: &Path, fleet: &Fleet) -> Result<(), String> {
 }
 
 /// A free port on 127.0.0.1.
-fn free_port() -> Result<u16, String> {
+pub(crate) fn free_port() -> Result<u16, String> {
     let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     Ok(l.local_addr().map_err(|e| e.to_string())?.port())
 }
 
 /// A plain HTTP client (reqwest is built without a TLS provider of its own; loopback
 /// needs none).
-fn client() -> Result<reqwest::Client, String> {
+pub(crate) fn client() -> Result<reqwest::Client, String> {
     // reqwest is built without a TLS provider; the process-wide one serves plain HTTP too.
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
@@ -163,7 +163,7 @@ fn client() -> Result<reqwest::Client, String> {
         .map_err(|e| e.to_string())
 }
 
-async fn get(client: &reqwest::Client, url: &str) -> Result<String, String> {
+pub(crate) async fn get(client: &reqwest::Client, url: &str) -> Result<String, String> {
     let r = client
         .get(url)
         .send()
@@ -173,7 +173,7 @@ async fn get(client: &reqwest::Client, url: &str) -> Result<String, String> {
 }
 
 /// The service process; killed when dropped.
-struct Service(Child);
+pub(crate) struct Service(pub(crate) Child);
 
 impl Drop for Service {
     fn drop(&mut self) {
@@ -185,10 +185,10 @@ impl Drop for Service {
 /// A reading of the service's status: syncs so far, accounts synced at least once,
 /// failed syncs, skipped ticks, the last tick's wall time and slowest sync (ms).
 #[derive(Debug, Default)]
-struct Reading {
-    syncs: u64,
+pub(crate) struct Reading {
+    pub(crate) syncs: u64,
     synced_accounts: usize,
-    failed: u64,
+    pub(crate) failed: u64,
     skipped: u64,
     tick_ms: Option<f64>,
     slowest_ms: Option<f64>,
@@ -196,7 +196,7 @@ struct Reading {
     top_error: Option<(String, usize)>,
 }
 
-async fn read_status(client: &reqwest::Client, port: u16) -> Result<Reading, String> {
+pub(crate) async fn read_status(client: &reqwest::Client, port: u16) -> Result<Reading, String> {
     let text = get(client, &format!("http://127.0.0.1:{port}/api/status")).await?;
     let s: Json = serde_json::from_str(&text).map_err(|e| format!("status: {e}"))?;
     let accounts = s["accounts"].as_array().cloned().unwrap_or_default();
