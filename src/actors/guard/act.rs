@@ -1,6 +1,6 @@
 //! The broker calls of a close round: every close (or cancel) the intents let out, sent at
-//! once under the global cap, each marked `sent` just before its call and `done` when the
-//! broker says so; then a check, on another snapshot, of those whose answer was not
+//! once under the global cap, each marked `sent` just before its call and `done` (in the
+//! background) when the broker says so; then a check, on another snapshot, of those whose answer was not
 //! "done" (marked `done` when gone, `failed` when still open, left `sent` when the check
 //! cannot tell).
 //!
@@ -111,8 +111,13 @@ pub(super) async fn act_on_all(
                         &act.audit("confirmed"),
                         serde_json::json!({"alert": alert, act.key(): ticket, "checked": false}),
                     );
-                    intents::mark(&args, &alert, ticket, IntentState::Done, None).await;
                     closed(&args, &alert, ticket);
+                    // In the background, like the record of the close: the close is done
+                    // either way, and the round goes on to its check without waiting.
+                    let (args, alert) = (args.clone(), alert.clone());
+                    tokio::spawn(async move {
+                        intents::mark(&args, &alert, ticket, IntentState::Done, None).await
+                    });
                     (ticket, Answer::Done)
                 }
                 Ok(Err(e)) => (ticket, Answer::Unanswered(e.to_string())),
@@ -175,18 +180,14 @@ pub(super) async fn check(
             };
             let (kind, detail) = match still {
                 Some(false) => {
-                    intents::mark(args, alert, *ticket, IntentState::Done, None).await;
                     closed(args, alert, *ticket);
                     let detail = serde_json::json!({"alert": alert, act.key(): ticket, "checked": true, "after": error});
                     ("confirmed", detail)
                 }
-                Some(true) => {
-                    intents::mark(args, alert, *ticket, IntentState::Failed, Some(error)).await;
-                    (
-                        "failed",
-                        serde_json::json!({"alert": alert, act.key(): ticket, "error": error}),
-                    )
-                }
+                Some(true) => (
+                    "failed",
+                    serde_json::json!({"alert": alert, act.key(): ticket, "error": error}),
+                ),
                 None => (
                     "unverified",
                     serde_json::json!({"alert": alert, act.key(): ticket, "error": error, "check": "the broker no longer reports orders"}),
@@ -199,6 +200,14 @@ pub(super) async fn check(
                 }
             }
             audit(args, &act.audit(kind), detail);
+            // Marked after the sync and the audit trail know (an unverified one stays sent).
+            match still {
+                Some(false) => intents::mark(args, alert, *ticket, IntentState::Done, None).await,
+                Some(true) => {
+                    intents::mark(args, alert, *ticket, IntentState::Failed, Some(error)).await
+                }
+                None => false,
+            };
         }
     }
     open

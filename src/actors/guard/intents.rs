@@ -224,7 +224,7 @@ async fn settle_gone(
         return false;
     }
     let alert = intent.alert_id.as_str();
-    mark(args, alert, intent.ticket, IntentState::Gone, None).await;
+    act::closed(args, alert, intent.ticket);
     audit(
         args,
         "close_verified_gone",
@@ -233,7 +233,7 @@ async fn settle_gone(
             "from_epoch": intent.epoch, "state": intent.state, "verified": how,
         }),
     );
-    act::closed(args, alert, intent.ticket);
+    mark(args, alert, intent.ticket, IntentState::Gone, None).await;
     true
 }
 
