@@ -368,8 +368,13 @@ async fn an_inherited_close_still_open_at_the_broker_is_sent_exactly_once() {
         ticket: tickets[0],
         alert: ALERT,
     };
+    // The mark of a confirmed close is written in the background.
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while intent_state(&db, tickets[0]).await != Some(IntentState::Done) {
+        assert!(std::time::Instant::now() < deadline, "intent never done");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let intent = store::find_intent(&db, key).await.unwrap().unwrap();
-    assert_eq!(intent.state, IntentState::Done);
     assert_eq!((intent.owner.as_deref(), intent.epoch), (Some("B"), 2));
     assert!(
         kinds.iter().any(|k| k == "close_intent_inherited"),
