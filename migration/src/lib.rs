@@ -17,6 +17,8 @@ mod m20261203_000040_trade_versions;
 mod m20261204_000010_leases;
 mod m20261205_000001_divergence_acks;
 mod m20261205_000002_equity_samples;
+mod m20261206_000020_close_intents;
+mod m20261206_000021_alert_claims;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -37,6 +39,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000010_leases::Migration),
             Box::new(m20261205_000001_divergence_acks::Migration),
             Box::new(m20261205_000002_equity_samples::Migration),
+            Box::new(m20261206_000020_close_intents::Migration),
+            Box::new(m20261206_000021_alert_claims::Migration),
         ]
     }
 }

@@ -37,12 +37,15 @@ const BREAKER_EVENTS: [&str; 7] = [
     "account_added",
 ];
 
-/// The guards' close steps, as the guard audits them.
-const CLOSE_EVENTS: [&str; 4] = [
+/// The guards' close steps, as the guard audits them (with a close taken over from an
+/// earlier owner of the account, and a close it had sent verified done).
+const CLOSE_EVENTS: [&str; 6] = [
     "close_scheduled",
     "close_confirmed",
     "close_failed",
     "close_cancelled",
+    "close_claim_taken_over",
+    "close_verified_gone",
 ];
 
 /// Longest window, in hours (the retention of rollups is longer; the page needs a week).

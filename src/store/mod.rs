@@ -10,6 +10,8 @@ mod alerts;
 mod batch;
 mod bulk;
 mod chunks;
+mod close_claims;
+mod close_intents;
 mod connect;
 mod convert;
 mod dashboard;
@@ -45,6 +47,11 @@ pub use alerts::{
 };
 pub use batch::{Refusal, Wanted, converge_many, converge_many_isolating};
 pub use bulk::{ACCOUNTS_PER_TRANSACTION, upsert_accounts, write_many_accounts};
+pub use close_claims::{Claimant, FencedClaim, claim_close_fenced};
+pub use close_intents::{
+    CloseIntent, IntentKey, IntentKind, IntentState, Recorded, adopt_intent, find_intent,
+    mark_intent, open_intents, record_intent,
+};
 pub use connect::{LockWait, connect, connect_waiting, connect_with};
 pub use dashboard::{
     AccountOpen, HourCount, audit_since, divergences_per_hour, rollups_since, top_open_accounts,

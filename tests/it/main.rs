@@ -5,6 +5,7 @@ mod alerts_ops;
 mod browser;
 mod bulk;
 mod cli;
+mod close_intents;
 mod close_reasons;
 mod common;
 mod dashboard_api;

@@ -3,9 +3,10 @@
 //! failures (an unknown pip size, a trade read that fails, a divergence write that fails)
 //! never stop the guards, and a failing guard never stops reconciliation.
 //!
-//! The path: snapshot → evaluate → alert (stored, then sent) → close intent (the stored
-//! alert) → close round (claimed, on a fresh snapshot) → verify. Rounds run in their own
-//! task, so the actor keeps evaluating snapshots while positions are being closed.
+//! The path: snapshot → evaluate → alert (stored, then sent) → close round (the alert
+//! claimed, on a fresh snapshot) → a close intent recorded per position → close → verify.
+//! Rounds run in their own task, so the actor keeps evaluating snapshots while positions
+//! are being closed.
 
 use std::sync::Arc;
 use std::time::Duration;

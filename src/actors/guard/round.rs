@@ -8,7 +8,9 @@
 //! taken in this round shows open. One whose answer was lost is checked with another
 //! snapshot (an order already gone is cancelled, whoever removed it); when that check
 //! fails too, it is left for the next round, which starts with a snapshot of its own. No
-//! round runs without the stored alert claimed by this closer.
+//! round runs without the stored alert claimed by this closer, and no call goes out
+//! without its close intent recorded first ([`super::intents`] decides what is sent,
+//! [`super::act`] sends and checks).
 //!
 //! Broker calls have this process's deadline; database calls have the database's (lock
 //! and statement timeouts set when the pool connects).
@@ -17,15 +19,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::task::JoinSet;
-
+use super::act::{Act, act_on_all, check, fetch};
 use super::actor::GuardArgs;
 use super::alerting::audit;
-use crate::broker::{BoxFuture, BrokerError};
-use crate::domain::{AccountSnapshot, BrokerPosition, PendingOrder, Scope};
+use super::intents;
+use crate::domain::{BrokerPosition, PendingOrder, Scope};
 use crate::guards::config::CloseScope;
 use crate::guards::{AlertStatus, Hold};
-use crate::store::{self, Claim};
+use crate::store::{self, Claim, FencedClaim};
 
 /// What a round did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,14 +75,8 @@ pub(super) struct Round {
 /// Runs one round.
 pub(super) async fn run(args: Arc<GuardArgs>, round: Round) -> RoundOutcome {
     let alert = round.alert.as_str();
-    match store::claim_close(&args.db, alert, args.clock.now()).await {
-        Ok(Claim::Won) => {}
-        Ok(Claim::Lost(AlertStatus::Closing)) if round.holding => {}
-        Ok(Claim::Lost(AlertStatus::Closing)) => return RoundOutcome::ClaimedElsewhere,
-        Ok(Claim::Lost(AlertStatus::Cancelled)) => return RoundOutcome::Cancelled,
-        Ok(Claim::Lost(other)) => return RoundOutcome::Over(Some(other)),
-        Ok(Claim::Missing) => return RoundOutcome::Over(None),
-        Err(e) => return not_started(format!("store unavailable: {e}"), round.holding),
+    if let Err(outcome) = claim(&args, &round).await {
+        return outcome;
     }
     let snapshot = match fetch(&args).await {
         Ok(s) => s,
@@ -116,13 +111,18 @@ pub(super) async fn run(args: Arc<GuardArgs>, round: Round) -> RoundOutcome {
             serde_json::json!({"alert": alert, "positions": held}),
         );
     }
-    let (unanswered, uncancelled) = tokio::join!(
-        act_on_all(&args, &round, &targets, Act::Close),
-        act_on_all(&args, &round, &orders, Act::Cancel),
+    let plan = intents::plan(&args, alert, &snapshot, &targets, &orders).await;
+    let (closes, cancels) = tokio::join!(
+        act_on_all(&args, &round, &plan.closes, Act::Close),
+        act_on_all(&args, &round, &plan.cancels, Act::Cancel),
     );
-    let done_first = targets.len() - unanswered.len();
-    let cancelled_first = orders.len() - uncancelled.len();
-    let (failed, failed_orders) = check(&args, alert, &unanswered, &uncancelled).await;
+    let (unanswered, uncancelled) = (&closes.unanswered, &cancels.unanswered);
+    let (open, open_orders) = check(&args, alert, unanswered, uncancelled).await;
+    // Sent and confirmed (at once or by the check), or verified gone; the rest is open.
+    let closed = plan.closes.len() - closes.withheld - open + plan.gone;
+    let cancelled = plan.cancels.len() - cancels.withheld - open_orders;
+    let failed = open + closes.withheld + plan.withheld;
+    let failed_orders = open_orders + cancels.withheld;
     // Positions a market guard holds back are still to be closed: the close is pending
     // (for their market), not done.
     let status = if failed + failed_orders > 0 {
@@ -134,8 +134,8 @@ pub(super) async fn run(args: Arc<GuardArgs>, round: Round) -> RoundOutcome {
     };
     let recorded = finish(&args, alert, status).await;
     RoundOutcome::Done {
-        closed: done_first + unanswered.len() - failed,
-        cancelled: cancelled_first + uncancelled.len() - failed_orders,
+        closed,
+        cancelled,
         failed: failed + failed_orders,
         held: held.len(),
         recorded,
@@ -161,178 +161,58 @@ pub(super) fn takes_order(scope: Option<&Scope>, o: &PendingOrder) -> bool {
     scope.is_none_or(|s| s.owns_order(o))
 }
 
+/// Claims the alert for this round: with high availability by the account's lease (a
+/// newer epoch takes over a close an earlier owner left `closing`, audited
+/// `close_claim_taken_over`); without, one closer at a time.
+async fn claim(args: &GuardArgs, round: &Round) -> Result<(), RoundOutcome> {
+    let (alert, at) = (round.alert.as_str(), args.clock.now());
+    let Some(fence) = args.fence.as_ref() else {
+        return match store::claim_close(&args.db, alert, at).await {
+            Ok(Claim::Won) => Ok(()),
+            Ok(Claim::Lost(AlertStatus::Closing)) if round.holding => Ok(()),
+            Ok(Claim::Lost(status)) => Err(lost(status)),
+            Ok(Claim::Missing) => Err(RoundOutcome::Over(None)),
+            Err(e) => Err(not_started(
+                format!("store unavailable: {e}"),
+                round.holding,
+            )),
+        };
+    };
+    match store::claim_close_fenced(&args.db, alert, fence, at).await {
+        Ok(FencedClaim::Won { from }) => {
+            if let Some(from) = from {
+                audit(
+                    args,
+                    "close_claim_taken_over",
+                    serde_json::json!({"alert": alert, "from_owner": from.owner, "from_epoch": from.epoch, "epoch": fence.epoch}),
+                );
+            }
+            Ok(())
+        }
+        Ok(FencedClaim::Lost(status)) => Err(lost(status)),
+        Ok(FencedClaim::Missing) => Err(RoundOutcome::Over(None)),
+        Ok(FencedClaim::NotOwner) => Err(not_started(
+            "the account's lease is no longer this instance's".into(),
+            false,
+        )),
+        Err(e) => Err(not_started(
+            format!("store unavailable: {e}"),
+            round.holding,
+        )),
+    }
+}
+
+/// The outcome of a claim lost to `status`.
+fn lost(status: AlertStatus) -> RoundOutcome {
+    match status {
+        AlertStatus::Closing => RoundOutcome::ClaimedElsewhere,
+        AlertStatus::Cancelled => RoundOutcome::Cancelled,
+        other => RoundOutcome::Over(Some(other)),
+    }
+}
+
 fn not_started(reason: String, holding: bool) -> RoundOutcome {
     RoundOutcome::NotStarted { reason, holding }
-}
-
-/// A snapshot under the broker cap, within the deadline.
-async fn fetch(args: &GuardArgs) -> Result<AccountSnapshot, BrokerError> {
-    let broker = args.broker.as_ref();
-    crate::broker::snapshot_within(broker, &args.account_id, &args.limiter, args.timeout).await
-}
-
-/// A close of a position or a cancel of a pending order, with its audit kinds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Act {
-    Close,
-    Cancel,
-}
-
-impl Act {
-    /// The audit kind of `step` (`requested`, `confirmed`, `failed`, `unverified`).
-    fn audit(self, step: &str) -> String {
-        match self {
-            Act::Close => format!("close_{step}"),
-            Act::Cancel => format!("cancel_{step}"),
-        }
-    }
-
-    /// The audit detail's key for the ticket.
-    fn key(self) -> &'static str {
-        match self {
-            Act::Close => "ticket",
-            Act::Cancel => "order",
-        }
-    }
-
-    fn call<'a>(self, args: &'a GuardArgs, ticket: u64) -> BoxFuture<'a, Result<(), BrokerError>> {
-        match self {
-            Act::Close => args.broker.close_position(&args.account_id, ticket),
-            Act::Cancel => args.broker.cancel_order(&args.account_id, ticket),
-        }
-    }
-}
-
-/// Sends every close (or cancel) at once (each waits for a place under the cap); returns
-/// the tickets whose answer was not "done", with what was said.
-async fn act_on_all(
-    args: &Arc<GuardArgs>,
-    round: &Round,
-    tickets: &[u64],
-    act: Act,
-) -> Vec<(u64, String)> {
-    let mut tasks = JoinSet::new();
-    for &ticket in tickets {
-        let args = args.clone();
-        let (alert, attempt) = (round.alert.clone(), round.attempt);
-        tasks.spawn(async move {
-            audit(
-                &args,
-                &act.audit("requested"),
-                serde_json::json!({"alert": alert, act.key(): ticket, "attempt": attempt}),
-            );
-            let Ok(_permit) = args.limiter.acquire().await else {
-                return (ticket, Some("shutting down".to_owned()));
-            };
-            match tokio::time::timeout(args.timeout, act.call(&args, ticket)).await {
-                Ok(Ok(())) => {
-                    audit(
-                        &args,
-                        &act.audit("confirmed"),
-                        serde_json::json!({"alert": alert, act.key(): ticket, "checked": false}),
-                    );
-                    closed(&args, &alert, ticket);
-                    (ticket, None)
-                }
-                Ok(Err(e)) => (ticket, Some(e.to_string())),
-                Err(_) => (ticket, Some("timed out".to_owned())),
-            }
-        });
-    }
-    let mut unanswered = Vec::new();
-    while let Some(done) = tasks.join_next().await {
-        match done {
-            Ok((ticket, Some(error))) => unanswered.push((ticket, error)),
-            Ok((_, None)) => {}
-            Err(e) => {
-                tracing::error!(account = %args.account_id, error = %e, "a close task failed")
-            }
-        }
-    }
-    unanswered
-}
-
-/// Looks again at the positions and orders whose close or cancel was not answered
-/// "done"; returns how many of each are (or may be) still open.
-async fn check(
-    args: &Arc<GuardArgs>,
-    alert: &str,
-    unanswered: &[(u64, String)],
-    uncancelled: &[(u64, String)],
-) -> (usize, usize) {
-    if unanswered.is_empty() && uncancelled.is_empty() {
-        return (0, 0);
-    }
-    let snapshot = match fetch(args).await {
-        Ok(s) => s,
-        Err(e) => {
-            for (act, list) in [(Act::Close, unanswered), (Act::Cancel, uncancelled)] {
-                for (ticket, error) in list {
-                    audit(
-                        args,
-                        &act.audit("unverified"),
-                        serde_json::json!({"alert": alert, act.key(): ticket, "error": error, "check": e.to_string()}),
-                    );
-                }
-            }
-            return (unanswered.len(), uncancelled.len());
-        }
-    };
-    let position_open = |t: u64| Some(snapshot.positions.iter().any(|p| p.ticket == t));
-    // A broker that stopped reporting orders cannot say whether one is gone.
-    let order_open = |t: u64| {
-        let orders = snapshot.orders.as_ref()?;
-        Some(orders.iter().any(|o| o.ticket == t))
-    };
-    let mut open = (0, 0);
-    for (act, list) in [(Act::Close, unanswered), (Act::Cancel, uncancelled)] {
-        for (ticket, error) in list {
-            let still = match act {
-                Act::Close => position_open(*ticket),
-                Act::Cancel => order_open(*ticket),
-            };
-            let (kind, detail) = match still {
-                Some(false) => {
-                    closed(args, alert, *ticket);
-                    let detail = serde_json::json!({"alert": alert, act.key(): ticket, "checked": true, "after": error});
-                    ("confirmed", detail)
-                }
-                Some(true) => (
-                    "failed",
-                    serde_json::json!({"alert": alert, act.key(): ticket, "error": error}),
-                ),
-                None => (
-                    "unverified",
-                    serde_json::json!({"alert": alert, act.key(): ticket, "error": error, "check": "the broker no longer reports orders"}),
-                ),
-            };
-            if still != Some(false) {
-                match act {
-                    Act::Close => open.0 += 1,
-                    Act::Cancel => open.1 += 1,
-                }
-            }
-            audit(args, &act.audit(kind), detail);
-        }
-    }
-    open
-}
-
-/// Remembers that this service closed position `ticket` (or cancelled order `ticket`): at
-/// once for the sync; durably in the background (the close is done either way; a lost
-/// record only means the trade shows as missing after a restart). A bot trade carrying
-/// the ticket is then `closed_by_service`.
-fn closed(args: &Arc<GuardArgs>, alert: &str, ticket: u64) {
-    args.closes.insert(ticket, alert);
-    let (args, alert) = (args.clone(), alert.to_owned());
-    let at = args.clock.now();
-    tokio::spawn(async move {
-        let stored =
-            store::record_service_close(&args.db, &args.account_id, ticket, &alert, at).await;
-        if let Err(e) = stored {
-            tracing::warn!(account = %args.account_id, ticket, error = %e, "cannot store a close of this service");
-        }
-    });
 }
 
 /// Releases the claim into `status`; false when the store did not record it (the claim

@@ -5,6 +5,7 @@ pub mod account_lease;
 pub mod alert;
 pub mod audit_event;
 pub mod bot_trade;
+pub mod close_intent;
 pub mod dead_letter;
 pub mod divergence;
 pub mod equity_sample;
