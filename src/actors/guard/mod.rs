@@ -6,6 +6,7 @@ mod alerting;
 mod blind;
 pub mod closed;
 mod enforce;
+mod fenced;
 mod memory;
 pub mod round;
 mod sampling;

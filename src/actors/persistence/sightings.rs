@@ -5,32 +5,56 @@
 //! `store::mark_seen`). Only the latest such observation per account matters, so they
 //! wait here as one time per account instead of one report per sync: while the database
 //! is away, the memory they take follows the number of accounts, not of syncs.
+//!
+//! Each sighting keeps the fence of the report it came from: a sighting of an account whose
+//! lease moved on is not written (see `store::check_fences`).
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use crate::store::{Sighting, SyncRunRecord};
+use crate::store::{Fence, FenceCheck, Sighting, SyncRunRecord};
 
 /// The latest sighting of each account since the last write.
 #[derive(Debug, Default)]
 pub(super) struct LatestSightings {
-    latest: HashMap<String, DateTime<Utc>>,
+    latest: HashMap<String, (DateTime<Utc>, Option<Fence>)>,
 }
 
 impl LatestSightings {
-    /// Notes `run` (a successful sync) as a sighting of its account.
-    pub fn note(&mut self, run: &SyncRunRecord) {
-        self.note_at(&run.account_id, run.finished_at);
+    /// Notes `run` (a successful sync produced under `fence`) as a sighting of its account.
+    pub fn note(&mut self, run: &SyncRunRecord, fence: Option<Fence>) {
+        self.note_at(&run.account_id, run.finished_at, fence);
     }
 
-    fn note_at(&mut self, account: &str, at: DateTime<Utc>) {
+    fn note_at(&mut self, account: &str, at: DateTime<Utc>, fence: Option<Fence>) {
         match self.latest.get_mut(account) {
-            Some(seen) => *seen = Ord::max(*seen, at),
+            // The latest fence: a sighting made under a newer lease supersedes.
+            Some((seen, f)) => {
+                *seen = Ord::max(*seen, at);
+                if fence.as_ref().map(|f| f.epoch) >= f.as_ref().map(|f| f.epoch) {
+                    *f = fence;
+                }
+            }
             None => {
-                self.latest.insert(account.to_owned(), at);
+                self.latest.insert(account.to_owned(), (at, fence));
             }
         }
+    }
+
+    /// Every (account, fence) of the fenced sightings, to check.
+    pub fn fences(&self) -> Vec<(&str, &Fence)> {
+        self.latest
+            .iter()
+            .filter_map(|(a, (_, f))| Some((a.as_str(), f.as_ref()?)))
+            .collect()
+    }
+
+    /// Forgets the sightings `check` refuses; returns how many.
+    pub fn drop_fenced(&mut self, check: &FenceCheck) -> usize {
+        let before = self.latest.len();
+        self.latest.retain(|a, (_, f)| check.allows(a, f.as_ref()));
+        before - self.latest.len()
     }
 
     /// Accounts waiting.
@@ -47,7 +71,7 @@ impl LatestSightings {
     pub fn pending(&self) -> Vec<Sighting<'_>> {
         self.latest
             .iter()
-            .map(|(account_id, at)| Sighting {
+            .map(|(account_id, (at, _))| Sighting {
                 account_id,
                 at: *at,
             })
@@ -73,7 +97,7 @@ mod tests {
     fn one_latest_sighting_per_account_whatever_the_order() {
         let mut s = LatestSightings::default();
         for (account, secs) in [("a", 10), ("b", 5), ("a", 30), ("a", 20)] {
-            s.note(&SyncRunRecord::begun(account, at(secs)));
+            s.note(&SyncRunRecord::begun(account, at(secs)), None);
         }
         let mut pending: Vec<(String, DateTime<Utc>)> = s
             .pending()
