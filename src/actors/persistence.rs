@@ -26,91 +26,27 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use ractor::{Actor, ActorProcessingErr, ActorRef, OutputPort, RpcReplyPort};
-use sea_orm::{DatabaseConnection, TransactionTrait};
-use serde::Deserialize;
+use sea_orm::DatabaseConnection;
 
 use super::fencing::{FenceSink, FencedWrites};
 use super::status::{DurationHistogram, PersistenceStats};
 use crate::clock::Clock;
 use crate::domain::Divergence;
-use crate::store::{self, AuditEvent, Converged, Fence, StoreError, SyncRunRecord};
+use crate::store::{AuditEvent, Converged, Fence, StoreError, SyncRunRecord};
 
 mod buffer;
 mod chunk;
+mod config;
 mod rollups;
 mod sightings;
 mod write;
 
 use buffer::Buffer;
 pub use buffer::BufferSizes;
+pub use config::{MAX_PERSISTENCE_DELAY_MS, PersistenceConfig};
 use rollups::PendingRollups;
 pub use rollups::ROLLUP_WRITE_EVERY;
 use sightings::LatestSightings;
-
-/// Largest `flush_interval_ms`, `retry_min_ms` and `retry_max_ms`: one hour.
-pub const MAX_PERSISTENCE_DELAY_MS: u64 = 3_600_000;
-
-/// `[persistence]`: batching and retry settings.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PersistenceConfig {
-    /// Flush as soon as this many items are buffered.
-    pub batch_size: usize,
-    /// Otherwise flush this long after the first buffered item, in milliseconds (at most
-    /// [`MAX_PERSISTENCE_DELAY_MS`]).
-    pub flush_interval_ms: u64,
-    /// First retry delay while the database is away, in milliseconds (doubles; greater
-    /// than 0 and at most `retry_max_ms`).
-    pub retry_min_ms: u64,
-    /// Largest retry delay, in milliseconds (at most [`MAX_PERSISTENCE_DELAY_MS`]).
-    pub retry_max_ms: u64,
-    /// Sync reports kept one by one while the database is away; past this, reports fold
-    /// into one counter per account and error class (see `buffer`).
-    pub max_buffered_reports: usize,
-    /// Audit events kept one by one while the database is away; past this, the circuit
-    /// breaker's transitions fold per account and kind. No audit event is dropped.
-    pub max_buffered_audits: usize,
-}
-
-impl PersistenceConfig {
-    /// Invalid values, each with its key path.
-    pub fn problems(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        if self.batch_size == 0 {
-            out.push("persistence.batch_size: must be at least 1".into());
-        }
-        if self.retry_min_ms == 0 || self.retry_min_ms > self.retry_max_ms {
-            out.push(format!(
-                "persistence.retry_min_ms = {}: must be > 0 and <= retry_max_ms",
-                self.retry_min_ms
-            ));
-        }
-        for (key, value) in [
-            ("flush_interval_ms", self.flush_interval_ms),
-            ("retry_max_ms", self.retry_max_ms),
-        ] {
-            if value > MAX_PERSISTENCE_DELAY_MS {
-                out.push(format!(
-                    "persistence.{key} = {value}: must be at most {MAX_PERSISTENCE_DELAY_MS}"
-                ));
-            }
-        }
-        out
-    }
-}
-
-impl Default for PersistenceConfig {
-    fn default() -> Self {
-        Self {
-            batch_size: 1_000,
-            flush_interval_ms: 50,
-            retry_min_ms: 100,
-            retry_max_ms: 5_000,
-            max_buffered_reports: 100_000,
-            max_buffered_audits: 100_000,
-        }
-    }
-}
 
 /// Something the service reports to a host: durable divergence changes, breaker
 /// transitions and alerts (also published on NATS when `[nats]` is configured).
@@ -440,7 +376,7 @@ async fn flush(state: &mut PersistenceState) -> Result<(), StoreError> {
         state.rollups.fold(written.runs.iter().zip(weights));
         publish(state, &chunk.converges, written.changes);
     }
-    write_sightings(state).await?;
+    state.sightings.write(&state.db, &state.fenced).await?;
     write_rollups(state, false).await?;
     if state.retry.take().is_some() {
         tracing::info!("database writes resumed");
@@ -458,30 +394,6 @@ fn receive_report(state: &mut PersistenceState, report: SyncRunRecord, fence: Op
         state.sightings.note(&report, fence);
         state.rollups.fold([(&report, 1)]);
     }
-}
-
-/// Moves `last_seen` to the latest quiet sighting of each account noted since the last
-/// write. Runs after the buffered states are written, so a sighting never precedes the
-/// state it observed; on failure they stay for the next attempt.
-async fn write_sightings(state: &mut PersistenceState) -> Result<(), StoreError> {
-    if state.sightings.is_empty() {
-        return Ok(());
-    }
-    if state.sightings.fences().is_empty() {
-        store::mark_seen(&state.db, &state.sightings.pending()).await?;
-    } else {
-        let txn = state.db.begin().await?;
-        let check = store::check_fences(&txn, state.sightings.fences()).await?;
-        state.sightings.drop_fenced(&check);
-        store::mark_seen(&txn, &state.sightings.pending()).await?;
-        txn.commit().await?;
-        // One sighting per account.
-        for out in check.refused() {
-            state.fenced.report(FencedWrites { out, items: 1 });
-        }
-    }
-    state.sightings.clear();
-    Ok(())
 }
 
 /// Writes the pending rollups when due (or at once with `force`); a failed write

@@ -188,3 +188,24 @@ pub async fn write_fenced<T>(
     txn.commit().await?;
     Ok(Ok(answer))
 }
+
+#[cfg(test)]
+impl FenceCheck {
+    /// A check that found `held` still held and every other fence of `refused` refused.
+    pub(crate) fn of(held: &[(&str, &Fence)], refused: &[(&str, &Fence)]) -> Self {
+        let key = |(a, f): &(&str, &Fence)| ((*a).to_owned(), f.instance_id.clone(), f.epoch);
+        let out = |(a, f): &(&str, &Fence)| FencedOut {
+            account_id: (*a).to_owned(),
+            epoch: f.epoch,
+            lease_owner: None,
+            lease_epoch: None,
+        };
+        Self {
+            held: held.iter().map(key).collect(),
+            refused: refused
+                .iter()
+                .map(|r| (((*r.0).to_owned(), r.1.epoch), out(r)))
+                .collect(),
+        }
+    }
+}

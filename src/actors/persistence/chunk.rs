@@ -108,3 +108,102 @@ fn retain<T>(items: &mut Vec<T>, keep: &[bool]) {
     let mut k = keep.iter();
     items.retain(|_| k.next().copied().unwrap_or(true));
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, Utc};
+
+    use super::super::buffer::Buffer;
+    use super::*;
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_795_000_000 + secs, 0).unwrap_or_default()
+    }
+
+    fn fence(epoch: i64) -> Fence {
+        Fence {
+            instance_id: "a".into(),
+            epoch,
+        }
+    }
+
+    fn failed(account: &str, secs: i64) -> SyncRunRecord {
+        SyncRunRecord {
+            error_class: Some("timeout".into()),
+            ..SyncRunRecord::begun(account, at(secs))
+        }
+    }
+
+    fn audit(account: &str, secs: i64) -> AuditEvent {
+        AuditEvent {
+            at: at(secs),
+            account_id: Some(account.to_owned()),
+            kind: "circuit_opened".into(),
+            detail: serde_json::json!({}),
+        }
+    }
+
+    #[test]
+    fn fenced_items_leave_plain_and_folded_parts_alike_and_the_rest_stays_aligned() {
+        let (x, y, old_y) = (fence(7), fence(3), fence(2));
+        // One item kept as it is per kind; the rest folds per account, class and fence.
+        let mut b = Buffer::new(1, 1);
+        for i in 0..5 {
+            b.push_report(failed("x", i), Some(x.clone()));
+            b.push_report(failed("y", i), Some(y.clone()));
+            b.push_report(failed("y", i), Some(old_y.clone()));
+            b.push_report(failed("z", i), None);
+            b.push_audit(audit("x", i), Some(x.clone()));
+            b.push_audit(audit("y", i), Some(y.clone()));
+        }
+        let mut chunk = b.take(100);
+        assert_eq!(
+            chunk.reports.len(),
+            5,
+            "x plain, then x, y, old y, z folded"
+        );
+        assert_eq!(chunk.audits.len(), 3, "x plain, then x, y folded");
+
+        let check = FenceCheck::of(&[("y", &y)], &[("x", &x), ("y", &old_y)]);
+        chunk.drop_fenced(&check);
+
+        let accounts: Vec<&str> = chunk
+            .reports
+            .iter()
+            .map(|r| r.account_id.as_str())
+            .collect();
+        assert_eq!(accounts.len(), 2);
+        assert!(
+            accounts.contains(&"y") && accounts.contains(&"z"),
+            "{accounts:?}"
+        );
+        assert_eq!(chunk.report_fences.len(), 2);
+        assert_eq!(chunk.folded_reports.len(), 2);
+        assert_eq!(
+            chunk.report_weights(),
+            vec![5, 5],
+            "each folded row stands for 5 syncs"
+        );
+        // Only folded rows are left: each beside what it stands for.
+        for (r, (key, _)) in chunk.reports.iter().zip(&chunk.folded_reports) {
+            assert_eq!(r.account_id, key.0);
+        }
+        assert_eq!(chunk.audits.len(), 1);
+        assert_eq!(chunk.audits[0].account_id.as_deref(), Some("y"));
+        assert_eq!(chunk.folded_audits.len(), 1);
+        assert!(
+            chunk
+                .fences()
+                .iter()
+                .all(|(a, f)| (*a, f.epoch) == ("y", 3))
+        );
+
+        let fenced: Vec<(String, i64, u64)> = chunk
+            .fenced
+            .values()
+            .map(|(o, n)| (o.account_id.clone(), o.epoch, *n))
+            .collect();
+        // x: one plain and one folded report, one plain and one folded audit.
+        assert_eq!(fenced, vec![("x".into(), 7, 4), ("y".into(), 2, 1)]);
+    }
+}

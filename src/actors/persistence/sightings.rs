@@ -13,7 +13,10 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use crate::store::{Fence, FenceCheck, Sighting, SyncRunRecord};
+use sea_orm::{DatabaseConnection, TransactionTrait};
+
+use crate::actors::fencing::{FenceSink, FencedWrites};
+use crate::store::{self, Fence, FenceCheck, Sighting, StoreError, SyncRunRecord};
 
 /// The latest sighting of each account since the last write.
 #[derive(Debug, Default)]
@@ -43,7 +46,7 @@ impl LatestSightings {
     }
 
     /// Every (account, fence) of the fenced sightings, to check.
-    pub fn fences(&self) -> Vec<(&str, &Fence)> {
+    fn fences(&self) -> Vec<(&str, &Fence)> {
         self.latest
             .iter()
             .filter_map(|(a, (_, f))| Some((a.as_str(), f.as_ref()?)))
@@ -82,6 +85,35 @@ impl LatestSightings {
     /// the same table.
     pub fn clear(&mut self) {
         self.latest.clear();
+    }
+
+    /// Moves `last_seen` to the latest quiet sighting of each account noted since the last
+    /// write, leaving out (and reporting to `fenced`) those of accounts whose lease moved
+    /// on. Runs after the buffered states are written, so a sighting never precedes the
+    /// state it observed; on failure they stay for the next attempt.
+    pub async fn write(
+        &mut self,
+        db: &DatabaseConnection,
+        fenced: &FenceSink,
+    ) -> Result<(), StoreError> {
+        if self.is_empty() {
+            return Ok(());
+        }
+        if self.fences().is_empty() {
+            store::mark_seen(db, &self.pending()).await?;
+        } else {
+            let txn = db.begin().await?;
+            let check = store::check_fences(&txn, self.fences()).await?;
+            self.drop_fenced(&check);
+            store::mark_seen(&txn, &self.pending()).await?;
+            txn.commit().await?;
+            // One sighting per account.
+            for out in check.refused() {
+                fenced.report(FencedWrites { out, items: 1 });
+            }
+        }
+        self.clear();
+        Ok(())
     }
 }
 
