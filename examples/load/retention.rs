@@ -112,6 +112,7 @@ fn sync(actor: &ActorRef<PersistMsg>, a: usize, k: u64, at: DateTime<Utc>) -> Re
             seq: k,
             ack_to: None,
             report,
+            fence: None,
         })));
     }
     send(PersistMsg::Report(report))
@@ -208,6 +209,7 @@ async fn footprint_on(label: &str, db: DatabaseConnection, args: &Args) -> Res {
         config: PersistenceConfig::default(),
         events: Arc::new(OutputPort::default()),
         clock,
+        fenced: Default::default(),
     };
     let (persist, persist_handle) = Actor::spawn(None, PersistenceActor, pargs)
         .await

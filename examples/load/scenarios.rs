@@ -314,6 +314,7 @@ async fn persist_round(
             seq: 1,
             ack_to: None,
             report,
+            fence: None,
         };
         actor
             .cast(PersistMsg::Converge(Box::new(c)))
@@ -335,6 +336,7 @@ async fn persistence_on(label: &str, db: DatabaseConnection, args: &Args, target
         config: PersistenceConfig::default(),
         events: Arc::new(OutputPort::default()),
         clock: mt5_reconciler::clock::Clock::real(),
+        fenced: Default::default(),
     };
     let (actor, handle) = Actor::spawn(None, PersistenceActor, pargs)
         .await

@@ -4,6 +4,7 @@
 
 pub mod breaker;
 mod close_lookups;
+pub mod fencing;
 pub mod guard;
 pub mod handle;
 pub mod lease;
@@ -16,6 +17,7 @@ pub mod supervisor;
 pub mod user_sync;
 
 pub use breaker::{Breaker, BreakerState, SupervisionConfig};
+pub use fencing::{FenceSink, FencedWrites};
 pub use lease::{HaConfig, HaStatus, LeaseEvent};
 pub use live::{LiveSlot, LiveView};
 pub use persistence::{PersistMsg, PersistenceConfig, PersistenceHandle, ReconcilerEvent};

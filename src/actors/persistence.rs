@@ -13,6 +13,10 @@
 //! account's latest sighting for `last_seen` (see `sightings`), so it never waits in the
 //! buffer.
 //!
+//! Under high availability every item carries the fence (owner and epoch) of the lease it
+//! was produced under; a transaction writes only the items whose lease still holds, and
+//! the others are dropped and reported through a [`FenceSink`] (see `chunk`).
+//!
 //! Divergences arrive as the account's whole desired open set (a [`Converge`]), not as
 //! deltas: applying a state twice, or an older state after a crash, cannot duplicate or
 //! lose a row. Several states of one account waiting in the buffer collapse to the latest.
@@ -23,88 +27,26 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use ractor::{Actor, ActorProcessingErr, ActorRef, OutputPort, RpcReplyPort};
 use sea_orm::DatabaseConnection;
-use serde::Deserialize;
 
+use super::fencing::{FenceSink, FencedWrites};
 use super::status::{DurationHistogram, PersistenceStats};
 use crate::clock::Clock;
 use crate::domain::Divergence;
-use crate::store::{self, AuditEvent, Converged, StoreError, SyncRunRecord};
+use crate::store::{AuditEvent, Converged, Fence, StoreError, SyncRunRecord};
 
 mod buffer;
+mod chunk;
+mod config;
 mod rollups;
 mod sightings;
 mod write;
 
 use buffer::Buffer;
 pub use buffer::BufferSizes;
+pub use config::{MAX_PERSISTENCE_DELAY_MS, PersistenceConfig};
 use rollups::PendingRollups;
 pub use rollups::ROLLUP_WRITE_EVERY;
 use sightings::LatestSightings;
-
-/// Largest `flush_interval_ms`, `retry_min_ms` and `retry_max_ms`: one hour.
-pub const MAX_PERSISTENCE_DELAY_MS: u64 = 3_600_000;
-
-/// `[persistence]`: batching and retry settings.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PersistenceConfig {
-    /// Flush as soon as this many items are buffered.
-    pub batch_size: usize,
-    /// Otherwise flush this long after the first buffered item, in milliseconds (at most
-    /// [`MAX_PERSISTENCE_DELAY_MS`]).
-    pub flush_interval_ms: u64,
-    /// First retry delay while the database is away, in milliseconds (doubles; greater
-    /// than 0 and at most `retry_max_ms`).
-    pub retry_min_ms: u64,
-    /// Largest retry delay, in milliseconds (at most [`MAX_PERSISTENCE_DELAY_MS`]).
-    pub retry_max_ms: u64,
-    /// Sync reports kept one by one while the database is away; past this, reports fold
-    /// into one counter per account and error class (see `buffer`).
-    pub max_buffered_reports: usize,
-    /// Audit events kept one by one while the database is away; past this, the circuit
-    /// breaker's transitions fold per account and kind. No audit event is dropped.
-    pub max_buffered_audits: usize,
-}
-
-impl PersistenceConfig {
-    /// Invalid values, each with its key path.
-    pub fn problems(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        if self.batch_size == 0 {
-            out.push("persistence.batch_size: must be at least 1".into());
-        }
-        if self.retry_min_ms == 0 || self.retry_min_ms > self.retry_max_ms {
-            out.push(format!(
-                "persistence.retry_min_ms = {}: must be > 0 and <= retry_max_ms",
-                self.retry_min_ms
-            ));
-        }
-        for (key, value) in [
-            ("flush_interval_ms", self.flush_interval_ms),
-            ("retry_max_ms", self.retry_max_ms),
-        ] {
-            if value > MAX_PERSISTENCE_DELAY_MS {
-                out.push(format!(
-                    "persistence.{key} = {value}: must be at most {MAX_PERSISTENCE_DELAY_MS}"
-                ));
-            }
-        }
-        out
-    }
-}
-
-impl Default for PersistenceConfig {
-    fn default() -> Self {
-        Self {
-            batch_size: 1_000,
-            flush_interval_ms: 50,
-            retry_min_ms: 100,
-            retry_max_ms: 5_000,
-            max_buffered_reports: 100_000,
-            max_buffered_audits: 100_000,
-        }
-    }
-}
 
 /// Something the service reports to a host: durable divergence changes, breaker
 /// transitions and alerts (also published on NATS when `[nats]` is configured).
@@ -189,6 +131,8 @@ pub struct Converge {
     pub ack_to: Option<AckTo>,
     /// The sync's report; its opened/resolved counts are filled in here.
     pub report: SyncRunRecord,
+    /// The lease it was produced under (high availability); `None` otherwise.
+    pub fence: Option<Fence>,
 }
 
 /// Messages of the PersistenceActor.
@@ -199,6 +143,10 @@ pub enum PersistMsg {
     Report(SyncRunRecord),
     /// Append to the audit trail.
     Audit(AuditEvent),
+    /// Store a sync report produced under a lease: written only while it holds.
+    FencedReport(SyncRunRecord, Fence),
+    /// Append an account's audit event produced under a lease: written only while it holds.
+    FencedAudit(AuditEvent, Fence),
     /// Write everything buffered now, pending rollups included; reply once durable (or
     /// with the error).
     Flush(RpcReplyPort<Result<(), String>>),
@@ -213,6 +161,24 @@ pub enum PersistMsg {
 #[cfg(feature = "cluster")]
 impl ractor::Message for PersistMsg {}
 
+impl PersistMsg {
+    /// A sync report produced under `fence` (none without high availability).
+    pub fn report(r: SyncRunRecord, fence: Option<Fence>) -> Self {
+        match fence {
+            Some(f) => PersistMsg::FencedReport(r, f),
+            None => PersistMsg::Report(r),
+        }
+    }
+
+    /// An audit event produced under `fence` (none without high availability).
+    pub fn audit(a: AuditEvent, fence: Option<Fence>) -> Self {
+        match fence {
+            Some(f) => PersistMsg::FencedAudit(a, f),
+            None => PersistMsg::Audit(a),
+        }
+    }
+}
+
 /// Dependencies of the PersistenceActor.
 pub struct PersistenceArgs {
     /// The database.
@@ -223,6 +189,8 @@ pub struct PersistenceArgs {
     pub events: Arc<OutputPort<ReconcilerEvent>>,
     /// The wall clock of dead letters.
     pub clock: Clock,
+    /// Where items refused by their fence are reported.
+    pub fenced: FenceSink,
 }
 
 /// The actor (empty: everything lives in its state).
@@ -241,6 +209,7 @@ pub struct PersistenceState {
     retry: Option<Duration>,
     flush_duration: DurationHistogram,
     dead_letters: u64,
+    fenced: FenceSink,
 }
 
 impl PersistenceState {
@@ -276,6 +245,7 @@ impl Actor for PersistenceActor {
             retry: None,
             flush_duration: DurationHistogram::default(),
             dead_letters: 0,
+            fenced: args.fenced,
         })
     }
 
@@ -288,12 +258,14 @@ impl Actor for PersistenceActor {
         match msg {
             // A state superseded before it was written leaves its sync's report.
             PersistMsg::Converge(c) => {
-                if let Some(old) = state.buffer.push_converge(*c) {
-                    receive_report(state, old);
+                if let Some((old, fence)) = state.buffer.push_converge(*c) {
+                    receive_report(state, old, fence);
                 }
             }
-            PersistMsg::Report(r) => receive_report(state, r),
-            PersistMsg::Audit(a) => state.buffer.push_audit(a),
+            PersistMsg::Report(r) => receive_report(state, r, None),
+            PersistMsg::FencedReport(r, f) => receive_report(state, r, Some(f)),
+            PersistMsg::Audit(a) => state.buffer.push_audit(a, None),
+            PersistMsg::FencedAudit(a, f) => state.buffer.push_audit(a, Some(f)),
             PersistMsg::Flush(reply) => {
                 let result = match flush(state).await {
                     Ok(()) => write_rollups(state, true).await,
@@ -382,11 +354,14 @@ fn next_retry(state: &mut PersistenceState) -> Duration {
 /// report is folded into the pending rollups, which are written too when due.
 async fn flush(state: &mut PersistenceState) -> Result<(), StoreError> {
     while state.depth() > 0 {
-        let chunk = state.buffer.take(state.config.batch_size);
+        let mut chunk = state.buffer.take(state.config.batch_size);
         let started = std::time::Instant::now();
-        let converges: Vec<&Converge> = chunk.converges.iter().collect();
-        let (reports, audits, now) = (&chunk.reports, &chunk.audits, state.clock.now());
-        let written = write::write(&state.db, &converges, reports, audits, now).await;
+        let written = write::write(&state.db, &mut chunk, state.clock.now()).await;
+        // Fenced items are dropped whether or not the rest was written: a lease that moved
+        // on never comes back under the same epoch.
+        for (out, items) in std::mem::take(&mut chunk.fenced).into_values() {
+            state.fenced.report(FencedWrites { out, items });
+        }
         let written = match written {
             Ok(w) => w,
             Err(e) => {
@@ -401,7 +376,7 @@ async fn flush(state: &mut PersistenceState) -> Result<(), StoreError> {
         state.rollups.fold(written.runs.iter().zip(weights));
         publish(state, &chunk.converges, written.changes);
     }
-    write_sightings(state).await?;
+    state.sightings.write(&state.db, &state.fenced).await?;
     write_rollups(state, false).await?;
     if state.retry.take().is_some() {
         tracing::info!("database writes resumed");
@@ -412,25 +387,13 @@ async fn flush(state: &mut PersistenceState) -> Result<(), StoreError> {
 /// Takes a sync report in: one an operator needs as a row (a failure) waits in the buffer;
 /// a quiet one (see [`SyncRunRecord::kept_raw`]) is counted in its hour's rollup and noted
 /// as its account's latest sighting at once, so it takes no place of its own.
-fn receive_report(state: &mut PersistenceState, report: SyncRunRecord) {
+fn receive_report(state: &mut PersistenceState, report: SyncRunRecord, fence: Option<Fence>) {
     if report.kept_raw() {
-        state.buffer.push_report(report);
+        state.buffer.push_report(report, fence);
     } else {
-        state.sightings.note(&report);
+        state.sightings.note(&report, fence);
         state.rollups.fold([(&report, 1)]);
     }
-}
-
-/// Moves `last_seen` to the latest quiet sighting of each account noted since the last
-/// write. Runs after the buffered states are written, so a sighting never precedes the
-/// state it observed; on failure they stay for the next attempt.
-async fn write_sightings(state: &mut PersistenceState) -> Result<(), StoreError> {
-    if state.sightings.is_empty() {
-        return Ok(());
-    }
-    store::mark_seen(&state.db, &state.sightings.pending()).await?;
-    state.sightings.clear();
-    Ok(())
 }
 
 /// Writes the pending rollups when due (or at once with `force`); a failed write

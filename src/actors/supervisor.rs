@@ -167,6 +167,8 @@ pub enum SupervisorMsg {
     /// Shutdown: free every lease held here and tell the other instances; replies with the
     /// number freed (0 without high availability).
     ReleaseLeases(RpcReplyPort<u64>),
+    /// Writes of an account were refused by their fence: its lease moved on.
+    Fenced(super::FencedWrites),
 }
 
 #[cfg(feature = "cluster")]
@@ -444,6 +446,7 @@ impl Actor for ReconcilerSupervisor {
             SupervisorMsg::AttachNats(stats) => state.nats = Some(stats),
             SupervisorMsg::Lease(event) => ha::on_lease(&myself, state, event).await,
             SupervisorMsg::ReleaseLeases(reply) => ha::release(state, reply),
+            SupervisorMsg::Fenced(writes) => ha::on_fenced(state, writes),
         }
         Ok(())
     }
@@ -473,6 +476,7 @@ async fn spawn_persistence(
         config: args.config.persistence.clone(),
         events: args.events.clone(),
         clock: args.clock,
+        fenced: ha::fence_sink(myself),
     };
     let (actor, _) = Actor::spawn_linked(None, PersistenceActor, pargs, myself.get_cell()).await?;
     Ok(actor)
@@ -668,6 +672,7 @@ async fn start_guard(myself: &ActorRef<SupervisorMsg>, state: &mut SupervisorSta
         closes: entry.closes.clone(),
         clock: state.args.clock,
         fence: ha::fence(state, id),
+        fenced: ha::fence_sink(myself),
     };
     match Actor::spawn_linked(None, GuardActor, args, myself.get_cell()).await {
         Ok((actor, _)) => {
@@ -968,14 +973,20 @@ fn stop_actor(entry: &mut Entry, why: &str) {
     entry.status.syncing = false;
 }
 
+/// Appends an audit event; one of an account owned under high availability carries its
+/// fence.
 fn audit(state: &SupervisorState, account: Option<&str>, kind: &str, detail: serde_json::Value) {
     if let Some(p) = &state.persistence {
-        p.send(PersistMsg::Audit(AuditEvent {
+        let event = AuditEvent {
             at: state.args.clock.now(),
             account_id: account.map(str::to_owned),
             kind: kind.to_owned(),
             detail,
-        }));
+        };
+        p.send(PersistMsg::audit(
+            event,
+            account.and_then(|a| ha::fence(state, a)),
+        ));
     }
 }
 

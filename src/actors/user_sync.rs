@@ -208,7 +208,8 @@ async fn sync(myself: &ActorRef<UserSyncMsg>, state: &mut UserSyncState) -> Sync
         report.error_class = Some(class.as_str().to_owned());
         report.error_message = Some(message.clone());
         tracing::warn!(class = %class, error = %message, "sync failed");
-        args.persistence.send(PersistMsg::Report(report));
+        args.persistence
+            .send(PersistMsg::report(report, args.fence.clone()));
         SyncOutcome::Failed {
             class,
             message,
@@ -353,10 +354,12 @@ async fn sync(myself: &ActorRef<UserSyncMsg>, state: &mut UserSyncState) -> Sync
                     })
                 }),
                 report,
+                fence: args.fence.clone(),
             })));
         state.pending = Some((seq, sent));
     } else {
-        args.persistence.send(PersistMsg::Report(report));
+        args.persistence
+            .send(PersistMsg::report(report, args.fence.clone()));
     }
     tracing::debug!(
         positions = snapshot.positions.len(),

@@ -479,6 +479,11 @@ impl Collector for Snapshot {
                 "Leases this instance gave up or lost.",
                 [(vec![], h.leases_lost)],
             )?;
+            o.counters(
+                "mt5r_ha_fenced_writes_total",
+                "Writes refused because their account's lease had moved on (dropped).",
+                [(vec![], h.fenced_writes)],
+            )?;
         }
 
         if let Some(p) = &self.persistence {
@@ -566,6 +571,7 @@ mod tests {
                     leases_lost: 2,
                     live_instances: 3,
                     database_away: true,
+                    fenced_writes: 4,
                 }),
                 ..Status::default()
             },
@@ -580,6 +586,7 @@ mod tests {
                 "mt5r_ha_database_away 1",
                 "mt5r_ha_leases_acquired_total 12",
                 "mt5r_ha_leases_lost_total 2",
+                "mt5r_ha_fenced_writes_total 4",
             ],
         );
     }

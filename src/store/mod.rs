@@ -70,7 +70,7 @@ pub use divergences::{
 };
 pub use equity::{EquitySample, list_equity_samples, record_equity_sample};
 pub use error::{StoreError, redact_url};
-pub use fence::Fence;
+pub use fence::{Fence, FenceCheck, FencedOut, check_fences, write_fenced};
 pub use guard_state::{load_guard_state, save_guard_state};
 pub use journal::{
     AuditEvent, SyncRunRecord, append_audit, append_audits, append_audits_isolating, list_audit,

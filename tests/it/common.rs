@@ -437,3 +437,98 @@ pub async fn claim_elsewhere(db: &DatabaseConnection, id: &str) -> bool {
     .await
     .expect("claim")
 }
+
+/// A connection to `schema` (of PostgreSQL at `url`) that names itself `instance` as its
+/// `application_name` (given in the URL, as an instance's configuration would), migrated.
+/// With [`install_stale_write_probe`], every row it writes is checked against the lease
+/// of the row's account.
+pub async fn postgres_as(url: &str, schema: &str, instance: &str) -> DatabaseConnection {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let mut options = ConnectOptions::new(format!("{url}{sep}application_name={instance}"));
+    options
+        .max_connections(4)
+        .min_connections(1)
+        .acquire_timeout(PATIENT)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .set_schema_search_path(schema.to_owned())
+        .sqlx_logging(false);
+    match store::connect_with(options).await {
+        Ok(db) => db,
+        Err(e) => panic!("cannot open postgres schema {schema} as {instance}: {e}"),
+    }
+}
+
+/// Tables whose rows belong to an account and must only be written by its owner.
+pub const PROBED_TABLES: [&str; 6] = [
+    "divergences",
+    "sync_runs",
+    "alerts",
+    "guard_state",
+    "audit_events",
+    "equity_samples",
+];
+
+/// Installs, in `db`'s schema (PostgreSQL), a `stale_writes` table and triggers on
+/// [`PROBED_TABLES`] that record every insert or update of a row whose account is not
+/// held, unexpired, by the writing connection's `application_name` (see [`postgres_as`]).
+/// Audit events of an instance's own view are exempt: every instance records the accounts
+/// it supervises (`account_added`, `account_removed`) whoever owns them, and that it lost
+/// a lease (`lease_lost`) after the fact. Read the table with [`stale_writes`].
+pub async fn install_stale_write_probe(db: &DatabaseConnection) {
+    db.execute_unprepared(
+        "CREATE TABLE stale_writes ( \
+           id BIGSERIAL PRIMARY KEY, table_name TEXT NOT NULL, account_id TEXT NOT NULL, \
+           writer TEXT NOT NULL, lease_owner TEXT, written_at TIMESTAMPTZ NOT NULL DEFAULT now()); \
+         CREATE FUNCTION stale_write_probe() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         DECLARE holder TEXT; \
+         BEGIN \
+           IF NEW.account_id IS NULL THEN RETURN NEW; END IF; \
+           IF TG_TABLE_NAME = 'audit_events' THEN \
+             IF NEW.kind IN ('account_added', 'account_removed', 'lease_lost') THEN \
+               RETURN NEW; \
+             END IF; \
+           END IF; \
+           SELECT owner INTO holder FROM account_leases \
+             WHERE account_id = NEW.account_id AND expires_at > now(); \
+           IF holder IS DISTINCT FROM current_setting('application_name') THEN \
+             INSERT INTO stale_writes (table_name, account_id, writer, lease_owner) \
+             VALUES (TG_TABLE_NAME, NEW.account_id, current_setting('application_name'), holder); \
+           END IF; \
+           RETURN NEW; \
+         END $$;",
+    )
+    .await
+    .expect("stale write probe: table and function");
+    for table in PROBED_TABLES {
+        db.execute_unprepared(&format!(
+            "CREATE TRIGGER stale_write_probe AFTER INSERT OR UPDATE ON {table} \
+             FOR EACH ROW EXECUTE FUNCTION stale_write_probe()"
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("stale write probe on {table}: {e}"));
+    }
+}
+
+/// What the probe caught: (table, account, writer, lease owner then), oldest first.
+pub async fn stale_writes(
+    db: &DatabaseConnection,
+) -> Vec<(String, String, String, Option<String>)> {
+    let rows = db
+        .query_all_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT table_name, account_id, writer, lease_owner FROM stale_writes ORDER BY id",
+        ))
+        .await
+        .expect("read stale_writes");
+    rows.iter()
+        .map(|r| {
+            (
+                r.try_get("", "table_name").expect("table_name"),
+                r.try_get("", "account_id").expect("account_id"),
+                r.try_get("", "writer").expect("writer"),
+                r.try_get("", "lease_owner").expect("lease_owner"),
+            )
+        })
+        .collect()
+}

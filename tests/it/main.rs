@@ -10,6 +10,7 @@ mod close_reasons;
 mod common;
 mod dashboard_api;
 mod extremes;
+mod fencing;
 mod fuzz_corpus;
 mod guard_loop;
 mod guards;

@@ -33,6 +33,7 @@ async fn spawn_with(db: &DatabaseConnection, config: PersistenceConfig) -> Actor
         config,
         events: Arc::new(OutputPort::default()),
         clock: mt5_reconciler::clock::Clock::real(),
+        fenced: Default::default(),
     };
     let (actor, _) = ractor::Actor::spawn(None, PersistenceActor, args)
         .await
@@ -80,6 +81,7 @@ fn converge(account: &str, at: DateTime<Utc>, desired: Vec<Divergence>) -> Persi
         seq: 1,
         ack_to: None,
         report: report(account, at),
+        fence: None,
     }))
 }
 

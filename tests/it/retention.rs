@@ -62,6 +62,7 @@ async fn persistence(db: &DatabaseConnection) -> ActorRef<PersistMsg> {
         config: PersistenceConfig::default(),
         events: Arc::new(OutputPort::default()),
         clock: Clock::following_tokio(now()),
+        fenced: Default::default(),
     };
     let (actor, _) = ractor::Actor::spawn(None, PersistenceActor, args)
         .await
@@ -123,6 +124,7 @@ async fn only_failures_and_changes_stay_rows_and_every_sync_counts_in_its_hour()
                 seq: 1,
                 ack_to: None,
                 report: run("acc-1", hour, 40, None),
+                fence: None,
             })))
             .unwrap();
         // The previous hour: one quiet sync.

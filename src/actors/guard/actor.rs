@@ -18,6 +18,7 @@ use tokio::time::Instant;
 
 use super::enforce::{self, Enforcement};
 use super::round::RoundOutcome;
+use crate::actors::fencing::FenceSink;
 use crate::actors::handle::SwapRef;
 use crate::actors::persistence::PersistenceHandle;
 use crate::broker::Broker;
@@ -89,6 +90,8 @@ pub struct GuardArgs {
     pub clock: Clock,
     /// The account's lease under high availability (owner and epoch); `None` otherwise.
     pub fence: Option<Fence>,
+    /// Where writes refused by `fence` are reported.
+    pub fenced: FenceSink,
 }
 
 /// The actor (empty: everything lives in its state).

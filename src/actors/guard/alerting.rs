@@ -8,14 +8,17 @@ use crate::actors::persistence::PersistMsg;
 use crate::guards::{Alert, AlertStatus, Evaluation};
 use crate::store::{self, AlertRecord, AuditEvent};
 
-/// Appends an audit event of the account (through persistence: buffered, retried).
+/// Appends an audit event of the account (through persistence: buffered, retried, and
+/// fenced under high availability).
 pub(super) fn audit(args: &GuardArgs, kind: &str, detail: serde_json::Value) {
-    args.persistence.send(PersistMsg::Audit(AuditEvent {
+    let event = AuditEvent {
         at: args.clock.now(),
         account_id: Some(args.account_id.clone()),
         kind: kind.to_owned(),
         detail,
-    }));
+    };
+    args.persistence
+        .send(PersistMsg::audit(event, args.fence.clone()));
 }
 
 /// Sends a notice about an alert's close to the sinks (not stored: the audit trail is).
@@ -73,11 +76,20 @@ pub(super) fn record(
 
 /// Stores `r`: `Ok(true)` when stored now, `Ok(false)` when a row with its id was
 /// already there (the same breach, seen before a restart); `Err` says why it is not
-/// stored. The deadline is the database's own (lock and statement timeouts set when the
-/// pool connects), not a timer of this process: a real query must not lose to a clock
-/// that tests run ahead.
+/// stored (also when the account's lease moved on: see [`stored`]). The deadline is the
+/// database's own (lock and statement timeouts set when the pool connects), not a timer of
+/// this process: a real query must not lose to a clock that tests run ahead.
 pub(super) async fn store(args: &GuardArgs, r: &AlertRecord) -> Result<bool, String> {
-    store::insert_alert(&args.db, r)
+    match stored(args, r).await? {
+        Some(stored) => Ok(stored),
+        None => Err("the account's lease moved on: the alert is not stored here".into()),
+    }
+}
+
+/// Stores `r` under the account's fence: `Ok(None)` when the lease moved on (the new
+/// owner raises it, if it still holds).
+async fn stored(args: &GuardArgs, r: &AlertRecord) -> Result<Option<bool>, String> {
+    super::fenced::write(args, "alert", async |txn| store::insert_alert(txn, r).await)
         .await
         .map_err(|e| e.to_string())
 }
@@ -114,10 +126,10 @@ pub(super) async fn raise(
     if let Some(note) = note {
         r.message = format!("{}; {note}", r.message);
     }
-    let stored = match store(args, &r).await {
-        Ok(true) => true,
-        // Already raised (before a restart): not again.
-        Ok(false) => return,
+    let stored = match stored(args, &r).await {
+        Ok(Some(true)) => true,
+        // Already raised (before a restart): not again. Or no longer ours to raise.
+        Ok(Some(false) | None) => return,
         Err(error) => {
             tracing::error!(account = %args.account_id, alert = %r.id, error = %error, "cannot store the alert");
             false

@@ -77,8 +77,15 @@ pub(super) async fn save(state: &mut GuardState) {
         return;
     }
     let args = &state.args;
-    match store::save_guard_state(&args.db, &args.account_id, &json, args.clock.now()).await {
-        Ok(()) => state.saved = Some(json),
+    let (account, at) = (&args.account_id, args.clock.now());
+    let saved = super::fenced::write(args, "guard state", async |txn| {
+        store::save_guard_state(txn, account, &json, at).await
+    })
+    .await;
+    match saved {
+        Ok(Some(())) => state.saved = Some(json),
+        // The lease moved on: the guard stops; the new owner's guard keeps the memory.
+        Ok(None) => {}
         Err(e) => {
             tracing::warn!(account = %args.account_id, error = %e, "cannot store the guard memory; will try again")
         }

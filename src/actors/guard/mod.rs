@@ -7,6 +7,7 @@ mod alerting;
 mod blind;
 pub mod closed;
 mod enforce;
+mod fenced;
 mod intents;
 mod memory;
 pub mod round;

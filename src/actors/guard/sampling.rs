@@ -31,7 +31,11 @@ pub(super) async fn sample(state: &mut GuardState, snapshot: &AccountSnapshot) {
     };
     // Marked as taken either way: a store that is away is not asked again at once.
     state.sampled_at = Some(now);
-    if let Err(e) = store::record_equity_sample(&args.db, &sample).await {
+    let written = super::fenced::write(args, "equity sample", async |txn| {
+        store::record_equity_sample(txn, &sample).await
+    })
+    .await;
+    if let Err(e) = written {
         tracing::warn!(account = %args.account_id, error = %e, "cannot store an equity sample");
     }
 }

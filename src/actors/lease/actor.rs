@@ -63,6 +63,15 @@ pub enum LeaseMsg {
     Release(RpcReplyPort<u64>),
     /// The leases held now.
     Held(RpcReplyPort<Vec<Lease>>),
+    /// A write of `account` under `epoch` was fenced: the lease moved on. The tree already
+    /// stopped the account; the lease is dropped here (not freed: someone else holds it, or
+    /// it expired).
+    Fenced {
+        /// Account.
+        account: String,
+        /// The epoch the write was produced under.
+        epoch: i64,
+    },
 }
 
 #[cfg(feature = "cluster")]
@@ -235,6 +244,7 @@ impl Actor for LeaseActor {
             LeaseMsg::Held(reply) => {
                 let _ = reply.send(state.trust.leases());
             }
+            LeaseMsg::Fenced { account, epoch } => rounds::fenced(state, &account, epoch),
         }
         rounds::next(&myself, state);
         Ok(())

@@ -187,6 +187,23 @@ fn give_up(state: &mut LeaseState, account: &str, why: &str) {
     }
 }
 
+/// A write of `account` under `epoch` was fenced: the lease held under that epoch is
+/// dropped without telling the tree (it stopped the account already) and without freeing
+/// it (it is no longer ours to free).
+pub(super) fn fenced(state: &mut LeaseState, account: &str, epoch: i64) {
+    let held = state.trust.leases();
+    if !held
+        .iter()
+        .any(|l| l.account_id == account && l.epoch == epoch)
+    {
+        return;
+    }
+    state.trust.remove(account);
+    tracing::info!(account = %account, epoch, "lease dropped: a write was fenced");
+    state.stats.lost(1);
+    state.stats.set_owned(state.trust.len());
+}
+
 /// `account`, already dropped from the leases held, is lost.
 fn lost(state: &mut LeaseState, account: &str) {
     (state.sink)(LeaseEvent::Lost {

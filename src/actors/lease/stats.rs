@@ -17,6 +17,7 @@ struct Inner {
     lost: AtomicU64,
     live_instances: AtomicU64,
     database_away: AtomicBool,
+    fenced_writes: AtomicU64,
 }
 
 /// High availability as the status shows it.
@@ -34,6 +35,9 @@ pub struct HaStatus {
     pub live_instances: u64,
     /// Whether the database has been away longer than the lease (then nothing is owned).
     pub database_away: bool,
+    /// Writes refused since start because their account's lease had moved on (each
+    /// dropped, and its account dropped here).
+    pub fenced_writes: u64,
 }
 
 impl HaStats {
@@ -46,6 +50,7 @@ impl HaStats {
             lost: AtomicU64::new(0),
             live_instances: AtomicU64::new(0),
             database_away: AtomicBool::new(false),
+            fenced_writes: AtomicU64::new(0),
         }))
     }
 
@@ -69,6 +74,11 @@ impl HaStats {
         self.0.database_away.store(away, Ordering::Relaxed);
     }
 
+    /// Counts `n` writes refused by their fence.
+    pub fn fenced(&self, n: u64) {
+        self.0.fenced_writes.fetch_add(n, Ordering::Relaxed);
+    }
+
     /// The counters now.
     pub fn snapshot(&self) -> HaStatus {
         let i = &self.0;
@@ -79,6 +89,7 @@ impl HaStats {
             leases_lost: i.lost.load(Ordering::Relaxed),
             live_instances: i.live_instances.load(Ordering::Relaxed),
             database_away: i.database_away.load(Ordering::Relaxed),
+            fenced_writes: i.fenced_writes.load(Ordering::Relaxed),
         }
     }
 }

@@ -25,7 +25,8 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use super::Converge;
-use crate::store::{AuditEvent, SyncRunRecord};
+use super::chunk::Chunk;
+use crate::store::{AuditEvent, Fence, SyncRunRecord};
 
 /// Audit kinds that fold past the bound: the circuit breaker's transitions.
 const FOLDABLE_AUDITS: [&str; 4] = [
@@ -59,8 +60,8 @@ impl BufferSizes {
 
 /// Sync reports of one account and error class, folded into one.
 #[derive(Debug, Clone)]
-struct FoldedReports {
-    syncs: u64,
+pub(super) struct FoldedReports {
+    pub(super) syncs: u64,
     first: SyncRunRecord,
     last: SyncRunRecord,
     duration: Duration,
@@ -94,7 +95,7 @@ impl FoldedReports {
     }
 
     /// The `sync_runs` row that stands for them all.
-    fn record(&self) -> SyncRunRecord {
+    pub(super) fn record(&self) -> SyncRunRecord {
         let mut message = format!(
             "folded {} syncs while the database was away, started {} to {}",
             self.syncs, self.first.started_at, self.last.started_at
@@ -120,7 +121,7 @@ impl FoldedReports {
 
 /// Audit events of one account and kind, folded into one.
 #[derive(Debug, Clone)]
-struct FoldedAudits {
+pub(super) struct FoldedAudits {
     count: u64,
     first: AuditEvent,
     last: AuditEvent,
@@ -138,7 +139,7 @@ impl FoldedAudits {
     }
 
     /// The audit event that stands for them all, at the time of the first.
-    fn event(&self) -> AuditEvent {
+    pub(super) fn event(&self) -> AuditEvent {
         AuditEvent {
             at: self.first.at,
             account_id: self.first.account_id.clone(),
@@ -154,8 +155,10 @@ impl FoldedAudits {
     }
 }
 
-type ReportKey = (String, Option<String>);
-type AuditKey = (Option<String>, String);
+/// Reports fold per account, error class and fence.
+pub(super) type ReportKey = (String, Option<String>, Option<Fence>);
+/// Audit events fold per account, kind and fence.
+pub(super) type AuditKey = (Option<String>, String, Option<Fence>);
 
 /// What the actor has not written yet.
 #[derive(Default)]
@@ -163,34 +166,10 @@ pub(super) struct Buffer {
     max_reports: usize,
     max_audits: usize,
     converges: HashMap<String, Converge>,
-    reports: VecDeque<SyncRunRecord>,
+    reports: VecDeque<(SyncRunRecord, Option<Fence>)>,
     folded_reports: HashMap<ReportKey, FoldedReports>,
-    audits: VecDeque<AuditEvent>,
+    audits: VecDeque<(AuditEvent, Option<Fence>)>,
     folded_audits: HashMap<AuditKey, FoldedAudits>,
-}
-
-/// Items taken out of the buffer for one transaction.
-#[derive(Default)]
-pub(super) struct Chunk {
-    /// Divergence states.
-    pub converges: Vec<Converge>,
-    /// Sync reports, then the rows of folded ones.
-    pub reports: Vec<SyncRunRecord>,
-    /// Audit events, then the events of folded ones.
-    pub audits: Vec<AuditEvent>,
-    folded_reports: Vec<(ReportKey, FoldedReports)>,
-    folded_audits: Vec<(AuditKey, FoldedAudits)>,
-}
-
-impl Chunk {
-    /// How many syncs each of `reports` stands for, in order: one for a report kept as it
-    /// was, the count folded into it for the others.
-    pub fn report_weights(&self) -> Vec<u64> {
-        let plain = self.reports.len() - self.folded_reports.len();
-        std::iter::repeat_n(1, plain)
-            .chain(self.folded_reports.iter().map(|(_, f)| f.syncs))
-            .collect()
-    }
 }
 
 impl Buffer {
@@ -204,21 +183,21 @@ impl Buffer {
     }
 
     /// Keeps the account's latest state; returns the report of the state it supersedes
-    /// (never written: the caller keeps it as a report).
+    /// and its fence (never written: the caller keeps it as a report).
     #[must_use]
-    pub fn push_converge(&mut self, c: Converge) -> Option<SyncRunRecord> {
+    pub fn push_converge(&mut self, c: Converge) -> Option<(SyncRunRecord, Option<Fence>)> {
         self.converges
             .insert(c.account_id.clone(), c)
-            .map(|old| old.report)
+            .map(|old| (old.report, old.fence))
     }
 
-    /// Keeps a report, or folds it past the bound.
-    pub fn push_report(&mut self, r: SyncRunRecord) {
+    /// Keeps a report produced under `fence`, or folds it past the bound.
+    pub fn push_report(&mut self, r: SyncRunRecord, fence: Option<Fence>) {
         if self.reports.len() < self.max_reports {
-            self.reports.push_back(r);
+            self.reports.push_back((r, fence));
             return;
         }
-        let key = (r.account_id.clone(), r.error_class.clone());
+        let key = (r.account_id.clone(), r.error_class.clone(), fence);
         self.fold_report(key, FoldedReports::new(r));
     }
 
@@ -231,13 +210,13 @@ impl Buffer {
         }
     }
 
-    /// Keeps an event, or folds a breaker transition past the bound.
-    pub fn push_audit(&mut self, a: AuditEvent) {
+    /// Keeps an event produced under `fence`, or folds a breaker transition past the bound.
+    pub fn push_audit(&mut self, a: AuditEvent, fence: Option<Fence>) {
         if self.audits.len() < self.max_audits || !FOLDABLE_AUDITS.contains(&a.kind.as_str()) {
-            self.audits.push_back(a);
+            self.audits.push_back((a, fence));
             return;
         }
-        let key = (a.account_id.clone(), a.kind.clone());
+        let key = (a.account_id.clone(), a.kind.clone(), fence);
         let folded = FoldedAudits {
             count: 1,
             first: a.clone(),
@@ -284,23 +263,31 @@ impl Buffer {
         }
         left -= chunk.converges.len();
         let k = left.min(self.reports.len());
-        chunk.reports.extend(self.reports.drain(..k));
+        for (r, fence) in self.reports.drain(..k) {
+            chunk.reports.push(r);
+            chunk.report_fences.push(fence);
+        }
         left -= k;
         let keys: Vec<ReportKey> = self.folded_reports.keys().take(left).cloned().collect();
         for key in keys {
             if let Some(f) = self.folded_reports.remove(&key) {
                 chunk.reports.push(f.record());
+                chunk.report_fences.push(key.2.clone());
                 chunk.folded_reports.push((key, f));
             }
         }
         left -= chunk.folded_reports.len();
         let k = left.min(self.audits.len());
-        chunk.audits.extend(self.audits.drain(..k));
+        for (a, fence) in self.audits.drain(..k) {
+            chunk.audits.push(a);
+            chunk.audit_fences.push(fence);
+        }
         left -= k;
         let keys: Vec<AuditKey> = self.folded_audits.keys().take(left).cloned().collect();
         for key in keys {
             if let Some(f) = self.folded_audits.remove(&key) {
                 chunk.audits.push(f.event());
+                chunk.audit_fences.push(key.2.clone());
                 chunk.folded_audits.push((key, f));
             }
         }
@@ -313,20 +300,32 @@ impl Buffer {
         for c in chunk.converges {
             if let Some(newer) = self.converges.remove(&c.account_id) {
                 self.converges.insert(c.account_id.clone(), newer);
-                self.push_report(c.report);
+                self.push_report(c.report, c.fence);
             } else {
                 self.converges.insert(c.account_id.clone(), c);
             }
         }
         let plain_reports = chunk.reports.len() - chunk.folded_reports.len();
-        for r in chunk.reports.into_iter().take(plain_reports).rev() {
+        let reports = chunk.reports.into_iter().zip(chunk.report_fences);
+        for r in reports
+            .take(plain_reports)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+        {
             self.reports.push_front(r);
         }
         for (key, f) in chunk.folded_reports {
             self.fold_report(key, f);
         }
         let plain_audits = chunk.audits.len() - chunk.folded_audits.len();
-        for a in chunk.audits.into_iter().take(plain_audits).rev() {
+        let audits = chunk.audits.into_iter().zip(chunk.audit_fences);
+        for a in audits
+            .take(plain_audits)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+        {
             self.audits.push_front(a);
         }
         for (key, f) in chunk.folded_audits {
@@ -368,8 +367,8 @@ mod tests {
     fn reports_past_the_bound_fold_per_account_and_class_and_count_every_sync() {
         let mut b = Buffer::new(3, 10);
         for i in 0..100 {
-            b.push_report(report("a", i, None));
-            b.push_report(report("b", i, (i % 2 == 0).then_some("timeout")));
+            b.push_report(report("a", i, None), None);
+            b.push_report(report("b", i, (i % 2 == 0).then_some("timeout")), None);
         }
         let s = b.sizes();
         assert_eq!((s.reports, s.folded_reports), (3, 3));
@@ -394,9 +393,9 @@ mod tests {
     fn only_breaker_transitions_fold_and_nothing_is_lost() {
         let mut b = Buffer::new(10, 2);
         for i in 0..50 {
-            b.push_audit(audit("a", "backoff_started", i));
+            b.push_audit(audit("a", "backoff_started", i), None);
         }
-        b.push_audit(audit("a", "close_attempt", 99));
+        b.push_audit(audit("a", "close_attempt", 99), None);
         let s = b.sizes();
         assert_eq!((s.audits, s.folded_audits), (3, 1));
         let chunk = b.take(10);
@@ -411,8 +410,8 @@ mod tests {
     fn chunks_are_bounded_and_a_failed_chunk_goes_back_as_it_was() {
         let mut b = Buffer::new(5, 5);
         for i in 0..20 {
-            b.push_report(report("a", i, None));
-            b.push_audit(audit("a", "circuit_opened", i));
+            b.push_report(report("a", i, None), None);
+            b.push_audit(audit("a", "circuit_opened", i), None);
         }
         let before = b.sizes();
         let chunk = b.take(7);

@@ -7,15 +7,18 @@
 //! naming the field and value, and every other row is written in the same transaction.
 //! Nothing here reports to the supervisor: a dead letter is the data's fault, not the
 //! account's, and the breaker does not count it.
+//!
+//! Each transaction first checks the fences of the chunk's items (see
+//! `store::check_fences`) and leaves out those of accounts whose lease moved on; they are
+//! noted in the chunk and never written.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{DatabaseConnection, TransactionTrait};
+use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
 
 use super::Converge;
+use super::chunk::Chunk;
 use crate::broker::ErrorClass;
-use crate::store::{
-    self, AuditEvent, Converged, DeadLetter, StoreError, SyncRollup, SyncRunRecord, Wanted,
-};
+use crate::store::{self, Converged, DeadLetter, StoreError, SyncRollup, SyncRunRecord, Wanted};
 
 /// What a write did: per converge (in the order given), what changed.
 pub(super) struct Written {
@@ -28,25 +31,31 @@ pub(super) struct Written {
     pub runs: Vec<SyncRunRecord>,
 }
 
-/// Writes the converges, reports and audit events in one transaction; isolates refused
-/// rows only when the fast attempt was refused; a dead letter is dated `now`. Only the
-/// reports [`SyncRunRecord::kept_raw`] become `sync_runs` rows; the others still move
-/// `last_seen` of their account's open divergences, and the caller folds them all into
-/// rollups once the write is durable.
+/// Writes the chunk's converges, reports and audit events in one transaction, leaving out
+/// (and noting in the chunk) the fenced ones; isolates refused rows only when the fast
+/// attempt was refused; a dead letter is dated `now`. Only the reports
+/// [`SyncRunRecord::kept_raw`] become `sync_runs` rows; the others still move `last_seen`
+/// of their account's open divergences, and the caller folds them all into rollups once
+/// the write is durable. On success the chunk holds exactly what was written.
 pub(super) async fn write(
     db: &DatabaseConnection,
-    converges: &[&Converge],
-    reports: &[SyncRunRecord],
-    audits: &[AuditEvent],
+    chunk: &mut Chunk,
     now: DateTime<Utc>,
 ) -> Result<Written, StoreError> {
-    match write_fast(db, converges, reports, audits).await {
+    match write_fast(db, chunk).await {
         Err(e) if e.is_refusal() => {
             tracing::warn!(error = %e, "the database refused a row; writing the batch around it");
-            write_isolating(db, converges, reports, audits, now).await
+            write_isolating(db, chunk, now).await
         }
         other => other,
     }
+}
+
+/// Checks the chunk's fences in `txn` and leaves out the fenced items.
+async fn fence(txn: &DatabaseTransaction, chunk: &mut Chunk) -> Result<(), StoreError> {
+    let check = store::check_fences(txn, chunk.fences()).await?;
+    chunk.drop_fenced(&check);
+    Ok(())
 }
 
 fn wanted<'a>(converges: &[&'a Converge]) -> Vec<Wanted<'a>> {
@@ -78,13 +87,11 @@ fn all_reports(
     out
 }
 
-async fn write_fast(
-    db: &DatabaseConnection,
-    converges: &[&Converge],
-    reports: &[SyncRunRecord],
-    audits: &[AuditEvent],
-) -> Result<Written, StoreError> {
+async fn write_fast(db: &DatabaseConnection, chunk: &mut Chunk) -> Result<Written, StoreError> {
     let txn = db.begin().await?;
+    fence(&txn, chunk).await?;
+    let converges: Vec<&Converge> = chunk.converges.iter().collect();
+    let (converges, reports, audits) = (&converges[..], &chunk.reports, &chunk.audits);
     let changes = store::converge_many(&txn, &wanted(converges)).await?;
     let runs = all_reports(converges, &changes, reports);
     store::record_sync_runs(&txn, &raw(&runs)).await?;
@@ -113,12 +120,13 @@ fn mark_malformed(report: &mut SyncRunRecord, message: String) {
 
 async fn write_isolating(
     db: &DatabaseConnection,
-    converges: &[&Converge],
-    reports: &[SyncRunRecord],
-    audits: &[AuditEvent],
+    chunk: &mut Chunk,
     now: DateTime<Utc>,
 ) -> Result<Written, StoreError> {
     let txn = db.begin().await?;
+    fence(&txn, chunk).await?;
+    let converges: Vec<&Converge> = chunk.converges.iter().collect();
+    let (converges, reports, audits) = (&converges[..], &chunk.reports, &chunk.audits);
     let mut letters = Vec::new();
 
     let (changes, refusals) = store::converge_many_isolating(&txn, &wanted(converges)).await?;

@@ -12,6 +12,7 @@ use super::{
     stop_actor,
 };
 use crate::actors::breaker::BreakerState;
+use crate::actors::fencing::{FenceSink, FencedWrites};
 use crate::actors::lease::{HaConfig, HaStats, LeaseActor, LeaseArgs, LeaseEvent, LeaseMsg};
 use crate::store::Fence;
 
@@ -59,6 +60,46 @@ pub(super) fn fence(state: &SupervisorState, id: &str) -> Option<Fence> {
         instance_id: ha.args.instance_id.clone(),
         epoch,
     })
+}
+
+/// Where the persistence actor and the guards report fenced writes: to this supervisor.
+pub(super) fn fence_sink(myself: &ActorRef<SupervisorMsg>) -> FenceSink {
+    let me = myself.clone();
+    FenceSink::new(move |w| {
+        let _ = me.cast(SupervisorMsg::Fenced(w));
+    })
+}
+
+/// Writes of an account were refused by their fence: counted and logged; when they were
+/// produced under the epoch the account is owned under here, the account is dropped at
+/// once (its actors stop as on `Lost`) and the lease actor forgets the lease. Items of an
+/// older epoch only count.
+pub(super) fn on_fenced(state: &mut SupervisorState, w: FencedWrites) {
+    let id = w.out.account_id.as_str();
+    tracing::warn!(
+        account = %id,
+        epoch = w.out.epoch,
+        lease_owner = w.out.lease_owner.as_deref().unwrap_or("none"),
+        lease_epoch = ?w.out.lease_epoch,
+        items = w.items,
+        "writes fenced: the lease moved on, items dropped"
+    );
+    let Some(ha) = &state.ha else {
+        return;
+    };
+    ha.args.stats.fenced(w.items);
+    let owned = state.accounts.get(id).and_then(|e| e.owned);
+    if owned != Some(w.out.epoch) {
+        return;
+    }
+    if let Some(lease) = &ha.lease {
+        let _ = lease.cast(LeaseMsg::Fenced {
+            account: id.to_owned(),
+            epoch: w.out.epoch,
+        });
+    }
+    let id = id.to_owned();
+    lost(state, &id, "writes fenced");
 }
 
 /// Spawns the lease actor under the supervisor.
