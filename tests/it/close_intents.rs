@@ -119,6 +119,7 @@ impl Guard {
                 config: PersistenceConfig::default(),
                 events: Arc::new(OutputPort::default()),
                 clock: Clock::real(),
+                fenced: Default::default(),
             },
         )
         .await
@@ -136,6 +137,7 @@ impl Guard {
             closes: ServiceCloses::default(),
             clock: Clock::real(),
             fence: Some(fence),
+            fenced: Default::default(),
         };
         let (actor, _) = Actor::spawn(None, GuardActor, args)
             .await

@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 
 use super::actor::GuardArgs;
 use super::alerting::audit;
+use super::fenced;
 use super::intents;
 use super::round::Round;
 use crate::broker::{BoxFuture, BrokerError};
@@ -228,9 +229,11 @@ pub(super) fn closed(args: &Arc<GuardArgs>, alert: &str, ticket: u64) {
     let (args, alert) = (args.clone(), alert.to_owned());
     let at = args.clock.now();
     tokio::spawn(async move {
-        let stored =
-            store::record_service_close(&args.db, &args.account_id, ticket, &alert, at).await;
-        if let Err(e) = stored {
+        let account = args.account_id.clone();
+        let stored = fenced::write(&args, "service close", async |txn| {
+            store::record_service_close(txn, &account, ticket, &alert, at).await
+        });
+        if let Err(e) = stored.await {
             tracing::warn!(account = %args.account_id, ticket, error = %e, "cannot store a close of this service");
         }
     });

@@ -15,6 +15,7 @@ use tokio::time::Instant;
 
 use super::actor::{GuardMsg, GuardState};
 use super::alerting::{self, audit, notify};
+use super::fenced;
 use super::round::{self, Round, RoundOutcome};
 use crate::domain::AccountSnapshot;
 use crate::guards::{AlertStatus, Crossing, Level};
@@ -442,13 +443,16 @@ fn end(state: &mut GuardState, why: &str) {
     state.generation += 1;
     let (id, at) = (enf.alert.id, args.clock.now());
     tokio::spawn(async move {
-        let moved = crate::store::transition_alert(
-            &args.db,
-            &id,
-            &AlertStatus::CANCELLABLE,
-            AlertStatus::Ended,
-            at,
-        );
+        let moved = fenced::write(&args, "enforcement end", async |txn| {
+            crate::store::transition_alert(
+                txn,
+                &id,
+                &AlertStatus::CANCELLABLE,
+                AlertStatus::Ended,
+                at,
+            )
+            .await
+        });
         if moved.await.is_err() {
             tracing::warn!(account = %args.account_id, alert = %id, "cannot record the end of the enforcement");
         }

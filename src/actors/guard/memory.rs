@@ -8,6 +8,7 @@ use ractor::ActorRef;
 
 use super::actor::{GuardMsg, GuardState};
 use super::enforce;
+use super::fenced;
 use crate::guards::{AlertStatus, GuardMemory};
 use crate::store;
 
@@ -46,13 +47,11 @@ pub(super) async fn restore(myself: &ActorRef<GuardMsg>, state: &mut GuardState)
             let mut alerts = alerts.into_iter().filter(|a| a.kind == "breach");
             let newest = alerts.next_back();
             for older in alerts {
-                let moved = store::transition_alert(
-                    &args.db,
-                    &older.id,
-                    &AlertStatus::CANCELLABLE,
-                    AlertStatus::Ended,
-                    args.clock.now(),
-                );
+                let at = args.clock.now();
+                let moved = fenced::write(&args, "older enforcement end", async |txn| {
+                    let from = &AlertStatus::CANCELLABLE;
+                    store::transition_alert(txn, &older.id, from, AlertStatus::Ended, at).await
+                });
                 if let Err(e) = moved.await {
                     tracing::warn!(account = %account, alert = %older.id, error = %e, "cannot end an older enforcement");
                 }

@@ -22,6 +22,7 @@ use std::time::Duration;
 use super::act::{Act, act_on_all, check, fetch};
 use super::actor::GuardArgs;
 use super::alerting::audit;
+use super::fenced;
 use super::intents;
 use crate::domain::{BrokerPosition, PendingOrder, Scope};
 use crate::guards::config::CloseScope;
@@ -219,8 +220,11 @@ fn not_started(reason: String, holding: bool) -> RoundOutcome {
 /// then stays this closer's). An operator's cancel meanwhile wins: nothing is changed.
 async fn finish(args: &GuardArgs, alert: &str, status: AlertStatus) -> bool {
     let at = args.clock.now();
-    match store::transition_alert(&args.db, alert, &[AlertStatus::Closing], status, at).await {
-        Ok(_) => true,
+    let moved = fenced::write(args, "close round end", async |txn| {
+        store::transition_alert(txn, alert, &[AlertStatus::Closing], status, at).await
+    });
+    match moved.await {
+        Ok(written) => written.is_some(),
         Err(e) => {
             tracing::warn!(account = %args.account_id, alert = %alert, error = %e, "cannot record the close round");
             false
