@@ -40,6 +40,8 @@ fn fast_ha(id: &str) -> HaConfig {
 struct Ledger {
     owners: BTreeMap<String, BTreeSet<String>>,
     overlaps: Vec<String>,
+    /// Every `DatabaseAway` said, in order (true: away, false: back).
+    away: Vec<bool>,
 }
 
 impl Ledger {
@@ -73,6 +75,7 @@ fn sink(ledger: &Arc<Mutex<Ledger>>, instance: &str) -> LeaseSink {
                     o.remove(&me);
                 }
             }
+            LeaseEvent::DatabaseAway { away, .. } => l.away.push(away),
         }
     })
 }
@@ -214,7 +217,10 @@ async fn a_database_away_longer_than_the_lease_stops_every_account_and_raises_th
     })
     .await;
     lease.stop_and_wait(None, None).await.unwrap();
-    assert!(ledger.lock().unwrap().overlaps.is_empty());
+    let l = ledger.lock().unwrap();
+    assert!(l.overlaps.is_empty());
+    // Said once each way, for the alert sinks that need no database.
+    assert_eq!(l.away, [true, false]);
 }
 
 async fn expire(db: &DatabaseConnection, account: &str) {

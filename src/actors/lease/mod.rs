@@ -30,4 +30,12 @@ pub enum LeaseEvent {
         /// Account.
         account: String,
     },
+    /// The database has been away longer than a lease (`away`: every account stopped), or
+    /// answers again (`away` false).
+    DatabaseAway {
+        /// Whether it is away.
+        away: bool,
+        /// How long it had been silent when this was said, in milliseconds.
+        silent_ms: u64,
+    },
 }

@@ -93,6 +93,10 @@ pub(super) fn check(state: &mut LeaseState) {
             silent_ms = silent.as_millis() as u64,
             "ha_database_away"
         );
+        (state.sink)(LeaseEvent::DatabaseAway {
+            away: true,
+            silent_ms: silent.as_millis() as u64,
+        });
     }
 }
 
@@ -223,11 +227,16 @@ pub(super) fn lose_all(state: &mut LeaseState, why: &str) {
 
 /// The database answered.
 fn answered(state: &mut LeaseState) {
+    let silent = state.last_ok.elapsed();
     state.last_ok = Instant::now();
     if state.away {
         state.away = false;
         state.stats.set_away(false);
         tracing::info!(instance = %state.instance, "ha database back");
+        (state.sink)(LeaseEvent::DatabaseAway {
+            away: false,
+            silent_ms: silent.as_millis() as u64,
+        });
     }
 }
 

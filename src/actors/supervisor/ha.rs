@@ -14,6 +14,7 @@ use super::{
 use crate::actors::breaker::BreakerState;
 use crate::actors::fencing::{FenceSink, FencedWrites};
 use crate::actors::lease::{HaConfig, HaStats, LeaseActor, LeaseArgs, LeaseEvent, LeaseMsg};
+use crate::guards::Alert;
 use crate::store::Fence;
 
 /// High availability settings of a tree.
@@ -135,6 +136,45 @@ pub(super) fn publish_accounts(state: &SupervisorState) {
     }
 }
 
+/// Tells the alert sinks that need no database (webhook, NATS; the log already said it)
+/// that the database has been away longer than a lease, so nothing is enforced anywhere,
+/// or that it is back.
+fn database_away(state: &SupervisorState, away: bool, silent_ms: u64) {
+    let Some(ha) = &state.ha else {
+        return;
+    };
+    let instance = &ha.args.instance_id;
+    let at = state.args.clock.now();
+    let (kind, message) = if away {
+        (
+            "database_away",
+            format!(
+                "instance {instance}: the database has not answered for {} s, longer than a lease: no account is synced or guarded by it until it answers",
+                silent_ms / 1000
+            ),
+        )
+    } else {
+        (
+            "database_back",
+            format!(
+                "instance {instance}: the database answers again after {} s; accounts are claimed again",
+                silent_ms / 1000
+            ),
+        )
+    };
+    state.sinks.send(&Alert {
+        id: format!("{kind}-{instance}-{}", at.timestamp()),
+        account_id: "*".into(),
+        kind: kind.into(),
+        rule: "ha".into(),
+        loss: None,
+        reference: None,
+        close_at: None,
+        message,
+        at,
+    });
+}
+
 /// Applies what the lease actor decided.
 pub(super) async fn on_lease(
     myself: &ActorRef<SupervisorMsg>,
@@ -144,6 +184,7 @@ pub(super) async fn on_lease(
     match event {
         LeaseEvent::Owned { account, epoch } => owned(myself, state, &account, epoch).await,
         LeaseEvent::Lost { account } => lost(state, &account, "lease lost"),
+        LeaseEvent::DatabaseAway { away, silent_ms } => database_away(state, away, silent_ms),
     }
 }
 
