@@ -169,6 +169,24 @@ async fn three_instances_share_thirty_accounts_once_each_and_take_over_from_the_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_learned_while_the_first_claim_runs_get_their_lease_rows_and_are_owned() {
+    let Some(db) = common::postgres_only().await else {
+        return;
+    };
+    // As `run` does: the lease actor starts before the accounts table is read, so the
+    // accounts arrive while its first claim round is under way.
+    let accounts: Vec<String> = (0..5).map(|i| format!("late-{i}")).collect();
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let a = spawn_lease(&db, &ledger, "inst-late", &[]).await;
+    a.cast(LeaseMsg::Accounts(accounts.clone())).unwrap();
+    wait_until("the five accounts owned", || {
+        ledger.lock().unwrap().owned_by("inst-late") == 5
+    })
+    .await;
+    a.stop_and_wait(None, None).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_away_longer_than_the_lease_stops_every_account_and_raises_the_alarm() {
     let url = match std::env::var("DATABASE_URL") {
         Ok(url) if !url.is_empty() => url,

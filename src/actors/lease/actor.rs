@@ -101,8 +101,12 @@ pub struct LeaseState {
     pub(super) sink: LeaseSink,
     pub(super) stats: HaStats,
     pub(super) known: BTreeSet<String>,
-    /// Whether the lease rows of `known` must be made sure of at the next claim.
-    pub(super) ensure: bool,
+    /// Counts the changes of `known` that added accounts.
+    pub(super) known_gen: u64,
+    /// The `known_gen` whose lease rows a claim round made sure of (`None`: none yet).
+    pub(super) ensured_gen: Option<u64>,
+    /// The `known_gen` the claim round under way makes sure of, if it does.
+    pub(super) ensuring: Option<u64>,
     pub(super) trust: Trust,
     pub(super) balance: Balance,
     /// A database round is running.
@@ -142,7 +146,9 @@ impl Actor for LeaseActor {
         Ok(LeaseState {
             trust: Trust::new(args.config.ttl(), args.config.margin()),
             known: args.accounts.iter().cloned().collect(),
-            ensure: true,
+            known_gen: 0,
+            ensured_gen: None,
+            ensuring: None,
             db: args.db,
             instance: args.instance_id,
             config: args.config,

@@ -44,7 +44,10 @@ pub(super) fn next(myself: &ActorRef<LeaseMsg>, state: &mut LeaseState) {
         state.claim_due = false;
         state.busy = true;
         let known: Vec<String> = state.known.iter().cloned().collect();
-        let (ensure, owned) = (state.ensure, state.trust.len());
+        // Accounts learned while a claim round runs are made sure of by the next one.
+        let ensure = state.ensured_gen != Some(state.known_gen);
+        state.ensuring = ensure.then_some(state.known_gen);
+        let owned = state.trust.len();
         let started = Instant::now();
         tokio::spawn(async move {
             let result = ops::claim_round(db, me, known, ensure, owned, ttl).await;
@@ -69,7 +72,7 @@ pub(super) fn on_accounts(state: &mut LeaseState, accounts: Vec<String>) {
     }
     state.known = known;
     if added {
-        state.ensure = true;
+        state.known_gen += 1;
         state.claim_due = true;
     }
 }
@@ -101,7 +104,9 @@ pub(super) fn on_done(myself: &ActorRef<LeaseMsg>, state: &mut LeaseState, done:
             match result {
                 Ok(claimed) => {
                     answered(state);
-                    state.ensure = false;
+                    if let Some(g) = state.ensuring.take() {
+                        state.ensured_gen = Some(g);
+                    }
                     state.stats.set_live(claimed.live);
                     if state.stopping {
                         state.to_release.extend(claimed.leases);
