@@ -27,7 +27,7 @@ use probe::Probe;
 use crate::common;
 
 /// Only a hung run reaches it.
-const PATIENCE: Duration = Duration::from_secs(180);
+const PATIENCE: Duration = Duration::from_secs(300);
 /// The instance whose wall clock is ahead, and by how much.
 const SKEWED: (&str, i64) = ("proof-c", 60);
 
@@ -88,6 +88,28 @@ fn settled(instances: &Instances, probe: &Probe) -> Result<(), String> {
     })
 }
 
+/// Per instance: accounts by breaker state, failed syncs, and the most frequent last error.
+fn health(statuses: &BTreeMap<String, serde_json::Value>) -> String {
+    let mut out = Vec::new();
+    for (id, s) in statuses {
+        let mut states: BTreeMap<String, usize> = BTreeMap::new();
+        let mut errors: BTreeMap<String, usize> = BTreeMap::new();
+        let mut failed = 0;
+        for a in s["accounts"].as_array().into_iter().flatten() {
+            *states.entry(a["state"].to_string()).or_default() += 1;
+            failed += a["syncs_failed"].as_u64().unwrap_or(0);
+            if let Some(e) = a["last_error"].as_str() {
+                *errors.entry(e.chars().take(120).collect()).or_default() += 1;
+            }
+        }
+        let top = errors.into_iter().max_by_key(|(_, n)| *n);
+        out.push(format!(
+            "{id}: {states:?}, {failed} failed, top error {top:?}"
+        ));
+    }
+    out.join("; ")
+}
+
 /// Accounts of `accounts` without a successful sync yet (summed over the instances).
 fn unsynced(statuses: &BTreeMap<String, serde_json::Value>, accounts: &[String]) -> usize {
     let n = syncs(statuses);
@@ -141,7 +163,9 @@ fn three_processes_survive_a_crash_a_pause_and_a_close_during_failover_without_s
         owned_once(&instances, &probe)?;
         let statuses = instances.statuses()?;
         let left = unsynced(&statuses, &shared);
-        holds(left == 0, || format!("{left} accounts not synced yet"))
+        holds(left == 0, || {
+            format!("{left} accounts not synced yet; {}", health(&statuses))
+        })
     });
 
     // Phase 1: a crash. Its accounts move to the survivors and sync there.
