@@ -49,7 +49,7 @@ impl Probe {
     pub fn install(&self) {
         let s = &self.schema;
         let mut sql = format!(
-            "CREATE TABLE \"{s}\".stale_writes (table_name text, account_id text, \
+            "CREATE TABLE \"{s}\".stale_writes (table_name text, kind text, account_id text, \
                writer text, owner text, at timestamptz DEFAULT clock_timestamp());\n\
              CREATE FUNCTION \"{s}\".probe_stale_write() RETURNS trigger LANGUAGE plpgsql AS $$\n\
              DECLARE holder text;\n\
@@ -58,8 +58,8 @@ impl Probe {
                SELECT owner INTO holder FROM \"{s}\".account_leases \
                  WHERE account_id = NEW.account_id;\n\
                IF holder IS DISTINCT FROM current_setting('application_name') THEN\n\
-                 INSERT INTO \"{s}\".stale_writes (table_name, account_id, writer, owner) \
-                   VALUES (TG_TABLE_NAME, NEW.account_id, \
+                 INSERT INTO \"{s}\".stale_writes (table_name, kind, account_id, writer, owner) \
+                   VALUES (TG_TABLE_NAME, to_jsonb(NEW) ->> 'kind', NEW.account_id, \
                            current_setting('application_name'), holder);\n\
                END IF;\n\
                RETURN NEW;\n\
@@ -108,12 +108,17 @@ impl Probe {
         .collect()
     }
 
-    /// Every stale write recorded so far: table, account, writer, owner then.
-    pub fn stale_writes(&self) -> Vec<Vec<String>> {
+    /// Stale writes recorded so far, counted by table and kind (audit events, alerts and
+    /// divergences have one): `table/kind: n`, most first.
+    pub fn stale_writes(&self) -> Vec<String> {
         self.rows(
-            "SELECT table_name, account_id, writer, owner FROM stale_writes ORDER BY at",
-            &["table_name", "account_id", "writer", "owner"],
+            "SELECT table_name, coalesce(kind, '') AS kind, count(*)::text AS n \
+             FROM stale_writes GROUP BY 1, 2 ORDER BY count(*) DESC",
+            &["table_name", "kind", "n"],
         )
+        .into_iter()
+        .map(|r| format!("{}/{}: {}", r[0], r[1], r[2]))
+        .collect()
     }
 
     /// Status of every alert that schedules a close, per account.
