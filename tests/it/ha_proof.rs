@@ -323,6 +323,22 @@ fn three_processes_survive_a_crash_a_pause_and_a_close_during_failover_without_s
     if !twice.is_empty() {
         failures.push(format!("divergences open twice: {twice:?}"));
     }
+    // Phase 4: the instance whose clock runs ahead took part in every phase above.
+    let skewed = instances
+        .get(SKEWED.0)
+        .logs
+        .lock()
+        .expect("log lock")
+        .clone();
+    assert!(
+        skewed
+            .iter()
+            .any(|l| l.contains("the wall clock is skewed by configuration")
+                && l.contains(&format!("\"offset_secs\":{}", SKEWED.1))),
+        "{} did not run with its clock {} s ahead",
+        SKEWED.0,
+        SKEWED.1
+    );
     let stale = probe.stale_writes();
     if !stale.is_empty() {
         failures.push(format!(
