@@ -9,7 +9,39 @@
 //! off).
 
 use chrono::{DateTime, TimeDelta, Utc};
+use serde::Deserialize;
 use tokio::time::Instant;
+
+/// Largest `[clock] offset_secs` either way: a day.
+pub const MAX_OFFSET_SECS: i64 = 86_400;
+
+/// `[clock]`: a skew of this instance's wall clock, for testing a node whose clock is off.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClockConfig {
+    /// Seconds added to the system clock (negative: behind), from −[`MAX_OFFSET_SECS`] to
+    /// [`MAX_OFFSET_SECS`]; 0 in production.
+    pub offset_secs: i64,
+}
+
+impl ClockConfig {
+    /// Invalid values, each with its key and value.
+    pub fn problems(&self) -> Vec<String> {
+        if (-MAX_OFFSET_SECS..=MAX_OFFSET_SECS).contains(&self.offset_secs) {
+            Vec::new()
+        } else {
+            vec![format!(
+                "clock.offset_secs = {}: must be from -{MAX_OFFSET_SECS} to {MAX_OFFSET_SECS}",
+                self.offset_secs
+            )]
+        }
+    }
+
+    /// The real clock shifted by `offset_secs`.
+    pub fn clock(&self) -> Clock {
+        Clock::real().with_offset(TimeDelta::seconds(self.offset_secs))
+    }
+}
 
 /// A handle to the wall clock: `Copy`, so cheap to hand to every actor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,6 +162,28 @@ mod tests {
         assert_eq!(fast.now(), at("2026-03-09T00:00:00Z"), "a day a minute");
         assert_eq!(skewed.now(), at("2026-03-07T23:59:30Z"));
         assert_eq!(stopped.now(), at("2026-03-08T00:01:00Z"), "0 is taken as 1");
+    }
+
+    #[test]
+    fn a_configured_offset_skews_the_real_clock_within_a_day() {
+        assert_eq!(ClockConfig::default().clock(), Clock::real());
+        let ahead = ClockConfig { offset_secs: 60 };
+        assert!(ahead.problems().is_empty());
+        let before = Utc::now();
+        let now = ahead.clock().now();
+        assert!(now >= before + TimeDelta::seconds(60));
+        assert!(now <= Utc::now() + TimeDelta::seconds(60));
+        for bad in [MAX_OFFSET_SECS + 1, -MAX_OFFSET_SECS - 1] {
+            let problems = ClockConfig { offset_secs: bad }.problems();
+            assert!(problems[0].starts_with(&format!("clock.offset_secs = {bad}:")));
+        }
+        assert!(
+            ClockConfig {
+                offset_secs: -MAX_OFFSET_SECS
+            }
+            .problems()
+            .is_empty()
+        );
     }
 
     #[test]

@@ -79,6 +79,8 @@ pub struct Config {
     pub nats: crate::nats::NatsConfig,
     /// `[ha]`: several instances sharing the accounts of one PostgreSQL database.
     pub ha: crate::actors::lease::HaConfig,
+    /// `[clock]`: a skew of the wall clock, for testing a node whose clock is off.
+    pub clock: crate::clock::ClockConfig,
 }
 
 /// `[broker]`.
@@ -318,6 +320,7 @@ impl Config {
         out.extend(self.persistence.problems());
         out.extend(self.retention.problems());
         out.extend(self.ha.problems());
+        out.extend(self.clock.problems());
         if self.ha.enabled && !self.database.url.starts_with("postgres") {
             out.push(format!(
                 "ha.enabled = true: needs PostgreSQL, but database.url = {:?} is not; \

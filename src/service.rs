@@ -314,8 +314,14 @@ pub async fn run(
         accounts,
         events: Arc::new(OutputPort::default()),
         follow_accounts_table: true,
-        clock: crate::clock::Clock::real(),
+        clock: config.clock.clock(),
     };
+    if config.clock.offset_secs != 0 {
+        tracing::warn!(
+            offset_secs = config.clock.offset_secs,
+            "the wall clock is skewed by configuration"
+        );
+    }
     let reconciler = if config.ha.enabled {
         let ha = HaArgs::new(config.ha.clone());
         tracing::info!(instance = %ha.instance_id, ttl_secs = config.ha.ttl_secs, "high availability: accounts are shared by leases");

@@ -15,6 +15,7 @@ mod fuzz_corpus;
 mod guard_loop;
 mod guards;
 mod ha;
+mod ha_proof;
 mod http_api;
 mod http_guard;
 mod http_writes;

@@ -23,7 +23,12 @@ pub struct Out {
 
 /// Runs the binary with `args` in `dir`, with extra environment variables.
 pub fn command(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Out {
-    let out = Command::new(BIN)
+    command_bin(Path::new(BIN), dir, args, env)
+}
+
+/// [`command`] with another copy of the binary.
+pub fn command_bin(bin: &Path, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Out {
+    let out = Command::new(bin)
         .args(args)
         .current_dir(dir)
         .envs(env.iter().copied())
@@ -67,8 +72,14 @@ impl Service {
     /// Starts `run` in `dir` with `config` (written to `dir/config.toml`) and `env`, and
     /// waits until the HTTP server logs its address.
     pub fn start(dir: &Path, config: &str, env: &[(&str, &str)]) -> Service {
+        Service::start_bin(Path::new(BIN), dir, config, env)
+    }
+
+    /// [`Service::start`] with another copy of the binary (a test that runs for minutes
+    /// copies it first, so a rebuild meanwhile cannot mix versions in one run).
+    pub fn start_bin(bin: &Path, dir: &Path, config: &str, env: &[(&str, &str)]) -> Service {
         std::fs::write(dir.join("config.toml"), config).expect("config written");
-        let mut child = Command::new(BIN)
+        let mut child = Command::new(bin)
             .args(["run", "--config", "config.toml", "--log-format", "json"])
             .current_dir(dir)
             .env_remove("RUST_LOG")
@@ -139,6 +150,25 @@ impl Service {
                 "gave up on {path}: {code} {body}"
             );
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends `signal` (a name `kill` knows: `STOP`, `CONT`, …) without waiting.
+    pub fn signal(&self, signal: &str) {
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "kill -{signal} failed");
+    }
+
+    /// `kill -9`: the process dies at once, freeing nothing; waits for the exit.
+    pub fn kill9(mut self) {
+        self.signal("KILL");
+        let deadline = Instant::now() + PATIENCE;
+        while self.child.try_wait().expect("try_wait").is_none() {
+            assert!(Instant::now() < deadline, "run did not die after SIGKILL");
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
