@@ -460,13 +460,14 @@ pub async fn postgres_as(url: &str, schema: &str, instance: &str) -> DatabaseCon
 }
 
 /// Tables whose rows belong to an account and must only be written by its owner.
-pub const PROBED_TABLES: [&str; 6] = [
+pub const PROBED_TABLES: [&str; 7] = [
     "divergences",
     "sync_runs",
     "alerts",
     "guard_state",
     "audit_events",
     "equity_samples",
+    "service_closes",
 ];
 
 /// Installs, in `db`'s schema (PostgreSQL), a `stale_writes` table and triggers on
@@ -478,7 +479,7 @@ pub const PROBED_TABLES: [&str; 6] = [
 pub async fn install_stale_write_probe(db: &DatabaseConnection) {
     db.execute_unprepared(
         "CREATE TABLE stale_writes ( \
-           id BIGSERIAL PRIMARY KEY, table_name TEXT NOT NULL, account_id TEXT NOT NULL, \
+           id BIGSERIAL PRIMARY KEY, table_name TEXT NOT NULL, kind TEXT, account_id TEXT NOT NULL, \
            writer TEXT NOT NULL, lease_owner TEXT, written_at TIMESTAMPTZ NOT NULL DEFAULT now()); \
          CREATE FUNCTION stale_write_probe() RETURNS trigger LANGUAGE plpgsql AS $$ \
          DECLARE holder TEXT; \
@@ -492,8 +493,9 @@ pub async fn install_stale_write_probe(db: &DatabaseConnection) {
            SELECT owner INTO holder FROM account_leases \
              WHERE account_id = NEW.account_id AND expires_at > now(); \
            IF holder IS DISTINCT FROM current_setting('application_name') THEN \
-             INSERT INTO stale_writes (table_name, account_id, writer, lease_owner) \
-             VALUES (TG_TABLE_NAME, NEW.account_id, current_setting('application_name'), holder); \
+             INSERT INTO stale_writes (table_name, kind, account_id, writer, lease_owner) \
+             VALUES (TG_TABLE_NAME, to_jsonb(NEW) ->> 'kind', NEW.account_id, \
+                     current_setting('application_name'), holder); \
            END IF; \
            RETURN NEW; \
          END $$;",

@@ -1,29 +1,16 @@
 //! What the failover proof reads in the database: the lease rows, the alerts and
-//! divergences, and a probe of stale writes — a trigger on every table of per-account side
-//! effects that records each row written by a connection whose `application_name` (the
-//! instance id) is not the account's lease owner at that moment.
+//! divergences, and the stale-write probe of `common` (a trigger on every table of
+//! per-account side effects that records each row written by a connection whose
+//! `application_name`, the instance id, does not hold the account's lease at that moment).
 
 use std::collections::BTreeMap;
 
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, Statement};
 
-/// Tables whose rows are an account's side effects (`account_id` set).
-const WRITTEN: [&str; 8] = [
-    "divergences",
-    "sync_runs",
-    "sync_rollups",
-    "alerts",
-    "guard_state",
-    "audit_events",
-    "service_closes",
-    "equity_samples",
-];
-
 /// A connection to the proof's schema, with a runtime of its own for a synchronous test.
 pub struct Probe {
     runtime: tokio::runtime::Runtime,
     db: DatabaseConnection,
-    schema: String,
 }
 
 impl Probe {
@@ -38,42 +25,13 @@ impl Probe {
         let db = runtime
             .block_on(Database::connect(options))
             .expect("probe connection");
-        Probe {
-            runtime,
-            db,
-            schema: schema.to_owned(),
-        }
+        Probe { runtime, db }
     }
 
-    /// Installs the stale-write trigger on every table of [`WRITTEN`].
+    /// Installs the stale-write probe of `common` in the proof's schema.
     pub fn install(&self) {
-        let s = &self.schema;
-        let mut sql = format!(
-            "CREATE TABLE \"{s}\".stale_writes (table_name text, kind text, account_id text, \
-               writer text, owner text, at timestamptz DEFAULT clock_timestamp());\n\
-             CREATE FUNCTION \"{s}\".probe_stale_write() RETURNS trigger LANGUAGE plpgsql AS $$\n\
-             DECLARE holder text;\n\
-             BEGIN\n\
-               IF NEW.account_id IS NULL THEN RETURN NEW; END IF;\n\
-               SELECT owner INTO holder FROM \"{s}\".account_leases \
-                 WHERE account_id = NEW.account_id;\n\
-               IF holder IS DISTINCT FROM current_setting('application_name') THEN\n\
-                 INSERT INTO \"{s}\".stale_writes (table_name, kind, account_id, writer, owner) \
-                   VALUES (TG_TABLE_NAME, to_jsonb(NEW) ->> 'kind', NEW.account_id, \
-                           current_setting('application_name'), holder);\n\
-               END IF;\n\
-               RETURN NEW;\n\
-             END $$;\n"
-        );
-        for table in WRITTEN {
-            sql.push_str(&format!(
-                "CREATE TRIGGER probe_stale_write BEFORE INSERT OR UPDATE ON \"{s}\".{table} \
-                 FOR EACH ROW EXECUTE FUNCTION \"{s}\".probe_stale_write();\n"
-            ));
-        }
         self.runtime
-            .block_on(self.db.execute_unprepared(&sql))
-            .expect("probe installed");
+            .block_on(crate::common::install_stale_write_probe(&self.db));
     }
 
     /// Rows of `sql`, every column read as text.
