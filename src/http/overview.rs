@@ -149,6 +149,17 @@ pub(super) async fn overview(
         .filter(|a| a.status.enforcing())
         .map(AlertView::from)
         .collect();
+    // With high availability: this instance's leases and every instance's share.
+    let ha = match &status.ha {
+        Some(this) => {
+            let instances = store::list_instances(&s.db).await.unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "cannot read the instances");
+                Vec::new()
+            });
+            json!({ "this": this, "instances": instances })
+        }
+        None => Value::Null,
+    };
     let top: Vec<Value> = top
         .iter()
         .map(|t| json!({ "account_id": t.account_id, "open": t.open }))
@@ -165,6 +176,7 @@ pub(super) async fn overview(
         "pending_alerts": pending,
         "accounts": { "offset": offset, "limit": limit, "total": total, "items": page },
         "database_ok": counts.is_some(),
+        "ha": ha,
     }))
     .into_response()
 }

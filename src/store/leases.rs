@@ -286,3 +286,47 @@ pub async fn list_leases<C: ConnectionTrait>(db: &C) -> Result<Vec<LeaseRow>, St
     }
     Ok(out)
 }
+
+/// An instance as the `instances` table and the leases see it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct InstanceRow {
+    /// Instance id.
+    pub id: String,
+    /// When it registered.
+    pub started_at: DateTime<Utc>,
+    /// Its last heartbeat, on the database's clock.
+    pub heartbeat_at: DateTime<Utc>,
+    /// Seconds since that heartbeat, by the database's clock.
+    pub heartbeat_age_secs: f64,
+    /// Whether it is shutting down.
+    pub stopping: bool,
+    /// Accounts whose lease it holds, unexpired.
+    pub owned_accounts: i64,
+}
+
+/// Every registered instance with the accounts it owns now, by id.
+pub async fn list_instances<C: ConnectionTrait>(db: &C) -> Result<Vec<InstanceRow>, StoreError> {
+    postgres_only(db)?;
+    let rows = db
+        .query_all_raw(stmt(
+            "SELECT i.id, i.started_at, i.heartbeat_at, i.stopping, \
+               EXTRACT(EPOCH FROM now() - i.heartbeat_at)::float8 AS age, \
+               (SELECT count(*) FROM account_leases l \
+                 WHERE l.owner = i.id AND l.expires_at > now()) AS owned \
+             FROM instances i ORDER BY i.id",
+            vec![],
+        ))
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        out.push(InstanceRow {
+            id: r.try_get("", "id")?,
+            started_at: r.try_get("", "started_at")?,
+            heartbeat_at: r.try_get("", "heartbeat_at")?,
+            heartbeat_age_secs: r.try_get("", "age")?,
+            stopping: r.try_get("", "stopping")?,
+            owned_accounts: r.try_get("", "owned")?,
+        });
+    }
+    Ok(out)
+}

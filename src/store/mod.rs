@@ -78,9 +78,9 @@ pub use journal::{
     record_sync_runs_isolating,
 };
 pub use leases::{
-    LEASE_CHANNEL, Lease, LeaseRow, claim as claim_leases, ensure_leases, heartbeat, list_leases,
-    notify as notify_leases, release as release_leases, release_all as release_all_leases,
-    renew as renew_leases,
+    InstanceRow, LEASE_CHANNEL, Lease, LeaseRow, claim as claim_leases, ensure_leases, heartbeat,
+    list_instances, list_leases, notify as notify_leases, release as release_leases,
+    release_all as release_all_leases, renew as renew_leases,
 };
 pub use retention::{Aged, prune_batch};
 pub use rollups::{

@@ -467,6 +467,25 @@ fn two_runs_on_postgres_share_the_accounts_and_sigterm_hands_them_over() {
             _ => false,
         }
     });
+    // The dashboard's overview shows both instances and what each owns (by the leases).
+    wait_owned("the overview lists both instances owning the three", || {
+        let (code, body) = a.get("/api/overview", None);
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&body) else {
+            return false;
+        };
+        let Some(instances) = v["ha"]["instances"].as_array() else {
+            return false;
+        };
+        let owned = |id: &str| {
+            instances
+                .iter()
+                .find(|i| i["id"] == id)
+                .and_then(|i| i["owned_accounts"].as_u64())
+        };
+        code == 200
+            && v["ha"]["this"]["instance_id"] == "proc-a"
+            && matches!((owned("proc-a"), owned("proc-b")), (Some(x), Some(y)) if x + y == 3)
+    });
 
     // SIGTERM: b finishes, frees its leases and notifies; a takes everything.
     let (status, logs) = b.stop();
