@@ -44,13 +44,11 @@ pub const WARM_PAGE: u64 = 10_000;
 /// Per account: the marker its cached open set was read at, and that set.
 type Cache = HashMap<String, (i64, Arc<Vec<BotTrade>>)>;
 
-/// When the markers were read, and whether the kept trades were filled.
+/// When the markers were read.
 #[derive(Debug, Default)]
 struct Reads {
     read_at: Option<Instant>,
     full_at: Option<Instant>,
-    /// Whether the kept trades were filled in one pass (done by the first full read).
-    warm: bool,
 }
 
 /// Reads open trades from the database (filled by the bot, or by `trades import`).
@@ -62,7 +60,8 @@ pub struct DbTrades {
     markers: Arc<Mutex<HashMap<String, i64>>>,
     /// Held by the one caller reading the markers.
     reads: Arc<tokio::sync::Mutex<Reads>>,
-    /// Whether the markers were read in full once (until then every caller waits).
+    /// Whether the markers were read in full once, and the kept trades filled with them
+    /// (until then every caller waits).
     ready: Arc<AtomicBool>,
     max_age: Duration,
     warm_page: u64,
@@ -163,9 +162,8 @@ impl DbTrades {
                 .await?
                 .into_iter()
                 .collect();
-            if !r.warm {
+            if !self.ready.load(Ordering::Acquire) {
                 self.warm(&all).await?;
-                r.warm = true;
             }
             *self.markers.lock().unwrap_or_else(|p| p.into_inner()) = all;
             self.ready.store(true, Ordering::Release);

@@ -110,12 +110,9 @@ pub struct LeaseState {
     pub(super) sink: LeaseSink,
     pub(super) stats: HaStats,
     pub(super) known: BTreeSet<String>,
-    /// Counts the changes of `known` that added accounts.
-    pub(super) known_gen: u64,
-    /// The `known_gen` whose lease rows a claim round made sure of (`None`: none yet).
-    pub(super) ensured_gen: Option<u64>,
-    /// The `known_gen` the claim round under way makes sure of, if it does.
-    pub(super) ensuring: Option<u64>,
+    /// Whether the next claim round must make sure of the lease rows of `known` (set when
+    /// accounts are added, cleared when a round takes it on, set again if that round fails).
+    pub(super) ensure: bool,
     pub(super) trust: Trust,
     pub(super) balance: Balance,
     /// A database round is running.
@@ -155,9 +152,7 @@ impl Actor for LeaseActor {
         Ok(LeaseState {
             trust: Trust::new(args.config.ttl(), args.config.margin()),
             known: args.accounts.iter().cloned().collect(),
-            known_gen: 0,
-            ensured_gen: None,
-            ensuring: None,
+            ensure: true,
             db: args.db,
             instance: args.instance_id,
             config: args.config,

@@ -44,9 +44,8 @@ pub(super) fn next(myself: &ActorRef<LeaseMsg>, state: &mut LeaseState) {
         state.claim_due = false;
         state.busy = true;
         let known: Vec<String> = state.known.iter().cloned().collect();
-        // Accounts learned while a claim round runs are made sure of by the next one.
-        let ensure = state.ensured_gen != Some(state.known_gen);
-        state.ensuring = ensure.then_some(state.known_gen);
+        // Taken on by this round: accounts learned while it runs set it again for the next.
+        let ensure = std::mem::take(&mut state.ensure);
         let owned = state.trust.len();
         let started = Instant::now();
         tokio::spawn(async move {
@@ -72,7 +71,7 @@ pub(super) fn on_accounts(state: &mut LeaseState, accounts: Vec<String>) {
     }
     state.known = known;
     if added {
-        state.known_gen += 1;
+        state.ensure = true;
         state.claim_due = true;
     }
 }
@@ -108,9 +107,6 @@ pub(super) fn on_done(myself: &ActorRef<LeaseMsg>, state: &mut LeaseState, done:
             match result {
                 Ok(claimed) => {
                     answered(state);
-                    if let Some(g) = state.ensuring.take() {
-                        state.ensured_gen = Some(g);
-                    }
                     state.stats.set_live(claimed.live);
                     if state.stopping {
                         state.to_release.extend(claimed.leases);
@@ -128,7 +124,11 @@ pub(super) fn on_done(myself: &ActorRef<LeaseMsg>, state: &mut LeaseState, done:
                     state.stats.set_owned(state.trust.len());
                     rebalance(state, claimed.live);
                 }
-                Err(e) => tracing::warn!(error = %e, "lease claim failed"),
+                Err(e) => {
+                    // The rows may not have been made sure of: the next round does it.
+                    state.ensure = true;
+                    tracing::warn!(error = %e, "lease claim failed");
+                }
             }
         }
         Done::Renewed {
