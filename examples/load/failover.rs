@@ -18,18 +18,16 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fake_metaapi::Fleet;
 use fake_metaapi::process::FakeProcess;
 use mt5_reconciler::store;
 use sea_orm::{ConnectionTrait, DatabaseConnection};
-use serde_json::Value as Json;
 
 use crate::Args;
 use crate::measure::{cpu_time_of, quantile, verdict};
-use crate::metaapi::{Service, TOKEN, TOKEN_ENV, client, free_port, get, read_status, write_fleet};
+use crate::metaapi::{Service, TOKEN, TOKEN_ENV, client, free_port, read_status, write_fleet};
 use crate::scenarios::{postgres_schema, postgres_url};
 use crate::setup::{in_process, release_binary};
 
@@ -133,22 +131,11 @@ impl Run<'_> {
         let port = free_port()?;
         let path = self.config_path(name);
         std::fs::write(&path, self.config(id, port)).map_err(|e| e.to_string())?;
-        let log = std::fs::File::create(self.dir.join(format!("{name}.log")))
-            .map_err(|e| e.to_string())?;
-        let child = Command::new(self.bin)
-            .args(["run", "--config"])
-            .arg(&path)
-            .env(TOKEN_ENV, TOKEN)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(|e| e.to_string())?)
-            .stderr(log)
-            .spawn()
-            .map_err(|e| format!("starting {}: {e}", self.bin.display()))?;
+        let log = self.dir.join(format!("{name}.log"));
         Ok(Instance {
             id: name.to_owned(),
             port,
-            service: Service(child),
+            service: Service::start(self.bin, &path, &log)?,
         })
     }
 }
@@ -312,16 +299,7 @@ async fn run_in(
 ) -> Res {
     let n = plan.accounts;
     let fleet = Fleet::new("ma-", n, POSITIONS);
-    let fake = FakeProcess::spawn(&[
-        "--accounts".into(),
-        n.to_string(),
-        "--positions".into(),
-        POSITIONS.to_string(),
-        "--latency-ms".into(),
-        format!("{}-{}", plan.latency.0, plan.latency.1),
-        "--token".into(),
-        TOKEN.into(),
-    ])?;
+    let fake = FakeProcess::spawn_fleet("ma-", n, POSITIONS, plan.latency, TOKEN)?;
     let run = Run {
         plan,
         bin,
@@ -370,8 +348,8 @@ async fn run_in(
         lines.push(format!(
             "failover kill={round} instance={killed} accounts_moved={} takeover_p50_ms={} takeover_max_ms={}",
             took.len(),
-            ms(quantile(&mut took, 0.5)),
-            ms(quantile(&mut took, 1.0)),
+            quantile(&mut took, 0.5).as_millis(),
+            quantile(&mut took, 1.0).as_millis(),
         ));
         takeovers.extend(took);
         // A replacement joins, and the share settles before the next kill.
@@ -395,8 +373,8 @@ async fn run_in(
         plan.renew_secs,
         plan.claim_secs,
         plan.kills,
-        ms(quantile(&mut takeovers, 0.5)),
-        ms(max),
+        quantile(&mut takeovers, 0.5).as_millis(),
+        max.as_millis(),
         target.as_millis(),
         verdict(!takeovers.is_empty() && max <= target),
         ha_us - base_us,
@@ -408,24 +386,14 @@ async fn run_in(
 
 /// Waits (at most 5 minutes) until every account has synced once on `instance`.
 async fn wait_synced(client: &reqwest::Client, instance: &Instance, n: usize) -> Res {
-    let url = format!("http://127.0.0.1:{}/api/status", instance.port);
     let started = Instant::now();
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        if let Ok(text) = get(client, &url).await
-            && let Ok(s) = serde_json::from_str::<Json>(&text)
+        if read_status(client, instance.port)
+            .await
+            .is_ok_and(|r| r.synced_accounts >= n)
         {
-            let synced = s["accounts"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter(|a| a["syncs_ok"].as_u64().unwrap_or(0) > 0)
-                        .count()
-                })
-                .unwrap_or(0);
-            if synced >= n {
-                return Ok(());
-            }
+            return Ok(());
         }
         if started.elapsed() > Duration::from_secs(300) {
             return Err(format!(
@@ -434,8 +402,4 @@ async fn wait_synced(client: &reqwest::Client, instance: &Instance, n: usize) ->
             ));
         }
     }
-}
-
-fn ms(d: Duration) -> u128 {
-    d.as_millis()
 }

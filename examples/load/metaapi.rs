@@ -119,27 +119,10 @@ fn config(dir: &Path, port: u16, path: Route, n: usize, pace: &Pace, fake: Optio
 pub(crate) fn write_fleet(dir: &Path, fleet: &Fleet) -> Result<(), String> {
     let mut accounts = String::new();
     let mut trades = String::new();
-    let mut one = String::from("[");
-    for (k, p) in fleet.positions().iter().enumerate() {
-        if k > 0 {
-            one.push(',');
-        }
-        let _ = write!(
-            one,
-            r#"{{"id":"t{k}","symbol":"{}","side":"{}","volume":"{}","entry_price":"{}","sl":"{}","tp":"{}","ticket":{}}}"#,
-            p.symbol,
-            if p.buy { "buy" } else { "sell" },
-            p.volume,
-            p.open_price,
-            p.stop_loss,
-            p.take_profit,
-            p.ticket
-        );
-    }
-    one.push(']');
+    let one = fleet.trades_json();
     for id in fleet.account_ids() {
         let _ = writeln!(accounts, r#"{{"id":"{id}","broker":"metaapi"}}"#);
-        let _ = writeln!(trades, r#"{{"account":"{id}","trades":{one}}}"#);
+        let _ = writeln!(trades, r#"{{"account":"{id}","trades":[{one}]}}"#);
     }
     let io = |e: std::io::Error| e.to_string();
     std::fs::write(dir.join("accounts.jsonl"), accounts).map_err(io)?;
@@ -175,6 +158,25 @@ pub(crate) async fn get(client: &reqwest::Client, url: &str) -> Result<String, S
 /// The service process; killed when dropped.
 pub(crate) struct Service(pub(crate) Child);
 
+impl Service {
+    /// Starts `bin run --config config` with the fake's token, warnings and errors logged
+    /// to `log`.
+    pub(crate) fn start(bin: &Path, config: &Path, log: &Path) -> Result<Self, String> {
+        let log = std::fs::File::create(log).map_err(|e| e.to_string())?;
+        let child = Command::new(bin)
+            .args(["run", "--config"])
+            .arg(config)
+            .env(TOKEN_ENV, TOKEN)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", bin.display()))?;
+        Ok(Self(child))
+    }
+}
+
 impl Drop for Service {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -187,7 +189,7 @@ impl Drop for Service {
 #[derive(Debug, Default)]
 pub(crate) struct Reading {
     pub(crate) syncs: u64,
-    synced_accounts: usize,
+    pub(crate) synced_accounts: usize,
     pub(crate) failed: u64,
     skipped: u64,
     tick_ms: Option<f64>,
@@ -239,16 +241,13 @@ async fn one(args: &Args, bin: &Path, path: Route, n: usize) -> Res {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let fleet = Fleet::new("ma-", n, POSITIONS);
     let fake = match path {
-        Route::MetaApi => Some(FakeProcess::spawn(&[
-            "--accounts".into(),
-            n.to_string(),
-            "--positions".into(),
-            POSITIONS.to_string(),
-            "--latency-ms".into(),
-            format!("{}-{}", pace.latency.0, pace.latency.1),
-            "--token".into(),
-            TOKEN.into(),
-        ])?),
+        Route::MetaApi => Some(FakeProcess::spawn_fleet(
+            "ma-",
+            n,
+            POSITIONS,
+            pace.latency,
+            TOKEN,
+        )?),
         Route::Sim => None,
     };
     let port = free_port()?;
@@ -281,17 +280,7 @@ async fn one(args: &Args, bin: &Path, path: Route, n: usize) -> Res {
             .await?;
         }
     }
-    let log = std::fs::File::create(dir.path().join("service.log")).map_err(|e| e.to_string())?;
-    let child = Command::new(bin)
-        .args(["run", "--config", &config_arg])
-        .env(TOKEN_ENV, TOKEN)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().map_err(|e| e.to_string())?)
-        .stderr(log)
-        .spawn()
-        .map_err(|e| format!("starting {}: {e}", bin.display()))?;
-    let mut service = Service(child);
+    let mut service = Service::start(bin, &config_path, &dir.path().join("service.log"))?;
     let pid = service.0.id().to_string();
     let log_tail = || {
         let text = std::fs::read_to_string(dir.path().join("service.log")).unwrap_or_default();

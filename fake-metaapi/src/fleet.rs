@@ -142,6 +142,29 @@ impl Fleet {
         &self.positions
     }
 
+    /// The bot's trades of an account, one per position it holds (ids `t0`, `t1` …): the
+    /// JSON objects of a `trades import` line's `trades` array, joined by commas.
+    pub fn trades_json(&self) -> String {
+        let trades: Vec<String> = self
+            .positions
+            .iter()
+            .enumerate()
+            .map(|(k, p)| {
+                format!(
+                    r#"{{"id":"t{k}","symbol":"{}","side":"{}","volume":"{}","entry_price":"{}","sl":"{}","tp":"{}","ticket":{}}}"#,
+                    p.symbol,
+                    if p.buy { "buy" } else { "sell" },
+                    p.volume,
+                    p.open_price,
+                    p.stop_loss,
+                    p.take_profit,
+                    p.ticket
+                )
+            })
+            .collect();
+        trades.join(",")
+    }
+
     /// The answer to one request of a generated account (the state lock is held, so
     /// closes and answers agree).
     pub(crate) fn answer(

@@ -46,6 +46,30 @@ impl FakeProcess {
         Ok(Self { child, base_url })
     }
 
+    /// Starts it with a generated fleet: `accounts` accounts named `prefix` + six digits,
+    /// `positions` positions each, answers after `latency_ms` (min, max), requests
+    /// authenticated by `token`.
+    pub fn spawn_fleet(
+        prefix: &str,
+        accounts: usize,
+        positions: usize,
+        latency_ms: (u64, u64),
+        token: &str,
+    ) -> Result<Self, String> {
+        Self::spawn(&[
+            "--prefix".into(),
+            prefix.into(),
+            "--accounts".into(),
+            accounts.to_string(),
+            "--positions".into(),
+            positions.to_string(),
+            "--latency-ms".into(),
+            format!("{}-{}", latency_ms.0, latency_ms.1),
+            "--token".into(),
+            token.into(),
+        ])
+    }
+
     /// The process id (to signal or measure it).
     pub fn pid(&self) -> u32 {
         self.child.id()

@@ -90,6 +90,20 @@ async fn sqlite_memory() -> DatabaseConnection {
     }
 }
 
+/// The test pool on `url`, in `schema`: a few connections kept open, patient acquires.
+fn schema_options(url: &str, schema: &str) -> ConnectOptions {
+    let mut options = ConnectOptions::new(url);
+    options
+        .max_connections(4)
+        .min_connections(1)
+        .acquire_timeout(PATIENT)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .set_schema_search_path(schema.to_owned())
+        .sqlx_logging(false);
+    options
+}
+
 /// A PostgreSQL database isolated in a new schema, migrated.
 async fn postgres(url: &str) -> DatabaseConnection {
     postgres_with(url, store::LockWait::default()).await.0
@@ -98,16 +112,7 @@ async fn postgres(url: &str) -> DatabaseConnection {
 /// Like [`postgres`], with explicit lock waits; also returns the schema name.
 async fn postgres_with(url: &str, wait: store::LockWait) -> (DatabaseConnection, String) {
     let schema = new_schema(url).await;
-    let mut options = ConnectOptions::new(url);
-    options
-        .max_connections(4)
-        .min_connections(1)
-        .acquire_timeout(PATIENT)
-        .idle_timeout(None)
-        .max_lifetime(None)
-        .set_schema_search_path(schema.clone())
-        .sqlx_logging(false);
-    match store::connect_waiting(options, wait).await {
+    match store::connect_waiting(schema_options(url, &schema), wait).await {
         Ok(db) => (db, schema),
         Err(e) => panic!("cannot open postgres schema {schema}: {e}"),
     }
@@ -444,16 +449,8 @@ pub async fn claim_elsewhere(db: &DatabaseConnection, id: &str) -> bool {
 /// of the row's account.
 pub async fn postgres_as(url: &str, schema: &str, instance: &str) -> DatabaseConnection {
     let sep = if url.contains('?') { '&' } else { '?' };
-    let mut options = ConnectOptions::new(format!("{url}{sep}application_name={instance}"));
-    options
-        .max_connections(4)
-        .min_connections(1)
-        .acquire_timeout(PATIENT)
-        .idle_timeout(None)
-        .max_lifetime(None)
-        .set_schema_search_path(schema.to_owned())
-        .sqlx_logging(false);
-    match store::connect_with(options).await {
+    let url = format!("{url}{sep}application_name={instance}");
+    match store::connect_with(schema_options(&url, schema)).await {
         Ok(db) => db,
         Err(e) => panic!("cannot open postgres schema {schema} as {instance}: {e}"),
     }

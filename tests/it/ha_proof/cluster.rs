@@ -43,19 +43,8 @@ impl Broker {
     /// Starts the fake with every account of the proof.
     pub fn start() -> Broker {
         let n = ACCOUNTS + BREACHED;
-        let fake = FakeProcess::spawn(&[
-            "--accounts".into(),
-            n.to_string(),
-            "--positions".into(),
-            POSITIONS.to_string(),
-            "--latency-ms".into(),
-            "5-20".into(),
-            "--prefix".into(),
-            PREFIX.into(),
-            "--token".into(),
-            TOKEN.into(),
-        ])
-        .expect("fake-metaapi starts");
+        let fake = FakeProcess::spawn_fleet(PREFIX, n, POSITIONS, (5, 20), TOKEN)
+            .expect("fake-metaapi starts");
         Broker {
             fleet: Fleet::new(PREFIX, n, POSITIONS),
             fake,
@@ -178,26 +167,12 @@ fn cli(bin: &Path, dir: &Path, db: &Database, args: &[&str]) {
 /// The bot's trades of an account: one per fleet position, and with `extra` one more the
 /// broker has never seen.
 fn trades_of(fleet: &Fleet, extra: bool) -> String {
-    let mut list = Vec::new();
-    for (k, p) in fleet.positions().iter().enumerate() {
-        list.push(format!(
-            r#"{{"id":"t{k}","symbol":"{}","side":"{}","volume":"{}","entry_price":"{}","sl":"{}","tp":"{}","ticket":{}}}"#,
-            p.symbol,
-            if p.buy { "buy" } else { "sell" },
-            p.volume,
-            p.open_price,
-            p.stop_loss,
-            p.take_profit,
-            p.ticket
-        ));
-    }
-    if extra {
-        list.push(
-            r#"{"id":"ghost","symbol":"EURUSD","side":"buy","volume":"0.3","entry_price":"1.08512","ticket":999000001}"#
-                .to_owned(),
-        );
-    }
-    format!("[{}]", list.join(","))
+    let ghost = r#",{"id":"ghost","symbol":"EURUSD","side":"buy","volume":"0.3","entry_price":"1.08512","ticket":999000001}"#;
+    format!(
+        "[{}{}]",
+        fleet.trades_json(),
+        if extra { ghost } else { "" }
+    )
 }
 
 /// The `run` config of instance `id`, its clock `offset_secs` off.
